@@ -1,0 +1,7 @@
+//! SeaORM entities of tagsmith: table definitions only, no business logic.
+//! Every table but `workspaces` carries `workspace_id`.
+
+pub mod account;
+pub mod api_key;
+pub mod user;
+pub mod workspace;

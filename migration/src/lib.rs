@@ -1,0 +1,19 @@
+//! Database migrations of tagsmith, one file each, applied in order by
+//! `tagsmith migrate` and at the start of `tagsmith serve`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_create_workspaces_and_keys;
+mod m20261126_000002_create_accounts_and_users;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261126_000001_create_workspaces_and_keys::Migration),
+            Box::new(m20261126_000002_create_accounts_and_users::Migration),
+        ]
+    }
+}

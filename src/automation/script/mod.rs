@@ -1,0 +1,66 @@
+//! The automation script engine: compiles Rhai scripts and runs their hooks
+//! against a snapshot of one subject, returning a plan of tag and attribute
+//! changes. Pure: no database, no async, no IO.
+//!
+//! Invariants:
+//! - A run never changes anything; it returns a [`RunOutcome`] whose
+//!   `actions` the caller applies (or not). A failed run has no actions.
+//! - Scripts cannot reach files, the network, processes, `eval` or modules,
+//!   and every run is bounded by [`Limits`] (operations, call depth, data
+//!   sizes, wall clock). Nothing a run does is visible to the next one.
+//! - [`ScriptEngine`] is built once and shared across threads; a
+//!   [`CompiledScript`] is compiled once and run many times.
+//!
+//! Boundary: the rest of the server calls [`ScriptEngine::compile`] (on
+//! upload) and [`ScriptEngine::run`] (in the worker and `testScript`), and
+//! builds [`HookEvent`]s from its own data. This module knows nothing of
+//! storage or GraphQL; it only uses `crate::tags::pattern` for `has_tag`.
+
+mod engine;
+mod plan;
+mod run;
+mod snapshot;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+pub use engine::{CompiledScript, Limits, ScriptEngine};
+pub use plan::PlannedAction;
+pub use run::RunOutcome;
+pub use snapshot::{HookEvent, HookKind, SubjectKind, SubjectSnapshot};
+
+/// Why a script was rejected at compile time: a syntax error, a hook with
+/// the wrong number of parameters, or a script that is too large.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptError {
+    /// What is wrong, without the position.
+    pub message: String,
+    /// 1-based line of the error, when known.
+    pub line: Option<u32>,
+    /// 1-based column (in characters) of the error, when known.
+    pub column: Option<u32>,
+}
+
+impl ScriptError {
+    fn new(message: impl Into<String>) -> Self {
+        ScriptError {
+            message: message.into(),
+            line: None,
+            column: None,
+        }
+    }
+}
+
+impl fmt::Display for ScriptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        match (self.line, self.column) {
+            (Some(line), Some(column)) => write!(f, " at line {line}, column {column}"),
+            (Some(line), None) => write!(f, " at line {line}"),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for ScriptError {}

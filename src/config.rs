@@ -1,0 +1,66 @@
+//! Settings, read once at start-up from flags and environment variables.
+
+use clap::Args;
+
+/// Where the data lives.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseSettings {
+    /// Database URL: `sqlite://FILE` (created when missing) or `postgres://USER@HOST:PORT/DB`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://tagsmith.db")]
+    pub database_url: String,
+    /// Largest number of pooled database connections.
+    #[arg(long, env = "TAGSMITH_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+}
+
+/// How the HTTP server behaves.
+#[derive(Debug, Clone, Args)]
+pub struct ServerSettings {
+    /// Address to listen on.
+    #[arg(long, env = "TAGSMITH_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// Largest request body in bytes.
+    #[arg(long, env = "TAGSMITH_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Require an API key for schema introspection too.
+    #[arg(
+        long,
+        env = "TAGSMITH_REQUIRE_KEY_FOR_INTROSPECTION",
+        default_value_t = false
+    )]
+    pub require_key_for_introspection: bool,
+    #[command(flatten)]
+    pub limits: QueryLimits,
+}
+
+/// Limits on what one GraphQL request may ask.
+#[derive(Debug, Clone, Args)]
+pub struct QueryLimits {
+    /// Deepest selection nesting allowed.
+    #[arg(long, env = "TAGSMITH_MAX_DEPTH", default_value_t = 12)]
+    pub max_depth: usize,
+    /// Largest query complexity (each field counts 1, lists multiply by `first`).
+    #[arg(long, env = "TAGSMITH_MAX_COMPLEXITY", default_value_t = 5000)]
+    pub max_complexity: usize,
+    /// Deepest recursion of the query document (fragments, nested values).
+    #[arg(long, env = "TAGSMITH_MAX_RECURSIVE_DEPTH", default_value_t = 32)]
+    pub max_recursive_depth: usize,
+    /// Most directives on one field.
+    #[arg(long, env = "TAGSMITH_MAX_DIRECTIVES", default_value_t = 8)]
+    pub max_directives: usize,
+    /// Most operations in one batched request.
+    #[arg(long, env = "TAGSMITH_MAX_BATCH", default_value_t = 10)]
+    pub max_batch: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        QueryLimits {
+            max_depth: 12,
+            max_complexity: 5000,
+            max_recursive_depth: 32,
+            max_directives: 8,
+            max_batch: 10,
+        }
+    }
+}

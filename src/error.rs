@@ -1,0 +1,130 @@
+//! Errors: every error a client can see carries one [`Code`].
+//!
+//! Each domain has its own `thiserror` enum implementing [`ErrorCode`]; they
+//! all convert into [`ApiError`], which the GraphQL edge turns into a
+//! GraphQL error with `extensions.code`. Database and IO errors fold into
+//! `INTERNAL`: logged with their cause chain, never shown raw to clients.
+
+use std::fmt::Display;
+
+/// The error codes of the public API (`extensions.code`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    BadUserInput,
+    Conflict,
+    LimitExceeded,
+    ScriptError,
+    Internal,
+}
+
+impl Code {
+    /// The code as the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Unauthenticated => "UNAUTHENTICATED",
+            Code::Forbidden => "FORBIDDEN",
+            Code::NotFound => "NOT_FOUND",
+            Code::BadUserInput => "BAD_USER_INPUT",
+            Code::Conflict => "CONFLICT",
+            Code::LimitExceeded => "LIMIT_EXCEEDED",
+            Code::ScriptError => "SCRIPT_ERROR",
+            Code::Internal => "INTERNAL",
+        }
+    }
+}
+
+/// Maps a domain error to its API code.
+pub trait ErrorCode {
+    fn code(&self) -> Code;
+    /// Position in the client's text (filter or script), 1-based line and column.
+    fn position(&self) -> Option<(u32, u32)> {
+        None
+    }
+}
+
+/// An error as a client sees it: a code, a message and maybe a position.
+///
+/// Deliberately not `Display`, so that it converts into a GraphQL error
+/// only through the `From` impl that fills `extensions.code`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: Code,
+    pub message: String,
+    pub position: Option<(u32, u32)>,
+}
+
+impl ApiError {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+            position: None,
+        }
+    }
+
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Self::new(Code::BadUserInput, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(Code::NotFound, message)
+    }
+
+    /// An internal failure: logged with its cause chain, shown as a generic message.
+    pub fn internal(error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut chain = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            chain.push_str(": ");
+            chain.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        tracing::error!(error = %chain, "internal error");
+        Self::new(
+            Code::Internal,
+            "internal error; the server log has the details",
+        )
+    }
+}
+
+impl<E: ErrorCode + Display + std::error::Error + 'static> From<E> for ApiError {
+    fn from(error: E) -> Self {
+        let code = error.code();
+        if code == Code::Internal {
+            return ApiError::internal(&error);
+        }
+        ApiError {
+            code,
+            message: error.to_string(),
+            position: error.position(),
+        }
+    }
+}
+
+impl ErrorCode for sea_orm::DbErr {
+    fn code(&self) -> Code {
+        Code::Internal
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(error: ApiError) -> Self {
+        let mut gql = async_graphql::Error::new(error.message);
+        let code = error.code;
+        let position = error.position;
+        gql = async_graphql::ErrorExtensions::extend_with(gql, |_, ext| {
+            ext.set("code", code.as_str());
+            if let Some((line, column)) = position {
+                ext.set("line", line);
+                ext.set("column", column);
+            }
+        });
+        gql
+    }
+}
+
+/// Results of domain functions.
+pub type ApiResult<T> = Result<T, ApiError>;

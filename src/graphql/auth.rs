@@ -1,0 +1,94 @@
+//! GraphQL operations on API keys and the caller.
+
+use async_graphql::{Context, Enum, Object, Result, SimpleObject};
+
+use crate::auth::{self, keys, workspaces};
+use crate::error::ApiError;
+
+use super::context::{require, state};
+
+/// What a key may do; each role includes those below it.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "crate::auth::Role")]
+pub enum Role {
+    /// Everything, including API keys and workspace settings.
+    Admin,
+    /// Scripts, tags, segments, bulk operations.
+    Developer,
+    /// Read, tag single subjects, create segments.
+    Member,
+    /// Read only.
+    Viewer,
+}
+
+/// A key just created.
+#[derive(SimpleObject)]
+pub struct ApiKeyCreated {
+    name: String,
+    role: Role,
+    /// Shown once; only a hash is stored.
+    secret: String,
+}
+
+/// The key making the request.
+#[derive(SimpleObject)]
+pub struct Viewer {
+    /// The key's name.
+    key_name: String,
+    role: Role,
+    /// The workspace the key belongs to.
+    workspace: String,
+}
+
+#[derive(Default)]
+pub struct AuthQuery;
+
+#[Object]
+impl AuthQuery {
+    /// The key making this request and its workspace.
+    async fn viewer(&self, ctx: &Context<'_>) -> Result<Viewer> {
+        let caller = require(ctx, auth::Role::Viewer)?;
+        let workspace = workspaces::find(&state(ctx)?.db, caller.workspace_id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Viewer {
+            key_name: caller.key_name.clone(),
+            role: caller.role.into(),
+            workspace: workspace.name,
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct AuthMutation;
+
+#[Object]
+impl AuthMutation {
+    /// Creates an API key in your workspace (ADMIN). The secret is shown once.
+    async fn create_api_key(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        role: Role,
+    ) -> Result<ApiKeyCreated> {
+        let caller = require(ctx, auth::Role::Admin)?;
+        let created = keys::create(&state(ctx)?.db, caller.workspace_id, &name, role.into())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(ApiKeyCreated {
+            name: created.name,
+            role: created.role.into(),
+            secret: created.secret,
+        })
+    }
+
+    /// Revokes every key of that name in your workspace (ADMIN); they stop working at once.
+    /// Returns how many keys were revoked.
+    async fn revoke_api_key(&self, ctx: &Context<'_>, name: String) -> Result<i32> {
+        let caller = require(ctx, auth::Role::Admin)?;
+        let count = keys::revoke(&state(ctx)?.db, caller.workspace_id, &name)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(count as i32)
+    }
+}

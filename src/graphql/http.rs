@@ -1,0 +1,308 @@
+//! HTTP routes: GraphQL over HTTP at `/graphql`, GraphiQL at `/`, `/healthz`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::http::parse_query_string;
+use async_graphql::parser::types::OperationType;
+use async_graphql::{BatchRequest, BatchResponse, Request};
+use axum::Router;
+use axum::body::{Body, Bytes, to_bytes};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use sea_orm::ConnectionTrait;
+
+use crate::auth::keys;
+use crate::config::ServerSettings;
+use crate::error::Code;
+
+use super::context::RequestAuth;
+use super::loaders::Loaders;
+use super::{AppState, TagsmithSchema};
+
+/// Everything the HTTP handlers share.
+#[derive(Clone)]
+pub struct HttpState {
+    pub schema: TagsmithSchema,
+    pub app: AppState,
+    pub settings: Arc<ServerSettings>,
+}
+
+/// The router of the whole server.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/", get(graphiql))
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/healthz", get(healthz))
+        .route("/assets/{file}", get(asset))
+        .with_state(state)
+}
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+
+/// An error outside GraphQL execution, in the GraphQL response shape.
+fn request_error(status: StatusCode, code: Code, message: impl Into<String>) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": message.into(), "extensions": { "code": code.as_str() } }]
+    });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn graphql_post(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if mime != "application/json" && mime != GRAPHQL_RESPONSE {
+        return request_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Code::BadUserInput,
+            "send the request as `Content-Type: application/json`",
+        );
+    }
+    let bytes: Bytes = match to_bytes(body, state.settings.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return request_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Code::LimitExceeded,
+                format!(
+                    "the request body is larger than {} bytes",
+                    state.settings.max_body_bytes
+                ),
+            );
+        }
+    };
+    let batch: BatchRequest = match serde_json::from_slice(&bytes) {
+        Ok(batch) => batch,
+        Err(e) => {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                Code::BadUserInput,
+                format!("the body is not a valid GraphQL request: {e}"),
+            );
+        }
+    };
+    if let BatchRequest::Batch(requests) = &batch {
+        let max = state.settings.limits.max_batch;
+        if requests.is_empty() {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                Code::BadUserInput,
+                "the batch is empty",
+            );
+        }
+        if requests.len() > max {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                Code::LimitExceeded,
+                format!(
+                    "a batch holds at most {max} operations, not {}",
+                    requests.len()
+                ),
+            );
+        }
+    }
+    let batch = prepare(&state, &headers, batch).await;
+    let response = state.schema.execute_batch(batch).await;
+    respond(&headers, response)
+}
+
+async fn graphql_get(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let request = match parse_query_string(query.as_deref().unwrap_or("")) {
+        Ok(request) => request,
+        Err(e) => {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                Code::BadUserInput,
+                format!("the query string is not a valid GraphQL request: {e}"),
+            );
+        }
+    };
+    if is_mutation(&request) {
+        let mut response = request_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            Code::BadUserInput,
+            "mutations must be sent with POST",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let batch = prepare(&state, &headers, BatchRequest::Single(request)).await;
+    let response = state.schema.execute_batch(batch).await;
+    respond(&headers, response)
+}
+
+/// Whether the operation a GET request would run is a mutation.
+fn is_mutation(request: &Request) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        return false; // execution reports the syntax error
+    };
+    let operation = match &request.operation_name {
+        Some(name) => document
+            .operations
+            .iter()
+            .find(|(op_name, _)| op_name.map(|n| n.as_str()) == Some(name.as_str()))
+            .map(|(_, op)| op),
+        None => document.operations.iter().next().map(|(_, op)| op),
+    };
+    operation.is_some_and(|op| op.node.ty != OperationType::Query)
+}
+
+/// Attaches the caller and the request's DataLoaders to each operation.
+async fn prepare(state: &HttpState, headers: &HeaderMap, batch: BatchRequest) -> BatchRequest {
+    let auth = authenticate(state, headers).await;
+    let introspection_allowed =
+        !state.settings.require_key_for_introspection || matches!(auth, RequestAuth::Key(_));
+    let workspace_id = match &auth {
+        RequestAuth::Key(caller) => Some(caller.workspace_id),
+        _ => None,
+    };
+    let decorate = |mut request: Request| {
+        if let Some(workspace_id) = workspace_id {
+            request = request.data(Loaders::new(&state.app.db, workspace_id));
+        }
+        if !introspection_allowed {
+            request = request.disable_introspection();
+        }
+        request.data(auth.clone())
+    };
+    match batch {
+        BatchRequest::Single(request) => BatchRequest::Single(decorate(request)),
+        BatchRequest::Batch(requests) => {
+            BatchRequest::Batch(requests.into_iter().map(decorate).collect())
+        }
+    }
+}
+
+/// Reads `Authorization: Bearer <key>`.
+async fn authenticate(state: &HttpState, headers: &HeaderMap) -> RequestAuth {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return RequestAuth::Anonymous;
+    };
+    let Some(secret) = value.to_str().ok().and_then(|v| {
+        v.strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+    }) else {
+        return RequestAuth::Invalid;
+    };
+    match keys::authenticate(&state.app.db, secret.trim()).await {
+        Ok(caller) => RequestAuth::Key(caller),
+        Err(crate::auth::AuthError::Db(e)) => {
+            tracing::error!(error = %e, "could not check an API key");
+            RequestAuth::Invalid
+        }
+        Err(_) => RequestAuth::Invalid,
+    }
+}
+
+/// Serializes the response as `application/graphql-response+json` when the
+/// client accepts it (with status 400 for a request that could not run), else as JSON.
+fn respond(headers: &HeaderMap, response: BatchResponse) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let wants_graphql_response = accept.contains(GRAPHQL_RESPONSE);
+    let not_executed = match &response {
+        BatchResponse::Single(r) => r.is_err() && r.data == async_graphql::Value::Null,
+        BatchResponse::Batch(_) => false,
+    };
+    let body = match serde_json::to_string(&response) {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(error = %e, "could not serialize a response");
+            return request_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Code::Internal,
+                "internal error; the server log has the details",
+            );
+        }
+    };
+    let (status, content_type) = if wants_graphql_response {
+        let status = if not_executed {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        };
+        (status, GRAPHQL_RESPONSE)
+    } else {
+        (StatusCode::OK, "application/json")
+    };
+    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// 200 when the database answers within 2 s, 503 otherwise.
+async fn healthz(State(state): State<HttpState>) -> Response {
+    let ping = tokio::time::timeout(
+        Duration::from_secs(2),
+        state.app.db.execute_unprepared("SELECT 1"),
+    )
+    .await;
+    match ping {
+        Ok(Ok(_)) => (StatusCode::OK, "ok\n").into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health check: database error");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
+        }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database timed out\n").into_response(),
+    }
+}
+
+const GRAPHIQL_HTML: &str = include_str!("graphiql.html");
+
+async fn graphiql() -> Html<&'static str> {
+    Html(GRAPHIQL_HTML)
+}
+
+/// GraphiQL's scripts and styles, shipped inside the binary (gzip-compressed)
+/// so the playground works without internet access.
+async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    let (bytes, content_type): (&'static [u8], &str) = match file.as_str() {
+        "graphiql.min.js" => (
+            include_bytes!("../../assets/graphiql/graphiql.min.js.gz"),
+            "text/javascript",
+        ),
+        "graphiql.min.css" => (
+            include_bytes!("../../assets/graphiql/graphiql.min.css.gz"),
+            "text/css",
+        ),
+        "react.production.min.js" => (
+            include_bytes!("../../assets/graphiql/react.production.min.js.gz"),
+            "text/javascript",
+        ),
+        "react-dom.production.min.js" => (
+            include_bytes!("../../assets/graphiql/react-dom.production.min.js.gz"),
+            "text/javascript",
+        ),
+        _ => return (StatusCode::NOT_FOUND, "no such asset\n").into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_ENCODING, "gzip"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        bytes,
+    )
+        .into_response()
+}

@@ -1,0 +1,361 @@
+//! GraphQL types and operations of accounts and users.
+
+use async_graphql::{
+    Context, ID, InputObject, Interface, MaybeUndefined, Object, Result, types::Json,
+};
+use chrono::{DateTime, Utc};
+use entity::{account, user};
+
+use crate::auth::Role;
+use crate::error::{ApiError, ApiResult};
+use crate::subjects::page::PageRequest;
+use crate::subjects::users::UserScope;
+use crate::subjects::{Patch, accounts, users};
+
+use super::connection::{CountedConnection, TotalCount, connection, page_request};
+use super::context::{require, state};
+use super::ids::{self, NodeKind};
+use super::loaders::Loaders;
+
+/// An object with a global ID.
+#[derive(Interface)]
+#[graphql(field(name = "id", ty = "ID"))]
+pub enum Node {
+    Account(Account),
+    User(User),
+}
+
+/// A company (customer account).
+pub struct Account(pub account::Model);
+
+/// A person (contact), optionally member of an account.
+pub struct User(pub user::Model);
+
+#[Object]
+impl Account {
+    async fn id(&self) -> ID {
+        ids::encode(NodeKind::Account, self.0.id)
+    }
+    /// Your system's id for this account; unique per workspace.
+    async fn external_id(&self) -> Option<&str> {
+        self.0.external_id.as_deref()
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Custom attributes: a JSON object.
+    async fn attributes(&self) -> Json<&serde_json::Value> {
+        Json(&self.0.attributes)
+    }
+    async fn last_activity_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_activity_at
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// The account's users, oldest first.
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<CountedConnection<User>> {
+        let caller = require(ctx, Role::Viewer)?;
+        let request = page_request(first, after)?;
+        let scope = UserScope {
+            account_id: Some(self.0.id),
+            search: None,
+        };
+        Ok(user_connection(ctx, caller.workspace_id, scope, request, None).await?)
+    }
+}
+
+#[Object]
+impl User {
+    async fn id(&self) -> ID {
+        ids::encode(NodeKind::User, self.0.id)
+    }
+    /// Your system's id for this user; unique per workspace.
+    async fn external_id(&self) -> Option<&str> {
+        self.0.external_id.as_deref()
+    }
+    /// Unique per workspace.
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+    async fn first_name(&self) -> Option<&str> {
+        self.0.first_name.as_deref()
+    }
+    async fn last_name(&self) -> Option<&str> {
+        self.0.last_name.as_deref()
+    }
+    /// The account the user belongs to.
+    async fn account(&self, ctx: &Context<'_>) -> Result<Option<Account>> {
+        let Some(account_id) = self.0.account_id else {
+            return Ok(None);
+        };
+        let loaders = ctx.data::<Loaders>()?;
+        Ok(loaders.accounts.load_one(account_id).await?.map(Account))
+    }
+    /// Custom attributes: a JSON object.
+    async fn attributes(&self) -> Json<&serde_json::Value> {
+        Json(&self.0.attributes)
+    }
+    async fn last_seen_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_seen_at
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+async fn user_connection(
+    ctx: &Context<'_>,
+    workspace_id: i64,
+    scope: UserScope<'_>,
+    request: PageRequest,
+    search: Option<String>,
+) -> ApiResult<CountedConnection<User>> {
+    let db = state(ctx)?.db.clone();
+    let scope = UserScope {
+        search: search.as_deref().or(scope.search),
+        ..scope
+    };
+    let page = users::list(&db, workspace_id, scope, request).await?;
+    let account_id = scope.account_id;
+    let total = TotalCount::new(move || {
+        let db = db.clone();
+        let search = search.clone();
+        async move {
+            let scope = UserScope {
+                account_id,
+                search: search.as_deref(),
+            };
+            Ok(users::count(&db, workspace_id, scope).await?)
+        }
+    });
+    Ok(connection(page, request, |u| u.id, User, total))
+}
+
+#[derive(Default)]
+pub struct SubjectQuery;
+
+#[Object]
+impl SubjectQuery {
+    /// Any object by its global ID; null when it does not exist in your workspace.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
+        let caller = require(ctx, Role::Viewer)?;
+        let db = &state(ctx)?.db;
+        let node = match ids::decode(&id)? {
+            (NodeKind::Account, id) => accounts::find(db, caller.workspace_id, id)
+                .await
+                .map_err(ApiError::from)?
+                .map(|a| Node::Account(Account(a))),
+            (NodeKind::User, id) => users::find(db, caller.workspace_id, id)
+                .await
+                .map_err(ApiError::from)?
+                .map(|u| Node::User(User(u))),
+        };
+        Ok(node)
+    }
+
+    /// Accounts in creation order; `search` matches name or external id (case-insensitive).
+    async fn accounts(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        search: Option<String>,
+    ) -> Result<CountedConnection<Account>> {
+        let caller = require(ctx, Role::Viewer)?;
+        let request = page_request(first, after)?;
+        let db = state(ctx)?.db.clone();
+        let workspace_id = caller.workspace_id;
+        let page = accounts::list(&db, workspace_id, search.as_deref(), request)
+            .await
+            .map_err(ApiError::from)?;
+        let total = TotalCount::new(move || {
+            let db = db.clone();
+            let search = search.clone();
+            async move { Ok(accounts::count(&db, workspace_id, search.as_deref()).await?) }
+        });
+        Ok(connection(page, request, |a| a.id, Account, total))
+    }
+
+    /// One account, by id or by external id.
+    async fn account(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        external_id: Option<String>,
+    ) -> Result<Option<Account>> {
+        let caller = require(ctx, Role::Viewer)?;
+        let db = &state(ctx)?.db;
+        let found = match (id, external_id) {
+            (Some(id), None) => {
+                let id = ids::decode_as(&id, NodeKind::Account)?;
+                accounts::find(db, caller.workspace_id, id).await
+            }
+            (None, Some(external_id)) => {
+                accounts::find_by_external_id(db, caller.workspace_id, &external_id).await
+            }
+            _ => {
+                return Err(ApiError::bad_input("pass exactly one of `id` and `externalId`").into());
+            }
+        };
+        Ok(found.map_err(ApiError::from)?.map(Account))
+    }
+
+    /// Users in creation order; `search` matches email, names or external id (case-insensitive).
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        search: Option<String>,
+    ) -> Result<CountedConnection<User>> {
+        let caller = require(ctx, Role::Viewer)?;
+        let request = page_request(first, after)?;
+        Ok(user_connection(
+            ctx,
+            caller.workspace_id,
+            UserScope::default(),
+            request,
+            search,
+        )
+        .await?)
+    }
+
+    /// One user, by id, email or external id.
+    async fn user(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        email: Option<String>,
+        external_id: Option<String>,
+    ) -> Result<Option<User>> {
+        let caller = require(ctx, Role::Viewer)?;
+        let db = &state(ctx)?.db;
+        let workspace_id = caller.workspace_id;
+        let found = match (id, email, external_id) {
+            (Some(id), None, None) => {
+                let id = ids::decode_as(&id, NodeKind::User)?;
+                users::find(db, workspace_id, id).await
+            }
+            (None, Some(email), None) => users::find_by_email(db, workspace_id, &email).await,
+            (None, None, Some(external_id)) => {
+                users::find_by_external_id(db, workspace_id, &external_id).await
+            }
+            _ => {
+                return Err(ApiError::bad_input(
+                    "pass exactly one of `id`, `email` and `externalId`",
+                )
+                .into());
+            }
+        };
+        Ok(found.map_err(ApiError::from)?.map(User))
+    }
+}
+
+/// An account to create or update.
+#[derive(InputObject)]
+pub struct AccountInput {
+    /// Upsert key when given; otherwise a new account is created.
+    external_id: Option<String>,
+    name: String,
+    /// A JSON object, merged into the current attributes key by key (`null` removes a key).
+    attributes: Option<Json<serde_json::Value>>,
+    /// Omit to keep, `null` to clear.
+    last_activity_at: MaybeUndefined<DateTime<Utc>>,
+}
+
+/// A user to create or update.
+#[derive(InputObject)]
+pub struct UserInput {
+    /// Upsert key is externalId when given, else email (unique per workspace).
+    external_id: Option<String>,
+    email: String,
+    /// Omit to keep, `null` to clear.
+    first_name: MaybeUndefined<String>,
+    /// Omit to keep, `null` to clear.
+    last_name: MaybeUndefined<String>,
+    /// The external id of the user's account; `null` detaches the user from its account.
+    account_external_id: MaybeUndefined<String>,
+    /// A JSON object, merged into the current attributes key by key (`null` removes a key).
+    attributes: Option<Json<serde_json::Value>>,
+    /// Omit to keep, `null` to clear.
+    last_seen_at: MaybeUndefined<DateTime<Utc>>,
+}
+
+fn patch<T>(value: MaybeUndefined<T>) -> Patch<T> {
+    match value {
+        MaybeUndefined::Undefined => Patch::Keep,
+        MaybeUndefined::Null => Patch::Clear,
+        MaybeUndefined::Value(value) => Patch::Set(value),
+    }
+}
+
+#[derive(Default)]
+pub struct SubjectMutation;
+
+#[Object]
+impl SubjectMutation {
+    /// Creates or updates an account (MEMBER and up).
+    async fn upsert_account(&self, ctx: &Context<'_>, input: AccountInput) -> Result<Account> {
+        let caller = require(ctx, Role::Member)?;
+        let input = accounts::AccountInput {
+            external_id: input.external_id,
+            name: input.name,
+            attributes: input.attributes.map(|j| j.0),
+            last_activity_at: patch(input.last_activity_at),
+        };
+        let model = accounts::upsert(&state(ctx)?.db, caller.workspace_id, input)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Account(model))
+    }
+
+    /// Creates or updates a user (MEMBER and up).
+    async fn upsert_user(&self, ctx: &Context<'_>, input: UserInput) -> Result<User> {
+        let caller = require(ctx, Role::Member)?;
+        let input = users::UserInput {
+            external_id: input.external_id,
+            email: input.email,
+            first_name: patch(input.first_name),
+            last_name: patch(input.last_name),
+            account_external_id: patch(input.account_external_id),
+            attributes: input.attributes.map(|j| j.0),
+            last_seen_at: patch(input.last_seen_at),
+        };
+        let model = users::upsert(&state(ctx)?.db, caller.workspace_id, input)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(User(model))
+    }
+
+    /// Deletes an account (DEVELOPER and up); its users stay, without an account.
+    async fn delete_account(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let caller = require(ctx, Role::Developer)?;
+        let id = ids::decode_as(&id, NodeKind::Account)?;
+        let deleted = accounts::delete(&state(ctx)?.db, caller.workspace_id, id)
+            .await
+            .map_err(ApiError::from)?;
+        if !deleted {
+            return Err(ApiError::not_found("no such account").into());
+        }
+        Ok(true)
+    }
+
+    /// Deletes a user (DEVELOPER and up).
+    async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let caller = require(ctx, Role::Developer)?;
+        let id = ids::decode_as(&id, NodeKind::User)?;
+        let deleted = users::delete(&state(ctx)?.db, caller.workspace_id, id)
+            .await
+            .map_err(ApiError::from)?;
+        if !deleted {
+            return Err(ApiError::not_found("no such user").into());
+        }
+        Ok(true)
+    }
+}

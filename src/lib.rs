@@ -1,0 +1,14 @@
+//! tagsmith: a GraphQL server that organizes the accounts and users of a
+//! SaaS or CRM with tags, segments and Rhai automation.
+//!
+//! See ARCHITECTURE.md for the map of the code.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod graphql;
+pub mod server;
+pub mod subjects;
+pub mod tags;
+pub mod time;

@@ -1,0 +1,235 @@
+//! The `tagsmith` command line.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tagsmith::auth::{Role, keys, workspaces};
+use tagsmith::config::{DatabaseSettings, ServerSettings};
+use tagsmith::{db, graphql, server};
+use tracing_subscriber::EnvFilter;
+
+/// tagsmith: tags, segments and automation for accounts and users, over GraphQL.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Migrate the database and serve GraphQL (and GraphiQL at /).
+    Serve {
+        #[command(flatten)]
+        database: DatabaseSettings,
+        #[command(flatten)]
+        server: ServerSettings,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
+    /// Print the GraphQL schema (SDL), as schema.graphql holds it.
+    ExportSchema {
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Manage API keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Manage workspaces.
+    Workspace {
+        #[command(subcommand)]
+        command: WorkspaceCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create an API key and print its secret (shown once).
+    Create {
+        /// A name for the key (shown as the actor of its changes).
+        #[arg(long)]
+        name: String,
+        /// ADMIN, DEVELOPER, MEMBER or VIEWER.
+        #[arg(long)]
+        role: Role,
+        /// The workspace of the key.
+        #[arg(long, default_value = workspaces::DEFAULT_WORKSPACE)]
+        workspace: String,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
+    /// Revoke every key of that name; they stop working at once.
+    Revoke {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = workspaces::DEFAULT_WORKSPACE)]
+        workspace: String,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
+}
+
+#[derive(Subcommand)]
+enum WorkspaceCommand {
+    /// Create a workspace and print an ADMIN key for it (shown once).
+    Create {
+        /// The new workspace's name.
+        name: String,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("TAGSMITH_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn open(database: &DatabaseSettings) -> Result<sea_orm::DatabaseConnection, String> {
+    let conn = db::connect(database)
+        .await
+        .map_err(|e| format!("cannot open the database {}: {e}", database.database_url))?;
+    db::migrate(&conn)
+        .await
+        .map_err(|e| format!("cannot migrate the database: {e}"))?;
+    Ok(conn)
+}
+
+async fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Serve { database, server } => serve(database, server).await,
+        Command::Migrate { database } => {
+            open(&database).await?;
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::ExportSchema { output } => {
+            let sdl = graphql::schema_sdl();
+            match output {
+                Some(path) => std::fs::write(&path, sdl)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display())),
+                None => {
+                    print!("{sdl}");
+                    Ok(())
+                }
+            }
+        }
+        Command::Key { command } => match command {
+            KeyCommand::Create {
+                name,
+                role,
+                workspace,
+                database,
+            } => {
+                let conn = open(&database).await?;
+                let ws = find_workspace(&conn, &workspace).await?;
+                let key = keys::create(&conn, ws.id, &name, role)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!("{}", key.secret);
+                eprintln!(
+                    "created {} key \"{}\" in workspace \"{}\"; the secret above is shown once",
+                    key.role, key.name, ws.name
+                );
+                Ok(())
+            }
+            KeyCommand::Revoke {
+                name,
+                workspace,
+                database,
+            } => {
+                let conn = open(&database).await?;
+                let ws = find_workspace(&conn, &workspace).await?;
+                let count = keys::revoke(&conn, ws.id, &name)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!("revoked {count} key(s) named \"{name}\"");
+                Ok(())
+            }
+        },
+        Command::Workspace { command } => match command {
+            WorkspaceCommand::Create { name, database } => {
+                let conn = open(&database).await?;
+                let txn = db::begin_write(&conn).await.map_err(|e| e.to_string())?;
+                let ws = workspaces::create(&txn, &name)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let key = keys::create(&txn, ws.id, "admin", Role::Admin)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                txn.commit().await.map_err(|e| e.to_string())?;
+                println!("{}", key.secret);
+                eprintln!(
+                    "created workspace \"{}\" with the ADMIN key above (shown once)",
+                    ws.name
+                );
+                Ok(())
+            }
+        },
+    }
+}
+
+async fn find_workspace(
+    conn: &sea_orm::DatabaseConnection,
+    name: &str,
+) -> Result<entity::workspace::Model, String> {
+    workspaces::find_by_name(conn, name)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("workspace \"{name}\" does not exist"))
+}
+
+async fn serve(database: DatabaseSettings, settings: ServerSettings) -> Result<(), String> {
+    let conn = open(&database).await?;
+    if let Some(key) = server::bootstrap(&conn).await.map_err(|e| e.to_string())? {
+        println!(
+            "tagsmith: first start, created workspace \"{}\" and its ADMIN key (shown once, only a hash is kept):\n\n    {}\n\n\
+             Send it as `Authorization: Bearer <key>`: paste it into the Headers tab of GraphiQL at \
+             http://{}/, or use curl -H \"Authorization: Bearer {}\". Keep it safe.",
+            workspaces::DEFAULT_WORKSPACE,
+            key.secret,
+            settings.bind,
+            key.secret
+        );
+    }
+    let running = server::start(conn, settings, server::shutdown_signal())
+        .await
+        .map_err(|e| format!("cannot listen: {e}"))?;
+    println!(
+        "tagsmith: listening on http://{}/ (GraphiQL), GraphQL at /graphql",
+        running.addr
+    );
+    running
+        .handle
+        .await
+        .map_err(|e| format!("server task failed: {e}"))?
+        .map_err(|e| format!("server error: {e}"))
+}

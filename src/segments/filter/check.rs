@@ -1,0 +1,276 @@
+//! Type rules and segment references. The parser calls [`predicate`],
+//! [`account_prefix`] and [`any_user`] on each predicate it reads (it knows
+//! the spans and the subject kind in force); [`segment_refs`] resolves
+//! `in_segment` names once the whole filter is read.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+
+use super::ast::{Expr, Field, FieldType, Predicate, Target, TextOp, Value};
+use super::lexer::RawDiagnostic;
+use super::{MAX_DEPTH, SegmentLookup, SubjectKind};
+
+/// Which part of a predicate a problem is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Part {
+    /// The field, `attr.NAME` or function name.
+    Head,
+    /// What follows: the operator and value.
+    Value,
+}
+
+/// An `in_segment("name")` as written, with the subject kind in force there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct SegmentRef {
+    pub name: String,
+    pub kind: SubjectKind,
+    /// The span of the name string.
+    pub span: Range<usize>,
+}
+
+/// The fields of `kind`, comma-separated, for messages.
+pub(super) fn field_list(kind: SubjectKind) -> String {
+    Field::for_kind(kind)
+        .map(Field::name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Problems with one predicate in a filter on `kind`. Shallow: the predicate
+/// inside `account.` and the expression inside `any_user` are checked on
+/// their own, with the other kind.
+pub(super) fn predicate(predicate: &Predicate, kind: SubjectKind) -> Vec<(Part, String)> {
+    let mut problems = Vec::new();
+    match predicate {
+        Predicate::Compare { target, op, value } => {
+            if let Some(problem) = target_problem(target, kind) {
+                problems.push((Part::Head, problem));
+            } else if let Some(problem) = value_problem(target, op.is_equality(), value) {
+                problems.push((Part::Value, problem));
+            }
+        }
+        Predicate::IsNull { target, .. } => {
+            problems.extend(target_problem(target, kind).map(|problem| (Part::Head, problem)));
+        }
+        Predicate::Text { target, op, .. } => {
+            if let Some(problem) = target_problem(target, kind) {
+                problems.push((Part::Head, problem));
+            } else if let Target::Field(field) = target {
+                if field.field_type() == FieldType::Date {
+                    problems.push((Part::Head, text_on_date(*op, *field)));
+                }
+            }
+        }
+        Predicate::Account(_) => {
+            problems.extend(account_prefix(kind).map(|problem| (Part::Head, problem)));
+        }
+        Predicate::AnyUser(_) => {
+            problems.extend(any_user(kind).map(|problem| (Part::Head, problem)));
+        }
+        Predicate::Tagged(_)
+        | Predicate::TaggedAny(_)
+        | Predicate::TaggedAll(_)
+        | Predicate::Events { .. }
+        | Predicate::ActiveDays { .. }
+        | Predicate::InSegment(_) => {}
+    }
+    problems
+}
+
+/// The problem with `account.` in a filter on `kind`, if any.
+pub(super) fn account_prefix(kind: SubjectKind) -> Option<String> {
+    (kind != SubjectKind::User).then(|| "account.… is only allowed in user filters".to_string())
+}
+
+/// The problem with `any_user(…)` in a filter on `kind`, if any.
+pub(super) fn any_user(kind: SubjectKind) -> Option<String> {
+    (kind != SubjectKind::Account)
+        .then(|| "any_user(…) is only allowed in account filters".to_string())
+}
+
+fn target_problem(target: &Target, kind: SubjectKind) -> Option<String> {
+    match target {
+        Target::Field(field) if !field.applies_to(kind) => Some(format!(
+            "field {:?} is not available for {} (expected one of: {}, attr.NAME)",
+            field.name(),
+            kind.plural(),
+            field_list(kind)
+        )),
+        _ => None,
+    }
+}
+
+fn text_on_date(op: TextOp, field: Field) -> String {
+    format!(
+        "{} needs a text field or attribute, but {} is a date field",
+        op.keyword(),
+        field.name()
+    )
+}
+
+fn describe(value: &Value) -> String {
+    match value {
+        Value::String(_) => format!("the string {value}"),
+        Value::Number(_) => format!("the number {value}"),
+        _ => value.to_string(),
+    }
+}
+
+fn value_problem(target: &Target, equality: bool, value: &Value) -> Option<String> {
+    let found = describe(value);
+    match target {
+        Target::Field(field) => match (field.field_type(), value) {
+            (FieldType::Text, Value::String(_)) => None,
+            (FieldType::Text, _) => Some(format!(
+                "{} is a text field: expected a string but found {found}",
+                field.name()
+            )),
+            (FieldType::Date, Value::Now | Value::NowMinus(_) | Value::NowPlus(_)) => None,
+            (FieldType::Date, Value::String(text)) => {
+                super::ast::parse_date(text).is_none().then(|| {
+                    format!(
+                        "invalid date {found} for {}: expected an RFC 3339 date such as \"2024-05-01\" or \"2024-05-01T09:30:00Z\"",
+                        field.name()
+                    )
+                })
+            }
+            (FieldType::Date, _) => Some(format!(
+                "{} is a date field: expected now, now - DURATION, now + DURATION or a date string such as \"2024-05-01\" but found {found}",
+                field.name()
+            )),
+        },
+        Target::Attr(_) => match value {
+            Value::Now | Value::NowMinus(_) | Value::NowPlus(_) => Some(format!(
+                "an attribute compares with a string, a number, true or false, not {found}"
+            )),
+            Value::Bool(_) if !equality => {
+                Some(format!("{found} compares only with = or !="))
+            }
+            _ => None,
+        },
+    }
+}
+
+/// Resolves every `in_segment` reference: the segment must exist, be of the
+/// kind in force where it is named, and lead to no cycle (through `own`, the
+/// segment being defined, or any other). Nesting deeper than [`MAX_DEPTH`]
+/// segments is rejected too.
+pub(super) fn segment_refs(
+    refs: &[SegmentRef],
+    own: Option<&str>,
+    lookup: SegmentLookup<'_>,
+) -> Vec<RawDiagnostic> {
+    let mut search = CycleSearch {
+        lookup,
+        refs: HashMap::new(),
+        done: HashSet::new(),
+    };
+    let mut problems = Vec::new();
+    for reference in refs {
+        let name = reference.name.as_str();
+        let mut path: Vec<String> = own.map(str::to_string).into_iter().collect();
+        if own != Some(name) {
+            match (search.lookup)(name) {
+                None => {
+                    problems.push((reference.span.clone(), format!("unknown segment {name:?}")));
+                    continue;
+                }
+                Some(filter) if filter.kind() != reference.kind => {
+                    problems.push((
+                        reference.span.clone(),
+                        format!(
+                            "segment {name:?} selects {}, but here in_segment needs a segment of {}",
+                            filter.kind().plural(),
+                            reference.kind.plural()
+                        ),
+                    ));
+                    continue;
+                }
+                Some(filter) => {
+                    search.refs.insert(name.to_string(), filter.segment_refs());
+                }
+            }
+        }
+        let message = match search.find(name, &mut path) {
+            Ok(()) => continue,
+            Err(Found::Cycle(cycle)) => {
+                let cycle = cycle
+                    .iter()
+                    .map(|name| format!("{name:?}"))
+                    .collect::<Vec<_>>()
+                    .join(" -> ");
+                format!("in_segment({name:?}) makes a cycle: {cycle}")
+            }
+            Err(Found::TooDeep) => {
+                format!("in_segment({name:?}) nests segments more than {MAX_DEPTH} deep")
+            }
+        };
+        problems.push((reference.span.clone(), message));
+    }
+    problems
+}
+
+enum Found {
+    Cycle(Vec<String>),
+    TooDeep,
+}
+
+/// Depth-first search through segment references. A segment in `done` was
+/// fully explored without reaching a cycle (nor the segment being defined,
+/// which starts every path), so it need not be explored again.
+struct CycleSearch<'a> {
+    lookup: SegmentLookup<'a>,
+    refs: HashMap<String, Vec<String>>,
+    done: HashSet<String>,
+}
+
+impl CycleSearch<'_> {
+    fn find(&mut self, name: &str, path: &mut Vec<String>) -> Result<(), Found> {
+        if let Some(start) = path.iter().position(|seen| seen == name) {
+            let mut cycle = path[start..].to_vec();
+            cycle.push(name.to_string());
+            return Err(Found::Cycle(cycle));
+        }
+        if self.done.contains(name) {
+            return Ok(());
+        }
+        if path.len() >= MAX_DEPTH {
+            return Err(Found::TooDeep);
+        }
+        let lookup = self.lookup;
+        let refs = self
+            .refs
+            .entry(name.to_string())
+            .or_insert_with(|| lookup(name).map(|f| f.segment_refs()).unwrap_or_default())
+            .clone();
+        path.push(name.to_string());
+        for next in &refs {
+            self.find(next, path)?;
+        }
+        path.pop();
+        self.done.insert(name.to_string());
+        Ok(())
+    }
+}
+
+/// Appends the `in_segment` names in `expr` to `names`, skipping ones already there.
+pub(super) fn collect_segment_refs(expr: &Expr, names: &mut Vec<String>) {
+    match expr {
+        Expr::Or(operands) | Expr::And(operands) => {
+            for operand in operands {
+                collect_segment_refs(operand, names);
+            }
+        }
+        Expr::Not(operand) => collect_segment_refs(operand, names),
+        Expr::Predicate(predicate) => collect_predicate_refs(predicate, names),
+    }
+}
+
+fn collect_predicate_refs(predicate: &Predicate, names: &mut Vec<String>) {
+    match predicate {
+        Predicate::InSegment(name) if !names.contains(name) => names.push(name.clone()),
+        Predicate::Account(inner) => collect_predicate_refs(inner, names),
+        Predicate::AnyUser(inner) => collect_segment_refs(inner, names),
+        _ => {}
+    }
+}

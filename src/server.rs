@@ -1,0 +1,79 @@
+//! Starting and stopping the HTTP server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+
+use crate::auth::{AuthError, Role, keys, workspaces};
+use crate::config::ServerSettings;
+use crate::graphql::http::{HttpState, router};
+use crate::graphql::{AppState, build_schema};
+
+/// On an empty database, creates the `default` workspace and its first
+/// ADMIN key, and returns the key (to be shown once). Otherwise `None`.
+pub async fn bootstrap(db: &DatabaseConnection) -> Result<Option<keys::CreatedKey>, AuthError> {
+    if !workspaces::is_empty(db).await? {
+        return Ok(None);
+    }
+    let txn = crate::db::begin_write(db).await?;
+    let workspace = workspaces::create(&txn, workspaces::DEFAULT_WORKSPACE).await?;
+    let key = keys::create(&txn, workspace.id, "admin", Role::Admin).await?;
+    txn.commit().await?;
+    Ok(Some(key))
+}
+
+/// A server listening in the background.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub handle: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Binds the address and serves until `shutdown` resolves.
+pub async fn start(
+    db: DatabaseConnection,
+    settings: ServerSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<RunningServer> {
+    let app = AppState { db };
+    let schema = build_schema(Some(app.clone()), &settings.limits);
+    let listener = TcpListener::bind(&settings.bind).await?;
+    let addr = listener.local_addr()?;
+    let state = HttpState {
+        schema,
+        app,
+        settings: Arc::new(settings),
+    };
+    let handle = tokio::spawn(async move {
+        axum::serve(listener, router(state))
+            .with_graceful_shutdown(shutdown)
+            .await
+    });
+    Ok(RunningServer { addr, handle })
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

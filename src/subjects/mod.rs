@@ -1,0 +1,110 @@
+//! Accounts (companies) and users (contacts): validation and storage.
+//!
+//! Invariant: every function takes the caller's `workspace_id` and never
+//! reads or writes a row of another workspace. Boundary: called by
+//! `graphql/` (and later by import); knows nothing of GraphQL.
+
+pub mod accounts;
+pub mod attributes;
+pub mod email;
+pub mod page;
+pub mod users;
+
+use crate::error::{Code, ErrorCode};
+
+/// The two kinds of subject that carry tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SubjectKind {
+    Account,
+    User,
+}
+
+impl SubjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubjectKind::Account => "ACCOUNT",
+            SubjectKind::User => "USER",
+        }
+    }
+}
+
+/// Errors about accounts and users.
+#[derive(Debug, thiserror::Error)]
+pub enum SubjectError {
+    #[error("invalid email \"{0}\": {1}")]
+    InvalidEmail(String, &'static str),
+    #[error("attributes must be a JSON object, not {0}")]
+    AttributesNotObject(&'static str),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no account has externalId \"{0}\"")]
+    UnknownAccountExternalId(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Db(#[from] sea_orm::DbErr),
+}
+
+impl ErrorCode for SubjectError {
+    fn code(&self) -> Code {
+        match self {
+            SubjectError::InvalidEmail(..)
+            | SubjectError::AttributesNotObject(_)
+            | SubjectError::Invalid(_)
+            | SubjectError::UnknownAccountExternalId(_) => Code::BadUserInput,
+            SubjectError::NotFound(_) => Code::NotFound,
+            SubjectError::Conflict(_) => Code::Conflict,
+            SubjectError::Db(_) => Code::Internal,
+        }
+    }
+}
+
+/// Checks a short text field (names, external ids): trimmed, 1..=max chars, no control characters.
+pub fn clean_text(field: &str, value: &str, max: usize) -> Result<String, SubjectError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(SubjectError::Invalid(format!("{field} must not be empty")));
+    }
+    if value.chars().count() > max {
+        return Err(SubjectError::Invalid(format!(
+            "{field} is longer than {max} characters"
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(SubjectError::Invalid(format!(
+            "{field} must not contain control characters"
+        )));
+    }
+    Ok(value.to_owned())
+}
+
+/// A change to an optional field: leave it, clear it, or set it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Patch<T> {
+    #[default]
+    Keep,
+    Clear,
+    Set(T),
+}
+
+impl<T> Patch<T> {
+    /// The field's new value, given its current one.
+    pub fn apply(self, current: Option<T>) -> Option<T> {
+        match self {
+            Patch::Keep => current,
+            Patch::Clear => None,
+            Patch::Set(value) => Some(value),
+        }
+    }
+
+    /// Checks or transforms the value to set.
+    pub fn try_map<U, E>(self, f: impl FnOnce(T) -> Result<U, E>) -> Result<Patch<U>, E> {
+        Ok(match self {
+            Patch::Keep => Patch::Keep,
+            Patch::Clear => Patch::Clear,
+            Patch::Set(value) => Patch::Set(f(value)?),
+        })
+    }
+}

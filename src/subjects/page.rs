@@ -1,0 +1,64 @@
+//! Keyset paging over rows ordered by id.
+
+/// Largest page a client may ask for.
+pub const MAX_PAGE: u64 = 100;
+/// Page size when the client does not say.
+pub const DEFAULT_PAGE: u64 = 20;
+
+/// One page to read: at most `first` rows with id greater than `after`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub first: u64,
+    pub after: Option<i64>,
+}
+
+/// Rows of one page, and whether more follow.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub rows: Vec<T>,
+    pub has_next: bool,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from rows fetched with `LIMIT first + 1`.
+    pub fn from_overfetch(mut rows: Vec<T>, first: u64) -> Self {
+        let has_next = rows.len() as u64 > first;
+        rows.truncate(first as usize);
+        Page { rows, has_next }
+    }
+}
+
+/// A `LIKE` pattern matching `needle` anywhere, with `%`, `_` and `\` escaped
+/// (use with `ESCAPE '\'`), lowercased for case-insensitive search.
+pub fn contains_pattern(needle: &str) -> String {
+    let mut pattern = String::with_capacity(needle.len() + 2);
+    pattern.push('%');
+    for c in needle.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overfetch_tells_next() {
+        let page = Page::from_overfetch(vec![1, 2, 3], 2);
+        assert_eq!(page.rows, vec![1, 2]);
+        assert!(page.has_next);
+        let page = Page::from_overfetch(vec![1, 2], 2);
+        assert!(!page.has_next);
+    }
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(contains_pattern("Ab"), "%ab%");
+        assert_eq!(contains_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+    }
+}
