@@ -217,7 +217,11 @@ async fn authenticate(state: &HttpState, headers: &HeaderMap) -> RequestAuth {
 
 /// Serializes the response as `application/graphql-response+json` when the
 /// client accepts it (with status 400 for a request that could not run), else as JSON.
-fn respond(headers: &HeaderMap, response: BatchResponse) -> Response {
+fn respond(headers: &HeaderMap, mut response: BatchResponse) -> Response {
+    match &mut response {
+        BatchResponse::Single(r) => add_codes(r),
+        BatchResponse::Batch(rs) => rs.iter_mut().for_each(add_codes),
+    }
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -249,6 +253,37 @@ fn respond(headers: &HeaderMap, response: BatchResponse) -> Response {
         (StatusCode::OK, "application/json")
     };
     (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// Gives every error a code: resolver errors have theirs already; the rest
+/// come from parsing and validating the request (BAD_USER_INPUT) or from
+/// its limits (LIMIT_EXCEEDED).
+fn add_codes(response: &mut async_graphql::Response) {
+    for error in &mut response.errors {
+        let has_code = error
+            .extensions
+            .as_ref()
+            .is_some_and(|ext| ext.get("code").is_some());
+        if !has_code {
+            let code = if is_limit_error(&error.message) {
+                Code::LimitExceeded
+            } else {
+                Code::BadUserInput
+            };
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", code.as_str());
+        }
+    }
+}
+
+/// Whether an async-graphql validation message is about a query limit.
+fn is_limit_error(message: &str) -> bool {
+    message.starts_with("Query is too complex")
+        || message.starts_with("Query is nested too deep")
+        || message.starts_with("The recursion depth of the query")
+        || message.contains("directives")
 }
 
 /// 200 when the database answers within 2 s, 503 otherwise.

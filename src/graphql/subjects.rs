@@ -200,7 +200,9 @@ impl SubjectQuery {
                 accounts::find_by_external_id(db, caller.workspace_id, &external_id).await
             }
             _ => {
-                return Err(ApiError::bad_input("pass exactly one of `id` and `externalId`").into());
+                return Err(
+                    ApiError::bad_input("pass exactly one of `id` and `externalId`").into(),
+                );
             }
         };
         Ok(found.map_err(ApiError::from)?.map(Account))

@@ -1,1 +1,14 @@
-fn main() {}
+//! Integration tests: the real server over HTTP against a real database.
+//!
+//! Every test runs on SQLite; the same test runs on PostgreSQL when
+//! `TAGSMITH_TEST_DATABASE_URL` is set (each test gets a fresh database).
+//! Set `TEST_LOG=1` to see the server's logs.
+
+mod helpers;
+
+mod accounts_users;
+mod auth;
+mod bad_input;
+mod http;
+mod isolation;
+mod schema;

@@ -283,7 +283,7 @@ pub(super) fn log_text(value: &Dynamic) -> String {
 }
 
 fn optional_string(value: Option<&str>) -> Dynamic {
-    value.map_or(Dynamic::UNIT, Dynamic::from)
+    value.map_or(Dynamic::UNIT, |s| ImmutableString::from(s).into())
 }
 
 fn json_object_to_dynamic(object: &serde_json::Map<String, Value>, depth: usize) -> Dynamic {
@@ -307,7 +307,7 @@ pub(super) fn json_to_dynamic(value: &Value, depth: usize) -> Dynamic {
             Some(i) => Dynamic::from_int(i),
             None => n.as_f64().map_or(Dynamic::UNIT, Dynamic::from_float),
         },
-        Value::String(s) => Dynamic::from(s.as_str()),
+        Value::String(s) => ImmutableString::from(s.as_str()).into(),
         Value::Array(items) => Dynamic::from_array(
             items
                 .iter()
@@ -343,7 +343,11 @@ pub(super) fn dynamic_to_json(value: Dynamic, depth: usize) -> RhaiResult<Value>
     if let Ok(c) = value.as_char() {
         return Ok(Value::String(c.to_string()));
     }
-    let type_name = value.type_name();
+    let type_name = if value.is::<ScriptSubject>() {
+        "Subject"
+    } else {
+        value.type_name()
+    };
     if value.is_string() {
         return value
             .into_string()

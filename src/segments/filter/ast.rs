@@ -37,15 +37,32 @@ pub enum Predicate {
     /// `tagged_all("p", "q")`: every pattern matches some tag.
     TaggedAll(Vec<String>),
     /// `email = "a@b.c"`, `attr.seats >= 10`, `last_seen_at < now - 30d`.
-    Compare { target: Target, op: CompareOp, value: Value },
+    Compare {
+        target: Target,
+        op: CompareOp,
+        value: Value,
+    },
     /// `email is null` (`negated: false`) or `email is not null` (`negated: true`).
     IsNull { target: Target, negated: bool },
     /// `email contains "acme"`, `first_name starts_with "jo"` (case-insensitive).
-    Text { target: Target, op: TextOp, needle: String },
+    Text {
+        target: Target,
+        op: TextOp,
+        needle: String,
+    },
     /// `events("login", 7d) >= 3`: events of that name in the last `within`.
-    Events { name: String, within: Duration, op: CompareOp, count: u32 },
+    Events {
+        name: String,
+        within: Duration,
+        op: CompareOp,
+        count: u32,
+    },
     /// `active_days(30d) >= 5`: distinct UTC days with any event in the last `within`.
-    ActiveDays { within: Duration, op: CompareOp, count: u32 },
+    ActiveDays {
+        within: Duration,
+        op: CompareOp,
+        count: u32,
+    },
     /// `in_segment("Champions")`: the named segment's filter holds for the subject.
     InSegment(String),
     /// `account.PREDICATE` (user filters): the predicate holds for the user's account.
@@ -276,9 +293,13 @@ impl DurationUnit {
 
     /// The unit written `suffix` (case-insensitive).
     pub fn from_suffix(suffix: &str) -> Option<DurationUnit> {
+        let mut chars = suffix.chars();
+        let (Some(letter), None) = (chars.next(), chars.next()) else {
+            return None;
+        };
         DurationUnit::ALL
             .into_iter()
-            .find(|unit| suffix.eq_ignore_ascii_case(unit.suffix().encode_utf8(&mut [0; 4])))
+            .find(|unit| unit.suffix() == letter.to_ascii_lowercase())
     }
 
     pub fn seconds(self) -> i64 {
@@ -338,7 +359,10 @@ mod tests {
     #[test]
     fn dates() {
         let show = |text: &str| parse_date(text).map(|instant| instant.to_rfc3339());
-        assert_eq!(show("2024-05-01").as_deref(), Some("2024-05-01T00:00:00+00:00"));
+        assert_eq!(
+            show("2024-05-01").as_deref(),
+            Some("2024-05-01T00:00:00+00:00")
+        );
         assert_eq!(
             show("2024-05-01T09:30:00+02:00").as_deref(),
             Some("2024-05-01T07:30:00+00:00")
@@ -350,9 +374,18 @@ mod tests {
 
     #[test]
     fn durations_saturate() {
-        let week = Duration { amount: 1, unit: DurationUnit::Weeks };
+        let week = Duration {
+            amount: 1,
+            unit: DurationUnit::Weeks,
+        };
         assert_eq!(week.seconds(), 604_800);
-        assert_eq!(week.before(DateTime::<Utc>::MIN_UTC), DateTime::<Utc>::MIN_UTC);
-        assert_eq!(week.after(DateTime::<Utc>::MAX_UTC), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(
+            week.before(DateTime::<Utc>::MIN_UTC),
+            DateTime::<Utc>::MIN_UTC
+        );
+        assert_eq!(
+            week.after(DateTime::<Utc>::MAX_UTC),
+            DateTime::<Utc>::MAX_UTC
+        );
     }
 }

@@ -8,7 +8,7 @@ use std::ops::Range;
 
 use super::ast::{Expr, Field, FieldType, Predicate, Target, TextOp, Value};
 use super::lexer::RawDiagnostic;
-use super::{MAX_DEPTH, SegmentLookup, SubjectKind};
+use super::{MAX_SEGMENT_DEPTH, SegmentLookup, SubjectKind};
 
 /// Which part of a predicate a problem is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,10 +55,10 @@ pub(super) fn predicate(predicate: &Predicate, kind: SubjectKind) -> Vec<(Part, 
         Predicate::Text { target, op, .. } => {
             if let Some(problem) = target_problem(target, kind) {
                 problems.push((Part::Head, problem));
-            } else if let Target::Field(field) = target {
-                if field.field_type() == FieldType::Date {
-                    problems.push((Part::Head, text_on_date(*op, *field)));
-                }
+            } else if let Target::Field(field) = target
+                && field.field_type() == FieldType::Date
+            {
+                problems.push((Part::Head, text_on_date(*op, *field)));
             }
         }
         Predicate::Account(_) => {
@@ -129,7 +129,7 @@ fn value_problem(target: &Target, equality: bool, value: &Value) -> Option<Strin
             (FieldType::Date, Value::String(text)) => {
                 super::ast::parse_date(text).is_none().then(|| {
                     format!(
-                        "invalid date {found} for {}: expected an RFC 3339 date such as \"2024-05-01\" or \"2024-05-01T09:30:00Z\"",
+                        "invalid date {value} for {}: expected an RFC 3339 date such as \"2024-05-01\" or \"2024-05-01T09:30:00Z\"",
                         field.name()
                     )
                 })
@@ -153,7 +153,7 @@ fn value_problem(target: &Target, equality: bool, value: &Value) -> Option<Strin
 
 /// Resolves every `in_segment` reference: the segment must exist, be of the
 /// kind in force where it is named, and lead to no cycle (through `own`, the
-/// segment being defined, or any other). Nesting deeper than [`MAX_DEPTH`]
+/// segment being defined, or any other). Nesting deeper than [`MAX_SEGMENT_DEPTH`]
 /// segments is rejected too.
 pub(super) fn segment_refs(
     refs: &[SegmentRef],
@@ -202,7 +202,7 @@ pub(super) fn segment_refs(
                 format!("in_segment({name:?}) makes a cycle: {cycle}")
             }
             Err(Found::TooDeep) => {
-                format!("in_segment({name:?}) nests segments more than {MAX_DEPTH} deep")
+                format!("in_segment({name:?}) nests segments more than {MAX_SEGMENT_DEPTH} deep")
             }
         };
         problems.push((reference.span.clone(), message));
@@ -234,7 +234,7 @@ impl CycleSearch<'_> {
         if self.done.contains(name) {
             return Ok(());
         }
-        if path.len() >= MAX_DEPTH {
+        if path.len() >= MAX_SEGMENT_DEPTH {
             return Err(Found::TooDeep);
         }
         let lookup = self.lookup;
@@ -272,5 +272,171 @@ fn collect_predicate_refs(predicate: &Predicate, names: &mut Vec<String>) {
         Predicate::Account(inner) => collect_predicate_refs(inner, names),
         Predicate::AnyUser(inner) => collect_segment_refs(inner, names),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use expect_test::{Expect, expect};
+
+    use super::super::{Filter, SubjectKind};
+
+    fn render(result: Result<Filter, Vec<super::super::Diagnostic>>) -> String {
+        match result {
+            Ok(filter) => format!("{filter}\n"),
+            Err(diagnostics) => diagnostics.iter().map(|d| format!("{d}\n")).collect(),
+        }
+    }
+
+    /// Segments `Users` (user kind, refers to `Leaf`), `Leaf` (user), `Accounts`
+    /// (account), and the cycle `Loop1` -> `Loop2` -> `Loop1`; `Self` names itself;
+    /// `Outer` names `Users` and `Defined`; `UsersOfBig` names `BigAccounts`;
+    /// `Chain1` names `Chain2`, which names `Chain3`, and so on forever.
+    fn lookup(name: &str) -> Option<Filter> {
+        let (text, kind) = match name {
+            "Users" => (r#"in_segment("Leaf")"#, SubjectKind::User),
+            "Leaf" => (r#"tagged("leaf")"#, SubjectKind::User),
+            "Accounts" => (r#"tagged("big")"#, SubjectKind::Account),
+            "Loop1" => (r#"in_segment("Loop2")"#, SubjectKind::User),
+            "Loop2" => (r#"in_segment("Loop1")"#, SubjectKind::User),
+            "Self" => (r#"in_segment("Self")"#, SubjectKind::User),
+            "Outer" => (
+                r#"in_segment("Users") or in_segment("Defined")"#,
+                SubjectKind::User,
+            ),
+            "UsersOfBig" => (r#"account.in_segment("BigAccounts")"#, SubjectKind::User),
+            chain if chain.starts_with("Chain") => {
+                let next = chain[5..].parse::<u32>().ok()? + 1;
+                return Filter::parse(&format!("in_segment(\"Chain{next}\")"), SubjectKind::User)
+                    .ok();
+            }
+            _ => return None,
+        };
+        Filter::parse(text, kind).ok()
+    }
+
+    fn check_segments(input: &str, kind: SubjectKind, own: Option<&str>, expect: Expect) {
+        expect.assert_eq(&render(Filter::parse_with_segments(
+            input, kind, own, &lookup,
+        )));
+    }
+
+    #[test]
+    fn segment_references() {
+        use SubjectKind::{Account, User};
+        check_segments(
+            r#"in_segment("Users") and in_segment("Leaf")"#,
+            User,
+            None,
+            expect![[r#"
+                in_segment("Users") and in_segment("Leaf")
+            "#]],
+        );
+        check_segments(
+            r#"in_segment("Nope")"#,
+            User,
+            None,
+            expect![[r#"
+                1:12: unknown segment "Nope"
+            "#]],
+        );
+        check_segments(
+            r#"in_segment("Accounts")"#,
+            User,
+            None,
+            expect![[r#"
+                1:12: segment "Accounts" selects accounts, but here in_segment needs a segment of users
+            "#]],
+        );
+        check_segments(
+            r#"account.in_segment("Accounts")"#,
+            User,
+            None,
+            expect![[r#"
+                account.in_segment("Accounts")
+            "#]],
+        );
+        check_segments(
+            r#"any_user(in_segment("Accounts"))"#,
+            Account,
+            None,
+            expect![[r#"
+                1:21: segment "Accounts" selects accounts, but here in_segment needs a segment of users
+            "#]],
+        );
+        check_segments(
+            r#"any_user(in_segment("Users"))"#,
+            Account,
+            None,
+            expect![[r#"
+                any_user(in_segment("Users"))
+            "#]],
+        );
+    }
+
+    #[test]
+    fn segment_cycles() {
+        use SubjectKind::User;
+        check_segments(
+            r#"in_segment("Defined")"#,
+            User,
+            Some("Defined"),
+            expect![[r#"
+                1:12: in_segment("Defined") makes a cycle: "Defined" -> "Defined"
+            "#]],
+        );
+        check_segments(
+            r#"tagged("x") or in_segment("Outer")"#,
+            User,
+            Some("Defined"),
+            expect![[r#"
+                1:27: in_segment("Outer") makes a cycle: "Defined" -> "Outer" -> "Defined"
+            "#]],
+        );
+        check_segments(
+            r#"in_segment("Outer")"#,
+            User,
+            Some("Other"),
+            expect![[r#"
+                in_segment("Outer")
+            "#]],
+        );
+        check_segments(
+            r#"any_user(in_segment("UsersOfBig"))"#,
+            SubjectKind::Account,
+            Some("BigAccounts"),
+            expect![[r#"
+                1:21: in_segment("UsersOfBig") makes a cycle: "BigAccounts" -> "UsersOfBig" -> "BigAccounts"
+            "#]],
+        );
+        check_segments(
+            r#"in_segment("Loop1")"#,
+            User,
+            None,
+            expect![[r#"
+                1:12: in_segment("Loop1") makes a cycle: "Loop1" -> "Loop2" -> "Loop1"
+            "#]],
+        );
+        check_segments(
+            r#"in_segment("Self") and emial = "x""#,
+            User,
+            Some("New"),
+            expect![[r#"
+                1:12: in_segment("Self") makes a cycle: "Self" -> "Self"
+                1:24: unknown field "emial" for users (expected one of: email, first_name, last_name, external_id, created_at, last_seen_at, attr.NAME)
+            "#]],
+        );
+    }
+
+    #[test]
+    fn segment_nesting_is_bounded() {
+        check_segments(
+            r#"in_segment("Chain1")"#,
+            SubjectKind::User,
+            None,
+            expect![[r#"
+                1:12: in_segment("Chain1") nests segments more than 16 deep
+            "#]],
+        );
     }
 }

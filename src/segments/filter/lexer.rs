@@ -113,6 +113,10 @@ impl Lexer<'_> {
                 self.string(start);
                 continue;
             }
+            if c == '\'' {
+                self.single_quoted(start);
+                continue;
+            }
             self.pos += c.len_utf8();
             let next = self.peek();
             let kind = match c {
@@ -138,7 +142,10 @@ impl Lexer<'_> {
                 }
                 '<' if next == Some('>') => {
                     self.pos += 1;
-                    self.report(start..self.pos, r#"unknown operator "<>" (use "!=")"#.into());
+                    self.report(
+                        start..self.pos,
+                        r#"unknown operator "<>" (use "!=")"#.into(),
+                    );
                     TokenKind::Ne
                 }
                 '<' => TokenKind::Lt,
@@ -148,11 +155,7 @@ impl Lexer<'_> {
                 }
                 '>' => TokenKind::Gt,
                 _ => {
-                    let message = if c == '\'' {
-                        "unexpected character \"'\" (strings use double quotes)".to_string()
-                    } else {
-                        format!("unexpected character {:?}", c.to_string())
-                    };
+                    let message = format!("unexpected character {:?}", c.to_string());
                     self.report(start..self.pos, message);
                     continue;
                 }
@@ -228,6 +231,20 @@ impl Lexer<'_> {
             }
         };
         self.push(kind, span.start);
+    }
+
+    /// `'...'`: reported, and read as one bad token so that it is reported once.
+    fn single_quoted(&mut self, start: usize) {
+        self.pos += 1;
+        self.eat_while(|c| c != '\'' && c != '\n');
+        if self.peek() == Some('\'') {
+            self.pos += 1;
+        }
+        self.report(
+            start..self.pos,
+            "strings use double quotes (\"...\"), not single quotes".into(),
+        );
+        self.push(TokenKind::Error, start);
     }
 
     /// `"..."` with escapes `\"`, `\\`, `\n`, `\t`.
@@ -316,7 +333,7 @@ mod tests {
                 Minus "-"
                 Plus "+"
                 Eof ""
-                error 42..44: unexpected character "é"
+                error 32..34: unexpected character "é"
             "#]],
         );
     }
@@ -340,10 +357,10 @@ mod tests {
                 Dot "."
                 Ident "x"
                 Eof ""
-                error 20..24: invalid duration "1.5d": the amount must be a whole number
-                error 25..27: invalid duration "3x": expected a unit m, h, d or w after the number
-                error 28..40: duration "99999999999d" is too long (at most 36500d)
-                error 41..43: invalid duration "1e": expected a unit m, h, d or w after the number
+                error 23..27: invalid duration "1.5d": the amount must be a whole number
+                error 28..30: invalid duration "3x": expected a unit m, h, d or w after the number
+                error 31..43: duration "99999999999d" is too long (at most 36500d)
+                error 44..46: invalid duration "1e": expected a unit m, h, d or w after the number
             "#]],
         );
     }
@@ -357,8 +374,8 @@ mod tests {
                 Str("xqy") "\"x\\qy\""
                 Error "\"unterminated"
                 Eof ""
-                error 19..21: unknown escape "\q" (expected \", \\, \n or \t)
-                error 24..37: unterminated string: expected a closing "
+                error 18..20: unknown escape "\q" (expected \", \\, \n or \t)
+                error 23..36: unterminated string: expected a closing "
             "#]],
         );
     }
@@ -367,7 +384,19 @@ mod tests {
     fn misspelled_operators() {
         check(
             "a == 'b' <> c !d",
-            expect![[r#""#]],
+            expect![[r#"
+                Ident "a"
+                Eq "=="
+                Error "'b'"
+                Ne "<>"
+                Ident "c"
+                Ident "d"
+                Eof ""
+                error 2..4: unknown operator "==" (use "=")
+                error 5..8: strings use double quotes ("..."), not single quotes
+                error 9..11: unknown operator "<>" (use "!=")
+                error 14..15: unexpected character "!"
+            "#]],
         );
     }
 }

@@ -47,7 +47,8 @@
 //!   filters; inside them the other kind's rules apply.
 //! - [`Filter::parse_with_segments`] also resolves `in_segment` names: the
 //!   segment must exist, be of the kind in force where it is named, and must
-//!   not lead back to the segment being defined or into any other cycle.
+//!   not lead back to the segment being defined or into any other cycle,
+//!   and chains of segments are at most [`MAX_SEGMENT_DEPTH`] long.
 //!   [`Filter::parse`] leaves names unresolved (for re-reading stored filters).
 //!
 //! # Semantics (the SQL compiler must match these exactly)
@@ -116,6 +117,11 @@ pub use eval::{SubjectData, evaluate};
 /// The deepest nesting of parentheses, `not`, `account.` and `any_user` accepted.
 pub const MAX_DEPTH: usize = 64;
 
+/// The longest chain of segments naming segments through `in_segment`
+/// (`A` names `B`, which names `C`: 3) that the check accepts; the evaluator
+/// answers false past it.
+pub const MAX_SEGMENT_DEPTH: usize = 16;
+
 /// What a filter selects: accounts (companies) or users (contacts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SubjectKind {
@@ -164,9 +170,11 @@ impl Filter {
         lookup: SegmentLookup<'_>,
     ) -> Result<Filter, Vec<Diagnostic>> {
         let mut parsed = parser::parse(text, kind);
-        parsed
-            .diagnostics
-            .extend(check::segment_refs(&parsed.segment_refs, segment_name, lookup));
+        parsed.diagnostics.extend(check::segment_refs(
+            &parsed.segment_refs,
+            segment_name,
+            lookup,
+        ));
         parsed.diagnostics.sort_by_key(|(span, _)| span.start);
         Self::finish(text, kind, parsed.root, parsed.diagnostics)
     }

@@ -199,15 +199,22 @@ mod tests {
             .collect();
         assert_eq!(
             printed,
-            ["5", "-0.5", "1e21", "1e-7", "123456", "0.30000000000000004", "-0"]
+            [
+                "5",
+                "-0.5",
+                "1e21",
+                "1e-7",
+                "123456",
+                "0.30000000000000004",
+                "-0"
+            ]
         );
     }
 
     fn round_trip(filter: &Filter) -> Result<(), TestCaseError> {
         let printed = filter.to_string();
-        let reparsed = Filter::parse(&printed, filter.kind()).map_err(|diagnostics| {
-            TestCaseError::fail(format!("{printed}\n{diagnostics:?}"))
-        })?;
+        let reparsed = Filter::parse(&printed, filter.kind())
+            .map_err(|diagnostics| TestCaseError::fail(format!("{printed}\n{diagnostics:?}")))?;
         prop_assert_eq!(&reparsed, filter, "printed as {}", printed);
         prop_assert_eq!(reparsed.to_string(), printed);
         Ok(())

@@ -1,0 +1,284 @@
+//! Running one hook of a compiled script against one event.
+
+use std::cell::RefCell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, Position, Scope};
+use serde_json::Value;
+
+use super::engine::{CompiledScript, Limits, ScriptEngine, TagNameCheck};
+use super::plan::{LogBook, Plan, PlannedAction, Target};
+use super::snapshot::{self, HookEvent, SubjectSnapshot};
+
+/// What one run of a hook produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    /// Whether the hook ran to its end within the limits.
+    pub ok: bool,
+    /// Why the run failed, with the script position when known.
+    pub error: Option<String>,
+    /// Lines from `log`, `print` and `debug`, kept even when the run failed.
+    pub logs: Vec<String>,
+    /// The net changes to apply; always empty when the run failed.
+    pub actions: Vec<PlannedAction>,
+    /// Wall-clock time of the run.
+    pub duration: Duration,
+}
+
+impl ScriptEngine {
+    /// Runs the hook of `script` for `event`. Never panics and never
+    /// applies anything; a script without that hook yields an empty, ok plan.
+    /// Top-level statements of the script run first, within the same limits.
+    pub fn run(&self, script: &CompiledScript, event: &HookEvent) -> RunOutcome {
+        let started = Instant::now();
+        if !script.has_hook(event.hook) {
+            return RunOutcome {
+                ok: true,
+                error: None,
+                logs: Vec::new(),
+                actions: Vec::new(),
+                duration: started.elapsed(),
+            };
+        }
+        let state = Arc::new(RunState {
+            subject: event.subject.clone(),
+            limits: self.limits.clone(),
+            tag_check: self.tag_check.clone(),
+            record: Mutex::new(Record::default()),
+        });
+        let event_value = snapshot::event_value(event, &state);
+        let result = {
+            let _current = CurrentRun::enter(
+                started.checked_add(self.limits.wall_clock),
+                Arc::clone(&state),
+            );
+            let mut scope = Scope::new();
+            let options = CallFnOptions::new().eval_ast(true).rewind_scope(false);
+            catch_unwind(AssertUnwindSafe(|| {
+                self.engine
+                    .call_fn_with_options::<Dynamic>(
+                        options,
+                        &mut scope,
+                        &script.ast,
+                        event.hook.fn_name(),
+                        (event_value,),
+                    )
+                    .map(drop)
+            }))
+        };
+        let record = std::mem::take(&mut *state.record());
+        let logs = record.logs.into_lines();
+        let (ok, error, actions) = match result {
+            Ok(Ok(())) => (true, None, record.plan.into_actions(&state.subject)),
+            Ok(Err(error)) => (false, Some(describe(*error, &self.limits)), Vec::new()),
+            Err(_) => (
+                false,
+                Some("the script engine failed unexpectedly".to_owned()),
+                Vec::new(),
+            ),
+        };
+        RunOutcome {
+            ok,
+            error,
+            logs,
+            actions,
+            duration: started.elapsed(),
+        }
+    }
+}
+
+/// State shared by every `Subject` value of one run.
+pub(super) struct RunState {
+    pub(super) subject: SubjectSnapshot,
+    limits: Limits,
+    tag_check: Option<TagNameCheck>,
+    record: Mutex<Record>,
+}
+
+#[derive(Debug, Default)]
+struct Record {
+    plan: Plan,
+    logs: LogBook,
+}
+
+impl RunState {
+    fn record(&self) -> MutexGuard<'_, Record> {
+        self.record.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn log(&self, text: &str) {
+        let limits = &self.limits;
+        self.record()
+            .logs
+            .push(text, limits.max_log_lines, limits.max_log_line_bytes);
+    }
+
+    pub(super) fn plan_tag(&self, target: Target, tag: &str, present: bool) -> Result<(), String> {
+        let tag = match &self.tag_check {
+            Some(check) => check(tag).map_err(|reason| format!("invalid tag name: {reason}"))?,
+            None if tag.trim().is_empty() => return Err("tag name is empty".to_owned()),
+            None => tag.to_owned(),
+        };
+        let max = self.limits.max_changes;
+        self.record()
+            .plan
+            .set_tag(target, tag, present, max)
+            .map_err(|_| format!("script planned more than {max} changes"))
+    }
+
+    pub(super) fn plan_attribute(
+        &self,
+        target: Target,
+        key: &str,
+        value: Value,
+    ) -> Result<(), String> {
+        if key.trim().is_empty() {
+            return Err("attribute key is empty".to_owned());
+        }
+        let max = self.limits.max_changes;
+        self.record()
+            .plan
+            .set_attribute(target, key.to_owned(), value, max)
+            .map_err(|_| format!("script planned more than {max} changes"))
+    }
+
+    pub(super) fn current_tags(&self, target: Target, snapshot: &[String]) -> Vec<String> {
+        self.record().plan.current_tags(target, snapshot)
+    }
+
+    pub(super) fn any_current_tag(
+        &self,
+        target: Target,
+        snapshot: &[String],
+        predicate: impl FnMut(&str) -> bool,
+    ) -> bool {
+        self.record()
+            .plan
+            .any_current_tag(target, snapshot, predicate)
+    }
+
+    pub(super) fn planned_attributes(&self, target: Target) -> Vec<(String, Value)> {
+        self.record().plan.planned_attributes(target)
+    }
+}
+
+/// The run on this thread, for the engine-wide callbacks (`on_progress`,
+/// `print`, `debug`, `log`), which get no per-run context from Rhai.
+struct CurrentRun {
+    deadline: Option<Instant>,
+    state: Arc<RunState>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<CurrentRun>> = const { RefCell::new(None) };
+}
+
+/// Sets the current run for its lifetime, restoring the previous one after.
+struct CurrentRunGuard {
+    previous: Option<CurrentRun>,
+}
+
+impl CurrentRun {
+    fn enter(deadline: Option<Instant>, state: Arc<RunState>) -> CurrentRunGuard {
+        let run = CurrentRun { deadline, state };
+        let previous = CURRENT.with(|current| match current.try_borrow_mut() {
+            Ok(mut current) => current.replace(run),
+            Err(_) => None,
+        });
+        CurrentRunGuard { previous }
+    }
+}
+
+impl Drop for CurrentRunGuard {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        CURRENT.with(|current| {
+            if let Ok(mut current) = current.try_borrow_mut() {
+                *current = previous;
+            }
+        });
+    }
+}
+
+fn with_current<T>(f: impl FnOnce(&CurrentRun) -> T) -> Option<T> {
+    CURRENT.with(|current| current.try_borrow().ok()?.as_ref().map(f))
+}
+
+fn log(text: &str) {
+    with_current(|run| run.state.log(text));
+}
+
+/// Installs the callbacks that tie the engine to the current run: the
+/// deadline check and the `log`, `print` and `debug` sinks.
+pub(super) fn install_hooks(engine: &mut Engine) {
+    engine
+        .on_progress(|_operations| {
+            let late = with_current(|run| run.deadline.is_some_and(|d| Instant::now() >= d));
+            late.unwrap_or(false).then_some(Dynamic::UNIT)
+        })
+        .on_print(log)
+        .on_debug(|text, _source, position| match position_text(position) {
+            Some(at) => log(&format!("[{at}] {text}")),
+            None => log(text),
+        })
+        .register_fn("log", |value: rhai::Dynamic| {
+            log(&snapshot::log_text(&value));
+        });
+}
+
+fn position_text(position: Position) -> Option<String> {
+    Some(format!("{}:{}", position.line()?, position.position()?))
+}
+
+/// A run's error as users read it: what went wrong, then where.
+fn describe(error: EvalAltResult, limits: &Limits) -> String {
+    let mut error = error;
+    let mut outer = Position::NONE;
+    while let EvalAltResult::ErrorInFunctionCall(_, _, inner, position) = error {
+        if !position.is_none() {
+            outer = position;
+        }
+        error = *inner;
+    }
+    let mut position = error.take_position();
+    if position.is_none() {
+        position = outer;
+    }
+    let message = match &error {
+        EvalAltResult::ErrorTooManyOperations(_) => {
+            format!("script exceeded {} operations", limits.max_operations)
+        }
+        EvalAltResult::ErrorTerminated(..) => {
+            format!("script ran longer than {}", duration_text(limits.wall_clock))
+        }
+        EvalAltResult::ErrorStackOverflow(_) => format!(
+            "script exceeded {} nested function calls",
+            limits.max_call_levels
+        ),
+        EvalAltResult::ErrorTooManyVariables(_) => format!(
+            "script defined more than {} variables",
+            limits.max_variables
+        ),
+        EvalAltResult::ErrorDataTooLarge(what, _) => format!("{what} exceeds the script limits"),
+        EvalAltResult::ErrorRuntime(value, _) => match value.clone().into_string() {
+            Ok(text) => text,
+            Err(_) => format!("script threw {value}"),
+        },
+        other => other.to_string(),
+    };
+    match (position.line(), position.position()) {
+        (Some(line), Some(column)) => format!("{message} at line {line}, column {column}"),
+        (Some(line), None) => format!("{message} at line {line}"),
+        _ => message,
+    }
+}
+
+fn duration_text(duration: Duration) -> String {
+    if duration.subsec_nanos() % 1_000_000 == 0 {
+        format!("{} ms", duration.as_millis())
+    } else {
+        format!("{duration:?}")
+    }
+}

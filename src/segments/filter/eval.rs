@@ -1,0 +1,281 @@
+//! The in-memory evaluator: does one subject match a filter? Used to detect
+//! segment entry and exit for one subject; the SQL compiler gives the same
+//! answers over many (the semantics are in the module docs of `filter`).
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value as Json};
+
+use super::ast::{CompareOp, Expr, Field, FieldType, Predicate, Target, TextOp, Value};
+use super::{Filter, MAX_SEGMENT_DEPTH, SegmentLookup, SubjectKind};
+use crate::tags::pattern::tag_matches;
+
+/// Everything a filter can look at for one account or user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubjectData {
+    pub kind: SubjectKind,
+    /// Users only.
+    pub email: Option<String>,
+    /// Users only.
+    pub first_name: Option<String>,
+    /// Users only.
+    pub last_name: Option<String>,
+    /// Accounts only.
+    pub name: Option<String>,
+    pub external_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// Users only.
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// Accounts only.
+    pub last_activity_at: Option<DateTime<Utc>>,
+    pub attributes: Map<String, Json>,
+    /// Tag names assigned to the subject.
+    pub tags: Vec<String>,
+    /// The subject's own tracked events: (name, at).
+    pub events: Vec<(String, DateTime<Utc>)>,
+    /// Users: their account, if any (read by `account.`).
+    pub account: Option<Box<SubjectData>>,
+    /// Accounts: their users (read by `any_user`). Within `any_user`, a
+    /// user's account is this account; the users' own `account` is not read.
+    pub users: Vec<SubjectData>,
+}
+
+impl SubjectData {
+    /// A subject with no names, attributes, tags, events or relations.
+    pub fn new(kind: SubjectKind, created_at: DateTime<Utc>) -> SubjectData {
+        SubjectData {
+            kind,
+            email: None,
+            first_name: None,
+            last_name: None,
+            name: None,
+            external_id: None,
+            created_at,
+            last_seen_at: None,
+            last_activity_at: None,
+            attributes: Map::new(),
+            tags: Vec::new(),
+            events: Vec::new(),
+            account: None,
+            users: Vec::new(),
+        }
+    }
+
+    fn text(&self, field: Field) -> Option<&str> {
+        match field {
+            Field::Email => self.email.as_deref(),
+            Field::FirstName => self.first_name.as_deref(),
+            Field::LastName => self.last_name.as_deref(),
+            Field::Name => self.name.as_deref(),
+            Field::ExternalId => self.external_id.as_deref(),
+            Field::CreatedAt | Field::LastSeenAt | Field::LastActivityAt => None,
+        }
+    }
+
+    fn date(&self, field: Field) -> Option<DateTime<Utc>> {
+        match field {
+            Field::CreatedAt => Some(self.created_at),
+            Field::LastSeenAt => self.last_seen_at,
+            Field::LastActivityAt => self.last_activity_at,
+            _ => None,
+        }
+    }
+
+    fn is_null(&self, field: Field) -> bool {
+        match field.field_type() {
+            FieldType::Text => self.text(field).is_none(),
+            FieldType::Date => self.date(field).is_none(),
+        }
+    }
+}
+
+/// Whether `subject` matches `filter` at instant `now`. `segments` finds the
+/// filter of a segment named by `in_segment`. A filter of the other kind than
+/// the subject matches nothing.
+pub fn evaluate(
+    filter: &Filter,
+    subject: &SubjectData,
+    now: DateTime<Utc>,
+    segments: SegmentLookup<'_>,
+) -> bool {
+    if filter.kind() != subject.kind {
+        return false;
+    }
+    let mut evaluator = Evaluator {
+        now,
+        segments,
+        evaluating: Vec::new(),
+    };
+    let at = At {
+        subject,
+        account: subject.account.as_deref(),
+    };
+    evaluator.expr(filter.root(), at)
+}
+
+/// A subject and, for a user, the account that `account.` reads.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    subject: &'a SubjectData,
+    account: Option<&'a SubjectData>,
+}
+
+struct Evaluator<'a> {
+    now: DateTime<Utc>,
+    segments: SegmentLookup<'a>,
+    /// Segments being evaluated, innermost last: guards against cycles.
+    evaluating: Vec<String>,
+}
+
+impl Evaluator<'_> {
+    fn expr(&mut self, expr: &Expr, at: At<'_>) -> bool {
+        match expr {
+            Expr::Or(operands) => operands.iter().any(|operand| self.expr(operand, at)),
+            Expr::And(operands) => operands.iter().all(|operand| self.expr(operand, at)),
+            Expr::Not(operand) => !self.expr(operand, at),
+            Expr::Predicate(predicate) => self.predicate(predicate, at),
+        }
+    }
+
+    fn predicate(&mut self, predicate: &Predicate, at: At<'_>) -> bool {
+        let subject = at.subject;
+        match predicate {
+            Predicate::Tagged(pattern) => has_tag(subject, pattern),
+            Predicate::TaggedAny(patterns) => patterns.iter().any(|p| has_tag(subject, p)),
+            Predicate::TaggedAll(patterns) => patterns.iter().all(|p| has_tag(subject, p)),
+            Predicate::Compare { target, op, value } => self.compare(subject, target, *op, value),
+            Predicate::IsNull { target, negated } => {
+                let null = match target {
+                    Target::Field(field) => subject.is_null(*field),
+                    Target::Attr(name) => {
+                        matches!(subject.attributes.get(name), None | Some(Json::Null))
+                    }
+                };
+                null != *negated
+            }
+            Predicate::Text { target, op, needle } => {
+                let text = match target {
+                    Target::Field(field) => subject.text(*field),
+                    Target::Attr(name) => subject.attributes.get(name).and_then(Json::as_str),
+                };
+                text.is_some_and(|text| text_matches(text, *op, needle))
+            }
+            Predicate::Events {
+                name,
+                within,
+                op,
+                count,
+            } => {
+                let since = within.before(self.now);
+                let found = subject
+                    .events
+                    .iter()
+                    .filter(|(event, time)| event == name && *time >= since)
+                    .count();
+                compare_count(found, *op, *count)
+            }
+            Predicate::ActiveDays { within, op, count } => {
+                let since = within.before(self.now);
+                let days: BTreeSet<_> = subject
+                    .events
+                    .iter()
+                    .filter(|(_, time)| *time >= since)
+                    .map(|(_, time)| time.date_naive())
+                    .collect();
+                compare_count(days.len(), *op, *count)
+            }
+            Predicate::InSegment(name) => self.in_segment(name, at),
+            Predicate::Account(inner) => at.account.is_some_and(|account| {
+                let at = At {
+                    subject: account,
+                    account: None,
+                };
+                self.predicate(inner, at)
+            }),
+            Predicate::AnyUser(inner) => subject.users.iter().any(|user| {
+                let at = At {
+                    subject: user,
+                    account: Some(subject),
+                };
+                self.expr(inner, at)
+            }),
+        }
+    }
+
+    fn compare(
+        &self,
+        subject: &SubjectData,
+        target: &Target,
+        op: CompareOp,
+        value: &Value,
+    ) -> bool {
+        match target {
+            Target::Field(field) => match field.field_type() {
+                FieldType::Text => match (subject.text(*field), value) {
+                    (Some(text), Value::String(literal)) => {
+                        op.holds(text.as_bytes().cmp(literal.as_bytes()))
+                    }
+                    _ => false,
+                },
+                FieldType::Date => match (subject.date(*field), value.instant(self.now)) {
+                    (Some(date), Some(instant)) => op.holds(date.cmp(&instant)),
+                    _ => false,
+                },
+            },
+            Target::Attr(name) => match (subject.attributes.get(name), value) {
+                (Some(Json::Number(number)), Value::Number(literal)) => number
+                    .as_f64()
+                    .and_then(|number| number.partial_cmp(literal))
+                    .is_some_and(|ordering| op.holds(ordering)),
+                (Some(Json::String(text)), Value::String(literal)) => {
+                    op.holds(text.as_bytes().cmp(literal.as_bytes()))
+                }
+                (Some(Json::Bool(flag)), Value::Bool(literal)) if op.is_equality() => {
+                    op.holds(flag.cmp(literal))
+                }
+                _ => false,
+            },
+        }
+    }
+
+    fn in_segment(&mut self, name: &str, at: At<'_>) -> bool {
+        if self.evaluating.len() >= MAX_SEGMENT_DEPTH
+            || self.evaluating.iter().any(|seen| seen == name)
+        {
+            return false;
+        }
+        let Some(filter) = (self.segments)(name) else {
+            return false;
+        };
+        if filter.kind() != at.subject.kind {
+            return false;
+        }
+        self.evaluating.push(name.to_string());
+        let matched = self.expr(filter.root(), at);
+        self.evaluating.pop();
+        matched
+    }
+}
+
+fn has_tag(subject: &SubjectData, pattern: &str) -> bool {
+    subject.tags.iter().any(|tag| tag_matches(pattern, tag))
+}
+
+/// `contains` / `starts_with`, case-insensitive through `str::to_lowercase`.
+fn text_matches(text: &str, op: TextOp, needle: &str) -> bool {
+    let text = text.to_lowercase();
+    let needle = needle.to_lowercase();
+    match op {
+        TextOp::Contains => text.contains(&needle),
+        TextOp::StartsWith => text.starts_with(&needle),
+    }
+}
+
+fn compare_count(found: usize, op: CompareOp, count: u32) -> bool {
+    let found = u64::try_from(found).unwrap_or(u64::MAX);
+    op.holds(found.cmp(&u64::from(count)))
+}
+
+#[cfg(test)]
+mod tests;

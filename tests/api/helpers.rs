@@ -1,0 +1,287 @@
+//! `spawn_app()`: a real tagsmith server on port 0 with a fresh database.
+
+use std::sync::Once;
+
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use serde_json::{Value, json};
+use tagsmith::config::{DatabaseSettings, QueryLimits, ServerSettings};
+use tagsmith::{db, server};
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each named `async fn(TestApp)` as two tests: `NAME::sqlite` and
+/// `NAME::postgres` (the latter is skipped, saying so, when
+/// `TAGSMITH_TEST_DATABASE_URL` is not set).
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = $crate::helpers::spawn_app_on($crate::helpers::Backend::Sqlite)
+                    .await
+                    .expect("SQLite is always available");
+                super::$name(app).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                match $crate::helpers::spawn_app_on($crate::helpers::Backend::Postgres).await {
+                    Some(app) => super::$name(app).await,
+                    None => eprintln!("skipped: TAGSMITH_TEST_DATABASE_URL is not set"),
+                }
+            }
+        }
+    )+};
+}
+
+/// A running server and a client for it.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    /// The ADMIN key of the `default` workspace, made on first start.
+    pub admin_key: String,
+    pub db: DatabaseConnection,
+    _sqlite_dir: Option<tempfile::TempDir>,
+    _postgres: Option<PostgresDatabase>,
+}
+
+/// A throwaway PostgreSQL database, dropped with the test.
+struct PostgresDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // The test's runtime is going away: drop the database from a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                if let Ok(conn) = Database::connect(&admin_url).await {
+                    let _ = conn
+                        .execute_unprepared(&format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        ))
+                        .await;
+                    let _ = conn.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            tracing_subscriber::fmt()
+                .with_env_filter("info,sqlx=warn")
+                .with_test_writer()
+                .init();
+        }
+    });
+}
+
+/// Starts the server on SQLite (a temp file).
+pub async fn spawn_app() -> TestApp {
+    spawn_app_on(Backend::Sqlite).await.expect("SQLite")
+}
+
+/// Starts the server on the given backend; `None` when PostgreSQL is not configured.
+pub async fn spawn_app_on(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Starts the server with adjusted settings.
+pub async fn spawn_app_with(
+    backend: Backend,
+    adjust: impl FnOnce(&mut ServerSettings),
+) -> Option<TestApp> {
+    init_logs();
+    let (database_url, sqlite_dir, postgres) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}", dir.path().join("tagsmith.db").display());
+            (url, Some(dir), None)
+        }
+        Backend::Postgres => {
+            let admin_url = std::env::var("TAGSMITH_TEST_DATABASE_URL").ok()?;
+            let name = format!("tagsmith_test_{}", random_suffix());
+            let admin = Database::connect(&admin_url)
+                .await
+                .expect("connect to TAGSMITH_TEST_DATABASE_URL");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .expect("create test database");
+            admin.close().await.expect("close");
+            let base = admin_url
+                .rsplit_once('/')
+                .map(|(base, _)| base.to_owned())
+                .expect("database URL has a path");
+            let url = format!("{base}/{name}");
+            (url, None, Some(PostgresDatabase { admin_url, name }))
+        }
+    };
+    let database = DatabaseSettings {
+        database_url,
+        db_max_connections: 8,
+    };
+    let conn = db::connect(&database).await.expect("connect");
+    db::migrate(&conn).await.expect("migrate");
+    let key = server::bootstrap(&conn)
+        .await
+        .expect("bootstrap")
+        .expect("an empty database makes a first key");
+    let mut settings = ServerSettings {
+        bind: "127.0.0.1:0".into(),
+        max_body_bytes: 1024 * 1024,
+        require_key_for_introspection: false,
+        limits: QueryLimits::default(),
+    };
+    adjust(&mut settings);
+    let running = server::start(conn.clone(), settings, std::future::pending())
+        .await
+        .expect("start server");
+    Some(TestApp {
+        address: format!("http://{}", running.addr),
+        client: reqwest::Client::new(),
+        admin_key: key.secret,
+        db: conn,
+        _sqlite_dir: sqlite_dir,
+        _postgres: postgres,
+    })
+}
+
+fn random_suffix() -> String {
+    let mut bytes = [0u8; 6];
+    getrandom::fill(&mut bytes).expect("randomness");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl TestApp {
+    /// Runs a GraphQL operation with the ADMIN key; returns the whole response body.
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        self.graphql_as(Some(&self.admin_key), query, variables)
+            .await
+    }
+
+    /// Runs a GraphQL operation with the given key (or none).
+    pub async fn graphql_as(&self, key: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.expect("request");
+        response.json().await.expect("JSON response")
+    }
+
+    /// Runs an operation that must succeed; returns `data`.
+    pub async fn ok(&self, query: &str, variables: Value) -> Value {
+        let body = self.graphql(query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
+        body["data"].clone()
+    }
+
+    /// Posts raw bytes to /graphql with a content type; returns status and body text.
+    pub async fn post_raw(
+        &self,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, String) {
+        let response = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .header("content-type", content_type)
+            .bearer_auth(&self.admin_key)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("body"))
+    }
+
+    /// Creates a key of `role` in the default workspace; returns its secret.
+    pub async fn key(&self, name: &str, role: &str) -> String {
+        let data = self
+            .ok(
+                "mutation($name: String!, $role: Role!) { createApiKey(name: $name, role: $role) { secret } }",
+                json!({ "name": name, "role": role }),
+            )
+            .await;
+        data["createApiKey"]["secret"]
+            .as_str()
+            .expect("secret")
+            .to_owned()
+    }
+
+    /// Creates another workspace and returns its ADMIN key.
+    pub async fn other_workspace(&self, name: &str) -> String {
+        let txn = db::begin_write(&self.db).await.expect("txn");
+        let ws = tagsmith::auth::workspaces::create(&txn, name)
+            .await
+            .expect("workspace");
+        let key = tagsmith::auth::keys::create(&txn, ws.id, "admin", tagsmith::auth::Role::Admin)
+            .await
+            .expect("key");
+        txn.commit().await.expect("commit");
+        key.secret
+    }
+
+    /// Creates a user by email; returns its id.
+    pub async fn user(&self, email: &str) -> String {
+        let data = self
+            .ok(
+                "mutation($email: String!) { upsertUser(input: { email: $email }) { id } }",
+                json!({ "email": email }),
+            )
+            .await;
+        data["upsertUser"]["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Creates an account; returns its id.
+    pub async fn account(&self, external_id: &str, name: &str) -> String {
+        let data = self
+            .ok(
+                "mutation($x: String!, $n: String!) { upsertAccount(input: { externalId: $x, name: $n }) { id } }",
+                json!({ "x": external_id, "n": name }),
+            )
+            .await;
+        data["upsertAccount"]["id"].as_str().expect("id").to_owned()
+    }
+
+    /// The number of users in the default workspace.
+    pub async fn user_count(&self) -> i64 {
+        self.ok("{ users { totalCount } }", json!({})).await["users"]["totalCount"]
+            .as_i64()
+            .expect("count")
+    }
+}
+
+/// The `extensions.code` of the first error of a response.
+pub fn error_code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {body:#}"))
+}
+
+/// The message of the first error of a response.
+pub fn error_message(body: &Value) -> &str {
+    body["errors"][0]["message"].as_str().unwrap_or("")
+}
