@@ -116,6 +116,11 @@ fn describe(value: &Value) -> String {
     }
 }
 
+const RFC_3339_EXAMPLES: &str =
+    r#"an RFC 3339 date such as "2024-05-01" or "2024-05-01T09:30:00Z""#;
+const DATE_VALUES: &str =
+    r#"now, now - DURATION, now + DURATION or a date string such as "2024-05-01""#;
+
 fn value_problem(target: &Target, equality: bool, value: &Value) -> Option<String> {
     let found = describe(value);
     match target {
@@ -129,13 +134,13 @@ fn value_problem(target: &Target, equality: bool, value: &Value) -> Option<Strin
             (FieldType::Date, Value::String(text)) => {
                 super::ast::parse_date(text).is_none().then(|| {
                     format!(
-                        "invalid date {value} for {}: expected an RFC 3339 date such as \"2024-05-01\" or \"2024-05-01T09:30:00Z\"",
+                        "invalid date {value} for {}: expected {RFC_3339_EXAMPLES}",
                         field.name()
                     )
                 })
             }
             (FieldType::Date, _) => Some(format!(
-                "{} is a date field: expected now, now - DURATION, now + DURATION or a date string such as \"2024-05-01\" but found {found}",
+                "{} is a date field: expected {DATE_VALUES} but found {found}",
                 field.name()
             )),
         },
@@ -143,9 +148,7 @@ fn value_problem(target: &Target, equality: bool, value: &Value) -> Option<Strin
             Value::Now | Value::NowMinus(_) | Value::NowPlus(_) => Some(format!(
                 "an attribute compares with a string, a number, true or false, not {found}"
             )),
-            Value::Bool(_) if !equality => {
-                Some(format!("{found} compares only with = or !="))
-            }
+            Value::Bool(_) if !equality => Some(format!("{found} compares only with = or !=")),
             _ => None,
         },
     }

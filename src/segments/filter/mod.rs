@@ -39,7 +39,7 @@
 //!   with strings only. Date fields (created_at, last_seen_at,
 //!   last_activity_at) compare with `now`, `now ± DURATION`, or a string
 //!   holding an RFC 3339 date-time or a bare date (`"2024-05-01"`, midnight
-//!   UTC), see [`ast::parse_date`]. `contains`/`starts_with` need a text field
+//!   UTC), see [`parse_date`]. `contains`/`starts_with` need a text field
 //!   or an attribute.
 //! - Attributes compare with a string, a number, `true` or `false` (never
 //!   `now`); `true`/`false` only with `=` and `!=`.

@@ -81,7 +81,8 @@ impl Parser<'_> {
         }
     }
 
-    /// After a field or `attr.NAME`: `OP VALUE`, `is [not] null`, `contains STRING`, `starts_with STRING`.
+    /// After a field or `attr.NAME`: `OP VALUE`, `is [not] null`,
+    /// `contains STRING` or `starts_with STRING`.
     fn target_tail(
         &mut self,
         target: Target,
