@@ -3,5 +3,9 @@
 
 pub mod account;
 pub mod api_key;
+pub mod automation_event;
+pub mod tag;
+pub mod tag_assignment;
+pub mod tag_change;
 pub mod user;
 pub mod workspace;

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_create_workspaces_and_keys;
 mod m20261126_000002_create_accounts_and_users;
+mod m20261126_000003_create_tags;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_create_workspaces_and_keys::Migration),
             Box::new(m20261126_000002_create_accounts_and_users::Migration),
+            Box::new(m20261126_000003_create_tags::Migration),
         ]
     }
 }

@@ -2,7 +2,8 @@
 
 use entity::workspace;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, Set,
 };
 
 use super::AuthError;
@@ -49,6 +50,31 @@ pub async fn find(db: &impl ConnectionTrait, id: i64) -> Result<workspace::Model
         .one(db)
         .await?
         .ok_or_else(|| AuthError::UnknownWorkspace(id.to_string()))
+}
+
+/// Changes the tag rules of a workspace; `None` keeps a setting.
+pub async fn update_settings(
+    db: &impl ConnectionTrait,
+    id: i64,
+    lowercase_tags: Option<bool>,
+    max_tag_depth: Option<i32>,
+) -> Result<workspace::Model, AuthError> {
+    if let Some(depth) = max_tag_depth
+        && !(1..=10).contains(&depth)
+    {
+        return Err(AuthError::BadInput(format!(
+            "maxTagDepth must be between 1 and 10, not {depth}"
+        )));
+    }
+    let current = find(db, id).await?;
+    let mut active = current.into_active_model();
+    if let Some(lowercase) = lowercase_tags {
+        active.lowercase_tags = Set(lowercase);
+    }
+    if let Some(depth) = max_tag_depth {
+        active.max_tag_depth = Set(depth);
+    }
+    Ok(active.update(db).await?)
 }
 
 /// Whether the database holds no workspace yet (a first start).

@@ -40,11 +40,40 @@ pub struct Viewer {
     workspace: String,
 }
 
+/// Your workspace and its settings.
+#[derive(SimpleObject)]
+pub struct Workspace {
+    name: String,
+    /// When true, tag names with capital letters are refused.
+    lowercase_tags: bool,
+    /// Most levels in a hierarchical tag name (`a/b/c` has 3).
+    max_tag_depth: i32,
+}
+
+impl From<entity::workspace::Model> for Workspace {
+    fn from(ws: entity::workspace::Model) -> Self {
+        Workspace {
+            name: ws.name,
+            lowercase_tags: ws.lowercase_tags,
+            max_tag_depth: ws.max_tag_depth,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct AuthQuery;
 
 #[Object]
 impl AuthQuery {
+    /// Your workspace and its settings.
+    async fn workspace(&self, ctx: &Context<'_>) -> Result<Workspace> {
+        let caller = require(ctx, auth::Role::Viewer)?;
+        let ws = workspaces::find(&state(ctx)?.db, caller.workspace_id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(ws.into())
+    }
+
     /// The key making this request and its workspace.
     async fn viewer(&self, ctx: &Context<'_>) -> Result<Viewer> {
         let caller = require(ctx, auth::Role::Viewer)?;
@@ -64,6 +93,25 @@ pub struct AuthMutation;
 
 #[Object]
 impl AuthMutation {
+    /// Changes your workspace's tag rules (ADMIN). Existing tags are not checked again.
+    async fn update_workspace_settings(
+        &self,
+        ctx: &Context<'_>,
+        lowercase_tags: Option<bool>,
+        max_tag_depth: Option<i32>,
+    ) -> Result<Workspace> {
+        let caller = require(ctx, auth::Role::Admin)?;
+        let ws = workspaces::update_settings(
+            &state(ctx)?.db,
+            caller.workspace_id,
+            lowercase_tags,
+            max_tag_depth,
+        )
+        .await
+        .map_err(ApiError::from)?;
+        Ok(ws.into())
+    }
+
     /// Creates an API key in your workspace (ADMIN). The secret is shown once.
     async fn create_api_key(
         &self,

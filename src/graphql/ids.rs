@@ -11,6 +11,8 @@ use crate::error::ApiError;
 pub enum NodeKind {
     Account,
     User,
+    Tag,
+    TagChange,
 }
 
 impl NodeKind {
@@ -18,6 +20,8 @@ impl NodeKind {
         match self {
             NodeKind::Account => "Account",
             NodeKind::User => "User",
+            NodeKind::Tag => "Tag",
+            NodeKind::TagChange => "TagChange",
         }
     }
 
@@ -25,6 +29,8 @@ impl NodeKind {
         match name {
             "Account" => Some(NodeKind::Account),
             "User" => Some(NodeKind::User),
+            "Tag" => Some(NodeKind::Tag),
+            "TagChange" => Some(NodeKind::TagChange),
             _ => None,
         }
     }
@@ -79,6 +85,26 @@ pub fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
         .ok_or_else(bad)
 }
 
+/// The cursor after a row of a list ordered by name.
+pub fn name_cursor(name: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("name:{name}"))
+}
+
+/// Reads a name cursor; anything malformed is BAD_USER_INPUT.
+pub fn decode_name_cursor(cursor: &str) -> Result<String, ApiError> {
+    let bad = || {
+        ApiError::bad_input(format!(
+            "\"{}\" is not a valid cursor: pass an endCursor or edge cursor this API returned",
+            shorten(cursor)
+        ))
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    text.strip_prefix("name:")
+        .map(str::to_owned)
+        .ok_or_else(bad)
+}
+
 fn shorten(text: &str) -> String {
     if text.chars().count() > 60 {
         text.chars().take(60).chain(['…']).collect()
@@ -107,5 +133,10 @@ mod tests {
         assert_eq!(decode_cursor(&cursor(7)).unwrap(), 7);
         assert!(decode_cursor("nope").is_err());
         assert!(decode_cursor(encode(NodeKind::User, 1).as_str()).is_err());
+        assert_eq!(
+            decode_name_cursor(&name_cursor("a/b: c")).unwrap(),
+            "a/b: c"
+        );
+        assert!(decode_name_cursor(&cursor(1)).is_err());
     }
 }

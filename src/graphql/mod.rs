@@ -11,6 +11,7 @@ pub mod http;
 mod ids;
 mod loaders;
 mod subjects;
+mod tags;
 
 use async_graphql::{EmptySubscription, MergedObject, Schema};
 use sea_orm::DatabaseConnection;
@@ -26,10 +27,14 @@ pub struct AppState {
 }
 
 #[derive(MergedObject, Default)]
-pub struct Query(subjects::SubjectQuery, auth::AuthQuery);
+pub struct Query(subjects::SubjectQuery, tags::TagQuery, auth::AuthQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(subjects::SubjectMutation, auth::AuthMutation);
+pub struct Mutation(
+    subjects::SubjectMutation,
+    tags::TagMutation,
+    auth::AuthMutation,
+);
 
 pub type TagsmithSchema = Schema<Query, Mutation, EmptySubscription>;
 

@@ -1,7 +1,7 @@
 //! GraphQL types and operations of accounts and users.
 
 use async_graphql::{
-    Context, ID, InputObject, Interface, MaybeUndefined, Object, Result, types::Json,
+    Context, ID, InputObject, Interface, MaybeUndefined, Object, Result, Union, types::Json,
 };
 use chrono::{DateTime, Utc};
 use entity::{account, user};
@@ -10,12 +10,15 @@ use crate::auth::Role;
 use crate::error::{ApiError, ApiResult};
 use crate::subjects::page::PageRequest;
 use crate::subjects::users::UserScope;
-use crate::subjects::{Patch, accounts, users};
+use crate::subjects::{Patch, SubjectKind, accounts, users};
+use crate::tags::history::{self, HistoryScope};
+use crate::tags::store;
 
 use super::connection::{CountedConnection, TotalCount, connection, page_request};
 use super::context::{require, state};
 use super::ids::{self, NodeKind};
 use super::loaders::Loaders;
+use super::tags::{Tag, TagChange, history_connection, subject_tags};
 
 /// An object with a global ID.
 #[derive(Interface)]
@@ -23,6 +26,36 @@ use super::loaders::Loaders;
 pub enum Node {
     Account(Account),
     User(User),
+    Tag(Tag),
+    TagChange(TagChange),
+}
+
+/// Something that carries tags: an account or a user.
+#[derive(Union)]
+pub enum Subject {
+    Account(Account),
+    User(User),
+}
+
+/// A subject of the caller's workspace, through the request's loaders.
+pub async fn load_subject(
+    ctx: &Context<'_>,
+    kind: SubjectKind,
+    id: i64,
+) -> Result<Option<Subject>> {
+    let loaders = ctx.data::<Loaders>()?;
+    Ok(match kind {
+        SubjectKind::Account => loaders
+            .accounts
+            .load_one(id)
+            .await?
+            .map(|a| Subject::Account(Account(a))),
+        SubjectKind::User => loaders
+            .users
+            .load_one(id)
+            .await?
+            .map(|u| Subject::User(User(u))),
+    })
 }
 
 /// A company (customer account).
@@ -52,6 +85,23 @@ impl Account {
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
+    }
+    /// The account's tags, by name.
+    async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<Tag>> {
+        subject_tags(ctx, SubjectKind::Account, self.0.id).await
+    }
+    /// The account's tag changes, newest first.
+    async fn history(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<CountedConnection<TagChange>> {
+        let scope = HistoryScope {
+            subject: Some((SubjectKind::Account, self.0.id)),
+            ..Default::default()
+        };
+        Ok(history_connection(ctx, scope, first, after).await?)
     }
     /// The account's users, oldest first.
     async fn users(
@@ -107,6 +157,23 @@ impl User {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// The user's tags, by name.
+    async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<Tag>> {
+        subject_tags(ctx, SubjectKind::User, self.0.id).await
+    }
+    /// The user's tag changes, newest first.
+    async fn history(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<CountedConnection<TagChange>> {
+        let scope = HistoryScope {
+            subject: Some((SubjectKind::User, self.0.id)),
+            ..Default::default()
+        };
+        Ok(history_connection(ctx, scope, first, after).await?)
+    }
 }
 
 async fn user_connection(
@@ -155,6 +222,15 @@ impl SubjectQuery {
                 .await
                 .map_err(ApiError::from)?
                 .map(|u| Node::User(User(u))),
+            (NodeKind::Tag, id) => store::find_many(db, caller.workspace_id, &[id])
+                .await
+                .map_err(ApiError::from)?
+                .pop()
+                .map(|t| Node::Tag(Tag(t))),
+            (NodeKind::TagChange, id) => history::find(db, caller.workspace_id, id)
+                .await
+                .map_err(ApiError::from)?
+                .map(|c| Node::TagChange(TagChange(c))),
         };
         Ok(node)
     }

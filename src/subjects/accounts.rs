@@ -196,7 +196,8 @@ pub async fn count(
     Ok(search_query(workspace_id, search).count(db).await?)
 }
 
-/// Deletes an account; its users stay, without an account. Returns whether it existed.
+/// Deletes an account with its tags and tag history; its users stay,
+/// without an account. Returns whether it existed.
 pub async fn delete(
     db: &DatabaseConnection,
     workspace_id: i64,
@@ -208,6 +209,10 @@ pub async fn delete(
         .filter(account::Column::Id.eq(id))
         .exec(&txn)
         .await?;
+    if result.rows_affected > 0 {
+        crate::tags::delete::forget_subject(&txn, workspace_id, super::SubjectKind::Account, id)
+            .await?;
+    }
     txn.commit().await?;
     Ok(result.rows_affected > 0)
 }

@@ -198,6 +198,18 @@ pub async fn find(
         .await?)
 }
 
+/// Users among `ids` that are in the workspace (for DataLoaders).
+pub async fn find_many(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    ids: &[i64],
+) -> Result<Vec<user::Model>, SubjectError> {
+    Ok(scoped(workspace_id)
+        .filter(user::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?)
+}
+
 pub async fn find_by_email(
     db: &impl ConnectionTrait,
     workspace_id: i64,
@@ -279,7 +291,7 @@ pub async fn count(
     Ok(search_query(workspace_id, scope).count(db).await?)
 }
 
-/// Deletes a user. Returns whether it existed.
+/// Deletes a user, with its tags and tag history. Returns whether it existed.
 pub async fn delete(
     db: &DatabaseConnection,
     workspace_id: i64,
@@ -291,6 +303,10 @@ pub async fn delete(
         .filter(user::Column::Id.eq(id))
         .exec(&txn)
         .await?;
+    if result.rows_affected > 0 {
+        crate::tags::delete::forget_subject(&txn, workspace_id, super::SubjectKind::User, id)
+            .await?;
+    }
     txn.commit().await?;
     Ok(result.rows_affected > 0)
 }

@@ -1,5 +1,115 @@
-//! Tags: names, patterns, assignment and history.
+//! Tags: names, assignment through one write path, history, lifecycle and
+//! the catalogue.
 //!
-//! Invariant: pure tag logic (names, patterns) does no IO.
+//! Invariant: every real tag change goes through [`write::apply`], which
+//! writes the assignment, a `tag_changes` history row and an
+//! `automation_events` outbox row in the caller's transaction. Nothing else
+//! writes `tag_assignments`. Pure logic (`name`, `pattern`) does no IO.
+//! Boundary: called by `graphql/` (and later by import, automation and
+//! segments); knows nothing of GraphQL.
 
+pub mod assign;
+pub mod catalogue;
+pub mod delete;
+pub mod history;
+pub mod merge;
+pub mod name;
 pub mod pattern;
+pub mod rename;
+pub mod store;
+pub mod write;
+
+use crate::error::{Code, ErrorCode};
+
+/// Whether a change added or removed a tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    Added,
+    Removed,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Added => "ADDED",
+            Op::Removed => "REMOVED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Op> {
+        match s {
+            "ADDED" => Some(Op::Added),
+            "REMOVED" => Some(Op::Removed),
+            _ => None,
+        }
+    }
+}
+
+/// What made a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// One subject, through the API.
+    Manual,
+    /// Many subjects at once: bulk mutations, merges, deletions.
+    Bulk,
+    /// A CSV or Excel import.
+    Import,
+    /// A segment's entry or exit actions.
+    Trigger,
+    /// A Rhai script.
+    Script,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Manual => "MANUAL",
+            Source::Bulk => "BULK",
+            Source::Import => "IMPORT",
+            Source::Trigger => "TRIGGER",
+            Source::Script => "SCRIPT",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Source> {
+        match s {
+            "MANUAL" => Some(Source::Manual),
+            "BULK" => Some(Source::Bulk),
+            "IMPORT" => Some(Source::Import),
+            "TRIGGER" => Some(Source::Trigger),
+            "SCRIPT" => Some(Source::Script),
+            _ => None,
+        }
+    }
+}
+
+/// Errors of the tags domain.
+#[derive(Debug, thiserror::Error)]
+pub enum TagError {
+    #[error("{0}")]
+    InvalidNames(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no tag named {0:?}")]
+    NotFound(String),
+    #[error("{0} not found")]
+    SubjectNotFound(&'static str),
+    #[error("a tag named {0:?} already exists; use mergeTags to combine the two")]
+    RenameConflict(String),
+    #[error("{0}")]
+    TooMany(String),
+    #[error(transparent)]
+    Db(#[from] sea_orm::DbErr),
+}
+
+impl ErrorCode for TagError {
+    fn code(&self) -> Code {
+        match self {
+            TagError::InvalidNames(_) | TagError::Invalid(_) => Code::BadUserInput,
+            TagError::NotFound(_) | TagError::SubjectNotFound(_) => Code::NotFound,
+            TagError::RenameConflict(_) => Code::Conflict,
+            TagError::TooMany(_) => Code::LimitExceeded,
+            TagError::Db(_) => Code::Internal,
+        }
+    }
+}

@@ -1,0 +1,28 @@
+use sea_orm::entity::prelude::*;
+
+/// The append-only history of tag assignments.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "tag_changes")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub workspace_id: i64,
+    /// ADDED or REMOVED.
+    pub op: String,
+    pub tag_id: i64,
+    /// ACCOUNT or USER.
+    pub subject_kind: String,
+    pub subject_id: i64,
+    /// MANUAL, BULK, IMPORT, TRIGGER or SCRIPT.
+    pub source: String,
+    /// The API key, script or segment that made the change.
+    pub actor: Option<String>,
+    /// The tag change that led to this one, when automated.
+    pub cause_id: Option<i64>,
+    pub at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,498 @@
+//! GraphQL types and operations of tags: tagging, bulk, history, lifecycle, catalogue.
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::{tag, tag_change};
+
+use crate::auth::Role;
+use crate::error::{ApiError, ApiResult};
+use crate::subjects::SubjectKind as DomainKind;
+use crate::tags::assign::{self, Actor, BulkOutcome};
+use crate::tags::catalogue::{self, TagFilter};
+use crate::tags::history::{self, HistoryScope};
+use crate::tags::name::path_of;
+use crate::tags::{Op, Source, delete, merge, rename, store};
+
+use super::connection::{CountedConnection, TotalCount, connection, page_request};
+use super::context::{require, state};
+use super::ids::{self, NodeKind};
+use super::loaders::Loaders;
+use super::subjects::{Account, Subject, User, load_subject};
+
+/// Accounts or users.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "crate::subjects::SubjectKind")]
+pub enum SubjectKind {
+    Account,
+    User,
+}
+
+/// Whether a change added or removed a tag.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "crate::tags::Op")]
+pub enum TagOp {
+    Added,
+    Removed,
+}
+
+/// What made a change.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "crate::tags::Source")]
+pub enum ChangeSource {
+    /// One subject, through the API.
+    Manual,
+    /// Many subjects at once: bulk mutations, merges, deletions.
+    Bulk,
+    /// A CSV or Excel import.
+    Import,
+    /// A segment's entry or exit actions.
+    Trigger,
+    /// A Rhai script.
+    Script,
+}
+
+/// A tag. Names are case-sensitive; `Key: Value` names are key:value tags;
+/// `a/b/c` names are hierarchical, their parents existing implicitly.
+pub struct Tag(pub tag::Model);
+
+#[Object]
+impl Tag {
+    pub async fn id(&self) -> ID {
+        ids::encode(NodeKind::Tag, self.0.id)
+    }
+    /// Full name as written: 'Hot Lead', 'Region: Northeast', 'sports/football/australia'.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// 'Region' for the key:value tag 'Region: Northeast'; null otherwise.
+    async fn key(&self) -> Option<&str> {
+        self.0.key.as_deref()
+    }
+    async fn value(&self) -> Option<&str> {
+        self.0.value.as_deref()
+    }
+    /// Hierarchy levels: ['sports', 'football', 'australia']; one element for a flat tag.
+    async fn path(&self) -> Vec<&str> {
+        path_of(&self.0.name)
+    }
+    /// The tag one level up ('sports/football' for 'sports/football/australia').
+    async fn parent(&self, ctx: &Context<'_>) -> Result<Option<Tag>> {
+        let Some(parent_id) = self.0.parent_id else {
+            return Ok(None);
+        };
+        let parent = ctx.data::<Loaders>()?.tags.load_one(parent_id).await?;
+        Ok(parent.filter(|p| p.deleted_at.is_none()).map(Tag))
+    }
+    /// The tags one level down, by name.
+    async fn children(&self, ctx: &Context<'_>) -> Result<Vec<Tag>> {
+        let children = ctx
+            .data::<Loaders>()?
+            .tag_children
+            .load_one(self.0.id)
+            .await?;
+        Ok(children.unwrap_or_default().into_iter().map(Tag).collect())
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    /// How many accounts carry the tag.
+    async fn account_count(&self, ctx: &Context<'_>) -> Result<i64> {
+        let counts = ctx
+            .data::<Loaders>()?
+            .tag_counts
+            .load_one(self.0.id)
+            .await?;
+        Ok(counts.map_or(0, |(accounts, _)| accounts as i64))
+    }
+    /// How many users carry the tag.
+    async fn user_count(&self, ctx: &Context<'_>) -> Result<i64> {
+        let counts = ctx
+            .data::<Loaders>()?
+            .tag_counts
+            .load_one(self.0.id)
+            .await?;
+        Ok(counts.map_or(0, |(_, users)| users as i64))
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// Whether the tag was deleted (only history still shows it).
+    async fn deleted(&self) -> bool {
+        self.0.deleted_at.is_some()
+    }
+}
+
+/// One tag added to or removed from one subject.
+pub struct TagChange(pub tag_change::Model);
+
+#[Object]
+impl TagChange {
+    pub async fn id(&self) -> ID {
+        ids::encode(NodeKind::TagChange, self.0.id)
+    }
+    async fn op(&self) -> Result<TagOp> {
+        Ok(Op::parse(&self.0.op)
+            .ok_or_else(|| ApiError::new(crate::error::Code::Internal, "unknown op stored"))?
+            .into())
+    }
+    async fn tag(&self, ctx: &Context<'_>) -> Result<Tag> {
+        let tag = ctx.data::<Loaders>()?.tags.load_one(self.0.tag_id).await?;
+        Ok(Tag(tag.ok_or_else(|| ApiError::not_found("tag not found"))?))
+    }
+    async fn subject(&self, ctx: &Context<'_>) -> Result<Subject> {
+        let kind = if self.0.subject_kind == DomainKind::Account.as_str() {
+            DomainKind::Account
+        } else {
+            DomainKind::User
+        };
+        load_subject(ctx, kind, self.0.subject_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("subject not found").into())
+    }
+    async fn source(&self) -> Result<ChangeSource> {
+        Ok(Source::parse(&self.0.source)
+            .ok_or_else(|| ApiError::new(crate::error::Code::Internal, "unknown source stored"))?
+            .into())
+    }
+    /// API key name, script name or segment name that made the change.
+    async fn actor(&self) -> Option<&str> {
+        self.0.actor.as_deref()
+    }
+    /// The change or segment event that led to this one, when automated.
+    async fn cause_id(&self) -> Option<ID> {
+        self.0
+            .cause_id
+            .map(|id| ids::encode(NodeKind::TagChange, id))
+    }
+    async fn at(&self) -> DateTime<Utc> {
+        self.0.at
+    }
+}
+
+/// What a bulk operation did.
+#[derive(SimpleObject)]
+pub struct BulkResult {
+    /// Subjects the target selected.
+    matched: i64,
+    /// Tag assignments actually created or removed (existing ones are left alone).
+    changed: i64,
+}
+
+impl From<BulkOutcome> for BulkResult {
+    fn from(outcome: BulkOutcome) -> Self {
+        BulkResult {
+            matched: outcome.matched as i64,
+            changed: outcome.changed as i64,
+        }
+    }
+}
+
+/// The subjects of a bulk operation. Today: `ids` (accounts and users may
+/// mix, at most 10,000). Segment and filter targets are not built yet.
+#[derive(InputObject)]
+pub struct BulkTarget {
+    ids: Option<Vec<ID>>,
+}
+
+/// A page of a history, newest first.
+pub async fn history_connection(
+    ctx: &Context<'_>,
+    scope: HistoryScope,
+    first: Option<i32>,
+    after: Option<String>,
+) -> ApiResult<CountedConnection<TagChange>> {
+    let caller = require(ctx, Role::Viewer)?;
+    let request = page_request(first, after)?;
+    let db = state(ctx)?.db.clone();
+    let workspace_id = caller.workspace_id;
+    let page = history::list(&db, workspace_id, scope, request).await?;
+    let total = TotalCount::new(move || {
+        let db = db.clone();
+        async move { Ok(history::count(&db, workspace_id, scope).await?) }
+    });
+    Ok(connection(page, request, |c| c.id, TagChange, total))
+}
+
+/// The tags of a subject, by name.
+pub async fn subject_tags(ctx: &Context<'_>, kind: DomainKind, id: i64) -> Result<Vec<Tag>> {
+    let tags = ctx
+        .data::<Loaders>()?
+        .subject_tags
+        .load_one((kind, id))
+        .await?;
+    Ok(tags.unwrap_or_default().into_iter().map(Tag).collect())
+}
+
+/// Reads a subject id (an Account or a User id).
+fn parse_subject_id(id: &ID) -> ApiResult<(DomainKind, i64)> {
+    match ids::decode(id)? {
+        (NodeKind::Account, n) => Ok((DomainKind::Account, n)),
+        (NodeKind::User, n) => Ok((DomainKind::User, n)),
+        _ => Err(ApiError::bad_input(format!(
+            "\"{}\" is not the id of an account or a user",
+            id.as_str()
+        ))),
+    }
+}
+
+#[derive(Default)]
+pub struct TagQuery;
+
+#[Object]
+impl TagQuery {
+    /// The tag catalogue in name order. `search` matches any part of the name
+    /// (case-insensitive); `prefix` matches the start exactly ('sports/', 'Department: ').
+    async fn tags(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        search: Option<String>,
+        prefix: Option<String>,
+    ) -> Result<CountedConnection<Tag>> {
+        let caller = require(ctx, Role::Viewer)?;
+        let request = page_request(first, None)?;
+        let after = after.as_deref().map(ids::decode_name_cursor).transpose()?;
+        let db = state(ctx)?.db.clone();
+        let workspace_id = caller.workspace_id;
+        let filter = TagFilter { search, prefix };
+        let page = catalogue::list(&db, workspace_id, &filter, request.first, after.as_deref())
+            .await
+            .map_err(ApiError::from)?;
+        let mut connection = async_graphql::connection::Connection::with_additional_fields(
+            after.is_some(),
+            page.has_next,
+            TotalCount::new(move || {
+                let db = db.clone();
+                let filter = filter.clone();
+                async move { Ok(catalogue::count(&db, workspace_id, &filter).await?) }
+            }),
+        );
+        connection.edges = page
+            .rows
+            .into_iter()
+            .map(|t| async_graphql::connection::Edge::new(ids::name_cursor(&t.name), Tag(t)))
+            .collect();
+        Ok(connection)
+    }
+
+    /// One tag by its exact name.
+    async fn tag(&self, ctx: &Context<'_>, name: String) -> Result<Option<Tag>> {
+        let caller = require(ctx, Role::Viewer)?;
+        let tag = store::find_live(&state(ctx)?.db, caller.workspace_id, &name)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(tag.map(Tag))
+    }
+
+    /// Tag changes of the workspace, newest first; narrowed to one tag and/or one subject.
+    async fn tag_changes(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        tag: Option<String>,
+        subject_id: Option<ID>,
+    ) -> Result<CountedConnection<TagChange>> {
+        let caller = require(ctx, Role::Viewer)?;
+        let db = &state(ctx)?.db;
+        let mut scope = HistoryScope::default();
+        if let Some(name) = tag {
+            // A deleted or unknown tag has no changes to show.
+            match store::find_live(db, caller.workspace_id, &name)
+                .await
+                .map_err(ApiError::from)?
+            {
+                Some(tag) => scope.tag_id = Some(tag.id),
+                None => scope.tag_id = Some(-1),
+            }
+        }
+        if let Some(id) = subject_id {
+            scope.subject = Some(parse_subject_id(&id)?);
+        }
+        Ok(history_connection(ctx, scope, first, after).await?)
+    }
+}
+
+fn actor<'a>(key_name: &'a str, source: Source) -> Actor<'a> {
+    Actor {
+        source,
+        name: Some(key_name),
+        cause_id: None,
+        depth: 0,
+    }
+}
+
+async fn tag_one(ctx: &Context<'_>, subject: ID, tags: Vec<String>, op: Op) -> Result<Subject> {
+    let caller = require(ctx, Role::Member)?;
+    let (kind, id) = parse_subject_id(&subject)?;
+    if tags.is_empty() {
+        return Err(ApiError::bad_input("name at least one tag").into());
+    }
+    let db = &state(ctx)?.db;
+    assign::tag_one(
+        db,
+        caller.workspace_id,
+        kind,
+        id,
+        &tags,
+        op,
+        actor(&caller.key_name, Source::Manual),
+    )
+    .await
+    .map_err(ApiError::from)?;
+    // Read back with fresh tags (the request's loader may hold older ones).
+    let subject = match kind {
+        DomainKind::Account => crate::subjects::accounts::find(db, caller.workspace_id, id)
+            .await
+            .map_err(ApiError::from)?
+            .map(|a| Subject::Account(Account(a))),
+        DomainKind::User => crate::subjects::users::find(db, caller.workspace_id, id)
+            .await
+            .map_err(ApiError::from)?
+            .map(|u| Subject::User(User(u))),
+    };
+    ctx.data::<Loaders>()?.subject_tags.clear();
+    subject.ok_or_else(|| ApiError::not_found("subject not found").into())
+}
+
+async fn bulk(
+    ctx: &Context<'_>,
+    target: BulkTarget,
+    tags: Vec<String>,
+    op: Op,
+) -> Result<BulkResult> {
+    let caller = require(ctx, Role::Developer)?;
+    let Some(raw_ids) = target.ids else {
+        return Err(ApiError::bad_input("give the target's `ids`").into());
+    };
+    if raw_ids.len() > assign::MAX_BULK_IDS {
+        return Err(ApiError::new(
+            crate::error::Code::LimitExceeded,
+            format!(
+                "a bulk target holds at most {} ids, not {}",
+                assign::MAX_BULK_IDS,
+                raw_ids.len()
+            ),
+        )
+        .into());
+    }
+    let ids = raw_ids
+        .iter()
+        .map(parse_subject_id)
+        .collect::<ApiResult<Vec<_>>>()?;
+    let outcome = assign::bulk_by_ids(
+        &state(ctx)?.db,
+        caller.workspace_id,
+        &ids,
+        &tags,
+        op,
+        actor(&caller.key_name, Source::Bulk),
+    )
+    .await
+    .map_err(ApiError::from)?;
+    Ok(outcome.into())
+}
+
+#[derive(Default)]
+pub struct TagMutation;
+
+#[Object]
+impl TagMutation {
+    /// Appends; tags that do not exist yet are created. Already-present tags are a no-op.
+    /// (MEMBER and up.) Invalid names fail the whole request, naming each bad tag.
+    async fn add_tags(
+        &self,
+        ctx: &Context<'_>,
+        subject_id: ID,
+        tags: Vec<String>,
+    ) -> Result<Subject> {
+        tag_one(ctx, subject_id, tags, Op::Added).await
+    }
+
+    /// Removes tags; absent ones are a no-op. (MEMBER and up.)
+    async fn remove_tags(
+        &self,
+        ctx: &Context<'_>,
+        subject_id: ID,
+        tags: Vec<String>,
+    ) -> Result<Subject> {
+        tag_one(ctx, subject_id, tags, Op::Removed).await
+    }
+
+    /// Adds tags to every subject of the target in one transaction (DEVELOPER and up).
+    async fn bulk_add_tags(
+        &self,
+        ctx: &Context<'_>,
+        target: BulkTarget,
+        tags: Vec<String>,
+    ) -> Result<BulkResult> {
+        bulk(ctx, target, tags, Op::Added).await
+    }
+
+    /// Removes tags from every subject of the target in one transaction (DEVELOPER and up).
+    async fn bulk_remove_tags(
+        &self,
+        ctx: &Context<'_>,
+        target: BulkTarget,
+        tags: Vec<String>,
+    ) -> Result<BulkResult> {
+        bulk(ctx, target, tags, Op::Removed).await
+    }
+
+    /// Renames a tag, keeping its assignments and history; renaming 'a' renames 'a/b' too.
+    /// Renaming onto an existing name is a CONFLICT (use mergeTags). (DEVELOPER and up.)
+    async fn rename_tag(&self, ctx: &Context<'_>, name: String, new_name: String) -> Result<Tag> {
+        let caller = require(ctx, Role::Developer)?;
+        let tag = rename::rename(&state(ctx)?.db, caller.workspace_id, &name, &new_name)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Tag(tag))
+    }
+
+    /// Moves every assignment of `names` to `into` (created when missing), without
+    /// duplicates and recording each change, then deletes `names`. (DEVELOPER and up.)
+    async fn merge_tags(&self, ctx: &Context<'_>, names: Vec<String>, into: String) -> Result<Tag> {
+        let caller = require(ctx, Role::Developer)?;
+        let tag = merge::merge(
+            &state(ctx)?.db,
+            caller.workspace_id,
+            &names,
+            &into,
+            actor(&caller.key_name, Source::Bulk),
+        )
+        .await
+        .map_err(ApiError::from)?;
+        Ok(Tag(tag))
+    }
+
+    /// Deletes a tag and its descendants from every subject, recording each
+    /// removal; history keeps naming it. (DEVELOPER and up.)
+    async fn delete_tag(&self, ctx: &Context<'_>, name: String) -> Result<bool> {
+        let caller = require(ctx, Role::Developer)?;
+        delete::delete(
+            &state(ctx)?.db,
+            caller.workspace_id,
+            &name,
+            actor(&caller.key_name, Source::Bulk),
+        )
+        .await
+        .map_err(ApiError::from)?;
+        Ok(true)
+    }
+
+    /// Sets a tag's description; null or blank clears it. (DEVELOPER and up.)
+    async fn set_tag_description(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        description: Option<String>,
+    ) -> Result<Tag> {
+        let caller = require(ctx, Role::Developer)?;
+        let tag =
+            catalogue::set_description(&state(ctx)?.db, caller.workspace_id, &name, description)
+                .await
+                .map_err(ApiError::from)?;
+        Ok(Tag(tag))
+    }
+}

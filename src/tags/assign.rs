@@ -1,0 +1,158 @@
+//! Tagging: one subject (`addTags`, `removeTags`) or many by id (bulk).
+
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
+
+use super::write::{self, TagWrite, Target, subject_table};
+use super::{Op, Source, TagError, store};
+use crate::db::begin_write;
+use crate::subjects::SubjectKind;
+
+/// Most ids one bulk request may name.
+pub const MAX_BULK_IDS: usize = 10_000;
+
+/// Who makes a change, and why.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    pub source: Source,
+    /// The API key, script or segment name.
+    pub name: Option<&'a str>,
+    pub cause_id: Option<i64>,
+    pub depth: i32,
+}
+
+/// Counts of a bulk operation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BulkOutcome {
+    /// Subjects the target selected.
+    pub matched: u64,
+    /// Assignments actually created or removed.
+    pub changed: u64,
+}
+
+/// Adds or removes tags on many subjects, in one transaction (all or
+/// nothing). Tags are created on first use when adding; removing a tag that
+/// does not exist changes nothing.
+pub async fn apply_to_targets(
+    txn: &DatabaseTransaction,
+    workspace_id: i64,
+    targets: &[(SubjectKind, Target)],
+    raw_names: &[String],
+    op: Op,
+    actor: Actor<'_>,
+) -> Result<BulkOutcome, TagError> {
+    let names = store::parse_names(txn, workspace_id, raw_names).await?;
+    let tags = match op {
+        Op::Added => store::ensure(txn, workspace_id, &names).await?,
+        Op::Removed => {
+            let names: Vec<String> = names.iter().map(|n| n.as_str().to_owned()).collect();
+            store::find_live_by_names(txn, workspace_id, &names).await?
+        }
+    };
+    let mut outcome = BulkOutcome::default();
+    for (kind, target) in targets {
+        outcome.matched += count_target(txn, workspace_id, *kind, target).await?;
+        for tag in &tags {
+            let tag_write = TagWrite {
+                workspace_id,
+                op,
+                tag_id: tag.id,
+                kind: *kind,
+                source: actor.source,
+                actor: actor.name,
+                cause_id: actor.cause_id,
+                depth: actor.depth,
+            };
+            outcome.changed += write::apply(txn, &tag_write, target).await?;
+        }
+    }
+    Ok(outcome)
+}
+
+/// How many subjects of the workspace a target selects.
+async fn count_target(
+    txn: &DatabaseTransaction,
+    workspace_id: i64,
+    kind: SubjectKind,
+    target: &Target,
+) -> Result<u64, TagError> {
+    let condition = match target {
+        Target::Ids(ids) if ids.is_empty() => return Ok(0),
+        Target::Ids(ids) => Expr::col(("s", "id")).is_in(ids.iter().copied()),
+        Target::Select(select) => Expr::col(("s", "id")).in_subquery(select.clone()),
+    };
+    let query = Query::select()
+        .expr(Expr::col(("s", "id")).count())
+        .from_as(subject_table(kind), "s")
+        .and_where(Expr::col(("s", "workspace_id")).eq(workspace_id))
+        .and_where(condition)
+        .to_owned();
+    let count: i64 = match txn.query_one(&query).await? {
+        Some(row) => row.try_get_by_index(0)?,
+        None => 0,
+    };
+    Ok(count as u64)
+}
+
+/// Adds or removes tags on one subject, which must exist in the workspace.
+pub async fn tag_one(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    kind: SubjectKind,
+    subject_id: i64,
+    names: &[String],
+    op: Op,
+    actor: Actor<'_>,
+) -> Result<(), TagError> {
+    let txn = begin_write(db).await?;
+    let targets = [(kind, Target::Ids(vec![subject_id]))];
+    let outcome = apply_to_targets(&txn, workspace_id, &targets, names, op, actor).await?;
+    if outcome.matched == 0 {
+        return Err(TagError::SubjectNotFound(match kind {
+            SubjectKind::Account => "account",
+            SubjectKind::User => "user",
+        }));
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Adds or removes tags on subjects named by id (accounts and users may mix).
+pub async fn bulk_by_ids(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    ids: &[(SubjectKind, i64)],
+    names: &[String],
+    op: Op,
+    actor: Actor<'_>,
+) -> Result<BulkOutcome, TagError> {
+    if ids.len() > MAX_BULK_IDS {
+        return Err(TagError::TooMany(format!(
+            "a bulk target holds at most {MAX_BULK_IDS} ids, not {}",
+            ids.len()
+        )));
+    }
+    if names.is_empty() {
+        return Err(TagError::Invalid("name at least one tag".into()));
+    }
+    let mut accounts: Vec<i64> = Vec::new();
+    let mut users: Vec<i64> = Vec::new();
+    for (kind, id) in ids {
+        match kind {
+            SubjectKind::Account => accounts.push(*id),
+            SubjectKind::User => users.push(*id),
+        }
+    }
+    for list in [&mut accounts, &mut users] {
+        list.sort_unstable();
+        list.dedup();
+    }
+    let targets = [
+        (SubjectKind::Account, Target::Ids(accounts)),
+        (SubjectKind::User, Target::Ids(users)),
+    ];
+    let txn = begin_write(db).await?;
+    let outcome = apply_to_targets(&txn, workspace_id, &targets, names, op, actor).await?;
+    txn.commit().await?;
+    Ok(outcome)
+}

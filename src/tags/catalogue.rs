@@ -1,0 +1,190 @@
+//! The tag catalogue: listing, counts, children, a subject's tags, descriptions.
+
+use std::collections::HashMap;
+
+use entity::{tag, tag_assignment};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
+};
+
+use super::{TagError, store};
+use crate::db::begin_write;
+use crate::subjects::SubjectKind;
+use crate::subjects::page::{Page, contains_pattern};
+
+/// Which tags to list.
+#[derive(Debug, Clone, Default)]
+pub struct TagFilter {
+    /// Case-insensitive substring of the name.
+    pub search: Option<String>,
+    /// Names starting with this, exactly (`sports/`, `Department: `).
+    pub prefix: Option<String>,
+}
+
+fn query(workspace_id: i64, filter: &TagFilter) -> Select<tag::Entity> {
+    let mut query = tag::Entity::find()
+        .filter(tag::Column::WorkspaceId.eq(workspace_id))
+        .filter(tag::Column::DeletedAt.is_null());
+    if let Some(search) = filter.search.as_deref().filter(|s| !s.is_empty()) {
+        query = query.filter(
+            Expr::expr(Func::lower(Expr::col((tag::Entity, tag::Column::Name))))
+                .like(LikeExpr::new(contains_pattern(search)).escape('\\')),
+        );
+    }
+    if let Some(prefix) = filter.prefix.as_deref().filter(|p| !p.is_empty()) {
+        // substr() compares exactly (LIKE would ignore case on SQLite).
+        let length = prefix.chars().count() as i64;
+        let head = Func::cust("substr")
+            .arg(Expr::col((tag::Entity, tag::Column::Name)))
+            .arg(1i64)
+            .arg(length);
+        query = query.filter(Expr::expr(head).eq(prefix));
+    }
+    query
+}
+
+/// One page of live tags in name order; `after` is the last name seen.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    filter: &TagFilter,
+    first: u64,
+    after: Option<&str>,
+) -> Result<Page<tag::Model>, TagError> {
+    let mut select = query(workspace_id, filter);
+    if let Some(after) = after {
+        select = select.filter(tag::Column::Name.gt(after));
+    }
+    let rows = select
+        .order_by_asc(tag::Column::Name)
+        .limit(first + 1)
+        .all(db)
+        .await?;
+    Ok(Page::from_overfetch(rows, first))
+}
+
+pub async fn count(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    filter: &TagFilter,
+) -> Result<u64, TagError> {
+    Ok(query(workspace_id, filter).count(db).await?)
+}
+
+/// How many accounts and users carry each tag: one grouped query.
+pub async fn counts(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    tag_ids: &[i64],
+) -> Result<HashMap<i64, (u64, u64)>, TagError> {
+    let rows: Vec<(i64, String, i64)> = tag_assignment::Entity::find()
+        .select_only()
+        .column(tag_assignment::Column::TagId)
+        .column(tag_assignment::Column::SubjectKind)
+        .column_as(tag_assignment::Column::Id.count(), "n")
+        .filter(tag_assignment::Column::WorkspaceId.eq(workspace_id))
+        .filter(tag_assignment::Column::TagId.is_in(tag_ids.iter().copied()))
+        .group_by(tag_assignment::Column::TagId)
+        .group_by(tag_assignment::Column::SubjectKind)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut counts: HashMap<i64, (u64, u64)> = tag_ids.iter().map(|id| (*id, (0, 0))).collect();
+    for (tag_id, kind, n) in rows {
+        let entry = counts.entry(tag_id).or_default();
+        if kind == SubjectKind::Account.as_str() {
+            entry.0 = n as u64;
+        } else {
+            entry.1 = n as u64;
+        }
+    }
+    Ok(counts)
+}
+
+/// The live children of each tag, in name order.
+pub async fn children(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    parent_ids: &[i64],
+) -> Result<HashMap<i64, Vec<tag::Model>>, TagError> {
+    let rows = tag::Entity::find()
+        .filter(tag::Column::WorkspaceId.eq(workspace_id))
+        .filter(tag::Column::DeletedAt.is_null())
+        .filter(tag::Column::ParentId.is_in(parent_ids.iter().copied()))
+        .order_by_asc(tag::Column::Name)
+        .all(db)
+        .await?;
+    let mut children: HashMap<i64, Vec<tag::Model>> = HashMap::new();
+    for row in rows {
+        if let Some(parent) = row.parent_id {
+            children.entry(parent).or_default().push(row);
+        }
+    }
+    Ok(children)
+}
+
+/// The tags of each subject, in name order: two queries whatever the number of subjects.
+pub async fn subject_tags(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    kind: SubjectKind,
+    subject_ids: &[i64],
+) -> Result<HashMap<i64, Vec<tag::Model>>, TagError> {
+    let assignments: Vec<(i64, i64)> = tag_assignment::Entity::find()
+        .select_only()
+        .column(tag_assignment::Column::SubjectId)
+        .column(tag_assignment::Column::TagId)
+        .filter(tag_assignment::Column::WorkspaceId.eq(workspace_id))
+        .filter(tag_assignment::Column::SubjectKind.eq(kind.as_str()))
+        .filter(tag_assignment::Column::SubjectId.is_in(subject_ids.iter().copied()))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut tag_ids: Vec<i64> = assignments.iter().map(|(_, tag)| *tag).collect();
+    tag_ids.sort_unstable();
+    tag_ids.dedup();
+    let tags: HashMap<i64, tag::Model> = store::find_many(db, workspace_id, &tag_ids)
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t))
+        .collect();
+    let mut result: HashMap<i64, Vec<tag::Model>> = HashMap::new();
+    for (subject, tag_id) in assignments {
+        if let Some(tag) = tags.get(&tag_id) {
+            result.entry(subject).or_default().push(tag.clone());
+        }
+    }
+    for list in result.values_mut() {
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    Ok(result)
+}
+
+/// Sets (or clears, with `None` or blank text) a tag's description.
+pub async fn set_description(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    name: &str,
+    description: Option<String>,
+) -> Result<tag::Model, TagError> {
+    let description = description
+        .map(|d| d.trim().to_owned())
+        .filter(|d| !d.is_empty());
+    if description
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > 2000)
+    {
+        return Err(TagError::Invalid(
+            "a description is at most 2000 characters".into(),
+        ));
+    }
+    let txn = begin_write(db).await?;
+    let tag = store::get_live(&txn, workspace_id, name).await?;
+    let mut active = tag.into_active_model();
+    active.description = Set(description);
+    let tag = active.update(&txn).await?;
+    txn.commit().await?;
+    Ok(tag)
+}

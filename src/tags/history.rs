@@ -1,0 +1,72 @@
+//! The history of tag changes, newest first.
+
+use entity::tag_change;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select,
+};
+
+use super::TagError;
+use crate::subjects::SubjectKind;
+use crate::subjects::page::{Page, PageRequest};
+
+/// Which changes to list.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HistoryScope {
+    pub tag_id: Option<i64>,
+    pub subject: Option<(SubjectKind, i64)>,
+}
+
+fn query(workspace_id: i64, scope: HistoryScope) -> Select<tag_change::Entity> {
+    let mut query =
+        tag_change::Entity::find().filter(tag_change::Column::WorkspaceId.eq(workspace_id));
+    if let Some(tag_id) = scope.tag_id {
+        query = query.filter(tag_change::Column::TagId.eq(tag_id));
+    }
+    if let Some((kind, id)) = scope.subject {
+        query = query
+            .filter(tag_change::Column::SubjectKind.eq(kind.as_str()))
+            .filter(tag_change::Column::SubjectId.eq(id));
+    }
+    query
+}
+
+/// One change by id, if it is in the workspace.
+pub async fn find(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    id: i64,
+) -> Result<Option<tag_change::Model>, TagError> {
+    Ok(tag_change::Entity::find()
+        .filter(tag_change::Column::WorkspaceId.eq(workspace_id))
+        .filter(tag_change::Column::Id.eq(id))
+        .one(db)
+        .await?)
+}
+
+/// One page of changes, newest first; `after` is the id of the last change seen.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    scope: HistoryScope,
+    page: PageRequest,
+) -> Result<Page<tag_change::Model>, TagError> {
+    let mut select = query(workspace_id, scope);
+    if let Some(after) = page.after {
+        select = select.filter(tag_change::Column::Id.lt(after));
+    }
+    let rows = select
+        .order_by_desc(tag_change::Column::Id)
+        .limit(page.first + 1)
+        .all(db)
+        .await?;
+    Ok(Page::from_overfetch(rows, page.first))
+}
+
+pub async fn count(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    scope: HistoryScope,
+) -> Result<u64, TagError> {
+    Ok(query(workspace_id, scope).count(db).await?)
+}

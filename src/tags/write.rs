@@ -1,0 +1,244 @@
+//! The one write path of tag assignments.
+//!
+//! [`apply`] adds or removes one tag on a set of subjects of one kind, in
+//! the caller's transaction, with set-based SQL: one statement writes the
+//! history rows of the subjects that really change, one applies them to
+//! `tag_assignments`, one writes their outbox events. Subjects that already
+//! have the tag (or do not have it, when removing) are left alone: no
+//! history, no event. Whatever the source (MANUAL, BULK, IMPORT, TRIGGER,
+//! SCRIPT), every tag change goes through here.
+
+use entity::{account, automation_event, tag, tag_assignment, tag_change, user};
+use sea_orm::sea_query::{
+    Expr, ExprTrait, Func, LockType, OnConflict, Query, SelectStatement, SimpleExpr,
+};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityName};
+
+use super::{Op, Source};
+use crate::subjects::SubjectKind;
+use crate::time::now;
+
+/// The subjects a write applies to (all of the write's kind).
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// These ids (ids not in the workspace are ignored).
+    Ids(Vec<i64>),
+    /// The ids a query selects (one column of subject ids).
+    Select(SelectStatement),
+}
+
+/// One tag added to or removed from a target.
+#[derive(Debug, Clone)]
+pub struct TagWrite<'a> {
+    pub workspace_id: i64,
+    pub op: Op,
+    pub tag_id: i64,
+    pub kind: SubjectKind,
+    pub source: Source,
+    /// The API key, script or segment name.
+    pub actor: Option<&'a str>,
+    /// The tag change that led to this one, when automated.
+    pub cause_id: Option<i64>,
+    /// How many automated steps led here.
+    pub depth: i32,
+}
+
+/// The table of a subject kind, as a SeaQuery table reference.
+pub fn subject_table(kind: SubjectKind) -> &'static str {
+    match kind {
+        SubjectKind::Account => account::Entity.table_name(),
+        SubjectKind::User => user::Entity.table_name(),
+    }
+}
+
+/// `s.id IN (target)` for a subject table aliased `s`.
+fn target_condition(target: &Target) -> SimpleExpr {
+    match target {
+        Target::Ids(ids) => Expr::col(("s", "id")).is_in(ids.iter().copied()),
+        Target::Select(select) => Expr::col(("s", "id")).in_subquery(select.clone()),
+    }
+}
+
+/// Applies the write; returns how many subjects really changed.
+pub async fn apply(
+    txn: &DatabaseTransaction,
+    write: &TagWrite<'_>,
+    target: &Target,
+) -> Result<u64, DbErr> {
+    if matches!(target, Target::Ids(ids) if ids.is_empty()) {
+        return Ok(0);
+    }
+    let backend = txn.get_database_backend();
+    if backend == DbBackend::Postgres {
+        // Writers of one tag take turns, so "has it already?" stays true
+        // between the statements below. (SQLite's BEGIN IMMEDIATE already
+        // serializes every writer.)
+        let lock = Query::select()
+            .column(tag::Column::Id)
+            .from(tag::Entity)
+            .and_where(Expr::col(tag::Column::Id).eq(write.tag_id))
+            .lock(LockType::Update)
+            .to_owned();
+        txn.query_one(&lock).await?;
+    }
+    // History rows of this write are those of this tag above the floor.
+    let floor_query = Query::select()
+        .expr(Func::coalesce([
+            Expr::col(tag_change::Column::Id).max(),
+            Expr::val(0i64),
+        ]))
+        .from(tag_change::Entity)
+        .to_owned();
+    let floor: i64 = match txn.query_one(&floor_query).await? {
+        Some(row) => row.try_get_by_index(0)?,
+        None => 0,
+    };
+    let at = now();
+    let kind = write.kind.as_str();
+
+    // 1. History: one row per subject that really changes.
+    let has_tag = Query::select()
+        .expr(Expr::val(1))
+        .from_as(tag_assignment::Entity, "a")
+        .and_where(Expr::col(("a", tag_assignment::Column::TagId)).eq(write.tag_id))
+        .and_where(Expr::col(("a", tag_assignment::Column::SubjectKind)).eq(kind))
+        .and_where(Expr::col(("a", tag_assignment::Column::SubjectId)).equals(("s", "id")))
+        .to_owned();
+    let changes = Query::select()
+        .expr(Expr::val(write.workspace_id))
+        .expr(Expr::val(write.op.as_str()))
+        .expr(Expr::val(write.tag_id))
+        .expr(Expr::val(kind))
+        .expr(Expr::col(("s", "id")))
+        .expr(Expr::val(write.source.as_str()))
+        .expr(Expr::val(write.actor.map(str::to_owned)))
+        .expr(Expr::val(write.cause_id))
+        .expr(Expr::val(at))
+        .from_as(subject_table(write.kind), "s")
+        .and_where(Expr::col(("s", "workspace_id")).eq(write.workspace_id))
+        .and_where(target_condition(target))
+        .and_where(match write.op {
+            Op::Added => Expr::exists(has_tag).not(),
+            Op::Removed => Expr::exists(has_tag),
+        })
+        .order_by(("s", "id"), sea_orm::sea_query::Order::Asc)
+        .to_owned();
+    let insert_changes = Query::insert()
+        .into_table(tag_change::Entity)
+        .columns([
+            tag_change::Column::WorkspaceId,
+            tag_change::Column::Op,
+            tag_change::Column::TagId,
+            tag_change::Column::SubjectKind,
+            tag_change::Column::SubjectId,
+            tag_change::Column::Source,
+            tag_change::Column::Actor,
+            tag_change::Column::CauseId,
+            tag_change::Column::At,
+        ])
+        .select_from(changes)
+        .map_err(|e| DbErr::Custom(e.to_string()))?
+        .to_owned();
+    let changed = txn.execute(&insert_changes).await?.rows_affected();
+    if changed == 0 {
+        return Ok(0);
+    }
+    let this_write = || {
+        Expr::col(tag_change::Column::TagId)
+            .eq(write.tag_id)
+            .and(Expr::col(tag_change::Column::Id).gt(floor))
+    };
+
+    // 2. The assignments themselves.
+    match write.op {
+        Op::Added => {
+            let rows = Query::select()
+                .columns([
+                    tag_change::Column::WorkspaceId,
+                    tag_change::Column::TagId,
+                    tag_change::Column::SubjectKind,
+                    tag_change::Column::SubjectId,
+                    tag_change::Column::Source,
+                    tag_change::Column::Actor,
+                    tag_change::Column::At,
+                ])
+                .from(tag_change::Entity)
+                .and_where(this_write())
+                .to_owned();
+            let insert = Query::insert()
+                .into_table(tag_assignment::Entity)
+                .columns([
+                    tag_assignment::Column::WorkspaceId,
+                    tag_assignment::Column::TagId,
+                    tag_assignment::Column::SubjectKind,
+                    tag_assignment::Column::SubjectId,
+                    tag_assignment::Column::Source,
+                    tag_assignment::Column::Actor,
+                    tag_assignment::Column::At,
+                ])
+                .select_from(rows)
+                .map_err(|e| DbErr::Custom(e.to_string()))?
+                .on_conflict(OnConflict::new().do_nothing().to_owned())
+                .to_owned();
+            txn.execute(&insert).await?;
+        }
+        Op::Removed => {
+            let removed = Query::select()
+                .column(tag_change::Column::SubjectId)
+                .from(tag_change::Entity)
+                .and_where(this_write())
+                .to_owned();
+            let delete = Query::delete()
+                .from_table(tag_assignment::Entity)
+                .and_where(Expr::col(tag_assignment::Column::TagId).eq(write.tag_id))
+                .and_where(Expr::col(tag_assignment::Column::SubjectKind).eq(kind))
+                .and_where(Expr::col(tag_assignment::Column::SubjectId).in_subquery(removed))
+                .to_owned();
+            txn.execute(&delete).await?;
+        }
+    }
+
+    // 3. The outbox: one event per change, for the automation worker.
+    let event_kind = match write.op {
+        Op::Added => "TAG_ADDED",
+        Op::Removed => "TAG_REMOVED",
+    };
+    let events = Query::select()
+        .column(tag_change::Column::WorkspaceId)
+        .expr(Expr::val(event_kind))
+        .column(tag_change::Column::SubjectKind)
+        .column(tag_change::Column::SubjectId)
+        .column(tag_change::Column::TagId)
+        .column(tag_change::Column::Id)
+        .expr(Expr::val(write.depth))
+        .column(tag_change::Column::CauseId)
+        .expr(Expr::val("pending"))
+        .expr(Expr::val(0))
+        .expr(Expr::val(at))
+        .expr(Expr::val(at))
+        .from(tag_change::Entity)
+        .and_where(this_write())
+        .order_by(tag_change::Column::Id, sea_orm::sea_query::Order::Asc)
+        .to_owned();
+    let insert_events = Query::insert()
+        .into_table(automation_event::Entity)
+        .columns([
+            automation_event::Column::WorkspaceId,
+            automation_event::Column::Kind,
+            automation_event::Column::SubjectKind,
+            automation_event::Column::SubjectId,
+            automation_event::Column::TagId,
+            automation_event::Column::ChangeId,
+            automation_event::Column::Depth,
+            automation_event::Column::CauseId,
+            automation_event::Column::Status,
+            automation_event::Column::Attempts,
+            automation_event::Column::RunAt,
+            automation_event::Column::CreatedAt,
+        ])
+        .select_from(events)
+        .map_err(|e| DbErr::Custom(e.to_string()))?
+        .to_owned();
+    txn.execute(&insert_events).await?;
+    Ok(changed)
+}
