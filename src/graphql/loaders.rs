@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use entity::{account, tag, user};
 use sea_orm::DatabaseConnection;
 
@@ -125,14 +125,20 @@ impl Loader<(SubjectKind, i64)> for SubjectTagsLoader {
     }
 }
 
-/// The loaders of one request.
+type Cached<L> = DataLoader<L, HashMapCache>;
+
+/// The loaders of one request; each caches what it loaded for the request's life.
 pub struct Loaders {
-    pub accounts: DataLoader<AccountLoader>,
-    pub users: DataLoader<UserLoader>,
-    pub tags: DataLoader<TagLoader>,
-    pub tag_counts: DataLoader<TagCountLoader>,
-    pub tag_children: DataLoader<TagChildrenLoader>,
-    pub subject_tags: DataLoader<SubjectTagsLoader>,
+    pub accounts: Cached<AccountLoader>,
+    pub users: Cached<UserLoader>,
+    pub tags: Cached<TagLoader>,
+    pub tag_counts: Cached<TagCountLoader>,
+    pub tag_children: Cached<TagChildrenLoader>,
+    pub subject_tags: Cached<SubjectTagsLoader>,
+}
+
+fn cached<L: Send + Sync + 'static>(loader: L) -> Cached<L> {
+    DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default())
 }
 
 impl Loaders {
@@ -142,12 +148,65 @@ impl Loaders {
             workspace_id,
         };
         Loaders {
-            accounts: DataLoader::new(AccountLoader(scope.clone()), tokio::spawn),
-            users: DataLoader::new(UserLoader(scope.clone()), tokio::spawn),
-            tags: DataLoader::new(TagLoader(scope.clone()), tokio::spawn),
-            tag_counts: DataLoader::new(TagCountLoader(scope.clone()), tokio::spawn),
-            tag_children: DataLoader::new(TagChildrenLoader(scope.clone()), tokio::spawn),
-            subject_tags: DataLoader::new(SubjectTagsLoader(scope), tokio::spawn),
+            accounts: cached(AccountLoader(scope.clone())),
+            users: cached(UserLoader(scope.clone())),
+            tags: cached(TagLoader(scope.clone())),
+            tag_counts: cached(TagCountLoader(scope.clone())),
+            tag_children: cached(TagChildrenLoader(scope.clone())),
+            subject_tags: cached(SubjectTagsLoader(scope)),
         }
     }
+}
+
+/// Whether the selection asks for `path` below each node of a connection
+/// (through `nodes { ... }` or `edges { node { ... } }`).
+fn selects(look: &async_graphql::Lookahead<'_>, path: &[&str]) -> bool {
+    let mut via_nodes = look.field("nodes");
+    let mut via_edges = look.field("edges").field("node");
+    for field in path {
+        via_nodes = via_nodes.field(field);
+        via_edges = via_edges.field(field);
+    }
+    via_nodes.exists() || via_edges.exists()
+}
+
+/// Loads what the selection will ask of a page of subjects in one batch per
+/// kind of data (their tags and tag counts; for users, their accounts and
+/// the accounts' tags), so that the rows' resolvers find it in the request
+/// cache: the number of statements does not depend on the page size.
+pub async fn prime_subjects(
+    ctx: &async_graphql::Context<'_>,
+    kind: SubjectKind,
+    ids: &[i64],
+    account_ids: &[i64],
+) -> async_graphql::Result<()> {
+    let look = ctx.look_ahead();
+    let loaders = ctx.data::<Loaders>()?;
+    let mut tag_keys: Vec<(SubjectKind, i64)> = Vec::new();
+    if selects(&look, &["tags"]) {
+        tag_keys.extend(ids.iter().map(|id| (kind, *id)));
+    }
+    if kind == SubjectKind::User && selects(&look, &["account"]) {
+        loaders
+            .accounts
+            .load_many(account_ids.iter().copied())
+            .await?;
+        if selects(&look, &["account", "tags"]) {
+            tag_keys.extend(account_ids.iter().map(|id| (SubjectKind::Account, *id)));
+        }
+    }
+    if tag_keys.is_empty() {
+        return Ok(());
+    }
+    let tags = loaders.subject_tags.load_many(tag_keys).await?;
+    let counted = ["userCount", "accountCount"]
+        .iter()
+        .any(|f| selects(&look, &["tags", f]) || selects(&look, &["account", "tags", f]));
+    if counted {
+        let mut tag_ids: Vec<i64> = tags.values().flatten().map(|t| t.id).collect();
+        tag_ids.sort_unstable();
+        tag_ids.dedup();
+        loaders.tag_counts.load_many(tag_ids).await?;
+    }
+    Ok(())
 }

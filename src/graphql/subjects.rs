@@ -17,7 +17,7 @@ use crate::tags::store;
 use super::connection::{CountedConnection, TotalCount, connection, page_request};
 use super::context::{require, state};
 use super::ids::{self, NodeKind};
-use super::loaders::Loaders;
+use super::loaders::{Loaders, prime_subjects};
 use super::tags::{Tag, TagChange, history_connection, subject_tags};
 
 /// An object with a global ID.
@@ -189,6 +189,13 @@ async fn user_connection(
         ..scope
     };
     let page = users::list(&db, workspace_id, scope, request).await?;
+    let ids: Vec<i64> = page.rows.iter().map(|u| u.id).collect();
+    let mut account_ids: Vec<i64> = page.rows.iter().filter_map(|u| u.account_id).collect();
+    account_ids.sort_unstable();
+    account_ids.dedup();
+    prime_subjects(ctx, SubjectKind::User, &ids, &account_ids)
+        .await
+        .map_err(|e| ApiError::new(crate::error::Code::Internal, e.message))?;
     let account_id = scope.account_id;
     let total = TotalCount::new(move || {
         let db = db.clone();
@@ -250,6 +257,8 @@ impl SubjectQuery {
         let page = accounts::list(&db, workspace_id, search.as_deref(), request)
             .await
             .map_err(ApiError::from)?;
+        let ids: Vec<i64> = page.rows.iter().map(|a| a.id).collect();
+        prime_subjects(ctx, SubjectKind::Account, &ids, &[]).await?;
         let total = TotalCount::new(move || {
             let db = db.clone();
             let search = search.clone();

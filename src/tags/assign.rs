@@ -79,7 +79,7 @@ async fn count_target(
     let condition = match target {
         Target::Ids(ids) if ids.is_empty() => return Ok(0),
         Target::Ids(ids) => Expr::col(("s", "id")).is_in(ids.iter().copied()),
-        Target::Select(select) => Expr::col(("s", "id")).in_subquery(select.clone()),
+        Target::Select(select) => Expr::col(("s", "id")).in_subquery((**select).clone()),
     };
     let query = Query::select()
         .expr(Expr::col(("s", "id")).count())

@@ -35,10 +35,10 @@ fn query(workspace_id: i64, filter: &TagFilter) -> Select<tag::Entity> {
     }
     if let Some(prefix) = filter.prefix.as_deref().filter(|p| !p.is_empty()) {
         // substr() compares exactly (LIKE would ignore case on SQLite).
-        let length = prefix.chars().count() as i64;
+        let length = prefix.chars().count() as i32;
         let head = Func::cust("substr")
             .arg(Expr::col((tag::Entity, tag::Column::Name)))
-            .arg(1i64)
+            .arg(1i32)
             .arg(length);
         query = query.filter(Expr::expr(head).eq(prefix));
     }

@@ -60,7 +60,7 @@ pub async fn remove_everywhere(
             cause_id: actor.cause_id,
             depth: actor.depth,
         };
-        changed += write::apply(txn, &removal, &Target::Select(holders)).await?;
+        changed += write::apply(txn, &removal, &Target::Select(Box::new(holders))).await?;
     }
     Ok(changed)
 }

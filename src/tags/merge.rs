@@ -66,7 +66,7 @@ pub async fn merge(
                 cause_id: actor.cause_id,
                 depth: actor.depth,
             };
-            write::apply(&txn, &addition, &Target::Select(holders)).await?;
+            write::apply(&txn, &addition, &Target::Select(Box::new(holders))).await?;
         }
         remove_everywhere(&txn, workspace_id, source.id, actor).await?;
         retire(&txn, source).await?;

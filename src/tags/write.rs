@@ -24,7 +24,7 @@ pub enum Target {
     /// These ids (ids not in the workspace are ignored).
     Ids(Vec<i64>),
     /// The ids a query selects (one column of subject ids).
-    Select(SelectStatement),
+    Select(Box<SelectStatement>),
 }
 
 /// One tag added to or removed from a target.
@@ -55,7 +55,7 @@ pub fn subject_table(kind: SubjectKind) -> &'static str {
 fn target_condition(target: &Target) -> SimpleExpr {
     match target {
         Target::Ids(ids) => Expr::col(("s", "id")).is_in(ids.iter().copied()),
-        Target::Select(select) => Expr::col(("s", "id")).in_subquery(select.clone()),
+        Target::Select(select) => Expr::col(("s", "id")).in_subquery((**select).clone()),
     }
 }
 

@@ -1,6 +1,6 @@
 //! `spawn_app()`: a real tagsmith server on port 0 with a fresh database.
 
-use std::sync::Once;
+use std::sync::{Arc, Mutex, Once};
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
@@ -47,6 +47,8 @@ pub struct TestApp {
     /// The ADMIN key of the `default` workspace, made on first start.
     pub admin_key: String,
     pub db: DatabaseConnection,
+    /// Every SQL statement the server ran, in order (see `statements_during`).
+    pub statements: Arc<Mutex<Vec<String>>>,
     _sqlite_dir: Option<tempfile::TempDir>,
     _postgres: Option<PostgresDatabase>,
 }
@@ -139,7 +141,14 @@ pub async fn spawn_app_with(
         database_url,
         db_max_connections: 8,
     };
-    let conn = db::connect(&database).await.expect("connect");
+    let mut conn = db::connect(&database).await.expect("connect");
+    let statements = Arc::new(Mutex::new(Vec::new()));
+    let log = statements.clone();
+    conn.set_metric_callback(move |info| {
+        if let Ok(mut log) = log.lock() {
+            log.push(info.statement.sql.clone());
+        }
+    });
     db::migrate(&conn).await.expect("migrate");
     let key = server::bootstrap(&conn)
         .await
@@ -160,6 +169,7 @@ pub async fn spawn_app_with(
         client: reqwest::Client::new(),
         admin_key: key.secret,
         db: conn,
+        statements,
         _sqlite_dir: sqlite_dir,
         _postgres: postgres,
     })
@@ -264,6 +274,30 @@ impl TestApp {
             )
             .await;
         data["upsertAccount"]["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Runs `f` and returns the SQL statements the server ran meanwhile.
+    pub async fn statements_during<F: Future>(&self, f: F) -> (F::Output, Vec<String>) {
+        let start = self.statements.lock().unwrap().len();
+        let output = f.await;
+        let all = self.statements.lock().unwrap();
+        (output, all[start..].to_vec())
+    }
+
+    /// Counts the rows of a table (test bookkeeping, straight from the database).
+    pub async fn rows(&self, table: &str) -> i64 {
+        use sea_orm::{ConnectionTrait, Statement};
+        let backend = self.db.get_database_backend();
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(
+                backend,
+                format!("SELECT COUNT(*) FROM {table}"),
+            ))
+            .await
+            .expect("count")
+            .expect("a row");
+        row.try_get_by_index::<i64>(0).expect("count")
     }
 
     /// The number of users in the default workspace.

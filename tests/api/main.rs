@@ -12,3 +12,4 @@ mod bad_input;
 mod http;
 mod isolation;
 mod schema;
+mod tags;

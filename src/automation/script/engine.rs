@@ -1,12 +1,15 @@
 //! Building the sandboxed Rhai engine and compiling scripts.
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::thread;
 use std::time::Duration;
 
 use rhai::{AST, Engine, EvalAltResult, ImmutableString, OptimizationLevel, ParseError, Position};
 
 use super::ScriptError;
 use super::run;
+use super::runner::Runners;
 use super::snapshot::{self, HookKind};
 
 /// Bounds on what one script may be and do. Every run that breaks one fails
@@ -45,6 +48,13 @@ pub struct Limits {
     pub max_log_line_bytes: usize,
     /// Wall-clock time per run, checked between operations.
     pub wall_clock: Duration,
+    /// Stack of each script thread. Deeply nested values and calls within
+    /// the other limits need far more than a usual 2 MiB; raise it with
+    /// `max_array_size`, `max_map_size` or `max_call_levels`.
+    pub stack_size: usize,
+    /// Script threads run at once at most (0: one per CPU). Runs beyond
+    /// that wait for a free thread.
+    pub threads: usize,
 }
 
 impl Default for Limits {
@@ -64,6 +74,9 @@ impl Default for Limits {
             max_log_lines: 100,
             max_log_line_bytes: 1_024,
             wall_clock: Duration::from_millis(50),
+            // Unoptimized builds use several times more stack per level.
+            stack_size: if cfg!(debug_assertions) { 256 } else { 64 } << 20,
+            threads: 0,
         }
     }
 }
@@ -74,19 +87,32 @@ pub type TagNameCheck = Arc<dyn Fn(&str) -> Result<String, String> + Send + Sync
 
 /// The sandboxed Rhai engine. Built once, shared by every thread.
 pub struct ScriptEngine {
+    pub(super) shared: Arc<Shared>,
+    pub(super) tag_check: Option<TagNameCheck>,
+    pub(super) runners: Runners,
+}
+
+/// What every run reads: the Rhai engine and the limits.
+pub(super) struct Shared {
     pub(super) engine: Engine,
     pub(super) limits: Limits,
-    pub(super) tag_check: Option<TagNameCheck>,
 }
 
 impl ScriptEngine {
-    /// An engine enforcing `limits`.
+    /// An engine enforcing `limits`. Script threads start on the first runs.
     pub fn new(limits: Limits) -> Self {
-        let engine = sandboxed_engine(&limits);
+        let threads = match limits.threads {
+            0 => thread::available_parallelism().map_or(4, NonZeroUsize::get),
+            n => n,
+        };
+        let runners = Runners::new(threads, limits.stack_size);
         ScriptEngine {
-            engine,
-            limits,
+            shared: Arc::new(Shared {
+                engine: sandboxed_engine(&limits),
+                limits,
+            }),
             tag_check: None,
+            runners,
         }
     }
 
@@ -104,7 +130,7 @@ impl ScriptEngine {
 
     /// The limits this engine enforces.
     pub fn limits(&self) -> &Limits {
-        &self.limits
+        &self.shared.limits
     }
 
     /// Compiles a script. Errors carry the 1-based line and column. A
@@ -112,13 +138,13 @@ impl ScriptEngine {
     /// a hook must take exactly one parameter. Top-level statements are
     /// allowed and run before the hook on every run.
     pub fn compile(&self, source: &str) -> Result<CompiledScript, ScriptError> {
-        if source.len() > self.limits.max_source_bytes {
+        if source.len() > self.limits().max_source_bytes {
             return Err(ScriptError::new(format!(
                 "script is larger than {} bytes",
-                self.limits.max_source_bytes
+                self.limits().max_source_bytes
             )));
         }
-        let ast = self.engine.compile(source).map_err(parse_error)?;
+        let ast = self.shared.engine.compile(source).map_err(parse_error)?;
         let mut hooks = Vec::new();
         for function in ast.iter_functions() {
             if function.this_type.is_some() {

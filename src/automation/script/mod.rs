@@ -19,6 +19,7 @@
 mod engine;
 mod plan;
 mod run;
+mod runner;
 mod snapshot;
 #[cfg(test)]
 mod tests;

@@ -5,11 +5,12 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, Position, Scope};
+use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Position, Scope};
 use serde_json::Value;
 
-use super::engine::{CompiledScript, Limits, ScriptEngine, TagNameCheck};
+use super::engine::{CompiledScript, Limits, ScriptEngine, Shared, TagNameCheck};
 use super::plan::{LogBook, Plan, PlannedAction, Target};
+use super::runner::RunnerError;
 use super::snapshot::{self, HookEvent, SubjectSnapshot};
 
 /// What one run of a hook produced.
@@ -28,65 +29,89 @@ pub struct RunOutcome {
 }
 
 impl ScriptEngine {
-    /// Runs the hook of `script` for `event`. Never panics and never
-    /// applies anything; a script without that hook yields an empty, ok plan.
-    /// Top-level statements of the script run first, within the same limits.
+    /// Runs the hook of `script` for `event` on a script thread and waits
+    /// for it. Never panics and never applies anything; a script without
+    /// that hook yields an empty, ok plan. Top-level statements of the
+    /// script run first, within the same limits.
     pub fn run(&self, script: &CompiledScript, event: &HookEvent) -> RunOutcome {
-        let started = Instant::now();
         if !script.has_hook(event.hook) {
+            return RunOutcome::failed_or_empty(None, Vec::new(), Duration::ZERO);
+        }
+        let shared = Arc::clone(&self.shared);
+        let tag_check = self.tag_check.clone();
+        let ast = Arc::clone(&script.ast);
+        let event = event.clone();
+        let started = Instant::now();
+        self.runners
+            .run(move || run_hook(&shared, tag_check, &ast, event))
+            .unwrap_or_else(|RunnerError(error)| {
+                RunOutcome::failed_or_empty(Some(error), Vec::new(), started.elapsed())
+            })
+    }
+}
+
+impl RunOutcome {
+    /// A run without actions: ok when `error` is `None`.
+    fn failed_or_empty(error: Option<String>, logs: Vec<String>, duration: Duration) -> Self {
+        RunOutcome {
+            ok: error.is_none(),
+            error,
+            logs,
+            actions: Vec::new(),
+            duration,
+        }
+    }
+}
+
+/// Runs one hook on the current thread.
+fn run_hook(
+    shared: &Shared,
+    tag_check: Option<TagNameCheck>,
+    ast: &AST,
+    event: HookEvent,
+) -> RunOutcome {
+    let started = Instant::now();
+    let limits = &shared.limits;
+    let state = Arc::new(RunState {
+        subject: event.subject.clone(),
+        limits: limits.clone(),
+        tag_check,
+        record: Mutex::new(Record::default()),
+    });
+    let event_value = snapshot::event_value(&event, &state);
+    let result = {
+        let _current = CurrentRun::enter(started.checked_add(limits.wall_clock), Arc::clone(&state));
+        let mut scope = Scope::new();
+        let options = CallFnOptions::new().eval_ast(true).rewind_scope(false);
+        catch_unwind(AssertUnwindSafe(|| {
+            shared
+                .engine
+                .call_fn_with_options::<Dynamic>(
+                    options,
+                    &mut scope,
+                    ast,
+                    event.hook.fn_name(),
+                    (event_value,),
+                )
+                .map(drop)
+        }))
+    };
+    let record = std::mem::take(&mut *state.record());
+    let logs = record.logs.into_lines();
+    let error = match result {
+        Ok(Ok(())) => {
             return RunOutcome {
                 ok: true,
                 error: None,
-                logs: Vec::new(),
-                actions: Vec::new(),
+                logs,
+                actions: record.plan.into_actions(&state.subject),
                 duration: started.elapsed(),
             };
         }
-        let state = Arc::new(RunState {
-            subject: event.subject.clone(),
-            limits: self.limits.clone(),
-            tag_check: self.tag_check.clone(),
-            record: Mutex::new(Record::default()),
-        });
-        let event_value = snapshot::event_value(event, &state);
-        let result = {
-            let _current = CurrentRun::enter(
-                started.checked_add(self.limits.wall_clock),
-                Arc::clone(&state),
-            );
-            let mut scope = Scope::new();
-            let options = CallFnOptions::new().eval_ast(true).rewind_scope(false);
-            catch_unwind(AssertUnwindSafe(|| {
-                self.engine
-                    .call_fn_with_options::<Dynamic>(
-                        options,
-                        &mut scope,
-                        &script.ast,
-                        event.hook.fn_name(),
-                        (event_value,),
-                    )
-                    .map(drop)
-            }))
-        };
-        let record = std::mem::take(&mut *state.record());
-        let logs = record.logs.into_lines();
-        let (ok, error, actions) = match result {
-            Ok(Ok(())) => (true, None, record.plan.into_actions(&state.subject)),
-            Ok(Err(error)) => (false, Some(describe(*error, &self.limits)), Vec::new()),
-            Err(_) => (
-                false,
-                Some("the script engine failed unexpectedly".to_owned()),
-                Vec::new(),
-            ),
-        };
-        RunOutcome {
-            ok,
-            error,
-            logs,
-            actions,
-            duration: started.elapsed(),
-        }
-    }
+        Ok(Err(error)) => describe(*error, limits),
+        Err(_) => "the script engine failed unexpectedly".to_owned(),
+    };
+    RunOutcome::failed_or_empty(Some(error), logs, started.elapsed())
 }
 
 /// State shared by every `Subject` value of one run.
