@@ -1,12 +1,17 @@
 //! Database connection, migrations and write transactions.
 
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, ExecResult, QueryResult, SqliteTransactionMode, Statement, TransactionOptions,
+    TransactionTrait,
 };
+use tokio::sync::OwnedMutexGuard;
 
 use crate::config::DatabaseSettings;
 
@@ -38,15 +43,87 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
 }
 
-/// Starts a transaction that will write. On SQLite it takes the write lock
-/// at once (`BEGIN IMMEDIATE`), so two writers never deadlock on a lock
-/// upgrade: the second waits for the busy timeout instead of failing.
-pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
-    db.begin_with_options(TransactionOptions {
-        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-        ..Default::default()
-    })
-    .await
+/// A transaction that writes. Use it wherever a `DatabaseTransaction` is
+/// expected (it derefs to one and is a `ConnectionTrait`); `commit` ends it.
+pub struct WriteTxn {
+    txn: DatabaseTransaction,
+    _turn: Option<OwnedMutexGuard<()>>,
+}
+
+impl Deref for WriteTxn {
+    type Target = DatabaseTransaction;
+
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+}
+
+impl WriteTxn {
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.txn.commit().await
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for WriteTxn {
+    fn get_database_backend(&self) -> DbBackend {
+        self.txn.get_database_backend()
+    }
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.txn.execute_raw(stmt).await
+    }
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.txn.execute_unprepared(sql).await
+    }
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.txn.query_one_raw(stmt).await
+    }
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.txn.query_all_raw(stmt).await
+    }
+    fn support_returning(&self) -> bool {
+        self.txn.support_returning()
+    }
+}
+
+/// One writer's turn per SQLite file in this process.
+static SQLITE_TURNS: LazyLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Waits for this process's turn to write to a SQLite file. SQLite has one
+/// writer at a time anyway; queueing here (first come, first served)
+/// instead of in SQLite's busy handler, which sleeps in growing steps,
+/// keeps writes flowing under concurrency. Other processes are still kept
+/// out by `BEGIN IMMEDIATE` and the busy timeout.
+async fn sqlite_turn(db: &DatabaseConnection) -> Option<OwnedMutexGuard<()>> {
+    if db.get_database_backend() != DbBackend::Sqlite {
+        return None;
+    }
+    let file = db
+        .get_sqlite_connection_pool()
+        .connect_options()
+        .get_filename()
+        .to_string_lossy()
+        .into_owned();
+    let turn = {
+        let mut turns = SQLITE_TURNS.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(turns.entry(file).or_default())
+    };
+    Some(turn.lock_owned().await)
+}
+
+/// Starts a transaction that will write. On SQLite it waits for this
+/// process's turn, then takes the write lock at once (`BEGIN IMMEDIATE`),
+/// so two writers never deadlock on a lock upgrade.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
+    let turn = sqlite_turn(db).await;
+    let txn = db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await?;
+    Ok(WriteTxn { txn, _turn: turn })
 }
 
 /// Whether a database error is a violated unique constraint.

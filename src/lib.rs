@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod graphql;
+pub mod ids;
 pub mod segments;
 pub mod server;
 pub mod subjects;

@@ -145,12 +145,11 @@ impl MigrationTrait for Migration {
                 .col(TagChanges::WorkspaceId)
                 .col(TagChanges::Id)
                 .to_owned(),
-            // the worker's queue: due events in order
+            // the worker's queue: events of a status in order
             Index::create()
-                .name("automation_events_due")
+                .name("automation_events_status")
                 .table(AutomationEvents::Table)
                 .col(AutomationEvents::Status)
-                .col(AutomationEvents::RunAt)
                 .col(AutomationEvents::Id)
                 .to_owned(),
             // a subject's events in order

@@ -6,9 +6,9 @@
 
 mod auth;
 mod connection;
+pub(crate) use crate::ids;
 mod context;
 pub mod http;
-mod ids;
 mod loaders;
 mod subjects;
 mod tags;

@@ -1,4 +1,5 @@
-//! Opaque global IDs (`base64("User:42")`) and page cursors.
+//! Opaque global IDs (`base64("User:42")`) and page cursors: the ids
+//! clients see, in the API and in scripts (`s.id`).
 
 use async_graphql::ID;
 use base64::Engine;
