@@ -123,8 +123,9 @@ async fn main() {
         .await
         .expect("bootstrap")
         .expect("fresh");
+    let app = tagsmith::graphql::AppState::new(conn.clone(), Default::default());
     let running = server::start(
-        conn.clone(),
+        app,
         ServerSettings {
             bind: "127.0.0.1:0".into(),
             max_body_bytes: 4 << 20,
@@ -233,28 +234,30 @@ async fn add_tags(
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let query = "mutation($id: ID!, $tags: [String!]!) { addTags(subjectId: $id, tags: $tags) { __typename } }";
     let started = Instant::now();
-    let workers = (0..args.concurrency).map(|worker| {
-        let client = client.clone();
-        let endpoint = endpoint.to_owned();
-        let key = key.to_owned();
-        let ids = ids.to_vec();
-        tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut n: u64 = worker as u64 * 7919;
-            while Instant::now() < deadline {
-                n = n
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let id = ids[(n >> 33) as usize % ids.len()];
-                let body = json!({ "query": query, "variables": {
+    let workers = (0..args.concurrency)
+        .map(|worker| {
+            let client = client.clone();
+            let endpoint = endpoint.to_owned();
+            let key = key.to_owned();
+            let ids = ids.to_vec();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut n: u64 = worker as u64 * 7919;
+                while Instant::now() < deadline {
+                    n = n
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let id = ids[(n >> 33) as usize % ids.len()];
+                    let body = json!({ "query": query, "variables": {
                     "id": global_id("User", id), "tags": [format!("Tag {}", n % 50)] } });
-                let t = Instant::now();
-                post(&client, &endpoint, &key, body).await;
-                latencies.push(t.elapsed());
-            }
-            latencies
+                    let t = Instant::now();
+                    post(&client, &endpoint, &key, body).await;
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
         })
-    });
+        .collect::<Vec<_>>();
     let mut latencies = Vec::new();
     for worker in workers {
         latencies.extend(worker.await.expect("worker"));
@@ -336,20 +339,22 @@ async fn list_users(client: &reqwest::Client, endpoint: &str, key: &str, args: &
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let query = "{ users(first: 50) { nodes { id email tags { name } account { name } } } }";
     let started = Instant::now();
-    let workers = (0..args.concurrency).map(|_| {
-        let client = client.clone();
-        let endpoint = endpoint.to_owned();
-        let key = key.to_owned();
-        tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                post(&client, &endpoint, &key, json!({ "query": query })).await;
-                latencies.push(t.elapsed());
-            }
-            latencies
+    let workers = (0..args.concurrency)
+        .map(|_| {
+            let client = client.clone();
+            let endpoint = endpoint.to_owned();
+            let key = key.to_owned();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    post(&client, &endpoint, &key, json!({ "query": query })).await;
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
         })
-    });
+        .collect::<Vec<_>>();
     let mut latencies = Vec::new();
     for worker in workers {
         latencies.extend(worker.await.expect("worker"));

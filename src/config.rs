@@ -64,3 +64,59 @@ impl Default for QueryLimits {
         }
     }
 }
+
+/// How automation runs.
+#[derive(Debug, Clone, Args)]
+pub struct AutomationSettings {
+    /// Do not run the automation worker in this process (run `tagsmith worker` elsewhere).
+    #[arg(long, env = "TAGSMITH_NO_WORKER", default_value_t = false)]
+    pub no_worker: bool,
+    /// Deepest cascade of automated changes; a deeper one stops with an error.
+    #[arg(long, env = "TAGSMITH_AUTOMATION_MAX_DEPTH", default_value_t = 8)]
+    pub automation_max_depth: i32,
+    /// Attempts at an automation event before it is kept as failed.
+    #[arg(long, env = "TAGSMITH_AUTOMATION_MAX_ATTEMPTS", default_value_t = 5)]
+    pub automation_max_attempts: i32,
+    /// Wall-clock budget of one script run, in milliseconds.
+    #[arg(long, env = "TAGSMITH_SCRIPT_TIMEOUT_MS", default_value_t = 50)]
+    pub script_timeout_ms: u64,
+    /// Rhai operations one script run may perform.
+    #[arg(
+        long,
+        env = "TAGSMITH_SCRIPT_MAX_OPERATIONS",
+        default_value_t = 100_000
+    )]
+    pub script_max_operations: u64,
+}
+
+impl Default for AutomationSettings {
+    fn default() -> Self {
+        AutomationSettings {
+            no_worker: false,
+            automation_max_depth: 8,
+            automation_max_attempts: 5,
+            script_timeout_ms: 50,
+            script_max_operations: 100_000,
+        }
+    }
+}
+
+impl AutomationSettings {
+    /// The sandbox limits of script runs.
+    pub fn script_limits(&self) -> crate::automation::script::Limits {
+        crate::automation::script::Limits {
+            wall_clock: std::time::Duration::from_millis(self.script_timeout_ms),
+            max_operations: self.script_max_operations,
+            ..Default::default()
+        }
+    }
+
+    /// How the worker behaves.
+    pub fn worker(&self) -> crate::automation::worker::WorkerSettings {
+        crate::automation::worker::WorkerSettings {
+            max_depth: self.automation_max_depth,
+            max_attempts: self.automation_max_attempts,
+            ..Default::default()
+        }
+    }
+}

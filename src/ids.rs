@@ -14,6 +14,9 @@ pub enum NodeKind {
     User,
     Tag,
     TagChange,
+    Script,
+    ScriptRun,
+    AutomationEvent,
 }
 
 impl NodeKind {
@@ -23,6 +26,9 @@ impl NodeKind {
             NodeKind::User => "User",
             NodeKind::Tag => "Tag",
             NodeKind::TagChange => "TagChange",
+            NodeKind::Script => "Script",
+            NodeKind::ScriptRun => "ScriptRun",
+            NodeKind::AutomationEvent => "AutomationEvent",
         }
     }
 
@@ -32,6 +38,9 @@ impl NodeKind {
             "User" => Some(NodeKind::User),
             "Tag" => Some(NodeKind::Tag),
             "TagChange" => Some(NodeKind::TagChange),
+            "Script" => Some(NodeKind::Script),
+            "ScriptRun" => Some(NodeKind::ScriptRun),
+            "AutomationEvent" => Some(NodeKind::AutomationEvent),
             _ => None,
         }
     }

@@ -4,6 +4,7 @@
 //! See ARCHITECTURE.md for the map of the code.
 
 pub mod auth;
+pub mod automation;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tagsmith::auth::{Role, keys, workspaces};
-use tagsmith::config::{DatabaseSettings, ServerSettings};
+use tagsmith::config::{AutomationSettings, DatabaseSettings, ServerSettings};
+use tagsmith::graphql::AppState;
+use tagsmith::server::Shutdown;
 use tagsmith::{db, graphql, server};
 use tracing_subscriber::EnvFilter;
 
@@ -18,12 +20,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Migrate the database and serve GraphQL (and GraphiQL at /).
+    /// Migrate the database and serve GraphQL (and GraphiQL at /), with the automation worker.
     Serve {
         #[command(flatten)]
         database: DatabaseSettings,
         #[command(flatten)]
         server: ServerSettings,
+        #[command(flatten)]
+        automation: AutomationSettings,
+    },
+    /// Run only the automation worker (several may share one PostgreSQL database).
+    Worker {
+        #[command(flatten)]
+        database: DatabaseSettings,
+        #[command(flatten)]
+        automation: AutomationSettings,
     },
     /// Apply pending database migrations and exit.
     Migrate {
@@ -125,7 +136,23 @@ async fn open(database: &DatabaseSettings) -> Result<sea_orm::DatabaseConnection
 
 async fn run(command: Command) -> Result<(), String> {
     match command {
-        Command::Serve { database, server } => serve(database, server).await,
+        Command::Serve {
+            database,
+            server,
+            automation,
+        } => serve(database, server, automation).await,
+        Command::Worker {
+            database,
+            automation,
+        } => {
+            let conn = open(&database).await?;
+            let app = AppState::new(conn, automation.script_limits());
+            eprintln!("tagsmith: automation worker running; Ctrl-C stops it");
+            app.worker(automation.worker())
+                .run(server::shutdown_signal())
+                .await;
+            Ok(())
+        }
         Command::Migrate { database } => {
             open(&database).await?;
             println!("database is up to date");
@@ -207,7 +234,11 @@ async fn find_workspace(
         .ok_or_else(|| format!("workspace \"{name}\" does not exist"))
 }
 
-async fn serve(database: DatabaseSettings, settings: ServerSettings) -> Result<(), String> {
+async fn serve(
+    database: DatabaseSettings,
+    settings: ServerSettings,
+    automation: AutomationSettings,
+) -> Result<(), String> {
     let conn = open(&database).await?;
     if let Some(key) = server::bootstrap(&conn).await.map_err(|e| e.to_string())? {
         println!(
@@ -220,16 +251,26 @@ async fn serve(database: DatabaseSettings, settings: ServerSettings) -> Result<(
             key.secret
         );
     }
-    let running = server::start(conn, settings, server::shutdown_signal())
+    let app = AppState::new(conn, automation.script_limits());
+    let shutdown = Shutdown::on(server::shutdown_signal());
+    let worker = (!automation.no_worker).then(|| {
+        let worker = app.worker(automation.worker());
+        tokio::spawn(worker.run(shutdown.clone().wait()))
+    });
+    let running = server::start(app, settings, shutdown.wait())
         .await
         .map_err(|e| format!("cannot listen: {e}"))?;
     println!(
         "tagsmith: listening on http://{}/ (GraphiQL), GraphQL at /graphql",
         running.addr
     );
-    running
+    let served = running
         .handle
         .await
         .map_err(|e| format!("server task failed: {e}"))?
-        .map_err(|e| format!("server error: {e}"))
+        .map_err(|e| format!("server error: {e}"));
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
+    served
 }

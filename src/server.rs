@@ -32,11 +32,10 @@ pub struct RunningServer {
 
 /// Binds the address and serves until `shutdown` resolves.
 pub async fn start(
-    db: DatabaseConnection,
+    app: AppState,
     settings: ServerSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<RunningServer> {
-    let app = AppState { db };
     let schema = build_schema(Some(app.clone()), &settings.limits);
     let listener = TcpListener::bind(&settings.bind).await?;
     let addr = listener.local_addr()?;
@@ -51,6 +50,27 @@ pub async fn start(
             .await
     });
     Ok(RunningServer { addr, handle })
+}
+
+/// A shutdown that several tasks (server, worker) can wait for.
+#[derive(Clone)]
+pub struct Shutdown(tokio::sync::watch::Receiver<bool>);
+
+impl Shutdown {
+    /// A shutdown that happens when `signal` resolves.
+    pub fn on(signal: impl Future<Output = ()> + Send + 'static) -> Self {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            signal.await;
+            let _ = tx.send(true);
+        });
+        Shutdown(rx)
+    }
+
+    /// Resolves once the shutdown has begun.
+    pub async fn wait(mut self) {
+        let _ = self.0.wait_for(|stopping| *stopping).await;
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -4,6 +4,8 @@
 pub mod account;
 pub mod api_key;
 pub mod automation_event;
+pub mod script;
+pub mod script_run;
 pub mod tag;
 pub mod tag_assignment;
 pub mod tag_change;

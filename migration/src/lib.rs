@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_create_workspaces_and_keys;
 mod m20261126_000002_create_accounts_and_users;
 mod m20261126_000003_create_tags;
+mod m20261126_000004_create_scripts;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_create_workspaces_and_keys::Migration),
             Box::new(m20261126_000002_create_accounts_and_users::Migration),
             Box::new(m20261126_000003_create_tags::Migration),
+            Box::new(m20261126_000004_create_scripts::Migration),
         ]
     }
 }

@@ -32,3 +32,10 @@ pub fn require<'a>(ctx: &Context<'a>, role: Role) -> Result<&'a Caller, ApiError
         Ok(RequestAuth::Anonymous) | Err(_) => Err(AuthError::MissingKey.into()),
     }
 }
+
+/// Tells the automation worker that new events may be waiting.
+pub fn wake_worker(ctx: &Context<'_>) {
+    if let Ok(state) = ctx.data::<AppState>() {
+        state.wake.notify_one();
+    }
+}

@@ -4,9 +4,10 @@
 use std::collections::HashMap;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
-use entity::{account, tag, user};
+use entity::{account, script, tag, user};
 use sea_orm::DatabaseConnection;
 
+use crate::automation::scripts;
 use crate::error::ApiError;
 use crate::subjects::{SubjectKind, accounts, users};
 use crate::tags::{catalogue, store};
@@ -44,6 +45,21 @@ impl Loader<i64> for UserLoader {
 
     async fn load(&self, keys: &[i64]) -> LoadResult<i64, Self::Value> {
         let rows = users::find_many(&self.0.db, self.0.workspace_id, keys)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+    }
+}
+
+/// Scripts by id.
+pub struct ScriptLoader(Scope);
+
+impl Loader<i64> for ScriptLoader {
+    type Value = script::Model;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[i64]) -> LoadResult<i64, Self::Value> {
+        let rows = scripts::find_many(&self.0.db, self.0.workspace_id, keys)
             .await
             .map_err(ApiError::from)?;
         Ok(rows.into_iter().map(|row| (row.id, row)).collect())
@@ -135,6 +151,7 @@ pub struct Loaders {
     pub tag_counts: Cached<TagCountLoader>,
     pub tag_children: Cached<TagChildrenLoader>,
     pub subject_tags: Cached<SubjectTagsLoader>,
+    pub scripts: Cached<ScriptLoader>,
 }
 
 fn cached<L: Send + Sync + 'static>(loader: L) -> Cached<L> {
@@ -153,7 +170,8 @@ impl Loaders {
             tags: cached(TagLoader(scope.clone())),
             tag_counts: cached(TagCountLoader(scope.clone())),
             tag_children: cached(TagChildrenLoader(scope.clone())),
-            subject_tags: cached(SubjectTagsLoader(scope)),
+            subject_tags: cached(SubjectTagsLoader(scope.clone())),
+            scripts: cached(ScriptLoader(scope)),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! stay thin: read the caller, call one domain function, convert the result.
 
 mod auth;
+mod automation;
 mod connection;
 pub(crate) use crate::ids;
 mod context;
@@ -13,26 +14,73 @@ mod loaders;
 mod subjects;
 mod tags;
 
+use std::sync::Arc;
+
 use async_graphql::{EmptySubscription, MergedObject, Schema};
 use sea_orm::DatabaseConnection;
+use tokio::sync::Notify;
 
+use crate::automation::script::{Limits as ScriptLimits, ScriptEngine};
+use crate::automation::scripts::Scripts;
+use crate::automation::worker::{Worker, WorkerSettings};
 use crate::config::QueryLimits;
+use crate::tags::name::{TagName, TagRules};
 
 pub use context::RequestAuth;
 
-/// What every resolver can reach: the database and the settings.
+/// What every resolver can reach: the database, the scripts (with their
+/// compiled cache, shared with the worker) and the worker's wake-up call.
 #[derive(Clone)]
 pub struct AppState {
     pub db: DatabaseConnection,
+    pub scripts: Arc<Scripts>,
+    pub wake: Arc<Notify>,
+}
+
+impl AppState {
+    /// The state of a server on `db`, with scripts sandboxed by `limits`.
+    pub fn new(db: DatabaseConnection, limits: ScriptLimits) -> Self {
+        let engine = ScriptEngine::new(limits).with_tag_check(|name| {
+            // The worker checks again under the workspace's own rules.
+            let rules = TagRules {
+                lowercase: false,
+                max_depth: 10,
+            };
+            TagName::parse(name, rules)
+                .map(|n| n.as_str().to_owned())
+                .map_err(|e| format!("tag {name:?} {e}"))
+        });
+        AppState {
+            db,
+            scripts: Arc::new(Scripts::new(engine)),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// A worker sharing this state's scripts and wake-up call.
+    pub fn worker(&self, settings: WorkerSettings) -> Worker {
+        Worker {
+            db: self.db.clone(),
+            scripts: Arc::clone(&self.scripts),
+            wake: Arc::clone(&self.wake),
+            settings,
+        }
+    }
 }
 
 #[derive(MergedObject, Default)]
-pub struct Query(subjects::SubjectQuery, tags::TagQuery, auth::AuthQuery);
+pub struct Query(
+    subjects::SubjectQuery,
+    tags::TagQuery,
+    automation::AutomationQuery,
+    auth::AuthQuery,
+);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     subjects::SubjectMutation,
     tags::TagMutation,
+    automation::AutomationMutation,
     auth::AuthMutation,
 );
 

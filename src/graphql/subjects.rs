@@ -14,11 +14,13 @@ use crate::subjects::{Patch, SubjectKind, accounts, users};
 use crate::tags::history::{self, HistoryScope};
 use crate::tags::store;
 
+use super::automation::{AutomationEvent, Script, ScriptRun};
 use super::connection::{CountedConnection, TotalCount, connection, page_request};
 use super::context::{require, state};
 use super::ids::{self, NodeKind};
 use super::loaders::{Loaders, prime_subjects};
 use super::tags::{Tag, TagChange, history_connection, subject_tags};
+use crate::automation::{events, scripts};
 
 /// An object with a global ID.
 #[derive(Interface)]
@@ -28,6 +30,9 @@ pub enum Node {
     User(User),
     Tag(Tag),
     TagChange(TagChange),
+    Script(Script),
+    ScriptRun(ScriptRun),
+    AutomationEvent(AutomationEvent),
 }
 
 /// Something that carries tags: an account or a user.
@@ -238,6 +243,24 @@ impl SubjectQuery {
                 .await
                 .map_err(ApiError::from)?
                 .map(|c| Node::TagChange(TagChange(c))),
+            (NodeKind::Script, id) => scripts::find(db, caller.workspace_id, id)
+                .await
+                .map_err(ApiError::from)?
+                .map(|s| Node::Script(Script(s))),
+            (NodeKind::ScriptRun, id) => scripts::find_run(db, caller.workspace_id, id)
+                .await
+                .map_err(ApiError::from)?
+                .map(|r| Node::ScriptRun(ScriptRun(r))),
+            (NodeKind::AutomationEvent, id) => {
+                if caller.role < Role::Developer {
+                    None
+                } else {
+                    events::find(db, caller.workspace_id, id)
+                        .await
+                        .map_err(ApiError::from)?
+                        .map(|e| Node::AutomationEvent(AutomationEvent(e)))
+                }
+            }
         };
         Ok(node)
     }

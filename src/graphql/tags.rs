@@ -14,7 +14,7 @@ use crate::tags::name::path_of;
 use crate::tags::{Op, Source, delete, merge, rename, store};
 
 use super::connection::{CountedConnection, TotalCount, connection, page_request};
-use super::context::{require, state};
+use super::context::{require, state, wake_worker};
 use super::ids::{self, NodeKind};
 use super::loaders::Loaders;
 use super::subjects::{Account, Subject, User, load_subject};
@@ -341,6 +341,7 @@ async fn tag_one(ctx: &Context<'_>, subject: ID, tags: Vec<String>, op: Op) -> R
     )
     .await
     .map_err(ApiError::from)?;
+    wake_worker(ctx);
     // Read back with fresh tags (the request's loader may hold older ones).
     let subject = match kind {
         DomainKind::Account => crate::subjects::accounts::find(db, caller.workspace_id, id)
@@ -391,6 +392,7 @@ async fn bulk(
     )
     .await
     .map_err(ApiError::from)?;
+    wake_worker(ctx);
     Ok(outcome.into())
 }
 
@@ -463,6 +465,7 @@ impl TagMutation {
         )
         .await
         .map_err(ApiError::from)?;
+        wake_worker(ctx);
         Ok(Tag(tag))
     }
 
@@ -478,6 +481,7 @@ impl TagMutation {
         )
         .await
         .map_err(ApiError::from)?;
+        wake_worker(ctx);
         Ok(true)
     }
 

@@ -4,7 +4,8 @@ use std::sync::{Arc, Mutex, Once};
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
-use tagsmith::config::{DatabaseSettings, QueryLimits, ServerSettings};
+use tagsmith::config::{AutomationSettings, DatabaseSettings, QueryLimits, ServerSettings};
+use tagsmith::graphql::AppState;
 use tagsmith::{db, server};
 
 /// Which database a test runs on.
@@ -111,6 +112,15 @@ pub async fn spawn_app_with(
     backend: Backend,
     adjust: impl FnOnce(&mut ServerSettings),
 ) -> Option<TestApp> {
+    spawn_app_full(backend, adjust, |_| {}).await
+}
+
+/// Starts the server with adjusted server and automation settings.
+pub async fn spawn_app_full(
+    backend: Backend,
+    adjust: impl FnOnce(&mut ServerSettings),
+    adjust_automation: impl FnOnce(&mut AutomationSettings),
+) -> Option<TestApp> {
     init_logs();
     let (database_url, sqlite_dir, postgres) = match backend {
         Backend::Sqlite => {
@@ -161,7 +171,20 @@ pub async fn spawn_app_with(
         limits: QueryLimits::default(),
     };
     adjust(&mut settings);
-    let running = server::start(conn.clone(), settings, std::future::pending())
+    // Debug builds on a busy machine: give well-behaved scripts time.
+    let mut automation = AutomationSettings {
+        script_timeout_ms: 5_000,
+        ..AutomationSettings::default()
+    };
+    adjust_automation(&mut automation);
+    let app = AppState::new(conn.clone(), automation.script_limits());
+    if !automation.no_worker {
+        tokio::spawn(
+            app.worker(automation.worker())
+                .run(std::future::pending::<()>()),
+        );
+    }
+    let running = server::start(app, settings, std::future::pending())
         .await
         .expect("start server");
     Some(TestApp {

@@ -12,8 +12,8 @@ use super::run;
 use super::runner::Runners;
 use super::snapshot::{self, HookKind};
 
-/// Bounds on what one script may be and do. Every run that breaks one fails
-/// with nothing of its plan applied.
+/// Bounds on what one script may be and do, and the threads scripts run on.
+/// A run that breaks a bound fails with nothing of its plan applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Rhai operations per run (roughly: statements, expressions and calls).
@@ -48,9 +48,10 @@ pub struct Limits {
     pub max_log_line_bytes: usize,
     /// Wall-clock time per run, checked between operations.
     pub wall_clock: Duration,
-    /// Stack of each script thread. Deeply nested values and calls within
-    /// the other limits need far more than a usual 2 MiB; raise it with
-    /// `max_array_size`, `max_map_size` or `max_call_levels`.
+    /// Stack bytes of each script thread. Values nested as deep as the
+    /// array and map sizes allow need far more than the usual 2 MiB (Rhai
+    /// clones, compares, prints and drops them recursively); raise it along
+    /// with `max_array_size`, `max_map_size` or `max_call_levels`.
     pub stack_size: usize,
     /// Script threads run at once at most (0: one per CPU). Runs beyond
     /// that wait for a free thread.
@@ -83,7 +84,7 @@ impl Default for Limits {
 
 /// Checks and normalizes a tag name given to `add_tag` / `remove_tag`:
 /// returns the name to record, or why it is invalid.
-pub type TagNameCheck = Arc<dyn Fn(&str) -> Result<String, String> + Send + Sync>;
+pub(super) type TagNameCheck = Arc<dyn Fn(&str) -> Result<String, String> + Send + Sync>;
 
 /// The sandboxed Rhai engine. Built once, shared by every thread.
 pub struct ScriptEngine {

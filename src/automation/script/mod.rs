@@ -9,7 +9,24 @@
 //!   and every run is bounded by [`Limits`] (operations, call depth, data
 //!   sizes, wall clock). Nothing a run does is visible to the next one.
 //! - [`ScriptEngine`] is built once and shared across threads; a
-//!   [`CompiledScript`] is compiled once and run many times.
+//!   [`CompiledScript`] is compiled once and run many times. Runs happen on
+//!   the engine's own large-stack threads (see `runner`); the caller blocks
+//!   until the run ends, so async callers use `spawn_blocking`.
+//!
+//! What scripts see (see `snapshot`):
+//! - `event.tag`, `event.segment` (string or `()`), `event.source` (MANUAL,
+//!   BULK, IMPORT, TRIGGER, SCRIPT), `event.depth` (integer), `event.subject`.
+//! - A subject `s`: `s.kind` ("USER" or "ACCOUNT"), `s.id`, `s.email`,
+//!   `s.first_name`, `s.last_name`, `s.name`, `s.attributes` (object map),
+//!   `s.tags` (array of strings), `s.account` (a user's account, else `()`).
+//!   `s.tags` and `s.attributes` include the run's planned changes.
+//! - `s.add_tag(name)`, `s.remove_tag(name)`, `s.set_attribute(key, value)`
+//!   record into the plan (also through `s.account`); `s.has_tag(pattern)`
+//!   sees planned changes and takes `a/*` and `Key: *` patterns.
+//! - `log(value)`, `print(value)` and `debug(value)` append to the run's
+//!   logs; `exit()` ends the run early, keeping its plan; `throw` fails it.
+//! - Closures cannot capture variables (Rhai's `no_closure`): shared values
+//!   could form reference cycles that leak and nest without bound.
 //!
 //! Boundary: the rest of the server calls [`ScriptEngine::compile`] (on
 //! upload) and [`ScriptEngine::run`] (in the worker and `testScript`), and

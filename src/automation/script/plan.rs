@@ -58,12 +58,6 @@ impl PlannedAction {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Key {
-    Tag(Target, String),
-    Attribute(Target, String),
-}
-
 #[derive(Debug, Clone, PartialEq)]
 enum Wanted {
     /// The tag should be present (`true`) or absent.
@@ -71,12 +65,28 @@ enum Wanted {
     Attribute(Value),
 }
 
+/// The last state asked for one tag or attribute (`name`) of `target`.
+#[derive(Debug)]
+struct Change {
+    target: Target,
+    name: String,
+    wanted: Wanted,
+}
+
+/// Where each target's tags and attributes are in `Plan::changes`.
+#[derive(Debug, Default)]
+struct Index {
+    tags: HashMap<String, usize>,
+    attributes: HashMap<String, usize>,
+}
+
 /// The net plan: for each (target, tag) and (target, attribute) the script
 /// touched, the last state it asked for, in the order of first touch.
 #[derive(Debug, Default)]
 pub(super) struct Plan {
-    changes: Vec<(Key, Wanted)>,
-    index: HashMap<Key, usize>,
+    changes: Vec<Change>,
+    subject: Index,
+    account: Index,
 }
 
 /// The plan already holds this many changes and cannot take a new one.
@@ -91,7 +101,7 @@ impl Plan {
         present: bool,
         max_changes: usize,
     ) -> Result<(), PlanFull> {
-        self.set(Key::Tag(target, tag), Wanted::Tag(present), max_changes)
+        self.set(target, tag, Wanted::Tag(present), max_changes)
     }
 
     pub(super) fn set_attribute(
@@ -101,43 +111,60 @@ impl Plan {
         value: Value,
         max_changes: usize,
     ) -> Result<(), PlanFull> {
-        self.set(
-            Key::Attribute(target, key),
-            Wanted::Attribute(value),
-            max_changes,
-        )
+        self.set(target, key, Wanted::Attribute(value), max_changes)
     }
 
-    fn set(&mut self, key: Key, wanted: Wanted, max_changes: usize) -> Result<(), PlanFull> {
-        if let Some(slot) = self
-            .index
-            .get(&key)
-            .and_then(|&at| self.changes.get_mut(at))
-        {
-            slot.1 = wanted;
+    fn index(&self, target: Target) -> &Index {
+        match target {
+            Target::Subject => &self.subject,
+            Target::Account => &self.account,
+        }
+    }
+
+    fn set(
+        &mut self,
+        target: Target,
+        name: String,
+        wanted: Wanted,
+        max_changes: usize,
+    ) -> Result<(), PlanFull> {
+        let index = match target {
+            Target::Subject => &mut self.subject,
+            Target::Account => &mut self.account,
+        };
+        let names = match wanted {
+            Wanted::Tag(_) => &mut index.tags,
+            Wanted::Attribute(_) => &mut index.attributes,
+        };
+        if let Some(change) = names.get(&name).and_then(|&at| self.changes.get_mut(at)) {
+            change.wanted = wanted;
             return Ok(());
         }
         if self.changes.len() >= max_changes {
             return Err(PlanFull);
         }
-        self.index.insert(key.clone(), self.changes.len());
-        self.changes.push((key, wanted));
+        names.insert(name.clone(), self.changes.len());
+        self.changes.push(Change {
+            target,
+            name,
+            wanted,
+        });
         Ok(())
     }
 
     /// Whether the script asked for `tag` to be present or absent on `target`.
     fn planned_tag(&self, target: Target, tag: &str) -> Option<bool> {
-        let key = Key::Tag(target, tag.to_owned());
-        match self.index.get(&key).and_then(|&at| self.changes.get(at)) {
-            Some((_, Wanted::Tag(present))) => Some(*present),
-            _ => None,
+        let at = *self.index(target).tags.get(tag)?;
+        match self.changes.get(at)?.wanted {
+            Wanted::Tag(present) => Some(present),
+            Wanted::Attribute(_) => None,
         }
     }
 
     fn planned_present_tags(&self, target: Target) -> impl Iterator<Item = &str> {
-        self.changes.iter().filter_map(move |change| match change {
-            (Key::Tag(t, tag), Wanted::Tag(true)) if *t == target => Some(tag.as_str()),
-            _ => None,
+        self.changes.iter().filter_map(move |change| {
+            let present = change.target == target && change.wanted == Wanted::Tag(true);
+            present.then_some(change.name.as_str())
         })
     }
 
@@ -175,9 +202,9 @@ impl Plan {
     pub(super) fn planned_attributes(&self, target: Target) -> Vec<(String, Value)> {
         self.changes
             .iter()
-            .filter_map(|change| match change {
-                (Key::Attribute(t, key), Wanted::Attribute(value)) if *t == target => {
-                    Some((key.clone(), value.clone()))
+            .filter_map(|change| match &change.wanted {
+                Wanted::Attribute(value) if change.target == target => {
+                    Some((change.name.clone(), value.clone()))
                 }
                 _ => None,
             })
@@ -190,10 +217,12 @@ impl Plan {
     /// attribute to its current value).
     pub(super) fn into_actions(self, subject: &SubjectSnapshot) -> Vec<PlannedAction> {
         let mut actions = Vec::new();
-        for (key, wanted) in self.changes {
-            let (target, name) = match &key {
-                Key::Tag(target, name) | Key::Attribute(target, name) => (*target, name),
-            };
+        for Change {
+            target,
+            name,
+            wanted,
+        } in self.changes
+        {
             let snapshot = match target {
                 Target::Subject => subject,
                 Target::Account => match subject.visible_account() {
@@ -205,10 +234,10 @@ impl Plan {
             let target_id = snapshot.id.clone();
             let action = match wanted {
                 Wanted::Tag(present) => {
-                    if snapshot.tags.iter().any(|t| t == name) == present {
+                    if snapshot.tags.contains(&name) == present {
                         continue;
                     }
-                    let tag = name.clone();
+                    let tag = name;
                     if present {
                         PlannedAction::AddTag {
                             target_kind,
@@ -224,13 +253,13 @@ impl Plan {
                     }
                 }
                 Wanted::Attribute(value) => {
-                    if snapshot.attributes.get(name) == Some(&value) {
+                    if snapshot.attributes.get(&name) == Some(&value) {
                         continue;
                     }
                     PlannedAction::SetAttribute {
                         target_kind,
                         target_id,
-                        key: name.clone(),
+                        key: name,
                         value,
                     }
                 }
@@ -269,7 +298,7 @@ impl LogBook {
 
 /// `text` cut to at most `max_bytes` bytes on a character boundary, with
 /// `…` appended when cut.
-fn truncate(text: &str, max_bytes: usize) -> String {
+pub(super) fn truncate(text: &str, max_bytes: usize) -> String {
     if text.len() <= max_bytes {
         return text.to_owned();
     }
@@ -314,7 +343,7 @@ mod tests {
             ("New", true),
             ("New", false), // add then remove of an absent tag: nothing
             ("Old", false),
-            ("Old", true), // remove then add of a present tag: nothing
+            ("Old", true),   // remove then add of a present tag: nothing
             ("Gone", false), // removing an absent tag: nothing
             ("Kept", true),
         ];

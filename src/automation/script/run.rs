@@ -9,7 +9,7 @@ use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Position, Scope};
 use serde_json::Value;
 
 use super::engine::{CompiledScript, Limits, ScriptEngine, Shared, TagNameCheck};
-use super::plan::{LogBook, Plan, PlannedAction, Target};
+use super::plan::{LogBook, Plan, PlannedAction, Target, truncate};
 use super::runner::RunnerError;
 use super::snapshot::{self, HookEvent, SubjectSnapshot};
 
@@ -35,7 +35,7 @@ impl ScriptEngine {
     /// script run first, within the same limits.
     pub fn run(&self, script: &CompiledScript, event: &HookEvent) -> RunOutcome {
         if !script.has_hook(event.hook) {
-            return RunOutcome::failed_or_empty(None, Vec::new(), Duration::ZERO);
+            return RunOutcome::without_actions(None, Vec::new(), Duration::ZERO);
         }
         let shared = Arc::clone(&self.shared);
         let tag_check = self.tag_check.clone();
@@ -45,14 +45,14 @@ impl ScriptEngine {
         self.runners
             .run(move || run_hook(&shared, tag_check, &ast, event))
             .unwrap_or_else(|RunnerError(error)| {
-                RunOutcome::failed_or_empty(Some(error), Vec::new(), started.elapsed())
+                RunOutcome::without_actions(Some(error), Vec::new(), started.elapsed())
             })
     }
 }
 
 impl RunOutcome {
     /// A run without actions: ok when `error` is `None`.
-    fn failed_or_empty(error: Option<String>, logs: Vec<String>, duration: Duration) -> Self {
+    fn without_actions(error: Option<String>, logs: Vec<String>, duration: Duration) -> Self {
         RunOutcome {
             ok: error.is_none(),
             error,
@@ -80,7 +80,8 @@ fn run_hook(
     });
     let event_value = snapshot::event_value(&event, &state);
     let result = {
-        let _current = CurrentRun::enter(started.checked_add(limits.wall_clock), Arc::clone(&state));
+        let _current =
+            CurrentRun::enter(started.checked_add(limits.wall_clock), Arc::clone(&state));
         let mut scope = Scope::new();
         let options = CallFnOptions::new().eval_ast(true).rewind_scope(false);
         catch_unwind(AssertUnwindSafe(|| {
@@ -111,7 +112,7 @@ fn run_hook(
         Ok(Err(error)) => describe(*error, limits),
         Err(_) => "the script engine failed unexpectedly".to_owned(),
     };
-    RunOutcome::failed_or_empty(Some(error), logs, started.elapsed())
+    RunOutcome::without_actions(Some(error), logs, started.elapsed())
 }
 
 /// State shared by every `Subject` value of one run.
@@ -257,6 +258,9 @@ fn position_text(position: Position) -> Option<String> {
     Some(format!("{}:{}", position.line()?, position.position()?))
 }
 
+/// Longest error message kept (a thrown value can be large).
+const MAX_ERROR_BYTES: usize = 1_024;
+
 /// A run's error as users read it: what went wrong, then where.
 fn describe(error: EvalAltResult, limits: &Limits) -> String {
     let mut error = error;
@@ -276,7 +280,10 @@ fn describe(error: EvalAltResult, limits: &Limits) -> String {
             format!("script exceeded {} operations", limits.max_operations)
         }
         EvalAltResult::ErrorTerminated(..) => {
-            format!("script ran longer than {}", duration_text(limits.wall_clock))
+            format!(
+                "script ran longer than {}",
+                duration_text(limits.wall_clock)
+            )
         }
         EvalAltResult::ErrorStackOverflow(_) => format!(
             "script exceeded {} nested function calls",
@@ -287,12 +294,11 @@ fn describe(error: EvalAltResult, limits: &Limits) -> String {
             limits.max_variables
         ),
         EvalAltResult::ErrorDataTooLarge(what, _) => format!("{what} exceeds the script limits"),
-        EvalAltResult::ErrorRuntime(value, _) => match value.clone().into_string() {
-            Ok(text) => text,
-            Err(_) => format!("script threw {value}"),
-        },
+        EvalAltResult::ErrorRuntime(value, _) if value.is_string() => value.to_string(),
+        EvalAltResult::ErrorRuntime(value, _) => format!("script threw {value}"),
         other => other.to_string(),
     };
+    let message = truncate(&message, MAX_ERROR_BYTES);
     match (position.line(), position.position()) {
         (Some(line), Some(column)) => format!("{message} at line {line}, column {column}"),
         (Some(line), None) => format!("{message} at line {line}"),
@@ -301,7 +307,7 @@ fn describe(error: EvalAltResult, limits: &Limits) -> String {
 }
 
 fn duration_text(duration: Duration) -> String {
-    if duration.subsec_nanos() % 1_000_000 == 0 {
+    if duration.subsec_nanos().is_multiple_of(1_000_000) {
         format!("{} ms", duration.as_millis())
     } else {
         format!("{duration:?}")

@@ -93,10 +93,7 @@ impl Runners {
 fn serve(queue: &Mutex<Receiver<Job>>, idle: &AtomicUsize) {
     loop {
         idle.fetch_add(1, Ordering::AcqRel);
-        let job = queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .recv();
+        let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
         idle.fetch_sub(1, Ordering::AcqRel);
         match job {
             // Jobs catch their own panics; this keeps the thread alive regardless.

@@ -57,7 +57,9 @@ impl HookKind {
 
     /// The hook a script function name implements, if any.
     pub fn from_fn_name(name: &str) -> Option<Self> {
-        HookKind::ALL.into_iter().find(|hook| hook.fn_name() == name)
+        HookKind::ALL
+            .into_iter()
+            .find(|hook| hook.fn_name() == name)
     }
 }
 
@@ -323,9 +325,10 @@ pub(super) fn json_to_dynamic(value: &Value, depth: usize) -> Dynamic {
 /// and other values cannot be stored.
 pub(super) fn dynamic_to_json(value: Dynamic, depth: usize) -> RhaiResult<Value> {
     if depth > MAX_ATTRIBUTE_DEPTH {
-        return Err(
-            format!("attribute value is nested more than {MAX_ATTRIBUTE_DEPTH} levels deep").into(),
-        );
+        return Err(format!(
+            "attribute value is nested more than {MAX_ATTRIBUTE_DEPTH} levels deep"
+        )
+        .into());
     }
     let value = value.flatten();
     if value.is_unit() {
@@ -367,7 +370,9 @@ pub(super) fn dynamic_to_json(value: Dynamic, depth: usize) -> RhaiResult<Value>
             .map(Value::Array);
     }
     if value.is_map() {
-        let map = value.try_cast::<Map>().ok_or_else(|| cannot_store(type_name))?;
+        let map = value
+            .try_cast::<Map>()
+            .ok_or_else(|| cannot_store(type_name))?;
         let mut object = serde_json::Map::new();
         for (key, item) in map {
             object.insert(key.to_string(), dynamic_to_json(item, depth + 1)?);

@@ -1,0 +1,229 @@
+//! Applying the plans of script runs, through the tag write path.
+
+use entity::{account, automation_event, script, script_run, user};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
+    Set,
+};
+use serde_json::{Value, json};
+
+use super::AutomationError;
+use super::script::{PlannedAction, RunOutcome, SubjectSnapshot};
+use super::snapshot::subject_kind;
+use crate::ids::{self, NodeKind};
+use crate::subjects::{SubjectKind, attributes};
+use crate::tags::assign::{Actor, apply_to_targets};
+use crate::tags::write::Target;
+use crate::tags::{Op, Source, TagError};
+use crate::time::now;
+
+/// A run to record and, when it succeeded, apply.
+pub struct Run<'a> {
+    pub script: &'a script::Model,
+    pub outcome: RunOutcome,
+}
+
+/// The subject ids a run may act on: the event's subject and its account.
+fn allowed_target(subject: &SubjectSnapshot, action: &PlannedAction) -> Option<(SubjectKind, i64)> {
+    let id = action.target_id();
+    let allowed = subject.id == id || subject.account.as_ref().is_some_and(|a| a.id == id);
+    if !allowed {
+        return None;
+    }
+    match ids::decode(&async_graphql::ID(id.to_owned())).ok()? {
+        (NodeKind::Account, n) => Some((SubjectKind::Account, n)),
+        (NodeKind::User, n) => Some((SubjectKind::User, n)),
+        _ => None,
+    }
+    .filter(|(kind, _)| *kind == subject_kind(action.target_kind()))
+}
+
+/// Applies one successful run's actions; an error fails this run only
+/// when it is the script's fault (a bad tag name): the caller then records
+/// the run as failed with nothing applied.
+async fn apply_actions(
+    txn: &DatabaseTransaction,
+    event: &automation_event::Model,
+    subject: &SubjectSnapshot,
+    script: &script::Model,
+    actions: &[PlannedAction],
+) -> Result<Result<(), String>, AutomationError> {
+    let actor = Actor {
+        source: Source::Script,
+        name: Some(&script.name),
+        cause_id: event.change_id,
+        depth: event.depth + 1,
+    };
+    // Check every tag name first, so a bad one applies nothing of the plan.
+    let mut names = Vec::new();
+    for action in actions {
+        if let PlannedAction::AddTag { tag, .. } | PlannedAction::RemoveTag { tag, .. } = action {
+            names.push(tag.clone());
+        }
+    }
+    if !names.is_empty()
+        && let Err(e) = crate::tags::store::parse_names(txn, event.workspace_id, &names).await
+    {
+        return match e {
+            TagError::Db(db) => Err(db.into()),
+            other => Ok(Err(other.to_string())),
+        };
+    }
+    let mut targets = Vec::with_capacity(actions.len());
+    for action in actions {
+        let Some(target) = allowed_target(subject, action) else {
+            return Ok(Err(format!(
+                "a script may only change the event's subject and its account, not {}",
+                action.target_id()
+            )));
+        };
+        targets.push(target);
+    }
+    for (action, (kind, id)) in actions.iter().zip(targets) {
+        match action {
+            PlannedAction::AddTag { tag, .. } | PlannedAction::RemoveTag { tag, .. } => {
+                let op = if matches!(action, PlannedAction::AddTag { .. }) {
+                    Op::Added
+                } else {
+                    Op::Removed
+                };
+                let targets = [(kind, Target::Ids(vec![id]))];
+                apply_to_targets(
+                    txn,
+                    event.workspace_id,
+                    &targets,
+                    std::slice::from_ref(tag),
+                    op,
+                    actor,
+                )
+                .await
+                .map_err(|e| match e {
+                    TagError::Db(db) => AutomationError::Db(db),
+                    other => AutomationError::Invalid(other.to_string()),
+                })?;
+            }
+            PlannedAction::SetAttribute { key, value, .. } => {
+                let mut change = serde_json::Map::new();
+                change.insert(key.clone(), value.clone());
+                set_attributes(txn, event.workspace_id, kind, id, change).await?;
+            }
+        }
+    }
+    Ok(Ok(()))
+}
+
+async fn set_attributes(
+    txn: &DatabaseTransaction,
+    workspace_id: i64,
+    kind: SubjectKind,
+    id: i64,
+    change: serde_json::Map<String, Value>,
+) -> Result<(), AutomationError> {
+    match kind {
+        SubjectKind::User => {
+            if let Some(row) = user::Entity::find_by_id(id)
+                .filter(user::Column::WorkspaceId.eq(workspace_id))
+                .one(txn)
+                .await?
+            {
+                let merged = attributes::merge(&row.attributes, change);
+                let mut active = row.into_active_model();
+                active.attributes = Set(merged);
+                active.updated_at = Set(now());
+                active.update(txn).await?;
+            }
+        }
+        SubjectKind::Account => {
+            if let Some(row) = account::Entity::find_by_id(id)
+                .filter(account::Column::WorkspaceId.eq(workspace_id))
+                .one(txn)
+                .await?
+            {
+                let merged = attributes::merge(&row.attributes, change);
+                let mut active = row.into_active_model();
+                active.attributes = Set(merged);
+                active.updated_at = Set(now());
+                active.update(txn).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The JSON form of actions, as runs store them.
+pub fn actions_json(actions: &[PlannedAction]) -> Value {
+    Value::Array(
+        actions
+            .iter()
+            .map(|action| match action {
+                PlannedAction::AddTag { target_kind, target_id, tag } => json!({
+                    "op": "ADDED", "tag": tag, "subjectKind": target_kind.as_str(), "subjectId": target_id }),
+                PlannedAction::RemoveTag { target_kind, target_id, tag } => json!({
+                    "op": "REMOVED", "tag": tag, "subjectKind": target_kind.as_str(), "subjectId": target_id }),
+                PlannedAction::SetAttribute { target_kind, target_id, key, value } => json!({
+                    "op": "SET_ATTRIBUTE", "key": key, "value": value,
+                    "subjectKind": target_kind.as_str(), "subjectId": target_id }),
+            })
+            .collect(),
+    )
+}
+
+/// Applies the successful runs' plans and records every run, in `txn`.
+/// With `too_deep`, nothing is applied and runs that planned changes are
+/// recorded as failed: the cascade stops here.
+pub async fn apply_runs(
+    txn: &DatabaseTransaction,
+    event: &automation_event::Model,
+    subject: &SubjectSnapshot,
+    runs: Vec<Run<'_>>,
+    too_deep: Option<i32>,
+) -> Result<(), AutomationError> {
+    // At-least-once: a retried event replaces the runs of its earlier attempt.
+    script_run::Entity::delete_many()
+        .filter(script_run::Column::EventId.eq(event.id))
+        .exec(txn)
+        .await?;
+    for Run {
+        script,
+        mut outcome,
+    } in runs
+    {
+        if outcome.ok && !outcome.actions.is_empty() {
+            if let Some(max) = too_deep {
+                outcome.ok = false;
+                outcome.error = Some(format!(
+                    "automation cascade deeper than {max} steps stopped; nothing of this run was applied"
+                ));
+            } else if let Err(why) =
+                apply_actions(txn, event, subject, script, &outcome.actions).await?
+            {
+                outcome.ok = false;
+                outcome.error = Some(format!("{why}; nothing of this run was applied"));
+            }
+        }
+        let actions = if outcome.ok {
+            actions_json(&outcome.actions)
+        } else {
+            Value::Array(vec![])
+        };
+        script_run::ActiveModel {
+            workspace_id: Set(event.workspace_id),
+            script_id: Set(script.id),
+            script_version: Set(script.version),
+            event_id: Set(event.id),
+            event_kind: Set(event.kind.clone()),
+            subject_kind: Set(event.subject_kind.clone()),
+            subject_id: Set(event.subject_id),
+            ok: Set(outcome.ok),
+            error: Set(outcome.error),
+            logs: Set(json!(outcome.logs)),
+            actions: Set(actions),
+            duration_micros: Set(outcome.duration.as_micros() as i64),
+            at: Set(now()),
+            ..Default::default()
+        }
+        .insert(txn)
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! Automation: the outbox worker, Rhai scripts in a sandbox, and their runs.
+//!
+//! Invariant: scripts plan, the server applies. A script run reads a
+//! snapshot and returns actions (`script/`, pure); the worker applies the
+//! actions of successful runs through the tag write path (source SCRIPT,
+//! actor = the script's name, cause = the triggering change, depth + 1) in
+//! the same transaction that records the runs and marks the event done.
+//! Boundary: `graphql/` calls `scripts` (upload, list, test) and
+//! `server` starts the `worker`; the worker calls `tags` to apply plans.
+
+pub mod apply;
+pub mod events;
+pub mod outbox;
+pub mod script;
+pub mod scripts;
+pub mod snapshot;
+pub mod worker;
+
+use crate::error::{Code, ErrorCode};
+
+/// Errors of the automation domain.
+#[derive(Debug, thiserror::Error)]
+pub enum AutomationError {
+    #[error("{0}")]
+    Compile(script::ScriptError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error(transparent)]
+    Db(#[from] sea_orm::DbErr),
+}
+
+impl ErrorCode for AutomationError {
+    fn code(&self) -> Code {
+        match self {
+            AutomationError::Compile(_) | AutomationError::Invalid(_) => Code::BadUserInput,
+            AutomationError::NotFound(_) => Code::NotFound,
+            AutomationError::Db(_) => Code::Internal,
+        }
+    }
+
+    fn position(&self) -> Option<(u32, u32)> {
+        match self {
+            AutomationError::Compile(e) => Some((e.line.unwrap_or(1), e.column.unwrap_or(1))),
+            _ => None,
+        }
+    }
+}
+
+/// The event kinds of the outbox.
+pub mod kind {
+    pub const TAG_ADDED: &str = "TAG_ADDED";
+    pub const TAG_REMOVED: &str = "TAG_REMOVED";
+    pub const SEGMENT_ENTERED: &str = "SEGMENT_ENTERED";
+    pub const SEGMENT_EXITED: &str = "SEGMENT_EXITED";
+}
+
+/// The hook a kind of event runs.
+pub fn hook_of(kind: &str) -> Option<script::HookKind> {
+    match kind {
+        kind::TAG_ADDED => Some(script::HookKind::TagAdded),
+        kind::TAG_REMOVED => Some(script::HookKind::TagRemoved),
+        kind::SEGMENT_ENTERED => Some(script::HookKind::SegmentEntered),
+        kind::SEGMENT_EXITED => Some(script::HookKind::SegmentExited),
+        _ => None,
+    }
+}
+
+/// The event kind of a hook.
+pub fn kind_of(hook: script::HookKind) -> &'static str {
+    match hook {
+        script::HookKind::TagAdded => kind::TAG_ADDED,
+        script::HookKind::TagRemoved => kind::TAG_REMOVED,
+        script::HookKind::SegmentEntered => kind::SEGMENT_ENTERED,
+        script::HookKind::SegmentExited => kind::SEGMENT_EXITED,
+    }
+}

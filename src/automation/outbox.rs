@@ -1,0 +1,163 @@
+//! The outbox of automation events: claiming, completing, retrying.
+//!
+//! Events are written by the tag write path (and segment membership) in the
+//! transaction of the change they announce. A worker claims the oldest due
+//! event whose subject has no earlier unfinished event (so one subject's
+//! events run in order), under a lease: a worker that dies leaves its event
+//! `running` with an expired lease, and the next claim takes it again.
+//! On PostgreSQL the claim uses `FOR UPDATE SKIP LOCKED`, so several
+//! servers share the work without waiting on each other.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use entity::automation_event;
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, LockBehavior, LockType, Order, Query};
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    EntityTrait, IntoActiveModel, Set,
+};
+
+use crate::db::begin_write;
+use crate::time::now;
+
+/// How long a claim lasts before another worker may take the event again.
+pub const LEASE: Duration = Duration::from_secs(60);
+
+/// Status values of an event.
+pub mod status {
+    pub const PENDING: &str = "pending";
+    pub const RUNNING: &str = "running";
+    pub const DONE: &str = "done";
+    pub const FAILED: &str = "failed";
+}
+
+/// Claims the next due event, if any: marks it running under a lease and
+/// counts the attempt.
+pub async fn claim(db: &DatabaseConnection) -> Result<Option<automation_event::Model>, DbErr> {
+    let txn = begin_write(db).await?;
+    let at = now();
+    let Some(id) = next_due(&txn, at).await? else {
+        txn.commit().await?;
+        return Ok(None);
+    };
+    let Some(event) = automation_event::Entity::find_by_id(id).one(&txn).await? else {
+        txn.commit().await?;
+        return Ok(None);
+    };
+    let attempts = event.attempts + 1;
+    let mut active = event.into_active_model();
+    active.status = Set(status::RUNNING.to_owned());
+    active.attempts = Set(attempts);
+    active.locked_until = Set(Some(
+        at + chrono::Duration::from_std(LEASE).unwrap_or_default(),
+    ));
+    let claimed = active.update(&txn).await?;
+    txn.commit().await?;
+    Ok(Some(claimed))
+}
+
+/// The id of the oldest claimable event: pending and due, or running with an
+/// expired lease; and no earlier unfinished event of the same subject.
+async fn next_due(txn: &DatabaseTransaction, at: DateTime<Utc>) -> Result<Option<i64>, DbErr> {
+    let e = Alias::new("e");
+    let p = Alias::new("p");
+    let earlier = Query::select()
+        .expr(Expr::val(1))
+        .from_as(automation_event::Entity, p.clone())
+        .and_where(
+            Expr::col((p.clone(), automation_event::Column::SubjectKind))
+                .equals((e.clone(), automation_event::Column::SubjectKind)),
+        )
+        .and_where(
+            Expr::col((p.clone(), automation_event::Column::SubjectId))
+                .equals((e.clone(), automation_event::Column::SubjectId)),
+        )
+        .and_where(
+            Expr::col((p.clone(), automation_event::Column::Id))
+                .lt(Expr::col((e.clone(), automation_event::Column::Id))),
+        )
+        .and_where(
+            Expr::col((p.clone(), automation_event::Column::Status))
+                .is_in([status::PENDING, status::RUNNING]),
+        )
+        .to_owned();
+    let candidates = [
+        // A dead worker's event first: it is the oldest of its subject.
+        Expr::col((e.clone(), automation_event::Column::Status))
+            .eq(status::RUNNING)
+            .and(Expr::col((e.clone(), automation_event::Column::LockedUntil)).lt(at)),
+        Expr::col((e.clone(), automation_event::Column::Status))
+            .eq(status::PENDING)
+            .and(Expr::col((e.clone(), automation_event::Column::RunAt)).lte(at)),
+    ];
+    for candidate in candidates {
+        let mut select = Query::select()
+            .column((e.clone(), automation_event::Column::Id))
+            .from_as(automation_event::Entity, e.clone())
+            .and_where(candidate)
+            .and_where(Expr::exists(earlier.clone()).not())
+            .order_by((e.clone(), automation_event::Column::Id), Order::Asc)
+            .limit(1)
+            .to_owned();
+        if txn.get_database_backend() == DbBackend::Postgres {
+            select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        if let Some(row) = txn.query_one(&select).await? {
+            return Ok(Some(row.try_get_by_index(0)?));
+        }
+    }
+    Ok(None)
+}
+
+/// Marks an event done, in the transaction that applied its effects.
+pub async fn complete(
+    txn: &DatabaseTransaction,
+    event: &automation_event::Model,
+) -> Result<(), DbErr> {
+    let mut active = event.clone().into_active_model();
+    active.status = Set(status::DONE.to_owned());
+    active.locked_until = Set(None);
+    active.last_error = Set(None);
+    active.update(txn).await?;
+    Ok(())
+}
+
+/// Records a failed attempt: retried later with exponential backoff, or
+/// kept as failed after the last attempt.
+pub async fn fail(
+    db: &DatabaseConnection,
+    event: &automation_event::Model,
+    error: &str,
+    max_attempts: i32,
+) -> Result<(), DbErr> {
+    let txn = begin_write(db).await?;
+    let mut active = event.clone().into_active_model();
+    active.last_error = Set(Some(error.chars().take(2000).collect()));
+    active.locked_until = Set(None);
+    if event.attempts >= max_attempts {
+        active.status = Set(status::FAILED.to_owned());
+    } else {
+        active.status = Set(status::PENDING.to_owned());
+        active.run_at = Set(now() + backoff(event.attempts));
+    }
+    active.update(&txn).await?;
+    txn.commit().await
+}
+
+/// 1 s, 2 s, 4 s, ... up to 5 minutes.
+pub fn backoff(attempts: i32) -> chrono::Duration {
+    let seconds = 1i64 << attempts.clamp(0, 16).saturating_sub(1);
+    chrono::Duration::seconds(Ord::min(seconds, 300))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+
+    #[test]
+    fn backoff_doubles_up_to_five_minutes() {
+        let seconds: Vec<i64> = (1..=11).map(|a| backoff(a).num_seconds()).collect();
+        assert_eq!(seconds, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+    }
+}
