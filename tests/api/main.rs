@@ -8,6 +8,7 @@ mod helpers;
 
 mod accounts_users;
 mod auth;
+mod automation;
 mod bad_input;
 mod http;
 mod isolation;

@@ -1,0 +1,568 @@
+//! Automation through the API: scripts, the worker, runs, dry runs, the sandbox.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, error_code, spawn_app_full};
+use crate::on_both_databases;
+
+on_both_databases!(
+    upload_compiles_versions_and_lists_hooks,
+    the_design_example_qualifies_leads_within_the_worker,
+    a_failing_script_applies_nothing_and_spares_the_others,
+    cascades_stop_at_the_maximum_depth,
+    account_actions_and_attributes,
+    test_script_is_a_dry_run,
+    hostile_scripts_fail_alone,
+    scripts_stay_in_their_workspace,
+);
+
+const UPLOAD: &str = "mutation($input: ScriptInput!) {
+    uploadScript(input: $input) { id name version enabled hooks } }";
+const ADD: &str =
+    "mutation($id: ID!, $tags: [String!]!) { addTags(subjectId: $id, tags: $tags) { __typename } }";
+
+const DESIGN_EXAMPLE: &str = r#"
+fn on_tag_added(event) {        // event.tag, event.subject, event.source, event.depth
+    let s = event.subject;
+    if event.tag == "Webinar Attendee" && s.has_tag("Clicked Demo") {
+        s.add_tag("Qualified Lead");
+    } else {
+        log(`no demo click for ${s.email}`);
+    }
+}
+"#;
+
+async fn upload(app: &TestApp, name: &str, source: &str) -> Value {
+    app.ok(
+        UPLOAD,
+        json!({ "input": { "name": name, "source": source } }),
+    )
+    .await["uploadScript"]
+        .clone()
+}
+
+/// Waits until `query` returns data for which `done` holds (the worker is asynchronous).
+async fn eventually(
+    app: &TestApp,
+    query: &str,
+    vars: Value,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let started = Instant::now();
+    loop {
+        let data = app.ok(query, vars.clone()).await;
+        if done(&data) {
+            return data;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "timed out; last: {data:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the outbox has nothing pending or running.
+async fn drained(app: &TestApp) {
+    eventually(
+        app,
+        "{ p: automationEvents(status: PENDING) { totalCount } r: automationEvents(status: RUNNING) { totalCount } }",
+        json!({}),
+        |d| d["p"]["totalCount"] == 0 && d["r"]["totalCount"] == 0,
+    )
+    .await;
+}
+
+fn tag_names(user: &Value) -> Vec<String> {
+    user["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn upload_compiles_versions_and_lists_hooks(app: TestApp) {
+    let script = upload(&app, "qualify", DESIGN_EXAMPLE).await;
+    assert_eq!(script["version"], 1);
+    assert_eq!(script["enabled"], true);
+    assert_eq!(script["hooks"], json!(["TAG_ADDED"]));
+    let script = upload(
+        &app,
+        "qualify",
+        "fn on_tag_removed(e) {}\nfn on_segment_entered(e) {}",
+    )
+    .await;
+    assert_eq!(script["version"], 2, "same name, new version");
+    assert_eq!(script["hooks"], json!(["TAG_REMOVED", "SEGMENT_ENTERED"]));
+
+    // A syntax error points at its line and column, and stores nothing.
+    let body = app
+        .graphql(UPLOAD, json!({ "input": { "name": "broken", "source": "fn on_tag_added(e) {\n  let x = ;\n}" } }))
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    let ext = &body["errors"][0]["extensions"];
+    assert_eq!(
+        (ext["line"].clone(), ext["column"].clone()),
+        (json!(2), json!(11)),
+        "{body}"
+    );
+    for (source, why) in [
+        ("fn on_tag_added(a, b) {}", "parameter"),
+        ("eval(\"1\")", "eval"),
+        ("import \"x\" as y;", "import"),
+    ] {
+        let body = app
+            .graphql(
+                UPLOAD,
+                json!({ "input": { "name": "bad", "source": source } }),
+            )
+            .await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{source}: {body}");
+        let message = body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .to_lowercase();
+        assert!(message.contains(why), "{source}: {message}");
+    }
+    let data = app.ok("{ scripts { name version } }", json!({})).await;
+    assert_eq!(
+        data["scripts"],
+        json!([{ "name": "qualify", "version": 2 }])
+    );
+
+    let id = script["id"].clone();
+    let data = app
+        .ok(
+            "mutation($id: ID!) { setScriptEnabled(id: $id, enabled: false) { enabled } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(data["setScriptEnabled"]["enabled"], false);
+    let member = app.key("m", "MEMBER").await;
+    let body = app
+        .graphql_as(
+            Some(&member),
+            UPLOAD,
+            json!({ "input": { "name": "x", "source": "" } }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "FORBIDDEN");
+    let data = app
+        .ok(
+            "mutation($id: ID!) { deleteScript(id: $id) }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(data["deleteScript"], true);
+    let body = app
+        .graphql(
+            "mutation($id: ID!) { deleteScript(id: $id) }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "NOT_FOUND");
+}
+
+async fn the_design_example_qualifies_leads_within_the_worker(app: TestApp) {
+    let script = upload(&app, "qualify", DESIGN_EXAMPLE).await;
+    let ana = app.user("ana@example.com").await;
+    let bo = app.user("bo@example.com").await;
+    app.ok(ADD, json!({ "id": ana, "tags": ["Clicked Demo"] }))
+        .await;
+    app.ok(ADD, json!({ "id": ana, "tags": ["Webinar Attendee"] }))
+        .await;
+    app.ok(ADD, json!({ "id": bo, "tags": ["Webinar Attendee"] }))
+        .await;
+
+    let query = "query($id: ID!) { user(id: $id) { tags { name } history(first: 1) { nodes { op tag { name } source actor causeId } } } }";
+    let data = eventually(&app, query, json!({ "id": ana }), |d| {
+        tag_names(&d["user"]).contains(&"Qualified Lead".to_owned())
+    })
+    .await;
+    let change = &data["user"]["history"]["nodes"][0];
+    assert_eq!(change["source"], "SCRIPT");
+    assert_eq!(change["actor"], "qualify");
+    // The cause is the change that added "Webinar Attendee".
+    let cause = app
+        .ok(
+            "query($id: ID!) { node(id: $id) { ... on TagChange { tag { name } op } } }",
+            json!({ "id": change["causeId"] }),
+        )
+        .await;
+    assert_eq!(
+        cause["node"],
+        json!({ "tag": { "name": "Webinar Attendee" }, "op": "ADDED" })
+    );
+
+    drained(&app).await;
+    let data = app
+        .ok(
+            "query($id: ID!) { user(id: $id) { tags { name } } }",
+            json!({ "id": bo }),
+        )
+        .await;
+    assert_eq!(
+        tag_names(&data["user"]),
+        ["Webinar Attendee"],
+        "no demo click, no qualification"
+    );
+    let runs = app
+        .ok(
+            "query($id: ID!) { script(id: $id) { runs { totalCount nodes { ok event logs actions { op tag subjectKind subjectId } subject { ... on User { email } } script { name } } } } }",
+            json!({ "id": script["id"] }),
+        )
+        .await;
+    let runs = &runs["script"]["runs"];
+    // ana: Clicked Demo, Webinar Attendee, Qualified Lead (the script's own change is an event too); bo: Webinar Attendee.
+    assert_eq!(runs["totalCount"], 4, "{runs:#}");
+    let nodes = runs["nodes"].as_array().unwrap();
+    let bo_run = nodes
+        .iter()
+        .find(|r| r["subject"]["email"] == "bo@example.com")
+        .unwrap();
+    assert_eq!(bo_run["logs"], json!(["no demo click for bo@example.com"]));
+    assert_eq!(bo_run["actions"], json!([]));
+    let qualified = nodes
+        .iter()
+        .find(|r| !r["actions"].as_array().unwrap().is_empty())
+        .unwrap();
+    assert_eq!(
+        qualified["actions"],
+        json!([{ "op": "ADDED", "tag": "Qualified Lead", "subjectKind": "USER", "subjectId": ana }])
+    );
+    assert!(
+        nodes.iter().all(|r| r["ok"] == true
+            && r["event"] == "TAG_ADDED"
+            && r["script"]["name"] == "qualify")
+    );
+}
+
+async fn a_failing_script_applies_nothing_and_spares_the_others(app: TestApp) {
+    upload(
+        &app,
+        "a-broken",
+        r#"fn on_tag_added(e) { e.subject.add_tag("From Broken"); throw "boom"; }"#,
+    )
+    .await;
+    upload(
+        &app,
+        "b-fine",
+        r#"fn on_tag_added(e) { if e.tag == "Go" { e.subject.add_tag("From Fine"); } }"#,
+    )
+    .await;
+    let ana = app.user("ana@example.com").await;
+    app.ok(ADD, json!({ "id": ana, "tags": ["Go"] })).await;
+    drained(&app).await;
+    let data = app
+        .ok(
+            "query($id: ID!) { user(id: $id) { tags { name } } }",
+            json!({ "id": ana }),
+        )
+        .await;
+    assert_eq!(tag_names(&data["user"]), ["From Fine", "Go"]);
+    let data = app
+        .ok(
+            "{ scripts { name runs(first: 1) { nodes { ok error actions { tag } } } } }",
+            json!({}),
+        )
+        .await;
+    let broken = &data["scripts"][0]["runs"]["nodes"][0];
+    assert_eq!(broken["ok"], false);
+    assert!(
+        broken["error"].as_str().unwrap().contains("boom"),
+        "{broken}"
+    );
+    assert_eq!(broken["actions"], json!([]));
+}
+
+async fn cascades_stop_at_the_maximum_depth(app: TestApp) {
+    // Each "Level n" tag adds "Level n+1": an endless cascade without the limit.
+    upload(
+        &app,
+        "ladder",
+        r#"fn on_tag_added(e) {
+            let n = parse_int(e.tag.sub_string(6));
+            e.subject.add_tag(`Level ${n + 1}`);
+        }"#,
+    )
+    .await;
+    let ana = app.user("ana@example.com").await;
+    app.ok(ADD, json!({ "id": ana, "tags": ["Level 0"] })).await;
+    drained(&app).await;
+    let data = app
+        .ok(
+            "query($id: ID!) { user(id: $id) { tags { name } } }",
+            json!({ "id": ana }),
+        )
+        .await;
+    let tags = tag_names(&data["user"]);
+    assert_eq!(tags.len(), 9, "Level 0 and 8 automated steps: {tags:?}");
+    assert!(tags.contains(&"Level 8".to_owned()) && !tags.contains(&"Level 9".to_owned()));
+    let data = app
+        .ok(
+            "{ scripts { runs(first: 1) { nodes { ok error } } } }",
+            json!({}),
+        )
+        .await;
+    let last = &data["scripts"][0]["runs"]["nodes"][0];
+    assert_eq!(last["ok"], false);
+    assert!(
+        last["error"].as_str().unwrap().contains("deeper than 8"),
+        "{last}"
+    );
+}
+
+async fn account_actions_and_attributes(app: TestApp) {
+    upload(
+        &app,
+        "escalate",
+        r#"fn on_tag_added(e) {
+            let s = e.subject;
+            if e.tag == "Churn Risk" && s.account != () {
+                s.account.add_tag("Account At Risk");
+                s.account.set_attribute("risk", #{ level: 2, by: s.email });
+                s.set_attribute("flagged", true);
+            }
+        }"#,
+    )
+    .await;
+    let acme = app.account("acme", "Acme").await;
+    let ana = app
+        .ok("mutation { upsertUser(input: { email: \"ana@example.com\", accountExternalId: \"acme\" }) { id } }", json!({}))
+        .await["upsertUser"]["id"]
+        .clone();
+    app.ok(ADD, json!({ "id": ana, "tags": ["Churn Risk"] }))
+        .await;
+    drained(&app).await;
+    let data = app
+        .ok("query($a: ID!, $u: ID!) { a: node(id: $a) { ... on Account { tags { name } attributes } } u: node(id: $u) { ... on User { attributes } } }",
+            json!({ "a": acme, "u": ana }))
+        .await;
+    assert_eq!(tag_names(&data["a"]), ["Account At Risk"]);
+    assert_eq!(
+        data["a"]["attributes"],
+        json!({ "risk": { "level": 2, "by": "ana@example.com" } })
+    );
+    assert_eq!(data["u"]["attributes"], json!({ "flagged": true }));
+}
+
+async fn test_script_is_a_dry_run(app: TestApp) {
+    let ana = app.user("ana@example.com").await;
+    app.ok(ADD, json!({ "id": ana, "tags": ["Clicked Demo"] }))
+        .await;
+    drained(&app).await;
+    let changes = app.rows("tag_changes").await;
+    let query = "mutation($source: String!, $event: TestEventInput!) {
+        testScript(source: $source, event: $event) { ok error logs actions { op tag subjectKind subjectId } } }";
+    let data = app
+        .ok(query, json!({ "source": DESIGN_EXAMPLE, "event": { "kind": "TAG_ADDED", "subjectId": ana, "tag": "Webinar Attendee" } }))
+        .await;
+    assert_eq!(
+        data["testScript"],
+        json!({ "ok": true, "error": null, "logs": [],
+                "actions": [{ "op": "ADDED", "tag": "Qualified Lead", "subjectKind": "USER", "subjectId": ana }] })
+    );
+    let data = app
+        .ok(query, json!({ "source": DESIGN_EXAMPLE, "event": { "kind": "TAG_ADDED", "subjectId": ana, "tag": "Other" } }))
+        .await;
+    assert_eq!(
+        data["testScript"]["logs"],
+        json!(["no demo click for ana@example.com"])
+    );
+    assert_eq!(
+        app.rows("tag_changes").await,
+        changes,
+        "a dry run applies nothing"
+    );
+    let body = app
+        .graphql(query, json!({ "source": "fn on_tag_added(e) { (", "event": { "kind": "TAG_ADDED", "subjectId": ana } }))
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    assert!(body["errors"][0]["extensions"]["line"].is_number());
+}
+
+async fn hostile_scripts_fail_alone(app: TestApp) {
+    let ana = app.user("ana@example.com").await;
+    let query = "mutation($source: String!, $event: TestEventInput!) { testScript(source: $source, event: $event) { ok error actions { tag } } }";
+    let hostile = [
+        "fn on_tag_added(e) { e.subject.add_tag(\"x\"); loop {} }",
+        "fn on_tag_added(e) { while true { e.subject.add_tag(\"x\"); } }",
+        "fn f(n) { f(n + 1) } fn on_tag_added(e) { f(0) }",
+        "fn on_tag_added(e) { let s = \"xx\"; loop { s += s; } }",
+        "fn on_tag_added(e) { let a = []; loop { a.push(a.len()); } }",
+        "fn on_tag_added(e) { let m = #{}; let i = 0; loop { m[`k${i}`] = i; i += 1; } }",
+    ];
+    for source in hostile {
+        let started = Instant::now();
+        let data = app
+            .ok(query, json!({ "source": source, "event": { "kind": "TAG_ADDED", "subjectId": ana, "tag": "t" } }))
+            .await;
+        assert_eq!(data["testScript"]["ok"], false, "{source}");
+        assert_eq!(data["testScript"]["actions"], json!([]), "{source}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{source} took {:?}",
+            started.elapsed()
+        );
+    }
+    // The server still serves.
+    assert_eq!(app.user_count().await, 1);
+}
+
+async fn scripts_stay_in_their_workspace(app: TestApp) {
+    let script = upload(&app, "qualify", DESIGN_EXAMPLE).await;
+    let b = app.other_workspace("other").await;
+    let body = app
+        .graphql_as(Some(&b), "{ scripts { id } }", json!({}))
+        .await;
+    assert_eq!(body["data"]["scripts"], json!([]));
+    for query in [
+        "query($id: ID!) { r: script(id: $id) { id } }",
+        "query($id: ID!) { r: node(id: $id) { id } }",
+    ] {
+        let body = app
+            .graphql_as(Some(&b), query, json!({ "id": script["id"] }))
+            .await;
+        assert_eq!(body["data"]["r"], Value::Null, "{query}: {body}");
+    }
+    for query in [
+        "mutation($id: ID!) { setScriptEnabled(id: $id, enabled: false) { id } }",
+        "mutation($id: ID!) { deleteScript(id: $id) }",
+    ] {
+        let body = app
+            .graphql_as(Some(&b), query, json!({ "id": script["id"] }))
+            .await;
+        assert_eq!(error_code(&body), "NOT_FOUND", "{query}: {body}");
+    }
+    // B's tag changes do not run A's scripts.
+    let b_user = app
+        .graphql_as(
+            Some(&b),
+            "mutation { upsertUser(input: { email: \"x@example.com\" }) { id } }",
+            json!({}),
+        )
+        .await["data"]["upsertUser"]["id"]
+        .clone();
+    app.graphql_as(
+        Some(&b),
+        ADD,
+        json!({ "id": b_user, "tags": ["Clicked Demo", "Webinar Attendee"] }),
+    )
+    .await;
+    drained(&app).await;
+    let body = app
+        .graphql_as(
+            Some(&b),
+            "query($id: ID!) { user(id: $id) { tags { name } } }",
+            json!({ "id": b_user }),
+        )
+        .await;
+    assert_eq!(
+        tag_names(&body["data"]["user"]),
+        ["Clicked Demo", "Webinar Attendee"]
+    );
+    let data = app
+        .ok("{ scripts { runs { totalCount } } }", json!({}))
+        .await;
+    assert_eq!(data["scripts"][0]["runs"]["totalCount"], 0);
+}
+
+/// The outbox's guarantees, stepped by hand (no background worker).
+mod outbox {
+    use sea_orm::{ConnectionTrait, Statement};
+    use serde_json::json;
+    use tagsmith::automation::outbox;
+
+    use super::*;
+
+    async fn run(backend: Backend) {
+        let Some(app) = spawn_app_full(backend, |_| {}, |a| a.no_worker = true).await else {
+            eprintln!("skipped: TAGSMITH_TEST_DATABASE_URL is not set");
+            return;
+        };
+        let ana = app.user("ana@example.com").await;
+        let bo = app.user("bo@example.com").await;
+        app.ok(ADD, json!({ "id": ana, "tags": ["A1"] })).await;
+        app.ok(ADD, json!({ "id": bo, "tags": ["B1"] })).await;
+        app.ok(ADD, json!({ "id": ana, "tags": ["A2"] })).await;
+
+        // Oldest first; a subject's later event waits for its earlier one.
+        let first = outbox::claim(&app.db).await.unwrap().expect("an event");
+        let second = outbox::claim(&app.db).await.unwrap().expect("an event");
+        assert!(second.id > first.id);
+        assert_ne!(
+            second.subject_id, first.subject_id,
+            "ana's second event waits for her first"
+        );
+        assert!(outbox::claim(&app.db).await.unwrap().is_none());
+
+        // A worker that died: once its lease expires, the event is claimed again.
+        let backend = app.db.get_database_backend();
+        let expire = format!(
+            "UPDATE automation_events SET locked_until = {} WHERE id = {}",
+            if backend == sea_orm::DbBackend::Postgres {
+                "now() - interval '1 hour'"
+            } else {
+                "'2000-01-01 00:00:00+00:00'"
+            },
+            first.id
+        );
+        app.db
+            .execute_raw(Statement::from_string(backend, expire))
+            .await
+            .unwrap();
+        let again = outbox::claim(&app.db)
+            .await
+            .unwrap()
+            .expect("the expired event");
+        assert_eq!((again.id, again.attempts), (first.id, 2));
+
+        // Failures retry later, then stay failed and visible.
+        outbox::fail(&app.db, &again, "database on fire", 2)
+            .await
+            .unwrap();
+        let data = app
+            .ok("{ automationEvents(status: FAILED) { totalCount nodes { attempts lastError kind tag { name } } } }", json!({}))
+            .await;
+        assert_eq!(
+            data["automationEvents"]["nodes"],
+            json!([{ "attempts": 2, "lastError": "database on fire", "kind": "TAG_ADDED", "tag": { "name": "A1" } }])
+        );
+        outbox::fail(&app.db, &second, "flaky", 5).await.unwrap();
+        let data = app
+            .ok(
+                "{ automationEvents(status: PENDING) { nodes { lastError runAt createdAt } } }",
+                json!({}),
+            )
+            .await;
+        let retried = data["automationEvents"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["lastError"] == "flaky")
+            .expect("retried event");
+        assert_ne!(retried["runAt"], retried["createdAt"], "backed off");
+        let viewer = app.key("v", "VIEWER").await;
+        let body = app
+            .graphql_as(
+                Some(&viewer),
+                "{ automationEvents { totalCount } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(error_code(&body), "FORBIDDEN");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        run(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        run(Backend::Postgres).await;
+    }
+}
