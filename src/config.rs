@@ -87,6 +87,9 @@ pub struct AutomationSettings {
         default_value_t = 100_000
     )]
     pub script_max_operations: u64,
+    /// Runs kept per script (older ones are deleted).
+    #[arg(long, env = "TAGSMITH_SCRIPT_RUNS_KEPT", default_value_t = 1000)]
+    pub script_runs_kept: u64,
 }
 
 impl Default for AutomationSettings {
@@ -97,6 +100,7 @@ impl Default for AutomationSettings {
             automation_max_attempts: 5,
             script_timeout_ms: 50,
             script_max_operations: 100_000,
+            script_runs_kept: 1000,
         }
     }
 }
@@ -116,6 +120,7 @@ impl AutomationSettings {
         crate::automation::worker::WorkerSettings {
             max_depth: self.automation_max_depth,
             max_attempts: self.automation_max_attempts,
+            runs_kept: self.script_runs_kept,
             ..Default::default()
         }
     }

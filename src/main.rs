@@ -57,6 +57,35 @@ enum Command {
         #[command(subcommand)]
         command: WorkspaceCommand,
     },
+    /// Check or upload automation scripts.
+    Script {
+        #[command(subcommand)]
+        command: ScriptCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScriptCommand {
+    /// Compile a Rhai script and list the hooks it defines (touches no database).
+    Check {
+        /// The script file.
+        file: std::path::PathBuf,
+    },
+    /// Upload a script (a new version when the name exists).
+    Upload {
+        /// The script file.
+        file: std::path::PathBuf,
+        /// The script's name (default: the file name without extension).
+        #[arg(long)]
+        name: Option<String>,
+        /// Upload it disabled.
+        #[arg(long)]
+        disabled: bool,
+        #[arg(long, default_value = workspaces::DEFAULT_WORKSPACE)]
+        workspace: String,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
 }
 
 #[derive(Subcommand)]
@@ -202,6 +231,7 @@ async fn run(command: Command) -> Result<(), String> {
                 Ok(())
             }
         },
+        Command::Script { command } => script_command(command).await,
         Command::Workspace { command } => match command {
             WorkspaceCommand::Create { name, database } => {
                 let conn = open(&database).await?;
@@ -273,4 +303,66 @@ async fn serve(
         let _ = worker.await;
     }
     served
+}
+
+fn read_script(file: &std::path::Path) -> Result<String, String> {
+    std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))
+}
+
+async fn script_command(command: ScriptCommand) -> Result<(), String> {
+    let app_limits = AutomationSettings::default().script_limits();
+    match command {
+        ScriptCommand::Check { file } => {
+            let source = read_script(&file)?;
+            let engine = tagsmith::automation::script::ScriptEngine::new(app_limits);
+            let compiled = engine
+                .compile(&source)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            let hooks: Vec<&str> = compiled.hooks().iter().map(|h| h.fn_name()).collect();
+            if hooks.is_empty() {
+                println!(
+                    "{}: compiles; defines no hook, so it never runs",
+                    file.display()
+                );
+            } else {
+                println!("{}: compiles; hooks: {}", file.display(), hooks.join(", "));
+            }
+            Ok(())
+        }
+        ScriptCommand::Upload {
+            file,
+            name,
+            disabled,
+            workspace,
+            database,
+        } => {
+            let source = read_script(&file)?;
+            let name = match name {
+                Some(name) => name,
+                None => file
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .ok_or("give the script a --name")?,
+            };
+            let conn = open(&database).await?;
+            let ws = find_workspace(&conn, &workspace).await?;
+            let app = AppState::new(conn, app_limits);
+            let script = app
+                .scripts
+                .upload(&app.db, ws.id, &name, &source, disabled.then_some(false))
+                .await
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            println!(
+                "uploaded \"{}\" version {} ({})",
+                script.name,
+                script.version,
+                if script.enabled {
+                    "enabled"
+                } else {
+                    "disabled"
+                }
+            );
+            Ok(())
+        }
+    }
 }

@@ -1,9 +1,10 @@
 //! Applying the plans of script runs, through the tag write path.
 
 use entity::{account, automation_event, script, script_run, user};
+use sea_orm::sea_query::{Expr, ExprTrait, Order, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
-    Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    IntoActiveModel, QueryFilter, Set,
 };
 use serde_json::{Value, json};
 
@@ -170,13 +171,15 @@ pub fn actions_json(actions: &[PlannedAction]) -> Value {
 
 /// Applies the successful runs' plans and records every run, in `txn`.
 /// With `too_deep`, nothing is applied and runs that planned changes are
-/// recorded as failed: the cascade stops here.
+/// recorded as failed: the cascade stops here. Each script keeps its
+/// `runs_kept` newest runs.
 pub async fn apply_runs(
     txn: &DatabaseTransaction,
     event: &automation_event::Model,
     subject: &SubjectSnapshot,
     runs: Vec<Run<'_>>,
     too_deep: Option<i32>,
+    runs_kept: u64,
 ) -> Result<(), AutomationError> {
     // At-least-once: a retried event replaces the runs of its earlier attempt.
     script_run::Entity::delete_many()
@@ -206,7 +209,7 @@ pub async fn apply_runs(
         } else {
             Value::Array(vec![])
         };
-        script_run::ActiveModel {
+        let recorded = script_run::ActiveModel {
             workspace_id: Set(event.workspace_id),
             script_id: Set(script.id),
             script_version: Set(script.version),
@@ -224,6 +227,36 @@ pub async fn apply_runs(
         }
         .insert(txn)
         .await?;
+        // Prune now and then rather than on every run.
+        if recorded.id % 64 == 0 {
+            prune_runs(txn, script.id, runs_kept).await?;
+        }
     }
+    Ok(())
+}
+
+/// Deletes all but the `keep` newest runs of a script.
+pub async fn prune_runs(
+    txn: &DatabaseTransaction,
+    script_id: i64,
+    keep: u64,
+) -> Result<(), AutomationError> {
+    let newest_dropped = Query::select()
+        .column(script_run::Column::Id)
+        .from(script_run::Entity)
+        .and_where(Expr::col(script_run::Column::ScriptId).eq(script_id))
+        .order_by(script_run::Column::Id, Order::Desc)
+        .limit(1)
+        .offset(keep)
+        .to_owned();
+    let Some(row) = txn.query_one(&newest_dropped).await? else {
+        return Ok(());
+    };
+    let cutoff: i64 = row.try_get_by_index(0)?;
+    script_run::Entity::delete_many()
+        .filter(script_run::Column::ScriptId.eq(script_id))
+        .filter(script_run::Column::Id.lte(cutoff))
+        .exec(txn)
+        .await?;
     Ok(())
 }

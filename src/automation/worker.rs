@@ -34,6 +34,8 @@ pub struct WorkerSettings {
     pub max_attempts: i32,
     /// How often to look for work when nothing wakes the worker.
     pub poll_interval: Duration,
+    /// Runs kept per script; older ones are deleted.
+    pub runs_kept: u64,
 }
 
 impl Default for WorkerSettings {
@@ -42,6 +44,7 @@ impl Default for WorkerSettings {
             max_depth: 8,
             max_attempts: 5,
             poll_interval: Duration::from_secs(1),
+            runs_kept: 1000,
         }
     }
 }
@@ -145,7 +148,15 @@ impl Worker {
         let too_deep =
             (event.depth + 1 > self.settings.max_depth).then_some(self.settings.max_depth);
         let txn = begin_write(&self.db).await?;
-        apply_runs(&txn, event, &subject, runs, too_deep).await?;
+        apply_runs(
+            &txn,
+            event,
+            &subject,
+            runs,
+            too_deep,
+            self.settings.runs_kept,
+        )
+        .await?;
         outbox::complete(&txn, event).await?;
         txn.commit().await?;
         self.wake.notify_one(); // the changes may have written new events

@@ -16,6 +16,10 @@ on_both_databases!(
     test_script_is_a_dry_run,
     hostile_scripts_fail_alone,
     scripts_stay_in_their_workspace,
+    example_webinar,
+    example_account_rollup,
+    example_sports_fan,
+    ping_pong_scripts_end_in_bounded_time,
 );
 
 const UPLOAD: &str = "mutation($input: ScriptInput!) {
@@ -64,15 +68,21 @@ async fn eventually(
     }
 }
 
-/// Waits until the outbox has nothing pending or running.
+/// Waits until the outbox has nothing pending or running (one statement,
+/// so an event finishing while its follow-up is written is never missed).
 async fn drained(app: &TestApp) {
-    eventually(
-        app,
-        "{ p: automationEvents(status: PENDING) { totalCount } r: automationEvents(status: RUNNING) { totalCount } }",
-        json!({}),
-        |d| d["p"]["totalCount"] == 0 && d["r"]["totalCount"] == 0,
-    )
-    .await;
+    let started = Instant::now();
+    while app
+        .rows("automation_events WHERE status IN ('pending', 'running')")
+        .await
+        > 0
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the outbox did not drain"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn tag_names(user: &Value) -> Vec<String> {
@@ -564,5 +574,219 @@ mod outbox {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
         run(Backend::Postgres).await;
+    }
+}
+
+async fn user_tags(app: &TestApp, id: &Value) -> Vec<String> {
+    let data = app.ok("query($id: ID!) { node(id: $id) { ... on User { tags { name } } ... on Account { tags { name } } } }", json!({ "id": id })).await;
+    tag_names(&data["node"])
+}
+
+async fn example_webinar(app: TestApp) {
+    upload(&app, "webinar", include_str!("../../scripts/webinar.rhai")).await;
+    let ana = app.user("ana@example.com").await;
+    let bo = app.user("bo@example.com").await;
+    app.ok(ADD, json!({ "id": ana, "tags": ["Clicked Demo"] }))
+        .await;
+    app.ok(ADD, json!({ "id": ana, "tags": ["Webinar Attendee"] }))
+        .await;
+    app.ok(ADD, json!({ "id": bo, "tags": ["Webinar Attendee"] }))
+        .await;
+    drained(&app).await;
+    assert_eq!(
+        user_tags(&app, &json!(ana)).await,
+        ["Clicked Demo", "Qualified Lead", "Webinar Attendee"]
+    );
+    assert_eq!(
+        user_tags(&app, &json!(bo)).await,
+        ["Nurture", "Webinar Attendee"]
+    );
+}
+
+async fn example_account_rollup(app: TestApp) {
+    upload(
+        &app,
+        "rollup",
+        include_str!("../../scripts/account_rollup.rhai"),
+    )
+    .await;
+    let acme = app.account("acme", "Acme").await;
+    let ana = app
+        .ok("mutation { upsertUser(input: { email: \"ana@example.com\", accountExternalId: \"acme\" }) { id } }", json!({}))
+        .await["upsertUser"]["id"]
+        .clone();
+    let loner = app.user("solo@example.com").await;
+    app.ok(
+        ADD,
+        json!({ "id": ana, "tags": ["Churn Risk", "Champion"] }),
+    )
+    .await;
+    app.ok(ADD, json!({ "id": loner, "tags": ["Churn Risk"] }))
+        .await;
+    drained(&app).await;
+    assert_eq!(
+        user_tags(&app, &json!(acme)).await,
+        ["Account At Risk", "Has Champion"]
+    );
+    let data = app
+        .ok(
+            "query($id: ID!) { node(id: $id) { ... on Account { attributes } } }",
+            json!({ "id": acme }),
+        )
+        .await;
+    assert_eq!(
+        data["node"]["attributes"],
+        json!({ "risk_reported_by": "ana@example.com" })
+    );
+    assert_eq!(
+        user_tags(&app, &loner.into()).await,
+        ["Churn Risk"],
+        "no account, nothing to roll up"
+    );
+}
+
+async fn example_sports_fan(app: TestApp) {
+    upload(
+        &app,
+        "sports",
+        include_str!("../../scripts/sports_fan.rhai"),
+    )
+    .await;
+    let ana = app.user("ana@example.com").await;
+    app.ok(
+        ADD,
+        json!({ "id": ana, "tags": ["sports/football/australia", "sports/tennis"] }),
+    )
+    .await;
+    drained(&app).await;
+    assert_eq!(
+        user_tags(&app, &json!(ana)).await,
+        ["Sports Fan", "sports/football/australia", "sports/tennis"]
+    );
+    let remove = "mutation($id: ID!, $tags: [String!]!) { removeTags(subjectId: $id, tags: $tags) { __typename } }";
+    app.ok(remove, json!({ "id": ana, "tags": ["sports/tennis"] }))
+        .await;
+    drained(&app).await;
+    assert!(
+        user_tags(&app, &json!(ana))
+            .await
+            .contains(&"Sports Fan".to_owned()),
+        "one sports tag left"
+    );
+    app.ok(
+        remove,
+        json!({ "id": ana, "tags": ["sports/football/australia"] }),
+    )
+    .await;
+    drained(&app).await;
+    assert!(user_tags(&app, &json!(ana)).await.is_empty());
+}
+
+async fn ping_pong_scripts_end_in_bounded_time(app: TestApp) {
+    upload(
+        &app,
+        "ping",
+        r#"fn on_tag_removed(e) { if e.tag == "Ball" { e.subject.add_tag("Ball"); } }"#,
+    )
+    .await;
+    upload(
+        &app,
+        "pong",
+        r#"fn on_tag_added(e) { if e.tag == "Ball" { e.subject.remove_tag("Ball"); } }"#,
+    )
+    .await;
+    let ana = app.user("ana@example.com").await;
+    let started = Instant::now();
+    app.ok(ADD, json!({ "id": ana, "tags": ["Ball"] })).await;
+    drained(&app).await;
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let data = app
+        .ok(
+            "query($id: ID!) { tagChanges(subjectId: $id) { totalCount } }",
+            json!({ "id": ana }),
+        )
+        .await;
+    assert_eq!(
+        data["tagChanges"]["totalCount"], 9,
+        "the manual add and 8 automated steps"
+    );
+    let data = app
+        .ok(
+            "{ scripts { name runs(first: 1) { nodes { ok error } } } }",
+            json!({}),
+        )
+        .await;
+    let errors: Vec<&Value> = data["scripts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["runs"]["nodes"][0])
+        .filter(|r| r["ok"] == false)
+        .collect();
+    assert_eq!(errors.len(), 1, "{data:#}");
+    assert!(
+        errors[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("deeper than 8")
+    );
+}
+
+/// Two workers on one PostgreSQL database never handle one event at the same time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_workers_share_the_outbox_without_double_handling() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(app) = spawn_app_full(backend, |_| {}, |a| a.no_worker = true).await else {
+            eprintln!("skipped PostgreSQL: TAGSMITH_TEST_DATABASE_URL is not set");
+            continue;
+        };
+        upload(&app, "echo", r#"fn on_tag_added(e) { if e.tag.starts_with("In ") { e.subject.add_tag(`Out ${e.tag}`); } }"#).await;
+        let mut users = Vec::new();
+        for i in 0..10 {
+            users.push(app.user(&format!("u{i}@example.com")).await);
+        }
+        for round in 0..5 {
+            for user in &users {
+                app.ok(ADD, json!({ "id": user, "tags": [format!("In {round}")] }))
+                    .await;
+            }
+        }
+        let state = tagsmith::graphql::AppState::new(app.db.clone(), Default::default());
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let worker = state.worker(Default::default());
+                tokio::spawn(async move {
+                    let mut handled = 0;
+                    while let tagsmith::automation::worker::Outcome::Done =
+                        worker.try_execute_one().await.unwrap()
+                    {
+                        handled += 1;
+                    }
+                    handled
+                })
+            })
+            .collect();
+        let mut handled = 0;
+        for worker in workers {
+            handled += worker.await.unwrap();
+        }
+        // A worker may stop while the other's last event still has follow-ups: finish them.
+        let worker = state.worker(Default::default());
+        while let tagsmith::automation::worker::Outcome::Done =
+            worker.try_execute_one().await.unwrap()
+        {
+            handled += 1;
+        }
+        assert_eq!(
+            handled, 100,
+            "50 manual events and their 50 echoes, each once"
+        );
+        assert_eq!(
+            app.rows("automation_events WHERE attempts <> 1").await,
+            0,
+            "no event was claimed twice"
+        );
+        assert_eq!(app.rows("script_runs").await, 100);
+        assert_eq!(app.rows("tag_assignments").await, 100);
     }
 }
