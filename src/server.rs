@@ -36,6 +36,7 @@ pub async fn start(
     settings: ServerSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<RunningServer> {
+    app.feed.spawn(app.db.clone());
     let schema = build_schema(Some(app.clone()), &settings.limits);
     let listener = TcpListener::bind(&settings.bind).await?;
     let addr = listener.local_addr()?;

@@ -2,6 +2,7 @@
 //! Each loader is made per request and bound to the caller's workspace.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use entity::{account, script, tag, user};
@@ -141,9 +142,11 @@ impl Loader<(SubjectKind, i64)> for SubjectTagsLoader {
     }
 }
 
-type Cached<L> = DataLoader<L, HashMapCache>;
+type Cached<L> = Arc<DataLoader<L, HashMapCache>>;
 
-/// The loaders of one request; each caches what it loaded for the request's life.
+/// The loaders of one request (or WebSocket connection); each caches what it
+/// loaded until cleared. Clones share the loaders.
+#[derive(Clone)]
 pub struct Loaders {
     pub accounts: Cached<AccountLoader>,
     pub users: Cached<UserLoader>,
@@ -155,7 +158,11 @@ pub struct Loaders {
 }
 
 fn cached<L: Send + Sync + 'static>(loader: L) -> Cached<L> {
-    DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default())
+    Arc::new(DataLoader::with_cache(
+        loader,
+        tokio::spawn,
+        HashMapCache::default(),
+    ))
 }
 
 impl Loaders {
@@ -173,6 +180,17 @@ impl Loaders {
             subject_tags: cached(SubjectTagsLoader(scope.clone())),
             scripts: cached(ScriptLoader(scope)),
         }
+    }
+
+    /// Forgets everything loaded so far.
+    pub fn clear(&self) {
+        self.accounts.clear::<i64>();
+        self.users.clear::<i64>();
+        self.tags.clear::<i64>();
+        self.tag_counts.clear::<i64>();
+        self.tag_children.clear::<i64>();
+        self.subject_tags.clear::<(SubjectKind, i64)>();
+        self.scripts.clear::<i64>();
     }
 }
 

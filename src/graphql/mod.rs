@@ -12,11 +12,12 @@ mod context;
 pub mod http;
 mod loaders;
 mod subjects;
+mod subscription;
 mod tags;
 
 use std::sync::Arc;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema};
+use async_graphql::{MergedObject, Schema};
 use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 
@@ -24,6 +25,7 @@ use crate::automation::script::{Limits as ScriptLimits, ScriptEngine};
 use crate::automation::scripts::Scripts;
 use crate::automation::worker::{Worker, WorkerSettings};
 use crate::config::QueryLimits;
+use crate::tags::feed::ChangeFeed;
 use crate::tags::name::{TagName, TagRules};
 
 pub use context::RequestAuth;
@@ -35,6 +37,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub scripts: Arc<Scripts>,
     pub wake: Arc<Notify>,
+    /// Committed tag changes, for subscriptions (started by `server::start`).
+    pub feed: ChangeFeed,
 }
 
 impl AppState {
@@ -54,6 +58,7 @@ impl AppState {
             db,
             scripts: Arc::new(Scripts::new(engine)),
             wake: Arc::new(Notify::new()),
+            feed: ChangeFeed::default(),
         }
     }
 
@@ -84,16 +89,20 @@ pub struct Mutation(
     auth::AuthMutation,
 );
 
-pub type TagsmithSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type TagsmithSchema = Schema<Query, Mutation, subscription::Subscription>;
 
 /// Builds the schema with its limits; `state` is reachable from every resolver.
 pub fn build_schema(state: Option<AppState>, limits: &QueryLimits) -> TagsmithSchema {
-    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .register_output_type::<subjects::Node>()
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
-        .limit_recursive_depth(limits.max_recursive_depth)
-        .limit_directives(limits.max_directives);
+    let mut builder = Schema::build(
+        Query::default(),
+        Mutation::default(),
+        subscription::Subscription,
+    )
+    .register_output_type::<subjects::Node>()
+    .limit_depth(limits.max_depth)
+    .limit_complexity(limits.max_complexity)
+    .limit_recursive_depth(limits.max_recursive_depth)
+    .limit_directives(limits.max_directives);
     if let Some(state) = state {
         builder = builder.data(state);
     }

@@ -353,7 +353,9 @@ async fn tag_one(ctx: &Context<'_>, subject: ID, tags: Vec<String>, op: Op) -> R
             .map_err(ApiError::from)?
             .map(|u| Subject::User(User(u))),
     };
-    ctx.data::<Loaders>()?.subject_tags.clear();
+    ctx.data::<Loaders>()?
+        .subject_tags
+        .clear::<(DomainKind, i64)>();
     subject.ok_or_else(|| ApiError::not_found("subject not found").into())
 }
 

@@ -11,6 +11,7 @@
 pub mod assign;
 pub mod catalogue;
 pub mod delete;
+pub mod feed;
 pub mod history;
 pub mod merge;
 pub mod name;

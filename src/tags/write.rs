@@ -240,5 +240,6 @@ pub async fn apply(
         .map_err(|e| DbErr::Custom(e.to_string()))?
         .to_owned();
     txn.execute(&insert_events).await?;
+    super::feed::announce(txn, write.tag_id, floor).await?;
     Ok(changed)
 }

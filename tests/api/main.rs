@@ -13,4 +13,5 @@ mod bad_input;
 mod http;
 mod isolation;
 mod schema;
+mod subscriptions;
 mod tags;

@@ -1,0 +1,180 @@
+//! The feed of committed tag changes, for subscriptions.
+//!
+//! On SQLite, where writers take turns and ids grow in commit order, a
+//! task polls `tag_changes` past the last id it delivered. On PostgreSQL,
+//! where ids are not committed in order, every write announces itself with
+//! `pg_notify` inside its transaction (delivered at commit, to every
+//! server listening on the database), naming its tag and the id floor of
+//! its rows; the listener then reads exactly those rows. Either way every
+//! server's subscribers see every committed change, whoever made it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use entity::tag_change;
+use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use tokio::sync::broadcast;
+
+/// The PostgreSQL channel writes announce themselves on.
+pub const CHANNEL: &str = "tagsmith_changes";
+/// How often SQLite is polled while someone listens.
+const POLL: Duration = Duration::from_millis(50);
+/// Changes buffered per subscriber; a slower one skips the oldest.
+const BUFFER: usize = 4096;
+
+/// Announces a write's rows (PostgreSQL only), inside its transaction.
+pub async fn announce(txn: &impl ConnectionTrait, tag_id: i64, floor: i64) -> Result<(), DbErr> {
+    if txn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let notify = Query::select()
+        .expr(
+            Func::cust("pg_notify")
+                .arg(Expr::val(CHANNEL))
+                .arg(Expr::val(format!("{tag_id}:{floor}"))),
+        )
+        .to_owned();
+    txn.query_one(&notify).await?;
+    Ok(())
+}
+
+/// Committed tag changes, as they happen.
+#[derive(Clone)]
+pub struct ChangeFeed {
+    sender: broadcast::Sender<Arc<tag_change::Model>>,
+}
+
+impl Default for ChangeFeed {
+    fn default() -> Self {
+        ChangeFeed {
+            sender: broadcast::channel(BUFFER).0,
+        }
+    }
+}
+
+impl ChangeFeed {
+    /// Every change committed from now on (of every workspace: filter!).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<tag_change::Model>> {
+        self.sender.subscribe()
+    }
+
+    /// Starts following the database in the background.
+    pub fn spawn(&self, db: DatabaseConnection) -> tokio::task::JoinHandle<()> {
+        let feed = self.clone();
+        tokio::spawn(async move {
+            let result = match db.get_database_backend() {
+                DbBackend::Postgres => feed.listen(&db).await,
+                _ => feed.poll(&db).await,
+            };
+            if let Err(e) = result {
+                tracing::error!(error = %e, "the change feed stopped");
+            }
+        })
+    }
+
+    fn send(&self, change: tag_change::Model) {
+        let _ = self.sender.send(Arc::new(change)); // no subscriber: nobody to tell
+    }
+
+    async fn poll(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
+        let mut watermark: Option<i64> = None;
+        loop {
+            tokio::time::sleep(POLL).await;
+            if self.sender.receiver_count() == 0 {
+                watermark = None;
+                continue;
+            }
+            let last = match watermark {
+                Some(last) => last,
+                None => {
+                    let max = Query::select()
+                        .expr(Func::coalesce([
+                            Expr::col(tag_change::Column::Id).max(),
+                            Expr::val(0i64),
+                        ]))
+                        .from(tag_change::Entity)
+                        .to_owned();
+                    let last = match db.query_one(&max).await {
+                        Ok(Some(row)) => row.try_get_by_index(0)?,
+                        Ok(None) => 0,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "change feed: cannot read the last change");
+                            continue;
+                        }
+                    };
+                    watermark = Some(last);
+                    continue;
+                }
+            };
+            let rows = tag_change::Entity::find()
+                .filter(tag_change::Column::Id.gt(last))
+                .order_by_asc(tag_change::Column::Id)
+                .limit(1000)
+                .all(db)
+                .await;
+            match rows {
+                Ok(rows) => {
+                    for row in rows {
+                        watermark = Some(row.id);
+                        self.send(row);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "change feed: cannot read changes"),
+            }
+        }
+    }
+
+    async fn listen(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
+        let pool = db.get_postgres_connection_pool();
+        let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(pool)
+            .await
+            .map_err(|e| DbErr::Custom(format!("cannot listen: {e}")))?;
+        listener
+            .listen(CHANNEL)
+            .await
+            .map_err(|e| DbErr::Custom(format!("cannot listen: {e}")))?;
+        let mut delivered: HashMap<i64, i64> = HashMap::new();
+        loop {
+            let notification = match listener.recv().await {
+                Ok(notification) => notification,
+                Err(e) => {
+                    tracing::warn!(error = %e, "change feed: listener error; reconnecting");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            if self.sender.receiver_count() == 0 {
+                continue;
+            }
+            let Some((tag_id, floor)) = notification
+                .payload()
+                .split_once(':')
+                .and_then(|(t, f)| Some((t.parse::<i64>().ok()?, f.parse::<i64>().ok()?)))
+            else {
+                continue;
+            };
+            // Writers of one tag take turns, so ids of a tag grow in commit order.
+            let from = Ord::max(floor, delivered.get(&tag_id).copied().unwrap_or(0));
+            let rows = tag_change::Entity::find()
+                .filter(tag_change::Column::TagId.eq(tag_id))
+                .filter(tag_change::Column::Id.gt(from))
+                .order_by_asc(tag_change::Column::Id)
+                .all(db)
+                .await;
+            match rows {
+                Ok(rows) => {
+                    for row in rows {
+                        delivered.insert(tag_id, row.id);
+                        self.send(row);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "change feed: cannot read changes"),
+            }
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Subscriptions over graphql-transport-ws: every committed change of the
+//! key's workspace, including the ones scripts make.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::helpers::TestApp;
+use crate::on_both_databases;
+
+on_both_databases!(tag_changes_reach_subscribers_of_their_workspace_only);
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(app: &TestApp, key: &str) -> Socket {
+    let url = format!("{}/graphql", app.address.replace("http://", "ws://"));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connect");
+    send(&mut socket, json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {key}") } })).await;
+    let ack = next(&mut socket)
+        .await
+        .expect("an answer to connection_init");
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+    socket
+}
+
+async fn send(socket: &mut Socket, message: Value) {
+    socket
+        .send(Message::Text(message.to_string().into()))
+        .await
+        .unwrap();
+}
+
+/// The next JSON message, or None after 10 s of silence.
+async fn next(socket: &mut Socket) -> Option<Value> {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .ok()??
+            .ok()?;
+        match message {
+            Message::Text(text) => return serde_json::from_str(&text).ok(),
+            Message::Close(_) => return None,
+            _ => continue,
+        }
+    }
+}
+
+async fn subscribe(socket: &mut Socket, id: &str, arguments: &str) {
+    let query = format!(
+        "subscription {{ tagChanges{arguments} {{ op tag {{ name }} source actor subject {{ ... on User {{ email }} }} }} }}"
+    );
+    send(
+        socket,
+        json!({ "id": id, "type": "subscribe", "payload": { "query": query } }),
+    )
+    .await;
+}
+
+async fn tag_changes_reach_subscribers_of_their_workspace_only(app: TestApp) {
+    let mut all = connect(&app, &app.admin_key).await;
+    subscribe(&mut all, "1", "").await;
+    let mut vip_only = connect(&app, &app.admin_key).await;
+    subscribe(&mut vip_only, "2", "(tag: \"VIP\", subjectKind: USER)").await;
+    let other = app.other_workspace("other").await;
+    let mut outsider = connect(&app, &other).await;
+    subscribe(&mut outsider, "3", "").await;
+    // Let the subscriptions start before changing anything.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    app.ok(
+        "mutation { uploadScript(input: { name: \"promote\", source: \"fn on_tag_added(e) { if e.tag == \\\"Paid\\\" { e.subject.add_tag(\\\"VIP\\\"); } }\" }) { id } }",
+        json!({}),
+    )
+    .await;
+    let ana = app.user("ana@example.com").await;
+    app.ok(
+        "mutation($id: ID!) { addTags(subjectId: $id, tags: [\"Paid\"]) { __typename } }",
+        json!({ "id": ana }),
+    )
+    .await;
+
+    let first = next(&mut all).await.expect("the manual change");
+    assert_eq!(first["type"], "next");
+    assert_eq!(first["id"], "1");
+    assert_eq!(
+        first["payload"]["data"]["tagChanges"],
+        json!({ "op": "ADDED", "tag": { "name": "Paid" }, "source": "MANUAL", "actor": "admin", "subject": { "email": "ana@example.com" } })
+    );
+    let second = next(&mut all).await.expect("the script's change");
+    assert_eq!(second["payload"]["data"]["tagChanges"]["source"], "SCRIPT");
+    assert_eq!(second["payload"]["data"]["tagChanges"]["actor"], "promote");
+    let only = next(&mut vip_only).await.expect("the VIP change");
+    assert_eq!(
+        only["payload"]["data"]["tagChanges"]["tag"]["name"], "VIP",
+        "{only}"
+    );
+
+    // The other workspace hears nothing.
+    let heard = tokio::time::timeout(Duration::from_millis(500), outsider.next()).await;
+    assert!(heard.is_err(), "the outsider heard {heard:?}");
+
+    // A bad key is refused at connection_init.
+    let url = format!("{}/graphql", app.address.replace("http://", "ws://"));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    send(
+        &mut socket,
+        json!({ "type": "connection_init", "payload": { "Authorization": "Bearer tsk_nope" } }),
+    )
+    .await;
+    assert!(
+        next(&mut socket)
+            .await
+            .is_none_or(|m| m["type"] != "connection_ack")
+    );
+}
