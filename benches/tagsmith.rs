@@ -9,7 +9,10 @@
 //! - bulk add of one tag to every seeded user through the one write path
 //!   (the set-based statement a segment or filter target uses), and the same
 //!   through the API as `bulkAddTags` calls of 10,000 ids each;
-//! - listing 50 users with tags and account through HTTP.
+//! - listing 50 users with tags and account through HTTP;
+//! - automation: from an `addTags` commit to the script's follow-up change,
+//!   p50/p99, under a steady load of other tag changes; events handled per
+//!   second; the cost of one hook run with a cached AST.
 //!
 //! Prints a Markdown table for BENCHMARKS.md.
 
@@ -124,6 +127,7 @@ async fn main() {
         .expect("bootstrap")
         .expect("fresh");
     let app = tagsmith::graphql::AppState::new(conn.clone(), Default::default());
+    tokio::spawn(app.worker(Default::default()).run(std::future::pending::<()>()));
     let running = server::start(
         app,
         ServerSettings {
@@ -149,6 +153,9 @@ async fn main() {
     rows.push(bulk_write_path(&conn, args.users).await);
     rows.push(bulk_api(&client, &endpoint, &key.secret, &ids).await);
     rows.push(list_users(&client, &endpoint, &key.secret, &args).await);
+    rows.push(hook_run());
+    rows.push(automation_latency(&conn, &client, &endpoint, &key.secret, &ids, &args).await);
+    rows.push(events_per_second(&conn, &client, &endpoint, &key.secret, &ids).await);
 
     println!(
         "\n{label}, {} users, concurrency {}, {} s per timed scenario\n",
@@ -364,5 +371,195 @@ async fn list_users(client: &reqwest::Client, endpoint: &str, key: &str, args: &
         count: latencies.len(),
         elapsed: started.elapsed(),
         latencies,
+    }
+}
+
+const DESIGN_EXAMPLE: &str = r#"
+fn on_tag_added(event) {
+    let s = event.subject;
+    if event.tag == "Webinar Attendee" && s.has_tag("Clicked Demo") {
+        s.add_tag("Qualified Lead");
+    } else {
+        log(`no demo click for ${s.email}`);
+    }
+}
+"#;
+
+/// One run of the DESIGN example's hook on a snapshot, AST compiled once.
+fn hook_run() -> Sample {
+    use tagsmith::automation::script::{HookEvent, HookKind, ScriptEngine, SubjectKind, SubjectSnapshot};
+    let engine = ScriptEngine::new(Default::default());
+    let compiled = engine.compile(DESIGN_EXAMPLE).expect("compiles");
+    let mut subject = SubjectSnapshot::new(SubjectKind::User, "VXNlcjox");
+    subject.email = Some("ana@example.com".into());
+    subject.tags = vec!["Clicked Demo".into(), "Webinar Attendee".into()];
+    let event = HookEvent {
+        hook: HookKind::TagAdded,
+        tag: Some("Webinar Attendee".into()),
+        segment: None,
+        source: "MANUAL".into(),
+        depth: 0,
+        subject,
+    };
+    for _ in 0..1000 {
+        engine.run(&compiled, &event);
+    }
+    let runs = 20_000;
+    let mut latencies = Vec::with_capacity(runs);
+    let started = Instant::now();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let outcome = engine.run(&compiled, &event);
+        latencies.push(t.elapsed());
+        assert!(outcome.ok && outcome.actions.len() == 1);
+    }
+    Sample {
+        name: "one hook run, cached AST (DESIGN example, in process)".into(),
+        count: runs,
+        elapsed: started.elapsed(),
+        latencies,
+    }
+}
+
+async fn upload_script(client: &reqwest::Client, endpoint: &str, key: &str, name: &str, source: &str) {
+    let query = "mutation($input: ScriptInput!) { uploadScript(input: $input) { id } }";
+    post(client, endpoint, key, json!({ "query": query, "variables": { "input": { "name": name, "source": source } } })).await;
+}
+
+async fn set_enabled(client: &reqwest::Client, endpoint: &str, key: &str, enabled: bool) {
+    let scripts = post(client, endpoint, key, json!({ "query": "{ scripts { id } }" })).await;
+    for script in scripts["data"]["scripts"].as_array().into_iter().flatten() {
+        let query = "mutation($id: ID!, $on: Boolean!) { setScriptEnabled(id: $id, enabled: $on) { id } }";
+        post(client, endpoint, key, json!({ "query": query, "variables": { "id": script["id"], "on": enabled } })).await;
+    }
+}
+
+async fn wait_drained(conn: &DatabaseConnection) {
+    let backend = conn.get_database_backend();
+    loop {
+        let row = conn
+            .query_one_raw(Statement::from_string(
+                backend,
+                "SELECT COUNT(*) FROM automation_events WHERE status IN ('pending', 'running')",
+            ))
+            .await
+            .expect("count")
+            .expect("row");
+        if row.try_get_by_index::<i64>(0).expect("count") == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// From the commit of an `addTags` (its change's time) to the script's
+/// follow-up change, while other clients keep tagging.
+async fn automation_latency(
+    conn: &DatabaseConnection,
+    client: &reqwest::Client,
+    endpoint: &str,
+    key: &str,
+    ids: &[i64],
+    args: &Args,
+) -> Sample {
+    wait_drained(conn).await;
+    set_enabled(client, endpoint, key, false).await;
+    upload_script(
+        client,
+        endpoint,
+        key,
+        "latency",
+        r#"fn on_tag_added(e) { if e.tag.starts_with("Probe ") { e.subject.add_tag(`Answer ${e.tag}`); } }"#,
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    // Background load: other clients tagging random users.
+    let load = (0..Ord::max(args.concurrency / 2, 1))
+        .map(|worker| {
+            let client = client.clone();
+            let endpoint = endpoint.to_owned();
+            let key = key.to_owned();
+            let ids = ids.to_vec();
+            tokio::spawn(async move {
+                let query = "mutation($id: ID!, $tags: [String!]!) { addTags(subjectId: $id, tags: $tags) { __typename } }";
+                let mut n: u64 = 17 + worker as u64;
+                let mut sent = 0u64;
+                while Instant::now() < deadline {
+                    n = n.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    let id = ids[(n >> 33) as usize % ids.len()];
+                    post(&client, &endpoint, &key, json!({ "query": query, "variables": {
+                        "id": global_id("User", id), "tags": [format!("Load {}", n % 20)] } })).await;
+                    sent += 1;
+                }
+                sent
+            })
+        })
+        .collect::<Vec<_>>();
+    // Probes: one every 10 ms.
+    let query = "mutation($id: ID!, $tags: [String!]!) { addTags(subjectId: $id, tags: $tags) { __typename } }";
+    let mut probes = 0usize;
+    while Instant::now() < deadline {
+        let id = ids[probes % ids.len()];
+        post(client, endpoint, key, json!({ "query": query, "variables": {
+            "id": global_id("User", id), "tags": [format!("Probe {probes}")] } })).await;
+        probes += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut background = 0;
+    for task in load {
+        background += task.await.expect("load");
+    }
+    wait_drained(conn).await;
+    let backend = conn.get_database_backend();
+    let rows = conn
+        .query_all_raw(Statement::from_string(
+            backend,
+            "SELECT cause.at, answer.at FROM tag_changes answer JOIN tag_changes cause ON cause.id = answer.cause_id \
+             WHERE answer.source = 'SCRIPT' AND answer.actor = 'latency'",
+        ))
+        .await
+        .expect("latencies");
+    let latencies: Vec<Duration> = rows
+        .iter()
+        .map(|row| {
+            let cause: chrono::DateTime<chrono::Utc> = row.try_get_by_index(0).expect("at");
+            let answer: chrono::DateTime<chrono::Utc> = row.try_get_by_index(1).expect("at");
+            (answer - cause).to_std().unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(latencies.len(), probes, "every probe answered");
+    set_enabled(client, endpoint, key, false).await;
+    Sample {
+        name: format!("automation: addTags commit to script change committed ({background} other tag changes meanwhile)"),
+        count: latencies.len(),
+        elapsed: Duration::from_secs(args.seconds),
+        latencies,
+    }
+}
+
+/// Events handled per second: a bulk add of one tag to 10,000 users with a
+/// script listening (it plans nothing: each event is a claim, a snapshot, a
+/// hook run and a commit).
+async fn events_per_second(
+    conn: &DatabaseConnection,
+    client: &reqwest::Client,
+    endpoint: &str,
+    key: &str,
+    ids: &[i64],
+) -> Sample {
+    wait_drained(conn).await;
+    upload_script(client, endpoint, key, "listener", r#"fn on_tag_added(e) { if e.tag == "never" { e.subject.add_tag("x"); } }"#).await;
+    let chunk: Vec<String> = ids.iter().take(10_000).map(|id| global_id("User", *id)).collect();
+    let query = "mutation($ids: [ID!], $tags: [String!]!) { bulkAddTags(target: { ids: $ids }, tags: $tags) { changed } }";
+    let started = Instant::now();
+    post(client, endpoint, key, json!({ "query": query, "variables": { "ids": chunk, "tags": ["Event Storm"] } })).await;
+    wait_drained(conn).await;
+    let elapsed = started.elapsed();
+    set_enabled(client, endpoint, key, false).await;
+    Sample {
+        name: format!("automation: {} events handled, one script listening", chunk.len()),
+        count: chunk.len(),
+        elapsed,
+        latencies: Vec::new(),
     }
 }
