@@ -127,7 +127,10 @@ async fn main() {
         .expect("bootstrap")
         .expect("fresh");
     let app = tagsmith::graphql::AppState::new(conn.clone(), Default::default());
-    tokio::spawn(app.worker(Default::default()).run(std::future::pending::<()>()));
+    tokio::spawn(
+        app.worker(Default::default())
+            .run(std::future::pending::<()>()),
+    );
     let running = server::start(
         app,
         ServerSettings {
@@ -387,7 +390,9 @@ fn on_tag_added(event) {
 
 /// One run of the DESIGN example's hook on a snapshot, AST compiled once.
 fn hook_run() -> Sample {
-    use tagsmith::automation::script::{HookEvent, HookKind, ScriptEngine, SubjectKind, SubjectSnapshot};
+    use tagsmith::automation::script::{
+        HookEvent, HookKind, ScriptEngine, SubjectKind, SubjectSnapshot,
+    };
     let engine = ScriptEngine::new(Default::default());
     let compiled = engine.compile(DESIGN_EXAMPLE).expect("compiles");
     let mut subject = SubjectSnapshot::new(SubjectKind::User, "VXNlcjox");
@@ -421,16 +426,41 @@ fn hook_run() -> Sample {
     }
 }
 
-async fn upload_script(client: &reqwest::Client, endpoint: &str, key: &str, name: &str, source: &str) {
+async fn upload_script(
+    client: &reqwest::Client,
+    endpoint: &str,
+    key: &str,
+    name: &str,
+    source: &str,
+) {
     let query = "mutation($input: ScriptInput!) { uploadScript(input: $input) { id } }";
-    post(client, endpoint, key, json!({ "query": query, "variables": { "input": { "name": name, "source": source } } })).await;
+    post(
+        client,
+        endpoint,
+        key,
+        json!({ "query": query, "variables": { "input": { "name": name, "source": source } } }),
+    )
+    .await;
 }
 
 async fn set_enabled(client: &reqwest::Client, endpoint: &str, key: &str, enabled: bool) {
-    let scripts = post(client, endpoint, key, json!({ "query": "{ scripts { id } }" })).await;
+    let scripts = post(
+        client,
+        endpoint,
+        key,
+        json!({ "query": "{ scripts { id } }" }),
+    )
+    .await;
     for script in scripts["data"]["scripts"].as_array().into_iter().flatten() {
-        let query = "mutation($id: ID!, $on: Boolean!) { setScriptEnabled(id: $id, enabled: $on) { id } }";
-        post(client, endpoint, key, json!({ "query": query, "variables": { "id": script["id"], "on": enabled } })).await;
+        let query =
+            "mutation($id: ID!, $on: Boolean!) { setScriptEnabled(id: $id, enabled: $on) { id } }";
+        post(
+            client,
+            endpoint,
+            key,
+            json!({ "query": query, "variables": { "id": script["id"], "on": enabled } }),
+        )
+        .await;
     }
 }
 
@@ -500,8 +530,14 @@ async fn automation_latency(
     let mut probes = 0usize;
     while Instant::now() < deadline {
         let id = ids[probes % ids.len()];
-        post(client, endpoint, key, json!({ "query": query, "variables": {
-            "id": global_id("User", id), "tags": [format!("Probe {probes}")] } })).await;
+        post(
+            client,
+            endpoint,
+            key,
+            json!({ "query": query, "variables": {
+            "id": global_id("User", id), "tags": [format!("Probe {probes}")] } }),
+        )
+        .await;
         probes += 1;
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -530,7 +566,9 @@ async fn automation_latency(
     assert_eq!(latencies.len(), probes, "every probe answered");
     set_enabled(client, endpoint, key, false).await;
     Sample {
-        name: format!("automation: addTags commit to script change committed ({background} other tag changes meanwhile)"),
+        name: format!(
+            "automation: addTags commit to script change committed ({background} other tag changes meanwhile)"
+        ),
         count: latencies.len(),
         elapsed: Duration::from_secs(args.seconds),
         latencies,
@@ -548,16 +586,36 @@ async fn events_per_second(
     ids: &[i64],
 ) -> Sample {
     wait_drained(conn).await;
-    upload_script(client, endpoint, key, "listener", r#"fn on_tag_added(e) { if e.tag == "never" { e.subject.add_tag("x"); } }"#).await;
-    let chunk: Vec<String> = ids.iter().take(10_000).map(|id| global_id("User", *id)).collect();
+    upload_script(
+        client,
+        endpoint,
+        key,
+        "listener",
+        r#"fn on_tag_added(e) { if e.tag == "never" { e.subject.add_tag("x"); } }"#,
+    )
+    .await;
+    let chunk: Vec<String> = ids
+        .iter()
+        .take(10_000)
+        .map(|id| global_id("User", *id))
+        .collect();
     let query = "mutation($ids: [ID!], $tags: [String!]!) { bulkAddTags(target: { ids: $ids }, tags: $tags) { changed } }";
     let started = Instant::now();
-    post(client, endpoint, key, json!({ "query": query, "variables": { "ids": chunk, "tags": ["Event Storm"] } })).await;
+    post(
+        client,
+        endpoint,
+        key,
+        json!({ "query": query, "variables": { "ids": chunk, "tags": ["Event Storm"] } }),
+    )
+    .await;
     wait_drained(conn).await;
     let elapsed = started.elapsed();
     set_enabled(client, endpoint, key, false).await;
     Sample {
-        name: format!("automation: {} events handled, one script listening", chunk.len()),
+        name: format!(
+            "automation: {} events handled, one script listening",
+            chunk.len()
+        ),
         count: chunk.len(),
         elapsed,
         latencies: Vec::new(),

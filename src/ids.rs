@@ -82,17 +82,8 @@ pub fn cursor(id: i64) -> String {
 
 /// Reads a cursor; anything malformed is BAD_USER_INPUT.
 pub fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
-    let bad = || {
-        ApiError::bad_input(format!(
-            "\"{}\" is not a valid cursor: pass an endCursor or edge cursor this API returned",
-            shorten(cursor)
-        ))
-    };
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    text.strip_prefix("cursor:")
-        .and_then(|n| n.parse::<i64>().ok())
-        .ok_or_else(bad)
+    let text = decode_prefixed(cursor, "cursor:")?;
+    text.parse::<i64>().map_err(|_| bad_cursor(cursor))
 }
 
 /// The cursor after a row of a list ordered by name.
@@ -102,17 +93,24 @@ pub fn name_cursor(name: &str) -> String {
 
 /// Reads a name cursor; anything malformed is BAD_USER_INPUT.
 pub fn decode_name_cursor(cursor: &str) -> Result<String, ApiError> {
-    let bad = || {
-        ApiError::bad_input(format!(
-            "\"{}\" is not a valid cursor: pass an endCursor or edge cursor this API returned",
-            shorten(cursor)
-        ))
-    };
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    text.strip_prefix("name:")
-        .map(str::to_owned)
-        .ok_or_else(bad)
+    decode_prefixed(cursor, "name:")
+}
+
+/// The text after `prefix` in a base64 cursor.
+fn decode_prefixed(cursor: &str, prefix: &str) -> Result<String, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.strip_prefix(prefix).map(str::to_owned))
+        .ok_or_else(|| bad_cursor(cursor))
+}
+
+fn bad_cursor(cursor: &str) -> ApiError {
+    ApiError::bad_input(format!(
+        "\"{}\" is not a valid cursor: pass an endCursor or edge cursor this API returned",
+        shorten(cursor)
+    ))
 }
 
 fn shorten(text: &str) -> String {

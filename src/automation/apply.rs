@@ -1,10 +1,10 @@
 //! Applying the plans of script runs, through the tag write path.
 
-use entity::{account, automation_event, script, script_run, user};
+use entity::{automation_event, script, script_run};
 use sea_orm::sea_query::{Expr, ExprTrait, Order, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    Set,
 };
 use serde_json::{Value, json};
 
@@ -14,7 +14,7 @@ use super::snapshot::subject_kind;
 use crate::ids::{self, NodeKind};
 use crate::subjects::{SubjectKind, attributes};
 use crate::tags::assign::{Actor, apply_to_targets};
-use crate::tags::write::Target;
+use crate::tags::write::{Target, subject_table};
 use crate::tags::{Op, Source, TagError};
 use crate::time::now;
 
@@ -120,34 +120,25 @@ async fn set_attributes(
     id: i64,
     change: serde_json::Map<String, Value>,
 ) -> Result<(), AutomationError> {
-    match kind {
-        SubjectKind::User => {
-            if let Some(row) = user::Entity::find_by_id(id)
-                .filter(user::Column::WorkspaceId.eq(workspace_id))
-                .one(txn)
-                .await?
-            {
-                let merged = attributes::merge(&row.attributes, change);
-                let mut active = row.into_active_model();
-                active.attributes = Set(merged);
-                active.updated_at = Set(now());
-                active.update(txn).await?;
-            }
-        }
-        SubjectKind::Account => {
-            if let Some(row) = account::Entity::find_by_id(id)
-                .filter(account::Column::WorkspaceId.eq(workspace_id))
-                .one(txn)
-                .await?
-            {
-                let merged = attributes::merge(&row.attributes, change);
-                let mut active = row.into_active_model();
-                active.attributes = Set(merged);
-                active.updated_at = Set(now());
-                active.update(txn).await?;
-            }
-        }
-    }
+    let table = subject_table(kind);
+    let current = Query::select()
+        .column("attributes")
+        .from(table)
+        .and_where(Expr::col("workspace_id").eq(workspace_id))
+        .and_where(Expr::col("id").eq(id))
+        .to_owned();
+    let Some(row) = txn.query_one(&current).await? else {
+        return Ok(()); // the subject is gone
+    };
+    let current: Value = row.try_get_by_index(0)?;
+    let update = Query::update()
+        .table(table)
+        .value("attributes", attributes::merge(&current, change))
+        .value("updated_at", now())
+        .and_where(Expr::col("workspace_id").eq(workspace_id))
+        .and_where(Expr::col("id").eq(id))
+        .to_owned();
+    txn.execute(&update).await?;
     Ok(())
 }
 

@@ -1,13 +1,10 @@
 //! Reading the outbox's events (for operators: what is pending, what failed).
 
 use entity::automation_event;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Select};
 
 use super::AutomationError;
-use crate::subjects::page::{Page, PageRequest};
+use crate::subjects::page::{Direction, Page, PageRequest, fetch};
 
 fn query(workspace_id: i64, status: Option<&str>) -> Select<automation_event::Entity> {
     let mut query = automation_event::Entity::find()
@@ -37,16 +34,15 @@ pub async fn list(
     status: Option<&str>,
     page: PageRequest,
 ) -> Result<Page<automation_event::Model>, AutomationError> {
-    let mut select = query(workspace_id, status);
-    if let Some(after) = page.after {
-        select = select.filter(automation_event::Column::Id.lt(after));
-    }
-    let rows = select
-        .order_by_desc(automation_event::Column::Id)
-        .limit(page.first + 1)
-        .all(db)
-        .await?;
-    Ok(Page::from_overfetch(rows, page.first))
+    let select = query(workspace_id, status);
+    Ok(fetch(
+        db,
+        select,
+        automation_event::Column::Id,
+        Direction::NewestFirst,
+        page,
+    )
+    .await?)
 }
 
 pub async fn count(

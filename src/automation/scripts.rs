@@ -7,14 +7,14 @@ use std::sync::{Arc, RwLock};
 use entity::{script, script_run};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, Set,
 };
 
 use super::AutomationError;
 use super::script::{CompiledScript, ScriptEngine};
 use crate::db::begin_write;
 use crate::subjects::clean_text;
-use crate::subjects::page::{Page, PageRequest};
+use crate::subjects::page::{Direction, Page, PageRequest, fetch};
 use crate::time::now;
 
 /// The sandboxed engine and the compiled scripts, shared by the server and
@@ -228,18 +228,17 @@ pub async fn runs(
     script_id: i64,
     page: PageRequest,
 ) -> Result<Page<script_run::Model>, AutomationError> {
-    let mut query = script_run::Entity::find()
+    let query = script_run::Entity::find()
         .filter(script_run::Column::WorkspaceId.eq(workspace_id))
         .filter(script_run::Column::ScriptId.eq(script_id));
-    if let Some(after) = page.after {
-        query = query.filter(script_run::Column::Id.lt(after));
-    }
-    let rows = query
-        .order_by_desc(script_run::Column::Id)
-        .limit(page.first + 1)
-        .all(db)
-        .await?;
-    Ok(Page::from_overfetch(rows, page.first))
+    Ok(fetch(
+        db,
+        query,
+        script_run::Column::Id,
+        Direction::NewestFirst,
+        page,
+    )
+    .await?)
 }
 
 pub async fn count_runs(

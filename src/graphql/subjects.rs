@@ -447,9 +447,14 @@ impl SubjectMutation {
     async fn delete_account(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
         let caller = require(ctx, Role::Developer)?;
         let id = ids::decode_as(&id, NodeKind::Account)?;
-        let deleted = accounts::delete(&state(ctx)?.db, caller.workspace_id, id)
-            .await
-            .map_err(ApiError::from)?;
+        let deleted = crate::subjects::delete(
+            &state(ctx)?.db,
+            caller.workspace_id,
+            SubjectKind::Account,
+            id,
+        )
+        .await
+        .map_err(ApiError::from)?;
         if !deleted {
             return Err(ApiError::not_found("no such account").into());
         }
@@ -460,9 +465,10 @@ impl SubjectMutation {
     async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
         let caller = require(ctx, Role::Developer)?;
         let id = ids::decode_as(&id, NodeKind::User)?;
-        let deleted = users::delete(&state(ctx)?.db, caller.workspace_id, id)
-            .await
-            .map_err(ApiError::from)?;
+        let deleted =
+            crate::subjects::delete(&state(ctx)?.db, caller.workspace_id, SubjectKind::User, id)
+                .await
+                .map_err(ApiError::from)?;
         if !deleted {
             return Err(ApiError::not_found("no such user").into());
         }

@@ -5,11 +5,11 @@ use entity::account;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
+    IntoActiveModel, PaginatorTrait, QueryFilter, Select, Set,
 };
 use serde_json::Value;
 
-use super::page::{Page, PageRequest, contains_pattern};
+use super::page::{Direction, Page, PageRequest, contains_pattern, fetch};
 use super::{Patch, SubjectError, attributes, clean_text};
 use crate::db::{begin_write, is_unique_violation};
 use crate::time::now;
@@ -175,16 +175,8 @@ pub async fn list(
     search: Option<&str>,
     page: PageRequest,
 ) -> Result<Page<account::Model>, SubjectError> {
-    let mut query = search_query(workspace_id, search);
-    if let Some(after) = page.after {
-        query = query.filter(account::Column::Id.gt(after));
-    }
-    let rows = query
-        .order_by_asc(account::Column::Id)
-        .limit(page.first + 1)
-        .all(db)
-        .await?;
-    Ok(Page::from_overfetch(rows, page.first))
+    let query = search_query(workspace_id, search);
+    Ok(fetch(db, query, account::Column::Id, Direction::OldestFirst, page).await?)
 }
 
 /// How many accounts `list` would go through in all.
@@ -194,25 +186,4 @@ pub async fn count(
     search: Option<&str>,
 ) -> Result<u64, SubjectError> {
     Ok(search_query(workspace_id, search).count(db).await?)
-}
-
-/// Deletes an account with its tags and tag history; its users stay,
-/// without an account. Returns whether it existed.
-pub async fn delete(
-    db: &DatabaseConnection,
-    workspace_id: i64,
-    id: i64,
-) -> Result<bool, SubjectError> {
-    let txn = begin_write(db).await?;
-    let result = account::Entity::delete_many()
-        .filter(account::Column::WorkspaceId.eq(workspace_id))
-        .filter(account::Column::Id.eq(id))
-        .exec(&txn)
-        .await?;
-    if result.rows_affected > 0 {
-        crate::tags::delete::forget_subject(&txn, workspace_id, super::SubjectKind::Account, id)
-            .await?;
-    }
-    txn.commit().await?;
-    Ok(result.rows_affected > 0)
 }

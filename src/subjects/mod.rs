@@ -80,6 +80,41 @@ pub fn clean_text(field: &str, value: &str, max: usize) -> Result<String, Subjec
     Ok(value.to_owned())
 }
 
+/// Deletes an account or a user with its tags and tag history (an
+/// account's users stay, without an account). Returns whether it existed.
+pub async fn delete(
+    db: &sea_orm::DatabaseConnection,
+    workspace_id: i64,
+    kind: SubjectKind,
+    id: i64,
+) -> Result<bool, SubjectError> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let txn = crate::db::begin_write(db).await?;
+    let deleted = match kind {
+        SubjectKind::Account => {
+            entity::account::Entity::delete_many()
+                .filter(entity::account::Column::WorkspaceId.eq(workspace_id))
+                .filter(entity::account::Column::Id.eq(id))
+                .exec(&txn)
+                .await?
+                .rows_affected
+        }
+        SubjectKind::User => {
+            entity::user::Entity::delete_many()
+                .filter(entity::user::Column::WorkspaceId.eq(workspace_id))
+                .filter(entity::user::Column::Id.eq(id))
+                .exec(&txn)
+                .await?
+                .rows_affected
+        }
+    } > 0;
+    if deleted {
+        crate::tags::delete::forget_subject(&txn, workspace_id, kind, id).await?;
+    }
+    txn.commit().await?;
+    Ok(deleted)
+}
+
 /// A change to an optional field: leave it, clear it, or set it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum Patch<T> {

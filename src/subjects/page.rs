@@ -1,5 +1,9 @@
 //! Keyset paging over rows ordered by id.
 
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+};
+
 /// Largest page a client may ask for.
 pub const MAX_PAGE: u64 = 100;
 /// Page size when the client does not say.
@@ -26,6 +30,35 @@ impl<T> Page<T> {
         rows.truncate(first as usize);
         Page { rows, has_next }
     }
+}
+
+/// Which end of a list comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    OldestFirst,
+    NewestFirst,
+}
+
+/// Reads one page of `select`, keyset-paged on its id column `id` (the
+/// cursor is the id of the last row seen).
+pub async fn fetch<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    select: Select<E>,
+    id: impl ColumnTrait,
+    direction: Direction,
+    page: PageRequest,
+) -> Result<Page<E::Model>, DbErr> {
+    let select = match (direction, page.after) {
+        (Direction::OldestFirst, Some(after)) => select.filter(id.gt(after)),
+        (Direction::NewestFirst, Some(after)) => select.filter(id.lt(after)),
+        (_, None) => select,
+    };
+    let select = match direction {
+        Direction::OldestFirst => select.order_by_asc(id),
+        Direction::NewestFirst => select.order_by_desc(id),
+    };
+    let rows = select.limit(page.first + 1).all(db).await?;
+    Ok(Page::from_overfetch(rows, page.first))
 }
 
 /// A `LIKE` pattern matching `needle` anywhere, with `%`, `_` and `\` escaped

@@ -5,13 +5,12 @@ use entity::user;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select, Set,
+    DatabaseTransaction, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, Select, Set,
 };
 use serde_json::Value;
 
 use super::email::Email;
-use super::page::{Page, PageRequest, contains_pattern};
+use super::page::{Direction, Page, PageRequest, contains_pattern, fetch};
 use super::{Patch, SubjectError, accounts, attributes, clean_text};
 use crate::db::{begin_write, is_unique_violation};
 use crate::time::now;
@@ -270,16 +269,8 @@ pub async fn list(
     scope: UserScope<'_>,
     page: PageRequest,
 ) -> Result<Page<user::Model>, SubjectError> {
-    let mut query = search_query(workspace_id, scope);
-    if let Some(after) = page.after {
-        query = query.filter(user::Column::Id.gt(after));
-    }
-    let rows = query
-        .order_by_asc(user::Column::Id)
-        .limit(page.first + 1)
-        .all(db)
-        .await?;
-    Ok(Page::from_overfetch(rows, page.first))
+    let query = search_query(workspace_id, scope);
+    Ok(fetch(db, query, user::Column::Id, Direction::OldestFirst, page).await?)
 }
 
 /// How many users `list` would go through in all.
@@ -289,24 +280,4 @@ pub async fn count(
     scope: UserScope<'_>,
 ) -> Result<u64, SubjectError> {
     Ok(search_query(workspace_id, scope).count(db).await?)
-}
-
-/// Deletes a user, with its tags and tag history. Returns whether it existed.
-pub async fn delete(
-    db: &DatabaseConnection,
-    workspace_id: i64,
-    id: i64,
-) -> Result<bool, SubjectError> {
-    let txn = begin_write(db).await?;
-    let result = user::Entity::delete_many()
-        .filter(user::Column::WorkspaceId.eq(workspace_id))
-        .filter(user::Column::Id.eq(id))
-        .exec(&txn)
-        .await?;
-    if result.rows_affected > 0 {
-        crate::tags::delete::forget_subject(&txn, workspace_id, super::SubjectKind::User, id)
-            .await?;
-    }
-    txn.commit().await?;
-    Ok(result.rows_affected > 0)
 }

@@ -1,14 +1,11 @@
 //! The history of tag changes, newest first.
 
 use entity::tag_change;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Select};
 
 use super::TagError;
 use crate::subjects::SubjectKind;
-use crate::subjects::page::{Page, PageRequest};
+use crate::subjects::page::{Direction, Page, PageRequest, fetch};
 
 /// Which changes to list.
 #[derive(Debug, Clone, Copy, Default)]
@@ -51,16 +48,15 @@ pub async fn list(
     scope: HistoryScope,
     page: PageRequest,
 ) -> Result<Page<tag_change::Model>, TagError> {
-    let mut select = query(workspace_id, scope);
-    if let Some(after) = page.after {
-        select = select.filter(tag_change::Column::Id.lt(after));
-    }
-    let rows = select
-        .order_by_desc(tag_change::Column::Id)
-        .limit(page.first + 1)
-        .all(db)
-        .await?;
-    Ok(Page::from_overfetch(rows, page.first))
+    let select = query(workspace_id, scope);
+    Ok(fetch(
+        db,
+        select,
+        tag_change::Column::Id,
+        Direction::NewestFirst,
+        page,
+    )
+    .await?)
 }
 
 pub async fn count(
