@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use entity::automation_event;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, LockBehavior, LockType, Order, Query};
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, IntoActiveModel, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DbBackend, DbErr, EntityTrait, IntoActiveModel, QueryFilter, Set,
 };
 
 use crate::db::begin_write;
@@ -32,34 +32,49 @@ pub mod status {
     pub const FAILED: &str = "failed";
 }
 
-/// Claims the next due event, if any: marks it running under a lease and
-/// counts the attempt.
+/// Claims the next due event, if any (see [`claim_batch`]).
 pub async fn claim(db: &DatabaseConnection) -> Result<Option<automation_event::Model>, DbErr> {
-    let txn = begin_write(db).await?;
-    let at = now();
-    let Some(id) = next_due(&txn, at).await? else {
-        txn.commit().await?;
-        return Ok(None);
-    };
-    let Some(event) = automation_event::Entity::find_by_id(id).one(&txn).await? else {
-        txn.commit().await?;
-        return Ok(None);
-    };
-    let attempts = event.attempts + 1;
-    let mut active = event.into_active_model();
-    active.status = Set(status::RUNNING.to_owned());
-    active.attempts = Set(attempts);
-    active.locked_until = Set(Some(
-        at + chrono::Duration::from_std(LEASE).unwrap_or_default(),
-    ));
-    let claimed = active.update(&txn).await?;
-    txn.commit().await?;
-    Ok(Some(claimed))
+    Ok(claim_batch(db, 1).await?.pop())
 }
 
-/// The id of the oldest claimable event: pending and due, or running with an
-/// expired lease; and no earlier unfinished event of the same subject.
-async fn next_due(txn: &DatabaseTransaction, at: DateTime<Utc>) -> Result<Option<i64>, DbErr> {
+/// Claims up to `max` due events, oldest first, at most one per subject (a
+/// subject's next event waits until its earlier one is finished): marks
+/// them running under a lease and counts the attempt.
+pub async fn claim_batch(
+    db: &DatabaseConnection,
+    max: u64,
+) -> Result<Vec<automation_event::Model>, DbErr> {
+    let txn = begin_write(db).await?;
+    let at = now();
+    let ids = due(&txn, at, max).await?;
+    if ids.is_empty() {
+        txn.commit().await?;
+        return Ok(Vec::new());
+    }
+    let lease_end = at + chrono::Duration::from_std(LEASE).unwrap_or_default();
+    let claim = Query::update()
+        .table(automation_event::Entity)
+        .value(automation_event::Column::Status, status::RUNNING)
+        .value(automation_event::Column::LockedUntil, lease_end)
+        .value(
+            automation_event::Column::Attempts,
+            Expr::col(automation_event::Column::Attempts).add(1),
+        )
+        .and_where(Expr::col(automation_event::Column::Id).is_in(ids.iter().copied()))
+        .to_owned();
+    txn.execute(&claim).await?;
+    let mut claimed = automation_event::Entity::find()
+        .filter(automation_event::Column::Id.is_in(ids))
+        .all(&txn)
+        .await?;
+    txn.commit().await?;
+    claimed.sort_by_key(|e| e.id);
+    Ok(claimed)
+}
+
+/// The ids of the oldest claimable events: pending and due, or running with
+/// an expired lease; each with no earlier unfinished event of its subject.
+async fn due(txn: &DatabaseTransaction, at: DateTime<Utc>, max: u64) -> Result<Vec<i64>, DbErr> {
     let e = Alias::new("e");
     let p = Alias::new("p");
     let earlier = Query::select()
@@ -91,23 +106,31 @@ async fn next_due(txn: &DatabaseTransaction, at: DateTime<Utc>) -> Result<Option
             .eq(status::PENDING)
             .and(Expr::col((e.clone(), automation_event::Column::RunAt)).lte(at)),
     ];
+    let mut ids = Vec::new();
     for candidate in candidates {
+        let room = max.saturating_sub(ids.len() as u64);
+        if room == 0 {
+            break;
+        }
         let mut select = Query::select()
             .column((e.clone(), automation_event::Column::Id))
             .from_as(automation_event::Entity, e.clone())
             .and_where(candidate)
             .and_where(Expr::exists(earlier.clone()).not())
             .order_by((e.clone(), automation_event::Column::Id), Order::Asc)
-            .limit(1)
+            .limit(room)
             .to_owned();
         if txn.get_database_backend() == DbBackend::Postgres {
             select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         }
-        if let Some(row) = txn.query_one(&select).await? {
-            return Ok(Some(row.try_get_by_index(0)?));
+        for row in txn.query_all(&select).await? {
+            let id: i64 = row.try_get_by_index(0)?;
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
         }
     }
-    Ok(None)
+    Ok(ids)
 }
 
 /// Marks an event done, in the transaction that applied its effects.

@@ -100,3 +100,79 @@ pub async fn load(
         }
     }
 }
+
+/// Snapshots of many subjects of one workspace in a handful of queries
+/// (subjects, their accounts, and all their tags); deleted ones are absent.
+pub async fn load_many(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    subjects: &[(SubjectKind, i64)],
+) -> Result<std::collections::HashMap<(SubjectKind, i64), SubjectSnapshot>, AutomationError> {
+    use std::collections::HashMap;
+    let invalid = |e: crate::subjects::SubjectError| AutomationError::Invalid(e.to_string());
+    let user_ids: Vec<i64> = subjects
+        .iter()
+        .filter(|(k, _)| *k == SubjectKind::User)
+        .map(|(_, id)| *id)
+        .collect();
+    let users = users::find_many(db, workspace_id, &user_ids)
+        .await
+        .map_err(invalid)?;
+    let mut account_ids: Vec<i64> = subjects
+        .iter()
+        .filter(|(k, _)| *k == SubjectKind::Account)
+        .map(|(_, id)| *id)
+        .chain(users.iter().filter_map(|u| u.account_id))
+        .collect();
+    account_ids.sort_unstable();
+    account_ids.dedup();
+    let accounts = accounts::find_many(db, workspace_id, &account_ids)
+        .await
+        .map_err(invalid)?;
+    let tags_of = |e: crate::tags::TagError| AutomationError::Invalid(e.to_string());
+    let user_tags = catalogue::subject_tags(db, workspace_id, SubjectKind::User, &user_ids)
+        .await
+        .map_err(tags_of)?;
+    let account_tags =
+        catalogue::subject_tags(db, workspace_id, SubjectKind::Account, &account_ids)
+            .await
+            .map_err(tags_of)?;
+    let names = |tags: Option<&Vec<entity::tag::Model>>| -> Vec<String> {
+        tags.map(|t| t.iter().map(|t| t.name.clone()).collect())
+            .unwrap_or_default()
+    };
+    let mut account_snapshots: HashMap<i64, SubjectSnapshot> = HashMap::new();
+    for account in accounts {
+        let mut snapshot = SubjectSnapshot::new(
+            ScriptKind::Account,
+            script_id(SubjectKind::Account, account.id),
+        );
+        snapshot.name = Some(account.name);
+        snapshot.attributes = account.attributes.as_object().cloned().unwrap_or_default();
+        snapshot.tags = names(account_tags.get(&account.id));
+        account_snapshots.insert(account.id, snapshot);
+    }
+    let mut result = HashMap::new();
+    for user in users {
+        let mut snapshot =
+            SubjectSnapshot::new(ScriptKind::User, script_id(SubjectKind::User, user.id));
+        snapshot.email = Some(user.email);
+        snapshot.first_name = user.first_name;
+        snapshot.last_name = user.last_name;
+        snapshot.attributes = user.attributes.as_object().cloned().unwrap_or_default();
+        snapshot.tags = names(user_tags.get(&user.id));
+        snapshot.account = user
+            .account_id
+            .and_then(|id| account_snapshots.get(&id).cloned())
+            .map(Box::new);
+        result.insert((SubjectKind::User, user.id), snapshot);
+    }
+    for (kind, id) in subjects {
+        if *kind == SubjectKind::Account
+            && let Some(snapshot) = account_snapshots.get(id)
+        {
+            result.insert((SubjectKind::Account, *id), snapshot.clone());
+        }
+    }
+    Ok(result)
+}

@@ -7,10 +7,11 @@
 //! write the next events, one step deeper. An error leaves the event to be
 //! retried with backoff, and failed after the last attempt.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use entity::automation_event;
+use entity::{automation_event, script};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use tokio::sync::Notify;
@@ -18,12 +19,12 @@ use tracing::Instrument;
 
 use super::apply::{Run, apply_runs};
 use super::outbox::{self, status};
-use super::script::HookEvent;
+use super::script::{CompiledScript, HookEvent, RunOutcome};
 use super::scripts::{self, Scripts};
 use super::{AutomationError, hook_of, snapshot};
 use crate::db::begin_write;
 use crate::subjects::SubjectKind;
-use crate::tags::store;
+use crate::tags::{history, store};
 
 /// How the worker behaves.
 #[derive(Debug, Clone)]
@@ -36,6 +37,8 @@ pub struct WorkerSettings {
     pub poll_interval: Duration,
     /// Runs kept per script; older ones are deleted.
     pub runs_kept: u64,
+    /// Events claimed and applied together, in one transaction.
+    pub batch: u64,
 }
 
 impl Default for WorkerSettings {
@@ -45,14 +48,31 @@ impl Default for WorkerSettings {
             max_attempts: 5,
             poll_interval: Duration::from_secs(1),
             runs_kept: 1000,
+            batch: 64,
         }
+    }
+}
+
+/// One event's hooks to run.
+struct Job {
+    event_id: i64,
+    hook_event: HookEvent,
+    scripts: Vec<(Arc<script::Model>, Arc<CompiledScript>)>,
+    outcomes: Vec<RunOutcome>,
+}
+
+fn subject_kind_of(event: &automation_event::Model) -> SubjectKind {
+    if event.subject_kind == SubjectKind::Account.as_str() {
+        SubjectKind::Account
+    } else {
+        SubjectKind::User
     }
 }
 
 /// What one step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// An event was handled (or its failure recorded).
+    /// A batch of events was handled (or its failure recorded).
     Done,
     /// No event was due.
     Empty,
@@ -68,123 +88,171 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Handles one due event, if any.
+    /// Handles the next batch of due events (at most one per subject), if any.
     pub async fn try_execute_one(&self) -> Result<Outcome, AutomationError> {
-        let Some(event) = outbox::claim(&self.db).await? else {
+        let events = outbox::claim_batch(&self.db, self.settings.batch).await?;
+        if events.is_empty() {
             return Ok(Outcome::Empty);
-        };
-        let span = tracing::info_span!("automation_event", id = event.id, kind = %event.kind, depth = event.depth);
-        match self.handle(&event).instrument(span).await {
-            Ok(()) => {}
-            Err(e) => {
-                tracing::warn!(event = event.id, error = %e, "automation event failed; will retry");
-                outbox::fail(&self.db, &event, &e.to_string(), self.settings.max_attempts).await?;
+        }
+        let span = tracing::info_span!(
+            "automation_batch",
+            events = events.len(),
+            first = events[0].id
+        );
+        if let Err(e) = self.handle(&events).instrument(span).await {
+            tracing::warn!(error = %e, "automation events failed; will retry");
+            for event in &events {
+                outbox::fail(&self.db, event, &e.to_string(), self.settings.max_attempts).await?;
             }
         }
         Ok(Outcome::Done)
     }
 
-    async fn handle(&self, event: &automation_event::Model) -> Result<(), AutomationError> {
-        let Some(hook) = hook_of(&event.kind) else {
-            return self.finish_without_runs(event).await;
-        };
-        let listening: Vec<_> = scripts::enabled(&self.db, event.workspace_id)
-            .await?
-            .into_iter()
-            .filter_map(|script| {
-                let compiled = self.scripts.compiled(&script).ok()?;
-                compiled.has_hook(hook).then_some((script, compiled))
-            })
-            .collect();
-        if listening.is_empty() {
-            // Nobody listens: this and every other pending event of the kind in the workspace are done.
-            return self.skip_unheard(event).await;
+    /// Runs the hooks of a batch of events and applies their plans in one transaction.
+    async fn handle(&self, events: &[automation_event::Model]) -> Result<(), AutomationError> {
+        let mut jobs: Vec<Job> = Vec::new();
+        let mut unheard: Vec<(i64, String)> = Vec::new();
+        let mut by_workspace: BTreeMap<i64, Vec<&automation_event::Model>> = BTreeMap::new();
+        for event in events {
+            by_workspace
+                .entry(event.workspace_id)
+                .or_default()
+                .push(event);
         }
-        let kind = if event.subject_kind == SubjectKind::Account.as_str() {
-            SubjectKind::Account
-        } else {
-            SubjectKind::User
-        };
-        let Some(subject) =
-            snapshot::load(&self.db, event.workspace_id, kind, event.subject_id).await?
-        else {
-            return self.finish_without_runs(event).await; // the subject was deleted
-        };
-        let tag = match event.tag_id {
-            Some(tag_id) => store::find_many(&self.db, event.workspace_id, &[tag_id])
+        for (workspace_id, events) in by_workspace {
+            let listening: Vec<(Arc<script::Model>, Arc<CompiledScript>)> =
+                scripts::enabled(&self.db, workspace_id)
+                    .await?
+                    .into_iter()
+                    .filter_map(|script| {
+                        let compiled = self.scripts.compiled(&script).ok()?;
+                        Some((Arc::new(script), compiled))
+                    })
+                    .collect();
+            let mut heard = Vec::new();
+            for event in events {
+                let Some(hook) = hook_of(&event.kind) else {
+                    continue;
+                };
+                let scripts: Vec<_> = listening
+                    .iter()
+                    .filter(|(_, compiled)| compiled.has_hook(hook))
+                    .cloned()
+                    .collect();
+                if scripts.is_empty() {
+                    let kind = (workspace_id, event.kind.clone());
+                    if !unheard.contains(&kind) {
+                        unheard.push(kind);
+                    }
+                } else {
+                    heard.push((event, hook, scripts));
+                }
+            }
+            if heard.is_empty() {
+                continue;
+            }
+            let subjects: Vec<(SubjectKind, i64)> = heard
+                .iter()
+                .map(|(e, _, _)| (subject_kind_of(e), e.subject_id))
+                .collect();
+            let snapshots = snapshot::load_many(&self.db, workspace_id, &subjects).await?;
+            let tag_ids: Vec<i64> = heard.iter().filter_map(|(e, _, _)| e.tag_id).collect();
+            let tags: HashMap<i64, String> = store::find_many(&self.db, workspace_id, &tag_ids)
                 .await
                 .map_err(|e| AutomationError::Invalid(e.to_string()))?
-                .pop()
-                .map(|t| t.name),
-            None => None,
-        };
-        let source = match event.change_id {
-            Some(change_id) => crate::tags::history::find(&self.db, event.workspace_id, change_id)
-                .await
-                .map_err(|e| AutomationError::Invalid(e.to_string()))?
-                .map(|c| c.source)
-                .unwrap_or_else(|| "MANUAL".into()),
-            None => "TRIGGER".into(),
-        };
-        let hook_event = HookEvent {
-            hook,
-            tag,
-            segment: None,
-            source,
-            depth: Ord::max(event.depth, 0) as u32,
-            subject: subject.clone(),
-        };
-        let mut runs = Vec::with_capacity(listening.len());
-        for (script, compiled) in &listening {
-            let scripts = Arc::clone(&self.scripts);
-            let compiled = Arc::clone(compiled);
-            let hook_event = hook_event.clone();
-            let outcome =
-                tokio::task::spawn_blocking(move || scripts.engine.run(&compiled, &hook_event))
+                .into_iter()
+                .map(|t| (t.id, t.name))
+                .collect();
+            let change_ids: Vec<i64> = heard.iter().filter_map(|(e, _, _)| e.change_id).collect();
+            let sources: HashMap<i64, String> =
+                history::find_many(&self.db, workspace_id, &change_ids)
                     .await
-                    .map_err(|e| AutomationError::Invalid(format!("script thread failed: {e}")))?;
-            runs.push(Run { script, outcome });
+                    .map_err(|e| AutomationError::Invalid(e.to_string()))?
+                    .into_iter()
+                    .map(|c| (c.id, c.source))
+                    .collect();
+            for (event, hook, scripts) in heard {
+                // A subject deleted since: nothing to run.
+                let Some(subject) = snapshots.get(&(subject_kind_of(event), event.subject_id))
+                else {
+                    continue;
+                };
+                let hook_event = HookEvent {
+                    hook,
+                    tag: event.tag_id.and_then(|id| tags.get(&id).cloned()),
+                    segment: None,
+                    source: match event.change_id {
+                        Some(id) => sources.get(&id).cloned().unwrap_or_else(|| "MANUAL".into()),
+                        None => "TRIGGER".into(),
+                    },
+                    depth: Ord::max(event.depth, 0) as u32,
+                    subject: subject.clone(),
+                };
+                jobs.push(Job {
+                    event_id: event.id,
+                    hook_event,
+                    scripts,
+                    outcomes: Vec::new(),
+                });
+            }
         }
-        let too_deep =
-            (event.depth + 1 > self.settings.max_depth).then_some(self.settings.max_depth);
+        // Every hook of the batch, on the engine's threads.
+        let engine_scripts = Arc::clone(&self.scripts);
+        let jobs = tokio::task::spawn_blocking(move || {
+            let mut jobs = jobs;
+            for job in &mut jobs {
+                for (_, compiled) in &job.scripts {
+                    job.outcomes
+                        .push(engine_scripts.engine.run(compiled, &job.hook_event));
+                }
+            }
+            jobs
+        })
+        .await
+        .map_err(|e| AutomationError::Invalid(format!("script thread failed: {e}")))?;
+
         let txn = begin_write(&self.db).await?;
-        apply_runs(
-            &txn,
-            event,
-            &subject,
-            runs,
-            too_deep,
-            self.settings.runs_kept,
-        )
-        .await?;
-        outbox::complete(&txn, event).await?;
+        for job in jobs {
+            let Some(event) = events.iter().find(|e| e.id == job.event_id) else {
+                continue;
+            };
+            let runs = job
+                .scripts
+                .iter()
+                .zip(job.outcomes)
+                .map(|((script, _), outcome)| Run {
+                    script: script.as_ref(),
+                    outcome,
+                })
+                .collect();
+            let too_deep =
+                (event.depth + 1 > self.settings.max_depth).then_some(self.settings.max_depth);
+            apply_runs(
+                &txn,
+                event,
+                &job.hook_event.subject,
+                runs,
+                too_deep,
+                self.settings.runs_kept,
+            )
+            .await?;
+        }
+        for event in events {
+            outbox::complete(&txn, event).await?;
+        }
+        // Nobody listens to these kinds in these workspaces: their pending events are done too.
+        for (workspace_id, kind) in unheard {
+            let update = Query::update()
+                .table(automation_event::Entity)
+                .value(automation_event::Column::Status, status::DONE)
+                .and_where(Expr::col(automation_event::Column::WorkspaceId).eq(workspace_id))
+                .and_where(Expr::col(automation_event::Column::Kind).eq(kind))
+                .and_where(Expr::col(automation_event::Column::Status).eq(status::PENDING))
+                .to_owned();
+            txn.execute(&update).await?;
+        }
         txn.commit().await?;
         self.wake.notify_one(); // the changes may have written new events
-        Ok(())
-    }
-
-    async fn finish_without_runs(
-        &self,
-        event: &automation_event::Model,
-    ) -> Result<(), AutomationError> {
-        let txn = begin_write(&self.db).await?;
-        outbox::complete(&txn, event).await?;
-        txn.commit().await?;
-        Ok(())
-    }
-
-    async fn skip_unheard(&self, event: &automation_event::Model) -> Result<(), AutomationError> {
-        let txn = begin_write(&self.db).await?;
-        outbox::complete(&txn, event).await?;
-        let update = Query::update()
-            .table(automation_event::Entity)
-            .value(automation_event::Column::Status, status::DONE)
-            .and_where(Expr::col(automation_event::Column::WorkspaceId).eq(event.workspace_id))
-            .and_where(Expr::col(automation_event::Column::Kind).eq(event.kind.as_str()))
-            .and_where(Expr::col(automation_event::Column::Status).eq(status::PENDING))
-            .to_owned();
-        txn.execute(&update).await?;
-        txn.commit().await?;
         Ok(())
     }
 

@@ -41,6 +41,19 @@ pub async fn find(
         .await?)
 }
 
+/// Changes by id (for the worker).
+pub async fn find_many(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    ids: &[i64],
+) -> Result<Vec<tag_change::Model>, TagError> {
+    Ok(tag_change::Entity::find()
+        .filter(tag_change::Column::WorkspaceId.eq(workspace_id))
+        .filter(tag_change::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?)
+}
+
 /// One page of changes, newest first; `after` is the id of the last change seen.
 pub async fn list(
     db: &impl ConnectionTrait,
