@@ -293,7 +293,10 @@ async fn bulk_write_path(conn: &DatabaseConnection, users: usize) -> Sample {
         &txn,
         1,
         &[(SubjectKind::User, Target::Select(Box::new(all)))],
-        &["Bulk Everyone".to_owned()],
+        &[
+            tagsmith::tags::name::TagName::parse("Bulk Everyone", Default::default())
+                .expect("a valid name"),
+        ],
         Op::Added,
         Actor {
             source: Source::Bulk,

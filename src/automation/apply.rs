@@ -14,6 +14,7 @@ use super::snapshot::subject_kind;
 use crate::ids::{self, NodeKind};
 use crate::subjects::{SubjectKind, attributes};
 use crate::tags::assign::{Actor, apply_to_targets};
+use crate::tags::name::TagName;
 use crate::tags::write::{Target, subject_table};
 use crate::tags::{Op, Source, TagError};
 use crate::time::now;
@@ -56,19 +57,22 @@ async fn apply_actions(
         depth: event.depth + 1,
     };
     // Check every tag name first, so a bad one applies nothing of the plan.
-    let mut names = Vec::new();
+    let rules = match crate::tags::store::rules(txn, event.workspace_id).await {
+        Ok(rules) => rules,
+        Err(TagError::Db(db)) => return Err(db.into()),
+        Err(other) => return Ok(Err(other.to_string())),
+    };
+    let mut names: Vec<Option<TagName>> = Vec::with_capacity(actions.len());
     for action in actions {
-        if let PlannedAction::AddTag { tag, .. } | PlannedAction::RemoveTag { tag, .. } = action {
-            names.push(tag.clone());
+        match action {
+            PlannedAction::AddTag { tag, .. } | PlannedAction::RemoveTag { tag, .. } => {
+                match TagName::parse(tag, rules) {
+                    Ok(name) => names.push(Some(name)),
+                    Err(e) => return Ok(Err(format!("tag {tag:?} {e}"))),
+                }
+            }
+            PlannedAction::SetAttribute { .. } => names.push(None),
         }
-    }
-    if !names.is_empty()
-        && let Err(e) = crate::tags::store::parse_names(txn, event.workspace_id, &names).await
-    {
-        return match e {
-            TagError::Db(db) => Err(db.into()),
-            other => Ok(Err(other.to_string())),
-        };
     }
     let mut targets = Vec::with_capacity(actions.len());
     for action in actions {
@@ -80,9 +84,10 @@ async fn apply_actions(
         };
         targets.push(target);
     }
-    for (action, (kind, id)) in actions.iter().zip(targets) {
+    for ((action, (kind, id)), name) in actions.iter().zip(targets).zip(names) {
         match action {
-            PlannedAction::AddTag { tag, .. } | PlannedAction::RemoveTag { tag, .. } => {
+            PlannedAction::AddTag { .. } | PlannedAction::RemoveTag { .. } => {
+                let Some(name) = name else { continue };
                 let op = if matches!(action, PlannedAction::AddTag { .. }) {
                     Op::Added
                 } else {
@@ -93,7 +98,7 @@ async fn apply_actions(
                     txn,
                     event.workspace_id,
                     &targets,
-                    std::slice::from_ref(tag),
+                    std::slice::from_ref(&name),
                     op,
                     actor,
                 )

@@ -39,6 +39,8 @@ pub struct WorkerSettings {
     pub runs_kept: u64,
     /// Events claimed and applied together, in one transaction.
     pub batch: u64,
+    /// How long to let events gather before claiming a batch that would not be full.
+    pub gather: Duration,
 }
 
 impl Default for WorkerSettings {
@@ -49,6 +51,7 @@ impl Default for WorkerSettings {
             poll_interval: Duration::from_secs(1),
             runs_kept: 1000,
             batch: 64,
+            gather: Duration::from_millis(5),
         }
     }
 }
@@ -72,8 +75,8 @@ fn subject_kind_of(event: &automation_event::Model) -> SubjectKind {
 /// What one step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// A batch of events was handled (or its failure recorded).
-    Done,
+    /// A batch of this many events was handled (or its failure recorded).
+    Done(usize),
     /// No event was due.
     Empty,
 }
@@ -105,7 +108,7 @@ impl Worker {
                 outbox::fail(&self.db, event, &e.to_string(), self.settings.max_attempts).await?;
             }
         }
-        Ok(Outcome::Done)
+        Ok(Outcome::Done(events.len()))
     }
 
     /// Runs the hooks of a batch of events and applies their plans in one transaction.
@@ -267,8 +270,13 @@ impl Worker {
                 step = self.try_execute_one() => step,
             };
             let pause = match step {
-                Ok(Outcome::Done) => {
+                Ok(Outcome::Done(handled)) => {
                     failures = 0;
+                    if handled as u64 >= self.settings.batch {
+                        continue; // more are likely waiting
+                    }
+                    // Let the next events gather: fewer, fuller transactions.
+                    tokio::time::sleep(self.settings.gather).await;
                     continue;
                 }
                 Ok(Outcome::Empty) => self.settings.poll_interval,
@@ -280,7 +288,7 @@ impl Worker {
             };
             tokio::select! {
                 _ = &mut shutdown => return,
-                _ = self.wake.notified() => {}
+                _ = self.wake.notified() => tokio::time::sleep(self.settings.gather).await,
                 _ = tokio::time::sleep(pause) => {}
             }
         }

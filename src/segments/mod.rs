@@ -4,3 +4,4 @@
 //! Invariant: `filter/` does no IO and knows nothing of SQL connections or GraphQL.
 
 pub mod filter;
+pub mod sql;

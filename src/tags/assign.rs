@@ -3,6 +3,7 @@
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
 
+use super::name::TagName;
 use super::write::{self, TagWrite, Target, subject_table};
 use super::{Op, Source, TagError, store};
 use crate::db::begin_write;
@@ -37,13 +38,12 @@ pub async fn apply_to_targets(
     txn: &DatabaseTransaction,
     workspace_id: i64,
     targets: &[(SubjectKind, Target)],
-    raw_names: &[String],
+    names: &[TagName],
     op: Op,
     actor: Actor<'_>,
 ) -> Result<BulkOutcome, TagError> {
-    let names = store::parse_names(txn, workspace_id, raw_names).await?;
     let tags = match op {
-        Op::Added => store::ensure(txn, workspace_id, &names).await?,
+        Op::Added => store::ensure(txn, workspace_id, names).await?,
         Op::Removed => {
             let names: Vec<String> = names.iter().map(|n| n.as_str().to_owned()).collect();
             store::find_live_by_names(txn, workspace_id, &names).await?
@@ -104,9 +104,11 @@ pub async fn tag_one(
     op: Op,
     actor: Actor<'_>,
 ) -> Result<(), TagError> {
+    // Parsed before the write transaction, to keep it short.
+    let names = store::parse_names(db, workspace_id, names).await?;
     let txn = begin_write(db).await?;
     let targets = [(kind, Target::Ids(vec![subject_id]))];
-    let outcome = apply_to_targets(&txn, workspace_id, &targets, names, op, actor).await?;
+    let outcome = apply_to_targets(&txn, workspace_id, &targets, &names, op, actor).await?;
     if outcome.matched == 0 {
         return Err(TagError::SubjectNotFound(match kind {
             SubjectKind::Account => "account",
@@ -151,8 +153,9 @@ pub async fn bulk_by_ids(
         (SubjectKind::Account, Target::Ids(accounts)),
         (SubjectKind::User, Target::Ids(users)),
     ];
+    let names = store::parse_names(db, workspace_id, names).await?;
     let txn = begin_write(db).await?;
-    let outcome = apply_to_targets(&txn, workspace_id, &targets, names, op, actor).await?;
+    let outcome = apply_to_targets(&txn, workspace_id, &targets, &names, op, actor).await?;
     txn.commit().await?;
     Ok(outcome)
 }

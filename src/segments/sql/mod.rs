@@ -21,11 +21,12 @@
 //!   trimmed). `tagged_all`: one `IN` per pattern.
 //! - Text fields: `s.col IS NOT NULL AND s.col < ?`; on PostgreSQL ordering
 //!   operators compare `s.col COLLATE "C"` (bytes, like SQLite's BINARY).
-//! - `contains` / `starts_with`: `lower(s.col) LIKE ? ESCAPE '\'`, the
-//!   needle lowered in Rust with `%`, `_` and `\` escaped. Only ASCII letters
-//!   are folded alike everywhere: SQLite's `lower()` folds ASCII only, so a
-//!   value with non-ASCII capitals (`É`) may not match on SQLite where the
-//!   evaluator (full Unicode) says it does.
+//! - `contains` / `starts_with`: the needle is lowered in Rust; SQLite
+//!   `instr(lower(s.col), ?) > 0` (`= 1` for a prefix), PostgreSQL
+//!   `lower(s.col) LIKE ? ESCAPE '\'` with `%`, `_` and `\` escaped. Only
+//!   ASCII letters fold alike everywhere: SQLite's `lower()` folds ASCII
+//!   only, so a value with non-ASCII capitals (`É`) may not match on SQLite
+//!   where the evaluator (full Unicode `to_lowercase`) says it does.
 //! - Date fields: `s.col < ?` with the instant bound. SQLite stores
 //!   timestamps as RFC 3339 text in UTC as sqlx writes them and compares
 //!   text, which orders like the instants for years 0000 to 9999;
@@ -37,11 +38,11 @@
 //!   bound. A comparison is `CASE WHEN <type matches> THEN <compare> ELSE
 //!   FALSE END`, numbers compared as `REAL` / `double precision` (f64).
 //! - `events(name, d) OP n`: `(SELECT COUNT(*) FROM events e WHERE
-//!   e.subject_kind = 'USER' AND e.subject_id = s.id AND e.name = ? AND e.at
-//!   >= ?) OP ?`; counts that only ask "any?" or "none?" become `EXISTS` /
-//!   `NOT EXISTS`, and `>= 0` / `< 0` constants. `active_days`: `COUNT(DISTINCT
-//!   day)`, the day being `substr(e.at, 1, 10)` on SQLite and
-//!   `CAST(timezone('UTC', e.at) AS date)` on PostgreSQL.
+//!   e.subject_kind = 'USER' AND e.subject_id = s.id AND e.name = ? AND
+//!   e.at >= ?) OP ?`; counts that only ask "any?" or "none?" become
+//!   `EXISTS` / `NOT EXISTS`, and `>= 0` / `< 0` constants. `active_days`:
+//!   `COUNT(DISTINCT <day>)`, the day being `substr(e.at, 1, 10)` on SQLite
+//!   and `CAST(timezone('UTC', e.at) AS date)` on PostgreSQL.
 //! - `account.P`: `EXISTS (SELECT 1 FROM accounts a WHERE a.id = s.account_id
 //!   AND a.workspace_id = ? AND P(a))`; inside `any_user` it reads the
 //!   account being evaluated directly.
@@ -51,10 +52,23 @@
 //!   S is unknown, of the other kind, part of a cycle or more than
 //!   [`MAX_SEGMENT_DEPTH`] deep, as in the evaluator.
 //!
+//! # Limits
+//!
+//! - Case folding in `contains` / `starts_with` agrees only for ASCII
+//!   letters on SQLite (see above).
+//! - Attribute names with `"`, `\` or control characters need a SQLite that
+//!   reads escapes in quoted JSON path labels (the 3.51 that sqlx bundles
+//!   does; versions before the 3.45 JSON rewrite may not).
+//! - Timestamps as sqlx writes them (RFC 3339, UTC, years 0000 to 9999).
+//! - `in_segment` is inlined: a chain of segments that each name the next
+//!   several times grows the statement exponentially (as it grows the
+//!   evaluator's work); chains are at most [`MAX_SEGMENT_DEPTH`] long.
+//!
 //! Indexes used: `tags_workspace_name`, `tag_assignments_tag_subject`,
 //! `events (subject_kind, subject_id, name, at)`, `users_account`, the
 //! accounts primary key.
 
+mod tags;
 mod typed;
 
 #[cfg(test)]
@@ -67,7 +81,6 @@ use super::filter::{
     CompareOp, Duration, Expr as FilterExpr, Filter, MAX_SEGMENT_DEPTH, Predicate, SegmentLookup,
     SubjectKind,
 };
-use crate::tags::pattern::TagPattern;
 
 /// The database the statement is built for (it picks JSON, date and
 /// collation syntax; build the statement with the matching query builder).
@@ -226,28 +239,28 @@ impl Compiler<'_, '_> {
 
     /// Some tag of the subject matches one of `patterns`.
     fn tagged(&mut self, scope: Scope<'_>, patterns: &[String]) -> Expr {
-        let tags = self.alias("t");
-        let assignments = self.alias("ta");
+        let tag = self.alias("t");
+        let assignment = self.alias("ta");
         let backend = self.ctx.backend;
         let matches: Vec<Expr> = patterns
             .iter()
-            .filter_map(|pattern| tag_name_matches(backend, &tags, pattern))
+            .filter_map(|pattern| tags::name_matches(backend, &tag, pattern))
             .collect();
         if matches.is_empty() {
             return false_();
         }
         let subjects = Query::select()
-            .column((Alias::new(&assignments), Alias::new("subject_id")))
-            .from_as(Alias::new("tag_assignments"), Alias::new(&assignments))
+            .column((Alias::new(&assignment), Alias::new("subject_id")))
+            .from_as(Alias::new("tag_assignments"), Alias::new(&assignment))
             .join_as(
                 JoinType::InnerJoin,
                 Alias::new("tags"),
-                Alias::new(&tags),
-                column(&tags, "id").eq(column(&assignments, "tag_id")),
+                Alias::new(&tag),
+                column(&tag, "id").eq(column(&assignment, "tag_id")),
             )
-            .and_where(column(&tags, "workspace_id").eq(self.ctx.workspace_id))
-            .and_where(column(&tags, "deleted_at").is_null())
-            .and_where(column(&assignments, "subject_kind").eq(kind_constant(scope.kind)))
+            .and_where(column(&tag, "workspace_id").eq(self.ctx.workspace_id))
+            .and_where(column(&tag, "deleted_at").is_null())
+            .and_where(column(&assignment, "subject_kind").eq(kind_constant(scope.kind)))
             .and_where(any(matches))
             .to_owned();
         scope.column("id").in_subquery(subjects)
@@ -376,47 +389,6 @@ impl Compiler<'_, '_> {
     }
 }
 
-/// The condition on the tag table aliased `tags` for one pattern, or `None`
-/// when the pattern can match no tag name.
-fn tag_name_matches(backend: Backend, tags: &str, pattern: &str) -> Option<Expr> {
-    if backend == Backend::Postgres && pattern.contains('\0') {
-        return None; // PostgreSQL text holds no NUL, so no name has one
-    }
-    let name = column(tags, "name");
-    match TagPattern::parse(pattern) {
-        TagPattern::Exact(exact) => Some(name.eq(exact)),
-        TagPattern::Descendants(prefix) => {
-            let length = char_count(prefix)?;
-            Some(
-                starts_with(name.clone(), prefix, length)
-                    .and(Func::cust("length").arg(name).gt(Expr::Constant(length.into()))),
-            )
-        }
-        TagPattern::AnyValue(prefix) => {
-            let key = prefix.strip_suffix(": ").unwrap_or(prefix);
-            if key.contains(": ") {
-                return None; // see `TagPattern::matches`: such a key is never the first
-            }
-            Some(starts_with(name, prefix, char_count(prefix)?))
-        }
-    }
-}
-
-/// `substr(text, 1, length) = prefix`: case-sensitive, unlike SQLite's
-/// `LIKE`. The length is an `INTEGER` constant, as PostgreSQL's `substr` wants.
-fn starts_with(text: Expr, prefix: &str, length: i32) -> Expr {
-    Func::cust("substr")
-        .arg(text)
-        .arg(Expr::Constant(1i32.into()))
-        .arg(Expr::Constant(length.into()))
-        .eq(prefix)
-}
-
-/// Characters in `text`, as `substr` and `length` count them.
-fn char_count(text: &str) -> Option<i32> {
-    i32::try_from(text.chars().count()).ok()
-}
-
 /// The UTC calendar date of an event time.
 fn day(backend: Backend, at: Expr) -> Expr {
     match backend {
@@ -481,7 +453,10 @@ fn false_() -> Expr {
 
 /// `a OR b OR ...`; FALSE for none.
 fn any(parts: Vec<Expr>) -> Expr {
-    parts.into_iter().reduce(|a, b| a.or(b)).unwrap_or_else(false_)
+    parts
+        .into_iter()
+        .reduce(|a, b| a.or(b))
+        .unwrap_or_else(false_)
 }
 
 /// `a AND b AND ...`; TRUE for none.

@@ -6,9 +6,7 @@ use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, LikeExpr};
 
 use super::{Backend, column, compare, constant, false_};
-use crate::segments::filter::{
-    CompareOp, Field, FieldType, SubjectKind, Target, TextOp, Value,
-};
+use crate::segments::filter::{CompareOp, Field, FieldType, SubjectKind, Target, TextOp, Value};
 
 /// Builds typed conditions for one backend at one evaluation instant.
 pub(super) struct Typed {
@@ -79,26 +77,41 @@ impl Typed {
         needle: &str,
     ) -> Expr {
         let needle = needle.to_lowercase();
-        if self.backend == Backend::Postgres && needle.contains('\0') {
+        let backend = self.backend;
+        if backend == Backend::Postgres && needle.contains('\0') {
             return false_(); // PostgreSQL text holds no NUL
         }
-        let escaped = escape_like(&needle);
-        let pattern = match op {
-            TextOp::Contains => format!("%{escaped}%"),
-            TextOp::StartsWith => format!("{escaped}%"),
-        };
-        let like = |text: Expr| {
-            Expr::expr(Func::lower(text)).like(LikeExpr::new(pattern).escape('\\'))
+        let matches = |text: Expr| -> Expr {
+            let lowered = Func::lower(text);
+            match backend {
+                // `instr` compares bytes: no pattern syntax, no length limit,
+                // and NUL characters are kept (a LIKE pattern ends at one)
+                Backend::Sqlite => {
+                    let found = Func::cust("instr").arg(lowered).arg(needle.as_str());
+                    match op {
+                        TextOp::Contains => found.gt(Expr::Constant(0i32.into())),
+                        TextOp::StartsWith => found.eq(Expr::Constant(1i32.into())),
+                    }
+                }
+                Backend::Postgres => {
+                    let escaped = escape_like(&needle);
+                    let pattern = match op {
+                        TextOp::Contains => format!("%{escaped}%"),
+                        TextOp::StartsWith => format!("{escaped}%"),
+                    };
+                    Expr::expr(lowered).like(LikeExpr::new(pattern).escape('\\'))
+                }
+            }
         };
         match target {
             Target::Field(field) => match field_column(kind, alias, *field) {
                 Some(text) if field.field_type() == FieldType::Text => {
-                    guard_null(*field, text.clone(), like(text))
+                    guard_null(*field, text.clone(), matches(text))
                 }
                 _ => false_(),
             },
             Target::Attr(name) => match self.attr(alias, name) {
-                Some(attr) => when(attr.type_is(JsonType::String), like(attr.text())),
+                Some(attr) => when(attr.type_is(JsonType::String), matches(attr.text())),
                 None => false_(),
             },
         }
@@ -196,9 +209,7 @@ impl Typed {
 /// The column of a built-in field, or `None` when subjects of this kind do
 /// not have it (it is then null for every subject, as in the evaluator).
 fn field_column(kind: SubjectKind, alias: &str, field: Field) -> Option<Expr> {
-    field
-        .applies_to(kind)
-        .then(|| column(alias, field.name()))
+    field.applies_to(kind).then(|| column(alias, field.name()))
 }
 
 /// `column IS NOT NULL AND holds` for the columns that may be null.
@@ -260,10 +271,7 @@ impl Attr<'_> {
 
     /// PostgreSQL: `document -> name`, the JSON value.
     fn element(&self) -> Expr {
-        Expr::cust_with_exprs(
-            "($1 -> $2)",
-            [self.document.clone(), Expr::val(self.name)],
-        )
+        Expr::cust_with_exprs("($1 -> $2)", [self.document.clone(), Expr::val(self.name)])
     }
 
     /// The JSON type's name, NULL when the key is absent: SQLite `json_type`
@@ -301,10 +309,9 @@ impl Attr<'_> {
                 .arg(self.document.clone())
                 .arg(self.path())
                 .into(),
-            Backend::Postgres => Expr::cust_with_exprs(
-                "($1 ->> $2)",
-                [self.document.clone(), Expr::val(self.name)],
-            ),
+            Backend::Postgres => {
+                Expr::cust_with_exprs("($1 ->> $2)", [self.document.clone(), Expr::val(self.name)])
+            }
         }
     }
 
