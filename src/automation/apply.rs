@@ -2,10 +2,7 @@
 
 use entity::{automation_event, script, script_run};
 use sea_orm::sea_query::{Expr, ExprTrait, Order, Query};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    Set,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set};
 use serde_json::{Value, json};
 
 use super::AutomationError;
@@ -165,23 +162,17 @@ pub fn actions_json(actions: &[PlannedAction]) -> Value {
     )
 }
 
-/// Applies the successful runs' plans and records every run, in `txn`.
-/// With `too_deep`, nothing is applied and runs that planned changes are
-/// recorded as failed: the cascade stops here. Each script keeps its
-/// `runs_kept` newest runs.
+/// Applies the successful runs' plans in `txn` and returns the records of
+/// every run, for [`record_runs`]. With `too_deep`, nothing is applied and
+/// runs that planned changes are recorded as failed: the cascade stops here.
 pub async fn apply_runs(
     txn: &DatabaseTransaction,
     event: &automation_event::Model,
     subject: &SubjectSnapshot,
     runs: Vec<Run<'_>>,
     too_deep: Option<i32>,
-    runs_kept: u64,
-) -> Result<(), AutomationError> {
-    // At-least-once: a retried event replaces the runs of its earlier attempt.
-    script_run::Entity::delete_many()
-        .filter(script_run::Column::EventId.eq(event.id))
-        .exec(txn)
-        .await?;
+) -> Result<Vec<script_run::ActiveModel>, AutomationError> {
+    let mut records = Vec::with_capacity(runs.len());
     for Run {
         script,
         mut outcome,
@@ -205,7 +196,7 @@ pub async fn apply_runs(
         } else {
             Value::Array(vec![])
         };
-        let recorded = script_run::ActiveModel {
+        records.push(script_run::ActiveModel {
             workspace_id: Set(event.workspace_id),
             script_id: Set(script.id),
             script_version: Set(script.version),
@@ -220,13 +211,28 @@ pub async fn apply_runs(
             duration_micros: Set(outcome.duration.as_micros() as i64),
             at: Set(now()),
             ..Default::default()
-        }
-        .insert(txn)
+        });
+    }
+    Ok(records)
+}
+
+/// Records the runs of a batch of events, replacing earlier attempts' runs
+/// of those events (delivery is at least once).
+pub async fn record_runs(
+    txn: &DatabaseTransaction,
+    event_ids: &[i64],
+    records: Vec<script_run::ActiveModel>,
+) -> Result<(), AutomationError> {
+    script_run::Entity::delete_many()
+        .filter(script_run::Column::EventId.is_in(event_ids.iter().copied()))
+        .exec(txn)
         .await?;
-        // Prune now and then rather than on every run.
-        if recorded.id % 64 == 0 {
-            prune_runs(txn, script.id, runs_kept).await?;
-        }
+    let mut records = records.into_iter().peekable();
+    while records.peek().is_some() {
+        let chunk: Vec<_> = records.by_ref().take(500).collect();
+        script_run::Entity::insert_many(chunk)
+            .exec_without_returning(txn)
+            .await?;
     }
     Ok(())
 }

@@ -133,16 +133,19 @@ async fn due(txn: &DatabaseTransaction, at: DateTime<Utc>, max: u64) -> Result<V
     Ok(ids)
 }
 
-/// Marks an event done, in the transaction that applied its effects.
-pub async fn complete(
-    txn: &DatabaseTransaction,
-    event: &automation_event::Model,
-) -> Result<(), DbErr> {
-    let mut active = event.clone().into_active_model();
-    active.status = Set(status::DONE.to_owned());
-    active.locked_until = Set(None);
-    active.last_error = Set(None);
-    active.update(txn).await?;
+/// Marks events done, in the transaction that applied their effects.
+pub async fn complete_many(txn: &DatabaseTransaction, ids: &[i64]) -> Result<(), DbErr> {
+    let done = Query::update()
+        .table(automation_event::Entity)
+        .value(automation_event::Column::Status, status::DONE)
+        .value(
+            automation_event::Column::LockedUntil,
+            Option::<DateTime<Utc>>::None,
+        )
+        .value(automation_event::Column::LastError, Option::<String>::None)
+        .and_where(Expr::col(automation_event::Column::Id).is_in(ids.iter().copied()))
+        .to_owned();
+    txn.execute(&done).await?;
     Ok(())
 }
 

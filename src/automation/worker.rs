@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use entity::{automation_event, script};
@@ -17,7 +18,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection};
 use tokio::sync::Notify;
 use tracing::Instrument;
 
-use super::apply::{Run, apply_runs};
+use super::apply::{Run, apply_runs, prune_runs, record_runs};
 use super::outbox::{self, status};
 use super::script::{CompiledScript, HookEvent, RunOutcome};
 use super::scripts::{self, Scripts};
@@ -88,6 +89,8 @@ pub struct Worker {
     pub scripts: Arc<Scripts>,
     pub wake: Arc<Notify>,
     pub settings: WorkerSettings,
+    /// Batches handled, for pruning the runs log now and then.
+    pub batches: Arc<AtomicU64>,
 }
 
 impl Worker {
@@ -215,10 +218,17 @@ impl Worker {
         .map_err(|e| AutomationError::Invalid(format!("script thread failed: {e}")))?;
 
         let txn = begin_write(&self.db).await?;
+        let mut records = Vec::new();
+        let mut scripts_run: Vec<i64> = Vec::new();
         for job in jobs {
             let Some(event) = events.iter().find(|e| e.id == job.event_id) else {
                 continue;
             };
+            for (script, _) in &job.scripts {
+                if !scripts_run.contains(&script.id) {
+                    scripts_run.push(script.id);
+                }
+            }
             let runs = job
                 .scripts
                 .iter()
@@ -230,19 +240,21 @@ impl Worker {
                 .collect();
             let too_deep =
                 (event.depth + 1 > self.settings.max_depth).then_some(self.settings.max_depth);
-            apply_runs(
-                &txn,
-                event,
-                &job.hook_event.subject,
-                runs,
-                too_deep,
-                self.settings.runs_kept,
-            )
-            .await?;
+            records.extend(apply_runs(&txn, event, &job.hook_event.subject, runs, too_deep).await?);
         }
-        for event in events {
-            outbox::complete(&txn, event).await?;
+        let event_ids: Vec<i64> = events.iter().map(|e| e.id).collect();
+        record_runs(&txn, &event_ids, records).await?;
+        // Prune the runs log now and then, not on every batch.
+        if self
+            .batches
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(32)
+        {
+            for script_id in scripts_run {
+                prune_runs(&txn, script_id, self.settings.runs_kept).await?;
+            }
         }
+        outbox::complete_many(&txn, &event_ids).await?;
         // Nobody listens to these kinds in these workspaces: their pending events are done too.
         for (workspace_id, kind) in unheard {
             let update = Query::update()

@@ -69,6 +69,7 @@ impl AppState {
             scripts: Arc::clone(&self.scripts),
             wake: Arc::clone(&self.wake),
             settings,
+            batches: Default::default(),
         }
     }
 }
