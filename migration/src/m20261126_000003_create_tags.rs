@@ -99,6 +99,17 @@ impl MigrationTrait for Migration {
                  WHERE deleted_at IS NULL",
             )
             .await?;
+        // The worker's claim asks, per candidate event, whether its subject has
+        // an earlier unfinished one: a partial index keeps that probe small
+        // however many finished events pile up.
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "CREATE INDEX automation_events_open_subject \
+                 ON automation_events (subject_kind, subject_id, id) \
+                 WHERE status IN ('pending', 'running')",
+            )
+            .await?;
         let indexes = [
             // children of a tag
             Index::create()
