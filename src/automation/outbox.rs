@@ -133,6 +133,18 @@ async fn due(txn: &DatabaseTransaction, at: DateTime<Utc>, max: u64) -> Result<V
     Ok(ids)
 }
 
+/// On PostgreSQL, refreshes the planner's statistics of the outbox. The
+/// table can grow by hundreds of thousands of rows between two autovacuum
+/// runs (a bulk tagging writes one event per change); with stale figures
+/// the planner picks a plan for the claim that scans every pending event
+/// per candidate.
+pub async fn refresh_statistics(db: &DatabaseConnection) -> Result<(), DbErr> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        db.execute_unprepared("ANALYZE automation_events").await?;
+    }
+    Ok(())
+}
+
 /// Marks events done, in the transaction that applied their effects.
 pub async fn complete_many(txn: &DatabaseTransaction, ids: &[i64]) -> Result<(), DbErr> {
     let done = Query::update()

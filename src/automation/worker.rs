@@ -245,11 +245,8 @@ impl Worker {
         let event_ids: Vec<i64> = events.iter().map(|e| e.id).collect();
         record_runs(&txn, &event_ids, records).await?;
         // Prune the runs log now and then, not on every batch.
-        if self
-            .batches
-            .fetch_add(1, Ordering::Relaxed)
-            .is_multiple_of(32)
-        {
+        let batch_number = self.batches.fetch_add(1, Ordering::Relaxed);
+        if batch_number.is_multiple_of(32) {
             for script_id in scripts_run {
                 prune_runs(&txn, script_id, self.settings.runs_kept).await?;
             }
@@ -267,6 +264,9 @@ impl Worker {
             txn.execute(&update).await?;
         }
         txn.commit().await?;
+        if batch_number.is_multiple_of(256) {
+            outbox::refresh_statistics(&self.db).await?;
+        }
         self.wake.notify_one(); // the changes may have written new events
         Ok(())
     }
