@@ -8,11 +8,12 @@ use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, Request};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::Router;
-use axum::body::{Body, Bytes, to_bytes};
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use futures_util::StreamExt;
 use sea_orm::ConnectionTrait;
 
 use crate::auth::keys;
@@ -74,9 +75,9 @@ async fn graphql_post(State(state): State<HttpState>, headers: HeaderMap, body: 
             "send the request as `Content-Type: application/json`",
         );
     }
-    let bytes: Bytes = match to_bytes(body, state.settings.max_body_bytes).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
+    let bytes: Bytes = match read_body(body, state.settings.max_body_bytes).await {
+        Some(bytes) => bytes,
+        None => {
             return request_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 Code::LimitExceeded,
@@ -120,6 +121,27 @@ async fn graphql_post(State(state): State<HttpState>, headers: HeaderMap, body: 
     let batch = prepare(&state, &headers, batch).await;
     let response = state.schema.execute_batch(batch).await;
     respond(&headers, response)
+}
+
+/// Past the limit, how much more of a body is read (and dropped) so that
+/// the client, still sending, gets the 413 instead of a reset connection.
+const DRAIN_BYTES: usize = 32 << 20;
+
+/// The body, or `None` when it is larger than `limit`.
+async fn read_body(body: Body, limit: usize) -> Option<Bytes> {
+    let mut stream = body.into_data_stream();
+    let mut collected: Vec<u8> = Vec::new();
+    let mut seen: usize = 0;
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else { return None };
+        seen = seen.saturating_add(chunk.len());
+        if seen <= limit {
+            collected.extend_from_slice(&chunk);
+        } else if seen > limit.saturating_add(DRAIN_BYTES) {
+            return None;
+        }
+    }
+    (seen <= limit).then(|| Bytes::from(collected))
 }
 
 /// GET /graphql: a WebSocket upgrade for subscriptions, else a query in the URL.
