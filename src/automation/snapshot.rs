@@ -33,40 +33,6 @@ pub fn script_id(kind: SubjectKind, id: i64) -> String {
     ids::encode(node, id).0
 }
 
-async fn tag_names(
-    db: &impl ConnectionTrait,
-    workspace_id: i64,
-    kind: SubjectKind,
-    id: i64,
-) -> Result<Vec<String>, AutomationError> {
-    let tags = catalogue::subject_tags(db, workspace_id, kind, &[id])
-        .await
-        .map_err(|e| AutomationError::Invalid(e.to_string()))?;
-    Ok(tags
-        .get(&id)
-        .map(|tags| tags.iter().map(|t| t.name.clone()).collect())
-        .unwrap_or_default())
-}
-
-async fn account_snapshot(
-    db: &impl ConnectionTrait,
-    workspace_id: i64,
-    id: i64,
-) -> Result<Option<SubjectSnapshot>, AutomationError> {
-    let Some(account) = accounts::find(db, workspace_id, id)
-        .await
-        .map_err(|e| AutomationError::Invalid(e.to_string()))?
-    else {
-        return Ok(None);
-    };
-    let mut snapshot =
-        SubjectSnapshot::new(ScriptKind::Account, script_id(SubjectKind::Account, id));
-    snapshot.name = Some(account.name);
-    snapshot.attributes = account.attributes.as_object().cloned().unwrap_or_default();
-    snapshot.tags = tag_names(db, workspace_id, SubjectKind::Account, id).await?;
-    Ok(Some(snapshot))
-}
-
 /// The subject as it is now, with its tags and (for a user) its account;
 /// `None` when it no longer exists.
 pub async fn load(
@@ -75,30 +41,9 @@ pub async fn load(
     kind: SubjectKind,
     id: i64,
 ) -> Result<Option<SubjectSnapshot>, AutomationError> {
-    match kind {
-        SubjectKind::Account => account_snapshot(db, workspace_id, id).await,
-        SubjectKind::User => {
-            let Some(user) = users::find(db, workspace_id, id)
-                .await
-                .map_err(|e| AutomationError::Invalid(e.to_string()))?
-            else {
-                return Ok(None);
-            };
-            let mut snapshot =
-                SubjectSnapshot::new(ScriptKind::User, script_id(SubjectKind::User, id));
-            snapshot.email = Some(user.email);
-            snapshot.first_name = user.first_name;
-            snapshot.last_name = user.last_name;
-            snapshot.attributes = user.attributes.as_object().cloned().unwrap_or_default();
-            snapshot.tags = tag_names(db, workspace_id, SubjectKind::User, id).await?;
-            if let Some(account_id) = user.account_id {
-                snapshot.account = account_snapshot(db, workspace_id, account_id)
-                    .await?
-                    .map(Box::new);
-            }
-            Ok(Some(snapshot))
-        }
-    }
+    Ok(load_many(db, workspace_id, &[(kind, id)])
+        .await?
+        .remove(&(kind, id)))
 }
 
 /// Snapshots of many subjects of one workspace in a handful of queries

@@ -65,14 +65,6 @@ struct Job {
     outcomes: Vec<RunOutcome>,
 }
 
-fn subject_kind_of(event: &automation_event::Model) -> SubjectKind {
-    if event.subject_kind == SubjectKind::Account.as_str() {
-        SubjectKind::Account
-    } else {
-        SubjectKind::User
-    }
-}
-
 /// What one step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -159,7 +151,7 @@ impl Worker {
             }
             let subjects: Vec<(SubjectKind, i64)> = heard
                 .iter()
-                .map(|(e, _, _)| (subject_kind_of(e), e.subject_id))
+                .map(|(e, _, _)| (SubjectKind::from_stored(&e.subject_kind), e.subject_id))
                 .collect();
             let snapshots = snapshot::load_many(&self.db, workspace_id, &subjects).await?;
             let tag_ids: Vec<i64> = heard.iter().filter_map(|(e, _, _)| e.tag_id).collect();
@@ -179,8 +171,10 @@ impl Worker {
                     .collect();
             for (event, hook, scripts) in heard {
                 // A subject deleted since: nothing to run.
-                let Some(subject) = snapshots.get(&(subject_kind_of(event), event.subject_id))
-                else {
+                let Some(subject) = snapshots.get(&(
+                    SubjectKind::from_stored(&event.subject_kind),
+                    event.subject_id,
+                )) else {
                     continue;
                 };
                 let hook_event = HookEvent {

@@ -60,14 +60,6 @@ fn event_kind(stored: &str) -> Result<AutomationEventKind> {
         .ok_or_else(|| ApiError::new(Code::Internal, "unknown event kind stored").into())
 }
 
-fn domain_kind(stored: &str) -> DomainKind {
-    if stored == DomainKind::Account.as_str() {
-        DomainKind::Account
-    } else {
-        DomainKind::User
-    }
-}
-
 /// A Rhai automation script. Its hook functions run when their events happen.
 pub struct Script(pub script::Model);
 
@@ -146,7 +138,7 @@ pub struct PlannedAttributeChange {
 }
 
 fn kind_from_str(kind: &str) -> SubjectKind {
-    domain_kind(kind).into()
+    DomainKind::from_stored(kind).into()
 }
 
 /// Splits stored or planned actions into tag changes and attribute changes.
@@ -206,9 +198,13 @@ impl ScriptRun {
         event_kind(&self.0.event_kind)
     }
     async fn subject(&self, ctx: &Context<'_>) -> Result<Subject> {
-        load_subject(ctx, domain_kind(&self.0.subject_kind), self.0.subject_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("subject not found").into())
+        load_subject(
+            ctx,
+            DomainKind::from_stored(&self.0.subject_kind),
+            self.0.subject_id,
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("subject not found").into())
     }
     /// Whether the hook ran to its end within its limits and its plan was applied.
     async fn ok(&self) -> bool {
@@ -292,7 +288,12 @@ impl AutomationEvent {
         event_kind(&self.0.kind)
     }
     async fn subject(&self, ctx: &Context<'_>) -> Result<Option<Subject>> {
-        load_subject(ctx, domain_kind(&self.0.subject_kind), self.0.subject_id).await
+        load_subject(
+            ctx,
+            DomainKind::from_stored(&self.0.subject_kind),
+            self.0.subject_id,
+        )
+        .await
     }
     async fn tag(&self, ctx: &Context<'_>) -> Result<Option<Tag>> {
         let Some(tag_id) = self.0.tag_id else {

@@ -140,11 +140,7 @@ impl TagChange {
         Ok(Tag(tag.ok_or_else(|| ApiError::not_found("tag not found"))?))
     }
     async fn subject(&self, ctx: &Context<'_>) -> Result<Subject> {
-        let kind = if self.0.subject_kind == DomainKind::Account.as_str() {
-            DomainKind::Account
-        } else {
-            DomainKind::User
-        };
+        let kind = DomainKind::from_stored(&self.0.subject_kind);
         load_subject(ctx, kind, self.0.subject_id)
             .await?
             .ok_or_else(|| ApiError::not_found("subject not found").into())

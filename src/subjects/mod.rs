@@ -26,6 +26,15 @@ impl SubjectKind {
             SubjectKind::User => "USER",
         }
     }
+
+    /// The kind a stored `subject_kind` column names (`ACCOUNT`, else `USER`).
+    pub fn from_stored(stored: &str) -> SubjectKind {
+        if stored == SubjectKind::Account.as_str() {
+            SubjectKind::Account
+        } else {
+            SubjectKind::User
+        }
+    }
 }
 
 /// Errors about accounts and users.
