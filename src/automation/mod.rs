@@ -66,13 +66,3 @@ pub fn hook_of(kind: &str) -> Option<script::HookKind> {
         _ => None,
     }
 }
-
-/// The event kind of a hook.
-pub fn kind_of(hook: script::HookKind) -> &'static str {
-    match hook {
-        script::HookKind::TagAdded => kind::TAG_ADDED,
-        script::HookKind::TagRemoved => kind::TAG_REMOVED,
-        script::HookKind::SegmentEntered => kind::SEGMENT_ENTERED,
-        script::HookKind::SegmentExited => kind::SEGMENT_EXITED,
-    }
-}
