@@ -90,6 +90,10 @@ pub struct AutomationSettings {
     /// Runs kept per script (older ones are deleted).
     #[arg(long, env = "TAGSMITH_SCRIPT_RUNS_KEPT", default_value_t = 1000)]
     pub script_runs_kept: u64,
+    /// How often segments whose filters read the clock (`now - 30d`,
+    /// `events(..., 7d)`) are re-evaluated, in milliseconds.
+    #[arg(long, env = "TAGSMITH_SEGMENT_SWEEP_MS", default_value_t = 60_000)]
+    pub segment_sweep_ms: u64,
 }
 
 impl Default for AutomationSettings {
@@ -101,6 +105,7 @@ impl Default for AutomationSettings {
             script_timeout_ms: 50,
             script_max_operations: 100_000,
             script_runs_kept: 1000,
+            segment_sweep_ms: 60_000,
         }
     }
 }
@@ -113,6 +118,11 @@ impl AutomationSettings {
             max_operations: self.script_max_operations,
             ..Default::default()
         }
+    }
+
+    /// How often the sweep of time-based segments runs.
+    pub fn sweep_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.segment_sweep_ms.max(10))
     }
 
     /// How the worker behaves.

@@ -17,6 +17,8 @@ pub enum NodeKind {
     Script,
     ScriptRun,
     AutomationEvent,
+    Segment,
+    SegmentChange,
 }
 
 impl NodeKind {
@@ -29,6 +31,8 @@ impl NodeKind {
             NodeKind::Script => "Script",
             NodeKind::ScriptRun => "ScriptRun",
             NodeKind::AutomationEvent => "AutomationEvent",
+            NodeKind::Segment => "Segment",
+            NodeKind::SegmentChange => "SegmentChange",
         }
     }
 
@@ -41,6 +45,8 @@ impl NodeKind {
             "Script" => Some(NodeKind::Script),
             "ScriptRun" => Some(NodeKind::ScriptRun),
             "AutomationEvent" => Some(NodeKind::AutomationEvent),
+            "Segment" => Some(NodeKind::Segment),
+            "SegmentChange" => Some(NodeKind::SegmentChange),
             _ => None,
         }
     }

@@ -177,10 +177,10 @@ async fn run(command: Command) -> Result<(), String> {
             let conn = open(&database).await?;
             let app = AppState::new(conn, automation.script_limits());
             eprintln!("tagsmith: automation worker running; Ctrl-C stops it");
-            app.worker(automation.worker())
-                .run(server::shutdown_signal())
-                .await;
-            Ok(())
+            let shutdown = Shutdown::on(server::shutdown_signal());
+            app.spawn_automation(&automation, shutdown)
+                .await
+                .map_err(|e| format!("worker task failed: {e}"))
         }
         Command::Migrate { database } => {
             open(&database).await?;
@@ -283,10 +283,8 @@ async fn serve(
     }
     let app = AppState::new(conn, automation.script_limits());
     let shutdown = Shutdown::on(server::shutdown_signal());
-    let worker = (!automation.no_worker).then(|| {
-        let worker = app.worker(automation.worker());
-        tokio::spawn(worker.run(shutdown.clone().wait()))
-    });
+    let worker =
+        (!automation.no_worker).then(|| app.spawn_automation(&automation, shutdown.clone()));
     let running = server::start(app, settings, shutdown.wait())
         .await
         .map_err(|e| format!("cannot listen: {e}"))?;

@@ -19,6 +19,9 @@ pub struct Model {
     pub actor: Option<String>,
     /// The tag change that led to this one, when automated.
     pub cause_id: Option<i64>,
+    /// The segment entry or exit that led to this one, when a trigger or a
+    /// segment hook made it.
+    pub cause_segment_change_id: Option<i64>,
     pub at: DateTimeUtc,
 }
 

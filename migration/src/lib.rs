@@ -7,6 +7,7 @@ mod m20261126_000001_create_workspaces_and_keys;
 mod m20261126_000002_create_accounts_and_users;
 mod m20261126_000003_create_tags;
 mod m20261126_000004_create_scripts;
+mod m20261126_000005_create_segments;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_create_accounts_and_users::Migration),
             Box::new(m20261126_000003_create_tags::Migration),
             Box::new(m20261126_000004_create_scripts::Migration),
+            Box::new(m20261126_000005_create_segments::Migration),
         ]
     }
 }

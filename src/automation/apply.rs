@@ -14,7 +14,7 @@ use crate::tags::assign::{Actor, apply_to_targets};
 use crate::tags::name::TagName;
 use crate::tags::write::{Target, subject_table};
 use crate::tags::{Op, Source, TagError};
-use crate::time::now;
+use crate::time::{Clock, now};
 
 /// A run to record and, when it succeeded, apply.
 pub struct Run<'a> {
@@ -46,11 +46,12 @@ async fn apply_actions(
     subject: &SubjectSnapshot,
     script: &script::Model,
     actions: &[PlannedAction],
+    clock: &Clock,
 ) -> Result<Result<(), String>, AutomationError> {
     let actor = Actor {
         source: Source::Script,
         name: Some(&script.name),
-        cause_id: event.change_id,
+        cause: super::cause_of(event),
         depth: event.depth + 1,
     };
     // Check every tag name first, so a bad one applies nothing of the plan.
@@ -98,6 +99,7 @@ async fn apply_actions(
                     std::slice::from_ref(&name),
                     op,
                     actor,
+                    clock,
                 )
                 .await
                 .map_err(|e| match e {
@@ -171,6 +173,7 @@ pub async fn apply_runs(
     subject: &SubjectSnapshot,
     runs: Vec<Run<'_>>,
     too_deep: Option<i32>,
+    clock: &Clock,
 ) -> Result<Vec<script_run::ActiveModel>, AutomationError> {
     let mut records = Vec::with_capacity(runs.len());
     for Run {
@@ -185,7 +188,7 @@ pub async fn apply_runs(
                     "automation cascade deeper than {max} steps stopped; nothing of this run was applied"
                 ));
             } else if let Err(why) =
-                apply_actions(txn, event, subject, script, &outcome.actions).await?
+                apply_actions(txn, event, subject, script, &outcome.actions, clock).await?
             {
                 outcome.ok = false;
                 outcome.error = Some(format!("{why}; nothing of this run was applied"));

@@ -66,3 +66,20 @@ pub fn hook_of(kind: &str) -> Option<script::HookKind> {
         _ => None,
     }
 }
+
+/// Whether an event announces a segment entry or exit (its `change_id` is
+/// then a `segment_changes` row) rather than a tag change.
+pub fn is_segment_event(kind: &str) -> bool {
+    matches!(kind, kind::SEGMENT_ENTERED | kind::SEGMENT_EXITED)
+}
+
+/// What led to the changes an event's automation makes: the tag change or
+/// the segment entry/exit it announces.
+pub fn cause_of(event: &entity::automation_event::Model) -> crate::tags::Cause {
+    use crate::tags::Cause;
+    match event.change_id {
+        Some(id) if is_segment_event(&event.kind) => Cause::SegmentChange(id),
+        Some(id) => Cause::TagChange(id),
+        None => Cause::None,
+    }
+}

@@ -161,6 +161,19 @@ pub async fn complete_many(txn: &DatabaseTransaction, ids: &[i64]) -> Result<(),
     Ok(())
 }
 
+/// Keeps an event as failed with an error that retrying cannot cure (a
+/// cascade stopped at the depth limit), in the worker's transaction.
+pub async fn stop(txn: &DatabaseTransaction, id: i64, error: &str) -> Result<(), DbErr> {
+    let stopped = Query::update()
+        .table(automation_event::Entity)
+        .value(automation_event::Column::Status, status::FAILED)
+        .value(automation_event::Column::LastError, error.to_owned())
+        .and_where(Expr::col(automation_event::Column::Id).eq(id))
+        .to_owned();
+    txn.execute(&stopped).await?;
+    Ok(())
+}
+
 /// Records a failed attempt: retried later with exponential backoff, or
 /// kept as failed after the last attempt.
 pub async fn fail(

@@ -61,6 +61,22 @@ impl Scripts {
         }
     }
 
+    /// Whether an enabled script of the workspace defines a segment hook
+    /// (then every segment keeps a stored membership).
+    pub async fn listens_to_segments(
+        &self,
+        db: &impl ConnectionTrait,
+        workspace_id: i64,
+    ) -> Result<bool, AutomationError> {
+        use super::script::HookKind;
+        Ok(enabled(db, workspace_id).await?.iter().any(|script| {
+            self.compiled(script).is_ok_and(|compiled| {
+                compiled.has_hook(HookKind::SegmentEntered)
+                    || compiled.has_hook(HookKind::SegmentExited)
+            })
+        }))
+    }
+
     /// Compiles and stores a script; an existing name gets a new version.
     pub async fn upload(
         &self,

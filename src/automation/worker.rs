@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use entity::{automation_event, script};
+use entity::{automation_event, script, segment};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use tokio::sync::Notify;
@@ -22,10 +22,14 @@ use super::apply::{Run, apply_runs, prune_runs, record_runs};
 use super::outbox::{self, status};
 use super::script::{CompiledScript, HookEvent, RunOutcome};
 use super::scripts::{self, Scripts};
-use super::{AutomationError, hook_of, snapshot};
+use super::{AutomationError, cause_of, hook_of, is_segment_event, snapshot};
 use crate::db::begin_write;
+use crate::segments::store::{self as segment_store, TagActions};
 use crate::subjects::SubjectKind;
-use crate::tags::{history, store};
+use crate::tags::assign::{Actor, apply_tags};
+use crate::tags::write::Target;
+use crate::tags::{Op, Source, history, store};
+use crate::time::Clock;
 
 /// How the worker behaves.
 #[derive(Debug, Clone)]
@@ -60,6 +64,8 @@ impl Default for WorkerSettings {
 /// One event's hooks to run.
 struct Job {
     event_id: i64,
+    /// The segment entered or left (segment events), for its actions.
+    segment: Option<Arc<segment::Model>>,
     hook_event: HookEvent,
     scripts: Vec<(Arc<script::Model>, Arc<CompiledScript>)>,
     outcomes: Vec<RunOutcome>,
@@ -83,6 +89,8 @@ pub struct Worker {
     pub settings: WorkerSettings,
     /// Batches handled, for pruning the runs log now and then.
     pub batches: Arc<AtomicU64>,
+    /// What segment filters read as `now` when the worker's changes move subjects.
+    pub clock: Clock,
 }
 
 impl Worker {
@@ -127,6 +135,17 @@ impl Worker {
                         Some((Arc::new(script), compiled))
                     })
                     .collect();
+            let segment_ids: Vec<i64> = events.iter().filter_map(|e| e.segment_id).collect();
+            let segments: HashMap<i64, Arc<segment::Model>> = if segment_ids.is_empty() {
+                HashMap::new()
+            } else {
+                segment_store::find_many(&self.db, workspace_id, &segment_ids)
+                    .await
+                    .map_err(|e| AutomationError::Invalid(e.to_string()))?
+                    .into_iter()
+                    .map(|s| (s.id, Arc::new(s)))
+                    .collect()
+            };
             let mut heard = Vec::new();
             for event in events {
                 let Some(hook) = hook_of(&event.kind) else {
@@ -137,13 +156,21 @@ impl Worker {
                     .filter(|(_, compiled)| compiled.has_hook(hook))
                     .cloned()
                     .collect();
-                if scripts.is_empty() {
+                let segment = event.segment_id.and_then(|id| segments.get(&id).cloned());
+                let triggers = segment
+                    .as_ref()
+                    .is_some_and(|s| !trigger_actions(s, &event.kind).is_empty());
+                if scripts.is_empty() && !triggers {
+                    // Nothing to do for this event (it is completed with the
+                    // batch). No script hears this kind of tag event in this
+                    // workspace: the pending others are done too. (Segment
+                    // events differ by segment: each is looked at.)
                     let kind = (workspace_id, event.kind.clone());
-                    if !unheard.contains(&kind) {
+                    if !is_segment_event(&event.kind) && !unheard.contains(&kind) {
                         unheard.push(kind);
                     }
                 } else {
-                    heard.push((event, hook, scripts));
+                    heard.push((event, hook, scripts, segment));
                 }
             }
             if heard.is_empty() {
@@ -151,17 +178,21 @@ impl Worker {
             }
             let subjects: Vec<(SubjectKind, i64)> = heard
                 .iter()
-                .map(|(e, _, _)| (SubjectKind::from_stored(&e.subject_kind), e.subject_id))
+                .map(|(e, _, _, _)| (SubjectKind::from_stored(&e.subject_kind), e.subject_id))
                 .collect();
             let snapshots = snapshot::load_many(&self.db, workspace_id, &subjects).await?;
-            let tag_ids: Vec<i64> = heard.iter().filter_map(|(e, _, _)| e.tag_id).collect();
+            let tag_ids: Vec<i64> = heard.iter().filter_map(|(e, _, _, _)| e.tag_id).collect();
             let tags: HashMap<i64, String> = store::find_many(&self.db, workspace_id, &tag_ids)
                 .await
                 .map_err(|e| AutomationError::Invalid(e.to_string()))?
                 .into_iter()
                 .map(|t| (t.id, t.name))
                 .collect();
-            let change_ids: Vec<i64> = heard.iter().filter_map(|(e, _, _)| e.change_id).collect();
+            let change_ids: Vec<i64> = heard
+                .iter()
+                .filter(|(e, _, _, _)| !is_segment_event(&e.kind))
+                .filter_map(|(e, _, _, _)| e.change_id)
+                .collect();
             let sources: HashMap<i64, String> =
                 history::find_many(&self.db, workspace_id, &change_ids)
                     .await
@@ -169,7 +200,7 @@ impl Worker {
                     .into_iter()
                     .map(|c| (c.id, c.source))
                     .collect();
-            for (event, hook, scripts) in heard {
+            for (event, hook, scripts, segment) in heard {
                 // A subject deleted since: nothing to run.
                 let Some(subject) = snapshots.get(&(
                     SubjectKind::from_stored(&event.subject_kind),
@@ -180,16 +211,19 @@ impl Worker {
                 let hook_event = HookEvent {
                     hook,
                     tag: event.tag_id.and_then(|id| tags.get(&id).cloned()),
-                    segment: None,
+                    segment: segment.as_ref().map(|s| s.name.clone()),
                     source: match event.change_id {
-                        Some(id) => sources.get(&id).cloned().unwrap_or_else(|| "MANUAL".into()),
-                        None => "TRIGGER".into(),
+                        Some(id) if !is_segment_event(&event.kind) => {
+                            sources.get(&id).cloned().unwrap_or_else(|| "MANUAL".into())
+                        }
+                        _ => "TRIGGER".into(),
                     },
                     depth: Ord::max(event.depth, 0) as u32,
                     subject: subject.clone(),
                 };
                 jobs.push(Job {
                     event_id: event.id,
+                    segment,
                     hook_event,
                     scripts,
                     outcomes: Vec::new(),
@@ -213,6 +247,7 @@ impl Worker {
 
         let txn = begin_write(&self.db).await?;
         let mut records = Vec::new();
+        let mut stopped: Vec<(i64, String)> = Vec::new();
         let mut scripts_run: Vec<i64> = Vec::new();
         for job in jobs {
             let Some(event) = events.iter().find(|e| e.id == job.event_id) else {
@@ -234,7 +269,35 @@ impl Worker {
                 .collect();
             let too_deep =
                 (event.depth + 1 > self.settings.max_depth).then_some(self.settings.max_depth);
-            records.extend(apply_runs(&txn, event, &job.hook_event.subject, runs, too_deep).await?);
+            if let Some(segment) = &job.segment {
+                let actions = trigger_actions(segment, &event.kind);
+                if !actions.is_empty() {
+                    match too_deep {
+                        Some(max) => stopped.push((
+                            event.id,
+                            format!(
+                                "a cascade deeper than {max} automated steps stopped here: \
+                                 segment {:?}'s actions were not applied",
+                                segment.name
+                            ),
+                        )),
+                        None => {
+                            apply_trigger(&txn, event, segment, &actions, &self.clock).await?;
+                        }
+                    }
+                }
+            }
+            records.extend(
+                apply_runs(
+                    &txn,
+                    event,
+                    &job.hook_event.subject,
+                    runs,
+                    too_deep,
+                    &self.clock,
+                )
+                .await?,
+            );
         }
         let event_ids: Vec<i64> = events.iter().map(|e| e.id).collect();
         record_runs(&txn, &event_ids, records).await?;
@@ -246,6 +309,9 @@ impl Worker {
             }
         }
         outbox::complete_many(&txn, &event_ids).await?;
+        for (event_id, error) in stopped {
+            outbox::stop(&txn, event_id, &error).await?;
+        }
         // Nobody listens to these kinds in these workspaces: their pending events are done too.
         for (workspace_id, kind) in unheard {
             let update = Query::update()
@@ -299,4 +365,48 @@ impl Worker {
             }
         }
     }
+}
+
+/// The actions of a segment for an entry or an exit event.
+fn trigger_actions(segment: &segment::Model, kind: &str) -> TagActions<i64> {
+    if kind == super::kind::SEGMENT_ENTERED {
+        segment_store::actions(&segment.on_entry)
+    } else {
+        segment_store::actions(&segment.on_exit)
+    }
+}
+
+/// Applies a segment's entry or exit actions to the event's subject: source
+/// TRIGGER, the segment's name as actor, the entry or exit as cause.
+async fn apply_trigger(
+    txn: &sea_orm::DatabaseTransaction,
+    event: &automation_event::Model,
+    segment: &segment::Model,
+    actions: &TagActions<i64>,
+    clock: &Clock,
+) -> Result<(), AutomationError> {
+    let actor = Actor {
+        source: Source::Trigger,
+        name: Some(&segment.name),
+        cause: cause_of(event),
+        depth: event.depth + 1,
+    };
+    let kind = SubjectKind::from_stored(&event.subject_kind);
+    let targets = [(kind, Target::Ids(vec![event.subject_id]))];
+    for (op, ids) in [(Op::Added, &actions.add), (Op::Removed, &actions.remove)] {
+        if ids.is_empty() {
+            continue;
+        }
+        let mut tags = store::find_many(txn, event.workspace_id, ids)
+            .await
+            .map_err(|e| AutomationError::Invalid(e.to_string()))?;
+        tags.retain(|t| t.deleted_at.is_none());
+        apply_tags(txn, event.workspace_id, &targets, &tags, op, actor, clock)
+            .await
+            .map_err(|e| match e {
+                crate::tags::TagError::Db(db) => AutomationError::Db(db),
+                other => AutomationError::Invalid(other.to_string()),
+            })?;
+    }
+    Ok(())
 }

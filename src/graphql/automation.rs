@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::auth::Role;
 use crate::automation::script::{HookEvent, HookKind, PlannedAction as Planned};
 use crate::automation::{apply, events, hook_of, scripts, snapshot};
-use crate::error::{ApiError, Code};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::subjects::SubjectKind as DomainKind;
 
 use super::connection::{CountedConnection, TotalCount, connection, page_request};
@@ -352,6 +352,8 @@ pub struct TestEventInput {
     subject_id: ID,
     /// The tag added or removed (tag events).
     tag: Option<String>,
+    /// The segment entered or left (segment events).
+    segment_id: Option<ID>,
 }
 
 #[derive(Default)]
@@ -423,6 +425,7 @@ impl AutomationMutation {
             )
             .await
             .map_err(ApiError::from)?;
+        sync_segment_tracking(ctx, caller.workspace_id).await?;
         Ok(Script(stored))
     }
 
@@ -436,6 +439,7 @@ impl AutomationMutation {
             .set_enabled(&app.db, caller.workspace_id, id, enabled)
             .await
             .map_err(ApiError::from)?;
+        sync_segment_tracking(ctx, caller.workspace_id).await?;
         Ok(Script(updated))
     }
 
@@ -448,6 +452,7 @@ impl AutomationMutation {
             .delete(&app.db, caller.workspace_id, id)
             .await
             .map_err(ApiError::from)?;
+        sync_segment_tracking(ctx, caller.workspace_id).await?;
         Ok(true)
     }
 
@@ -476,11 +481,23 @@ impl AutomationMutation {
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::not_found("no such subject"))?;
         let hook: HookKind = event.kind.into();
+        let segment = match &event.segment_id {
+            Some(id) => {
+                let id = ids::decode_as(id, NodeKind::Segment)?;
+                let segment = crate::segments::store::find(&app.db, caller.workspace_id, id)
+                    .await
+                    .map_err(ApiError::from)?
+                    .ok_or_else(|| ApiError::not_found("no such segment"))?;
+                Some(segment.name)
+            }
+            None => None,
+        };
+        let segment_event = matches!(hook, HookKind::SegmentEntered | HookKind::SegmentExited);
         let hook_event = HookEvent {
             hook,
             tag: event.tag,
-            segment: None,
-            source: "MANUAL".into(),
+            segment,
+            source: if segment_event { "TRIGGER" } else { "MANUAL" }.into(),
             depth: 0,
             subject,
         };
@@ -500,4 +517,16 @@ impl AutomationMutation {
             duration_micros: outcome.duration.as_micros() as i64,
         })
     }
+}
+
+/// After a script change: segments keep a stored membership while a script
+/// listens to segment events (or they have triggers).
+async fn sync_segment_tracking(ctx: &Context<'_>, workspace_id: i64) -> ApiResult<()> {
+    let app = state(ctx)?;
+    let listened = app
+        .scripts
+        .listens_to_segments(&app.db, workspace_id)
+        .await?;
+    crate::segments::store::sync_tracking(&app.db, workspace_id, listened, app.clock.now()).await?;
+    Ok(())
 }

@@ -193,7 +193,7 @@ async fn websocket(state: HttpState, parts: &mut axum::http::request::Parts) -> 
                         .await
                         .map_err(|_| async_graphql::Error::new("the API key is not valid"))?;
                     let mut data = async_graphql::Data::default();
-                    data.insert(Loaders::new(&state.app.db, caller.workspace_id));
+                    data.insert(Loaders::new(&state.app.db, caller.workspace_id, &state.app.clock));
                     data.insert(RequestAuth::Key(caller));
                     Ok(data)
                 })
@@ -278,7 +278,7 @@ async fn prepare(state: &HttpState, headers: &HeaderMap, batch: BatchRequest) ->
     };
     let decorate = |mut request: Request| {
         if let Some(workspace_id) = workspace_id {
-            request = request.data(Loaders::new(&state.app.db, workspace_id));
+            request = request.data(Loaders::new(&state.app.db, workspace_id, &state.app.clock));
         }
         if !introspection_allowed {
             request = request.disable_introspection();

@@ -5,19 +5,23 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
-use entity::{account, script, tag, user};
+use entity::{account, script, segment, tag, user};
 use sea_orm::DatabaseConnection;
 
 use crate::automation::scripts;
 use crate::error::ApiError;
+use crate::segments::membership::{self, Segments};
 use crate::subjects::{SubjectKind, accounts, users};
 use crate::tags::{catalogue, store};
+use crate::time::Clock;
 
 /// What every loader needs: the database and the caller's workspace.
 #[derive(Clone)]
 pub struct Scope {
     pub db: DatabaseConnection,
     pub workspace_id: i64,
+    /// What segment filters read as `now`.
+    pub clock: Clock,
 }
 
 type LoadResult<K, V> = Result<HashMap<K, V>, async_graphql::Error>;
@@ -142,6 +146,73 @@ impl Loader<(SubjectKind, i64)> for SubjectTagsLoader {
     }
 }
 
+/// The segments each subject is a member of now (evaluated live): one
+/// query per segment of the subjects' kind, whatever the number of subjects.
+pub struct SubjectSegmentsLoader(Scope);
+
+impl Loader<(SubjectKind, i64)> for SubjectSegmentsLoader {
+    type Value = Vec<segment::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[(SubjectKind, i64)],
+    ) -> LoadResult<(SubjectKind, i64), Self::Value> {
+        use sea_orm::ConnectionTrait;
+        use sea_orm::sea_query::{Expr, ExprTrait};
+        let Scope {
+            db,
+            workspace_id,
+            clock,
+        } = &self.0;
+        let segments = Segments::load(db, *workspace_id)
+            .await
+            .map_err(ApiError::from)?;
+        let now = clock.now();
+        let mut result: HashMap<(SubjectKind, i64), Vec<segment::Model>> =
+            keys.iter().map(|key| (*key, Vec::new())).collect();
+        for segment in &segments.all {
+            let kind = SubjectKind::from_stored(&segment.subject_kind);
+            let ids: Vec<i64> = keys
+                .iter()
+                .filter(|(k, _)| *k == kind)
+                .map(|(_, id)| *id)
+                .collect();
+            let Some(filter) = membership::stored_filter(segment) else {
+                continue;
+            };
+            if ids.is_empty() {
+                continue;
+            }
+            let query = membership::members_query(
+                db.get_database_backend(),
+                *workspace_id,
+                &filter,
+                &segments,
+                now,
+            )
+            .and_where(Expr::col(("s", "id")).is_in(ids))
+            .to_owned();
+            for row in db
+                .query_all(&query)
+                .await
+                .map_err(|e| ApiError::internal(&e))?
+            {
+                let id: i64 = row
+                    .try_get_by_index(0)
+                    .map_err(|e| ApiError::internal(&e))?;
+                if let Some(list) = result.get_mut(&(kind, id)) {
+                    list.push(segment.clone());
+                }
+            }
+        }
+        for list in result.values_mut() {
+            list.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        Ok(result)
+    }
+}
+
 type Cached<L> = Arc<DataLoader<L, HashMapCache>>;
 
 /// The loaders of one request (or WebSocket connection); each caches what it
@@ -155,6 +226,7 @@ pub struct Loaders {
     pub tag_children: Cached<TagChildrenLoader>,
     pub subject_tags: Cached<SubjectTagsLoader>,
     pub scripts: Cached<ScriptLoader>,
+    pub subject_segments: Cached<SubjectSegmentsLoader>,
 }
 
 fn cached<L: Send + Sync + 'static>(loader: L) -> Cached<L> {
@@ -166,10 +238,11 @@ fn cached<L: Send + Sync + 'static>(loader: L) -> Cached<L> {
 }
 
 impl Loaders {
-    pub fn new(db: &DatabaseConnection, workspace_id: i64) -> Self {
+    pub fn new(db: &DatabaseConnection, workspace_id: i64, clock: &Clock) -> Self {
         let scope = Scope {
             db: db.clone(),
             workspace_id,
+            clock: clock.clone(),
         };
         Loaders {
             accounts: cached(AccountLoader(scope.clone())),
@@ -178,6 +251,7 @@ impl Loaders {
             tag_counts: cached(TagCountLoader(scope.clone())),
             tag_children: cached(TagChildrenLoader(scope.clone())),
             subject_tags: cached(SubjectTagsLoader(scope.clone())),
+            subject_segments: cached(SubjectSegmentsLoader(scope.clone())),
             scripts: cached(ScriptLoader(scope)),
         }
     }
@@ -191,6 +265,7 @@ impl Loaders {
         self.tag_children.clear::<i64>();
         self.subject_tags.clear::<(SubjectKind, i64)>();
         self.scripts.clear::<i64>();
+        self.subject_segments.clear::<(SubjectKind, i64)>();
     }
 }
 

@@ -11,6 +11,7 @@ pub(crate) use crate::ids;
 mod context;
 pub mod http;
 mod loaders;
+mod segments;
 mod subjects;
 mod subscription;
 mod tags;
@@ -24,9 +25,11 @@ use tokio::sync::Notify;
 use crate::automation::script::{Limits as ScriptLimits, ScriptEngine};
 use crate::automation::scripts::Scripts;
 use crate::automation::worker::{Worker, WorkerSettings};
-use crate::config::QueryLimits;
+use crate::config::{AutomationSettings, QueryLimits};
+use crate::server::Shutdown;
 use crate::tags::feed::ChangeFeed;
 use crate::tags::name::{TagName, TagRules};
+use crate::time::Clock;
 
 pub use context::RequestAuth;
 
@@ -39,6 +42,8 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// Committed tag changes, for subscriptions (started by `server::start`).
     pub feed: ChangeFeed,
+    /// What segment filters read as `now` (tests move it forward).
+    pub clock: Clock,
 }
 
 impl AppState {
@@ -59,6 +64,7 @@ impl AppState {
             scripts: Arc::new(Scripts::new(engine)),
             wake: Arc::new(Notify::new()),
             feed: ChangeFeed::default(),
+            clock: Clock::system(),
         }
     }
 
@@ -70,7 +76,28 @@ impl AppState {
             wake: Arc::clone(&self.wake),
             settings,
             batches: Default::default(),
+            clock: self.clock.clone(),
         }
+    }
+
+    /// Starts the automation worker and the sweep of time-based segments,
+    /// both stopping at `shutdown`.
+    pub fn spawn_automation(
+        &self,
+        settings: &AutomationSettings,
+        shutdown: Shutdown,
+    ) -> tokio::task::JoinHandle<()> {
+        let worker = self.worker(settings.worker());
+        let sweep = crate::segments::sweep::run(
+            self.db.clone(),
+            self.clock.clone(),
+            settings.sweep_interval(),
+            Arc::clone(&self.wake),
+            shutdown.clone().wait(),
+        );
+        tokio::spawn(async move {
+            tokio::join!(worker.run(shutdown.wait()), sweep);
+        })
     }
 }
 
@@ -78,6 +105,7 @@ impl AppState {
 pub struct Query(
     subjects::SubjectQuery,
     tags::TagQuery,
+    segments::SegmentQuery,
     automation::AutomationQuery,
     auth::AuthQuery,
 );
@@ -86,6 +114,7 @@ pub struct Query(
 pub struct Mutation(
     subjects::SubjectMutation,
     tags::TagMutation,
+    segments::SegmentMutation,
     automation::AutomationMutation,
     auth::AuthMutation,
 );

@@ -8,17 +8,20 @@ use entity::{account, user};
 
 use crate::auth::Role;
 use crate::error::{ApiError, ApiResult};
+use crate::segments::store as segment_store;
 use crate::subjects::page::PageRequest;
 use crate::subjects::users::UserScope;
 use crate::subjects::{Patch, SubjectKind, accounts, users};
 use crate::tags::history::{self, HistoryScope};
 use crate::tags::store;
+use sea_orm::sea_query::SelectStatement;
 
 use super::automation::{AutomationEvent, Script, ScriptRun};
 use super::connection::{CountedConnection, TotalCount, connection, page_request};
-use super::context::{require, state};
+use super::context::{require, state, wake_worker};
 use super::ids::{self, NodeKind};
 use super::loaders::{Loaders, prime_subjects};
+use super::segments::{Segment, SegmentChange, filter_query};
 use super::tags::{Tag, TagChange, history_connection, subject_tags};
 use crate::automation::{events, scripts};
 
@@ -33,6 +36,8 @@ pub enum Node {
     Script(Script),
     ScriptRun(ScriptRun),
     AutomationEvent(AutomationEvent),
+    Segment(Segment),
+    SegmentChange(SegmentChange),
 }
 
 /// Something that carries tags: an account or a user.
@@ -95,6 +100,10 @@ impl Account {
     async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<Tag>> {
         subject_tags(ctx, SubjectKind::Account, self.0.id).await
     }
+    /// The segments of accounts the account matches now.
+    async fn segments(&self, ctx: &Context<'_>) -> Result<Vec<Segment>> {
+        subject_segments(ctx, SubjectKind::Account, self.0.id).await
+    }
     /// The account's tag changes, newest first.
     async fn history(
         &self,
@@ -119,9 +128,9 @@ impl Account {
         let request = page_request(first, after)?;
         let scope = UserScope {
             account_id: Some(self.0.id),
-            search: None,
+            ..UserScope::default()
         };
-        Ok(user_connection(ctx, caller.workspace_id, scope, request, None).await?)
+        Ok(user_connection(ctx, caller.workspace_id, scope, request, None, None).await?)
     }
 }
 
@@ -166,6 +175,10 @@ impl User {
     async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<Tag>> {
         subject_tags(ctx, SubjectKind::User, self.0.id).await
     }
+    /// The segments of users the user matches now.
+    async fn segments(&self, ctx: &Context<'_>) -> Result<Vec<Segment>> {
+        subject_segments(ctx, SubjectKind::User, self.0.id).await
+    }
     /// The user's tag changes, newest first.
     async fn history(
         &self,
@@ -187,10 +200,12 @@ async fn user_connection(
     scope: UserScope<'_>,
     request: PageRequest,
     search: Option<String>,
+    matching: Option<SelectStatement>,
 ) -> ApiResult<CountedConnection<User>> {
     let db = state(ctx)?.db.clone();
     let scope = UserScope {
         search: search.as_deref().or(scope.search),
+        matching: matching.as_ref(),
         ..scope
     };
     let page = users::list(&db, workspace_id, scope, request).await?;
@@ -205,10 +220,12 @@ async fn user_connection(
     let total = TotalCount::new(move || {
         let db = db.clone();
         let search = search.clone();
+        let matching = matching.clone();
         async move {
             let scope = UserScope {
                 account_id,
                 search: search.as_deref(),
+                matching: matching.as_ref(),
             };
             Ok(users::count(&db, workspace_id, scope).await?)
         }
@@ -261,31 +278,63 @@ impl SubjectQuery {
                         .map(|e| Node::AutomationEvent(AutomationEvent(e)))
                 }
             }
+            (NodeKind::Segment, id) => segment_store::find(db, caller.workspace_id, id)
+                .await
+                .map_err(ApiError::from)?
+                .map(|s| Node::Segment(Segment(s))),
+            (NodeKind::SegmentChange, id) => {
+                segment_store::find_change(db, caller.workspace_id, id)
+                    .await
+                    .map_err(ApiError::from)?
+                    .map(|c| Node::SegmentChange(SegmentChange(c)))
+            }
         };
         Ok(node)
     }
 
-    /// Accounts in creation order; `search` matches name or external id (case-insensitive).
+    /// Accounts in creation order; `search` matches name or external id
+    /// (case-insensitive); `filter` is a filter expression (DESIGN.md, Filter
+    /// language), whose errors are BAD_USER_INPUT with line and column.
     async fn accounts(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
         search: Option<String>,
+        filter: Option<String>,
     ) -> Result<CountedConnection<Account>> {
         let caller = require(ctx, Role::Viewer)?;
         let request = page_request(first, after)?;
-        let db = state(ctx)?.db.clone();
+        let app = state(ctx)?;
+        let db = app.db.clone();
         let workspace_id = caller.workspace_id;
-        let page = accounts::list(&db, workspace_id, search.as_deref(), request)
-            .await
-            .map_err(ApiError::from)?;
+        let matching = match &filter {
+            Some(text) => {
+                Some(filter_query(&db, workspace_id, SubjectKind::Account, text, &app.clock).await?)
+            }
+            None => None,
+        };
+        let page = accounts::list(
+            &db,
+            workspace_id,
+            search.as_deref(),
+            matching.as_ref(),
+            request,
+        )
+        .await
+        .map_err(ApiError::from)?;
         let ids: Vec<i64> = page.rows.iter().map(|a| a.id).collect();
         prime_subjects(ctx, SubjectKind::Account, &ids, &[]).await?;
         let total = TotalCount::new(move || {
             let db = db.clone();
             let search = search.clone();
-            async move { Ok(accounts::count(&db, workspace_id, search.as_deref()).await?) }
+            let matching = matching.clone();
+            async move {
+                Ok(
+                    accounts::count(&db, workspace_id, search.as_deref(), matching.as_ref())
+                        .await?,
+                )
+            }
         });
         Ok(connection(page, request, |a| a.id, Account, total))
     }
@@ -316,22 +365,40 @@ impl SubjectQuery {
         Ok(found.map_err(ApiError::from)?.map(Account))
     }
 
-    /// Users in creation order; `search` matches email, names or external id (case-insensitive).
+    /// Users in creation order; `search` matches email, names or external id
+    /// (case-insensitive); `filter` is a filter expression (DESIGN.md, Filter
+    /// language), whose errors are BAD_USER_INPUT with line and column.
     async fn users(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
         search: Option<String>,
+        filter: Option<String>,
     ) -> Result<CountedConnection<User>> {
         let caller = require(ctx, Role::Viewer)?;
         let request = page_request(first, after)?;
+        let app = state(ctx)?;
+        let matching = match &filter {
+            Some(text) => Some(
+                filter_query(
+                    &app.db,
+                    caller.workspace_id,
+                    SubjectKind::User,
+                    text,
+                    &app.clock,
+                )
+                .await?,
+            ),
+            None => None,
+        };
         Ok(user_connection(
             ctx,
             caller.workspace_id,
             UserScope::default(),
             request,
             search,
+            matching,
         )
         .await?)
     }
@@ -419,9 +486,11 @@ impl SubjectMutation {
             attributes: input.attributes.map(|j| j.0),
             last_activity_at: patch(input.last_activity_at),
         };
-        let model = accounts::upsert(&state(ctx)?.db, caller.workspace_id, input)
+        let app = state(ctx)?;
+        let model = accounts::upsert(&app.db, caller.workspace_id, input, &app.clock)
             .await
             .map_err(ApiError::from)?;
+        wake_worker(ctx);
         Ok(Account(model))
     }
 
@@ -437,9 +506,11 @@ impl SubjectMutation {
             attributes: input.attributes.map(|j| j.0),
             last_seen_at: patch(input.last_seen_at),
         };
-        let model = users::upsert(&state(ctx)?.db, caller.workspace_id, input)
+        let app = state(ctx)?;
+        let model = users::upsert(&app.db, caller.workspace_id, input, &app.clock)
             .await
             .map_err(ApiError::from)?;
+        wake_worker(ctx);
         Ok(User(model))
     }
 
@@ -474,4 +545,17 @@ impl SubjectMutation {
         }
         Ok(true)
     }
+}
+
+/// The segments a subject matches now, through the request's loader.
+async fn subject_segments(ctx: &Context<'_>, kind: SubjectKind, id: i64) -> Result<Vec<Segment>> {
+    let loaders = ctx.data::<Loaders>()?;
+    Ok(loaders
+        .subject_segments
+        .load_one((kind, id))
+        .await?
+        .unwrap_or_default()
+        .into_iter()
+        .map(Segment)
+        .collect())
 }

@@ -11,12 +11,14 @@ use crate::tags::assign::{self, Actor, BulkOutcome};
 use crate::tags::catalogue::{self, TagFilter};
 use crate::tags::history::{self, HistoryScope};
 use crate::tags::name::path_of;
-use crate::tags::{Op, Source, delete, merge, rename, store};
+use crate::tags::write::Target;
+use crate::tags::{Cause, Op, Source, delete, merge, rename, store};
 
 use super::connection::{CountedConnection, TotalCount, connection, page_request};
 use super::context::{require, state, wake_worker};
 use super::ids::{self, NodeKind};
 use super::loaders::Loaders;
+use super::segments::{filter_query, segment_members_query};
 use super::subjects::{Account, Subject, User, load_subject};
 
 /// Accounts or users.
@@ -156,9 +158,11 @@ impl TagChange {
     }
     /// The change or segment event that led to this one, when automated.
     async fn cause_id(&self) -> Option<ID> {
-        self.0
-            .cause_id
-            .map(|id| ids::encode(NodeKind::TagChange, id))
+        match (self.0.cause_id, self.0.cause_segment_change_id) {
+            (Some(id), _) => Some(ids::encode(NodeKind::TagChange, id)),
+            (None, Some(id)) => Some(ids::encode(NodeKind::SegmentChange, id)),
+            (None, None) => None,
+        }
     }
     async fn at(&self) -> DateTime<Utc> {
         self.0.at
@@ -183,11 +187,17 @@ impl From<BulkOutcome> for BulkResult {
     }
 }
 
-/// The subjects of a bulk operation. Today: `ids` (accounts and users may
-/// mix, at most 10,000). Segment and filter targets are not built yet.
+/// Exactly one of: ids; segmentId; subjectKind with filter.
 #[derive(InputObject)]
 pub struct BulkTarget {
+    /// Accounts and users (they may mix), at most 10,000.
     ids: Option<Vec<ID>>,
+    /// The segment's current members.
+    segment_id: Option<ID>,
+    /// With `filter`: the subjects of this kind that the filter selects now.
+    subject_kind: Option<SubjectKind>,
+    /// A filter expression (see DESIGN.md, Filter language).
+    filter: Option<String>,
 }
 
 /// A page of a history, newest first.
@@ -220,7 +230,7 @@ pub async fn subject_tags(ctx: &Context<'_>, kind: DomainKind, id: i64) -> Resul
 }
 
 /// Reads a subject id (an Account or a User id).
-fn parse_subject_id(id: &ID) -> ApiResult<(DomainKind, i64)> {
+pub(crate) fn parse_subject_id(id: &ID) -> ApiResult<(DomainKind, i64)> {
     match ids::decode(id)? {
         (NodeKind::Account, n) => Ok((DomainKind::Account, n)),
         (NodeKind::User, n) => Ok((DomainKind::User, n)),
@@ -314,7 +324,7 @@ fn actor<'a>(key_name: &'a str, source: Source) -> Actor<'a> {
     Actor {
         source,
         name: Some(key_name),
-        cause_id: None,
+        cause: Cause::None,
         depth: 0,
     }
 }
@@ -334,6 +344,7 @@ async fn tag_one(ctx: &Context<'_>, subject: ID, tags: Vec<String>, op: Op) -> R
         &tags,
         op,
         actor(&caller.key_name, Source::Manual),
+        &state(ctx)?.clock,
     )
     .await
     .map_err(ApiError::from)?;
@@ -362,33 +373,80 @@ async fn bulk(
     op: Op,
 ) -> Result<BulkResult> {
     let caller = require(ctx, Role::Developer)?;
-    let Some(raw_ids) = target.ids else {
-        return Err(ApiError::bad_input("give the target's `ids`").into());
-    };
-    if raw_ids.len() > assign::MAX_BULK_IDS {
-        return Err(ApiError::new(
-            crate::error::Code::LimitExceeded,
-            format!(
-                "a bulk target holds at most {} ids, not {}",
-                assign::MAX_BULK_IDS,
-                raw_ids.len()
-            ),
-        )
-        .into());
+    let app = state(ctx)?;
+    let actor = actor(&caller.key_name, Source::Bulk);
+    let outcome = match (
+        target.ids,
+        target.segment_id,
+        target.subject_kind,
+        target.filter,
+    ) {
+        (Some(raw_ids), None, None, None) => {
+            if raw_ids.len() > assign::MAX_BULK_IDS {
+                return Err(ApiError::new(
+                    crate::error::Code::LimitExceeded,
+                    format!(
+                        "a bulk target holds at most {} ids, not {}",
+                        assign::MAX_BULK_IDS,
+                        raw_ids.len()
+                    ),
+                )
+                .into());
+            }
+            let ids = raw_ids
+                .iter()
+                .map(parse_subject_id)
+                .collect::<ApiResult<Vec<_>>>()?;
+            assign::bulk_by_ids(
+                &app.db,
+                caller.workspace_id,
+                &ids,
+                &tags,
+                op,
+                actor,
+                &app.clock,
+            )
+            .await
+        }
+        (None, Some(segment_id), None, None) => {
+            let segment_id = ids::decode_as(&segment_id, NodeKind::Segment)?;
+            let (kind, select) =
+                segment_members_query(&app.db, caller.workspace_id, segment_id, &app.clock).await?;
+            let targets = [(kind, Target::Select(Box::new(select)))];
+            assign::bulk(
+                &app.db,
+                caller.workspace_id,
+                &targets,
+                &tags,
+                op,
+                actor,
+                &app.clock,
+            )
+            .await
+        }
+        (None, None, Some(kind), Some(filter)) => {
+            let kind = DomainKind::from(kind);
+            let select =
+                filter_query(&app.db, caller.workspace_id, kind, &filter, &app.clock).await?;
+            let targets = [(kind, Target::Select(Box::new(select)))];
+            assign::bulk(
+                &app.db,
+                caller.workspace_id,
+                &targets,
+                &tags,
+                op,
+                actor,
+                &app.clock,
+            )
+            .await
+        }
+        _ => {
+            return Err(ApiError::bad_input(
+                "give exactly one of: `ids`; `segmentId`; `subjectKind` with `filter`",
+            )
+            .into());
+        }
     }
-    let ids = raw_ids
-        .iter()
-        .map(parse_subject_id)
-        .collect::<ApiResult<Vec<_>>>()?;
-    let outcome = assign::bulk_by_ids(
-        &state(ctx)?.db,
-        caller.workspace_id,
-        &ids,
-        &tags,
-        op,
-        actor(&caller.key_name, Source::Bulk),
-    )
-    .await
     .map_err(ApiError::from)?;
     wake_worker(ctx);
     Ok(outcome.into())

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::account;
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, SelectStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
     IntoActiveModel, PaginatorTrait, QueryFilter, Select, Set,
@@ -12,7 +12,8 @@ use serde_json::Value;
 use super::page::{Direction, Page, PageRequest, contains_pattern, fetch};
 use super::{Patch, SubjectError, attributes, clean_text};
 use crate::db::{begin_write, is_unique_violation};
-use crate::time::now;
+use crate::segments::membership::{self, Changed, Reason};
+use crate::time::{Clock, now};
 
 /// What `upsertAccount` asks for, before validation.
 #[derive(Debug, Clone, Default)]
@@ -48,13 +49,14 @@ pub async fn upsert(
     db: &DatabaseConnection,
     workspace_id: i64,
     input: AccountInput,
+    clock: &Clock,
 ) -> Result<account::Model, SubjectError> {
     let input = validate(input)?;
     // A concurrent insert of the same externalId makes the first try fail on
     // the unique index; the second try then finds and updates that row.
-    match upsert_once(db, workspace_id, &input).await {
+    match upsert_once(db, workspace_id, &input, clock).await {
         Err(SubjectError::Db(e)) if is_unique_violation(&e) => {
-            upsert_once(db, workspace_id, &input).await
+            upsert_once(db, workspace_id, &input, clock).await
         }
         other => other,
     }
@@ -64,6 +66,7 @@ async fn upsert_once(
     db: &DatabaseConnection,
     workspace_id: i64,
     input: &ValidAccount,
+    clock: &Clock,
 ) -> Result<account::Model, SubjectError> {
     let txn = begin_write(db).await?;
     let existing = match &input.external_id {
@@ -105,6 +108,12 @@ async fn upsert_once(
             .await?
         }
     };
+    let changed = [Changed {
+        kind: super::SubjectKind::Account,
+        id: model.id,
+        cause: None,
+    }];
+    membership::reevaluate(&txn, workspace_id, &changed, Reason::Fields, 0, clock.now()).await?;
     txn.commit().await?;
     Ok(model)
 }
@@ -148,8 +157,15 @@ pub async fn find_many(
         .await?)
 }
 
-fn search_query(workspace_id: i64, search: Option<&str>) -> Select<account::Entity> {
-    let query = scoped(workspace_id);
+fn search_query(
+    workspace_id: i64,
+    search: Option<&str>,
+    matching: Option<&SelectStatement>,
+) -> Select<account::Entity> {
+    let mut query = scoped(workspace_id);
+    if let Some(matching) = matching {
+        query = query.filter(account::Column::Id.in_subquery(matching.clone()));
+    }
     match search.map(str::trim).filter(|s| !s.is_empty()) {
         None => query,
         Some(needle) => {
@@ -173,9 +189,10 @@ pub async fn list(
     db: &impl ConnectionTrait,
     workspace_id: i64,
     search: Option<&str>,
+    matching: Option<&SelectStatement>,
     page: PageRequest,
 ) -> Result<Page<account::Model>, SubjectError> {
-    let query = search_query(workspace_id, search);
+    let query = search_query(workspace_id, search, matching);
     Ok(fetch(db, query, account::Column::Id, Direction::OldestFirst, page).await?)
 }
 
@@ -184,6 +201,9 @@ pub async fn count(
     db: &impl ConnectionTrait,
     workspace_id: i64,
     search: Option<&str>,
+    matching: Option<&SelectStatement>,
 ) -> Result<u64, SubjectError> {
-    Ok(search_query(workspace_id, search).count(db).await?)
+    Ok(search_query(workspace_id, search, matching)
+        .count(db)
+        .await?)
 }

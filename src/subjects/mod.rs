@@ -56,6 +56,15 @@ pub enum SubjectError {
     Db(#[from] sea_orm::DbErr),
 }
 
+impl From<crate::segments::SegmentError> for SubjectError {
+    fn from(error: crate::segments::SegmentError) -> SubjectError {
+        match error {
+            crate::segments::SegmentError::Db(e) => SubjectError::Db(e),
+            other => SubjectError::Invalid(other.to_string()),
+        }
+    }
+}
+
 impl ErrorCode for SubjectError {
     fn code(&self) -> Code {
         match self {
@@ -119,6 +128,7 @@ pub async fn delete(
     } > 0;
     if deleted {
         crate::tags::delete::forget_subject(&txn, workspace_id, kind, id).await?;
+        crate::segments::membership::forget_subject(&txn, workspace_id, kind, id).await?;
     }
     txn.commit().await?;
     Ok(deleted)

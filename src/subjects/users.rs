@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::user;
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, SelectStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
     DatabaseTransaction, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, Select, Set,
@@ -13,7 +13,8 @@ use super::email::Email;
 use super::page::{Direction, Page, PageRequest, contains_pattern, fetch};
 use super::{Patch, SubjectError, accounts, attributes, clean_text};
 use crate::db::{begin_write, is_unique_violation};
-use crate::time::now;
+use crate::segments::membership::{self, Changed, Reason};
+use crate::time::{Clock, now};
 
 /// What `upsertUser` asks for, before validation.
 #[derive(Debug, Clone, Default)]
@@ -66,13 +67,14 @@ pub async fn upsert(
     db: &DatabaseConnection,
     workspace_id: i64,
     input: UserInput,
+    clock: &Clock,
 ) -> Result<user::Model, SubjectError> {
     let input = validate(input)?;
     // A concurrent insert of the same key makes the first try fail on the
     // unique index; the second try finds and updates that row.
-    match upsert_once(db, workspace_id, &input).await {
+    match upsert_once(db, workspace_id, &input, clock).await {
         Err(SubjectError::Db(e)) if is_unique_violation(&e) => {
-            upsert_once(db, workspace_id, &input)
+            upsert_once(db, workspace_id, &input, clock)
                 .await
                 .map_err(|e| match e {
                     SubjectError::Db(e) if is_unique_violation(&e) => {
@@ -92,6 +94,7 @@ async fn upsert_once(
     db: &DatabaseConnection,
     workspace_id: i64,
     input: &ValidUser,
+    clock: &Clock,
 ) -> Result<user::Model, SubjectError> {
     let txn = begin_write(db).await?;
     let existing = find_upsert_target(&txn, workspace_id, input).await?;
@@ -155,6 +158,12 @@ async fn upsert_once(
             .await?
         }
     };
+    let changed = [Changed {
+        kind: super::SubjectKind::User,
+        id: model.id,
+        cause: None,
+    }];
+    membership::reevaluate(&txn, workspace_id, &changed, Reason::Fields, 0, clock.now()).await?;
     txn.commit().await?;
     Ok(model)
 }
@@ -236,12 +245,17 @@ pub async fn find_by_external_id(
 pub struct UserScope<'a> {
     pub account_id: Option<i64>,
     pub search: Option<&'a str>,
+    /// Only the users whose ids this query selects (a filter's or segment's members).
+    pub matching: Option<&'a SelectStatement>,
 }
 
 fn search_query(workspace_id: i64, scope: UserScope<'_>) -> Select<user::Entity> {
     let mut query = scoped(workspace_id);
     if let Some(account_id) = scope.account_id {
         query = query.filter(user::Column::AccountId.eq(account_id));
+    }
+    if let Some(matching) = scope.matching {
+        query = query.filter(user::Column::Id.in_subquery(matching.clone()));
     }
     match scope.search.map(str::trim).filter(|s| !s.is_empty()) {
         None => query,

@@ -1,13 +1,16 @@
 //! Tagging: one subject (`addTags`, `removeTags`) or many by id (bulk).
 
+use entity::tag;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
 
 use super::name::TagName;
 use super::write::{self, TagWrite, Target, subject_table};
-use super::{Op, Source, TagError, store};
+use super::{Cause, Op, Source, TagError, store};
 use crate::db::begin_write;
+use crate::segments::membership;
 use crate::subjects::SubjectKind;
+use crate::time::Clock;
 
 /// Most ids one bulk request may name.
 pub const MAX_BULK_IDS: usize = 10_000;
@@ -18,7 +21,7 @@ pub struct Actor<'a> {
     pub source: Source,
     /// The API key, script or segment name.
     pub name: Option<&'a str>,
-    pub cause_id: Option<i64>,
+    pub cause: Cause,
     pub depth: i32,
 }
 
@@ -41,6 +44,7 @@ pub async fn apply_to_targets(
     names: &[TagName],
     op: Op,
     actor: Actor<'_>,
+    clock: &Clock,
 ) -> Result<BulkOutcome, TagError> {
     let tags = match op {
         Op::Added => store::ensure(txn, workspace_id, names).await?,
@@ -49,10 +53,30 @@ pub async fn apply_to_targets(
             store::find_live_by_names(txn, workspace_id, &names).await?
         }
     };
+    apply_tags(txn, workspace_id, targets, &tags, op, actor, clock).await
+}
+
+/// Adds or removes these tags on the targets, then re-evaluates the tracked
+/// segments of the subjects that changed (entries and exits are announced in
+/// the same transaction).
+pub async fn apply_tags(
+    txn: &DatabaseTransaction,
+    workspace_id: i64,
+    targets: &[(SubjectKind, Target)],
+    tags: &[tag::Model],
+    op: Op,
+    actor: Actor<'_>,
+    clock: &Clock,
+) -> Result<BulkOutcome, TagError> {
+    let floor = if membership::has_tracked(txn, workspace_id).await? {
+        Some(membership::tag_change_floor(txn).await?)
+    } else {
+        None
+    };
     let mut outcome = BulkOutcome::default();
     for (kind, target) in targets {
         outcome.matched += count_target(txn, workspace_id, *kind, target).await?;
-        for tag in &tags {
+        for tag in tags {
             let tag_write = TagWrite {
                 workspace_id,
                 op,
@@ -60,11 +84,14 @@ pub async fn apply_to_targets(
                 kind: *kind,
                 source: actor.source,
                 actor: actor.name,
-                cause_id: actor.cause_id,
+                cause: actor.cause,
                 depth: actor.depth,
             };
             outcome.changed += write::apply(txn, &tag_write, target).await?;
         }
+    }
+    if let (Some(floor), true) = (floor, outcome.changed > 0) {
+        membership::after_tag_writes(txn, workspace_id, floor, actor.depth, clock.now()).await?;
     }
     Ok(outcome)
 }
@@ -103,12 +130,13 @@ pub async fn tag_one(
     names: &[String],
     op: Op,
     actor: Actor<'_>,
+    clock: &Clock,
 ) -> Result<(), TagError> {
     // Parsed before the write transaction, to keep it short.
     let names = store::parse_names(db, workspace_id, names).await?;
     let txn = begin_write(db).await?;
     let targets = [(kind, Target::Ids(vec![subject_id]))];
-    let outcome = apply_to_targets(&txn, workspace_id, &targets, &names, op, actor).await?;
+    let outcome = apply_to_targets(&txn, workspace_id, &targets, &names, op, actor, clock).await?;
     if outcome.matched == 0 {
         return Err(TagError::SubjectNotFound(match kind {
             SubjectKind::Account => "account",
@@ -127,6 +155,7 @@ pub async fn bulk_by_ids(
     names: &[String],
     op: Op,
     actor: Actor<'_>,
+    clock: &Clock,
 ) -> Result<BulkOutcome, TagError> {
     if ids.len() > MAX_BULK_IDS {
         return Err(TagError::TooMany(format!(
@@ -153,9 +182,26 @@ pub async fn bulk_by_ids(
         (SubjectKind::Account, Target::Ids(accounts)),
         (SubjectKind::User, Target::Ids(users)),
     ];
+    bulk(db, workspace_id, &targets, names, op, actor, clock).await
+}
+
+/// Adds or removes tags on the subjects the targets select (a query: a
+/// segment's or a filter's members), in one transaction.
+pub async fn bulk(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    targets: &[(SubjectKind, Target)],
+    names: &[String],
+    op: Op,
+    actor: Actor<'_>,
+    clock: &Clock,
+) -> Result<BulkOutcome, TagError> {
+    if names.is_empty() {
+        return Err(TagError::Invalid("name at least one tag".into()));
+    }
     let names = store::parse_names(db, workspace_id, names).await?;
     let txn = begin_write(db).await?;
-    let outcome = apply_to_targets(&txn, workspace_id, &targets, &names, op, actor).await?;
+    let outcome = apply_to_targets(&txn, workspace_id, targets, &names, op, actor, clock).await?;
     txn.commit().await?;
     Ok(outcome)
 }

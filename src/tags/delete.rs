@@ -57,7 +57,7 @@ pub async fn remove_everywhere(
             kind,
             source: actor.source,
             actor: actor.name,
-            cause_id: actor.cause_id,
+            cause: actor.cause,
             depth: actor.depth,
         };
         changed += write::apply(txn, &removal, &Target::Select(Box::new(holders))).await?;

@@ -63,7 +63,7 @@ pub async fn merge(
                 kind,
                 source: actor.source,
                 actor: actor.name,
-                cause_id: actor.cause_id,
+                cause: actor.cause,
                 depth: actor.depth,
             };
             write::apply(&txn, &addition, &Target::Select(Box::new(holders))).await?;

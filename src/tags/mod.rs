@@ -84,6 +84,45 @@ impl Source {
     }
 }
 
+/// What led to an automated change (stored on its history row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Cause {
+    /// Nothing automated: a change made through the API or an import.
+    #[default]
+    None,
+    /// The tag change whose automation made this one.
+    TagChange(i64),
+    /// The segment entry or exit whose trigger or hook made this one.
+    SegmentChange(i64),
+}
+
+impl Cause {
+    pub fn tag_change(self) -> Option<i64> {
+        match self {
+            Cause::TagChange(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    pub fn segment_change(self) -> Option<i64> {
+        match self {
+            Cause::SegmentChange(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+impl From<crate::segments::SegmentError> for TagError {
+    fn from(error: crate::segments::SegmentError) -> TagError {
+        use crate::segments::SegmentError;
+        match error {
+            SegmentError::Db(e) => TagError::Db(e),
+            SegmentError::Tag(e) => e,
+            other => TagError::Invalid(other.to_string()),
+        }
+    }
+}
+
 /// Errors of the tags domain.
 #[derive(Debug, thiserror::Error)]
 pub enum TagError {

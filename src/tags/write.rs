@@ -14,7 +14,7 @@ use sea_orm::sea_query::{
 };
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityName};
 
-use super::{Op, Source};
+use super::{Cause, Op, Source};
 use crate::subjects::SubjectKind;
 use crate::time::now;
 
@@ -37,8 +37,8 @@ pub struct TagWrite<'a> {
     pub source: Source,
     /// The API key, script or segment name.
     pub actor: Option<&'a str>,
-    /// The tag change that led to this one, when automated.
-    pub cause_id: Option<i64>,
+    /// What led to this change, when automated.
+    pub cause: Cause,
     /// How many automated steps led here.
     pub depth: i32,
 }
@@ -112,7 +112,8 @@ pub async fn apply(
         .expr(Expr::col(("s", "id")))
         .expr(Expr::val(write.source.as_str()))
         .expr(Expr::val(write.actor.map(str::to_owned)))
-        .expr(Expr::val(write.cause_id))
+        .expr(Expr::val(write.cause.tag_change()))
+        .expr(Expr::val(write.cause.segment_change()))
         .expr(Expr::val(at))
         .from_as(subject_table(write.kind), "s")
         .and_where(Expr::col(("s", "workspace_id")).eq(write.workspace_id))
@@ -134,6 +135,7 @@ pub async fn apply(
             tag_change::Column::Source,
             tag_change::Column::Actor,
             tag_change::Column::CauseId,
+            tag_change::Column::CauseSegmentChangeId,
             tag_change::Column::At,
         ])
         .select_from(changes)

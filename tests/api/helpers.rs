@@ -6,6 +6,8 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
 use tagsmith::config::{AutomationSettings, DatabaseSettings, QueryLimits, ServerSettings};
 use tagsmith::graphql::AppState;
+use tagsmith::server::Shutdown;
+use tagsmith::time::Clock;
 use tagsmith::{db, server};
 
 /// Which database a test runs on.
@@ -48,6 +50,8 @@ pub struct TestApp {
     /// The ADMIN key of the `default` workspace, made on first start.
     pub admin_key: String,
     pub db: DatabaseConnection,
+    /// The clock segment filters read; `advance` moves it forward.
+    pub clock: Clock,
     /// Every SQL statement the server ran, in order (see `statements_during`).
     pub statements: Arc<Mutex<Vec<String>>>,
     _sqlite_dir: Option<tempfile::TempDir>,
@@ -179,11 +183,9 @@ pub async fn spawn_app_full(
     adjust_automation(&mut automation);
     let app = AppState::new(conn.clone(), automation.script_limits());
     if !automation.no_worker {
-        tokio::spawn(
-            app.worker(automation.worker())
-                .run(std::future::pending::<()>()),
-        );
+        app.spawn_automation(&automation, Shutdown::on(std::future::pending()));
     }
+    let clock = app.clock.clone();
     let running = server::start(app, settings, std::future::pending())
         .await
         .expect("start server");
@@ -192,6 +194,7 @@ pub async fn spawn_app_full(
         client: reqwest::Client::new(),
         admin_key: key.secret,
         db: conn,
+        clock,
         statements,
         _sqlite_dir: sqlite_dir,
         _postgres: postgres,

@@ -102,6 +102,7 @@ mod eval;
 mod lexer;
 mod parser;
 mod printer;
+mod reach;
 #[cfg(test)]
 pub(crate) mod strategy;
 
@@ -113,6 +114,7 @@ pub use ast::{
     parse_date,
 };
 pub use eval::{SubjectData, evaluate};
+pub use reach::Reach;
 
 /// The deepest nesting of parentheses, `not`, `account.` and `any_user` accepted.
 pub const MAX_DEPTH: usize = 64;

@@ -1,0 +1,571 @@
+//! GraphQL types and operations of segments, their membership history and
+//! tracked events.
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject, types::Json};
+use chrono::{DateTime, Utc};
+use entity::{segment, segment_change};
+use sea_orm::DatabaseConnection;
+use sea_orm::sea_query::SelectStatement;
+
+use crate::auth::Role;
+use crate::error::{ApiError, ApiResult};
+use crate::segments::membership::{self, Segments};
+use crate::segments::{activity, store};
+use crate::subjects::page::PageRequest;
+use crate::subjects::users::UserScope;
+use crate::subjects::{SubjectKind as DomainKind, accounts, users};
+use crate::tags::history;
+use crate::time::Clock;
+
+use super::connection::{CountedConnection, TotalCount, connection, page_request};
+use super::context::{require, state, wake_worker};
+use super::ids::{self, NodeKind};
+use super::loaders::{Loaders, prime_subjects};
+use super::subjects::{Account, Subject, User, load_subject};
+use super::tags::{BulkResult, SubjectKind, Tag, TagChange};
+
+/// How many subjects `previewSegment` shows.
+const PREVIEW_SAMPLE: u64 = 10;
+
+/// The ids a filter selects now, checked against the workspace's segments.
+pub async fn filter_query(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    kind: DomainKind,
+    text: &str,
+    clock: &Clock,
+) -> ApiResult<SelectStatement> {
+    let (filter, segments) = store::check_filter(db, workspace_id, text, kind, None).await?;
+    Ok(membership::members_query(
+        db.get_database_backend(),
+        workspace_id,
+        &filter,
+        &segments,
+        clock.now(),
+    ))
+}
+
+/// A segment's kind and the ids of its members now.
+pub async fn segment_members_query(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    segment_id: i64,
+    clock: &Clock,
+) -> ApiResult<(DomainKind, SelectStatement)> {
+    let segment = store::find(db, workspace_id, segment_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such segment"))?;
+    members_of(db, workspace_id, &segment, clock).await
+}
+
+async fn members_of(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    segment: &segment::Model,
+    clock: &Clock,
+) -> ApiResult<(DomainKind, SelectStatement)> {
+    let segments = Segments::load(db, workspace_id).await?;
+    let filter = membership::stored_filter(segment).ok_or_else(|| {
+        ApiError::new(
+            crate::error::Code::Internal,
+            "the segment's stored filter does not parse",
+        )
+    })?;
+    let kind = DomainKind::from_stored(&segment.subject_kind);
+    let query = membership::members_query(
+        db.get_database_backend(),
+        workspace_id,
+        &filter,
+        &segments,
+        clock.now(),
+    );
+    Ok((kind, query))
+}
+
+/// A page of the subjects a query selects, as a connection of subjects.
+async fn subject_connection(
+    ctx: &Context<'_>,
+    workspace_id: i64,
+    kind: DomainKind,
+    matching: SelectStatement,
+    request: PageRequest,
+) -> ApiResult<CountedConnection<Subject>> {
+    let db = state(ctx)?.db.clone();
+    let counted = matching.clone();
+    let total = TotalCount::new(move || {
+        let db = db.clone();
+        let counted = counted.clone();
+        async move { Ok(store::count(&db, counted).await?) }
+    });
+    let db = &state(ctx)?.db;
+    Ok(match kind {
+        DomainKind::User => {
+            let scope = UserScope {
+                matching: Some(&matching),
+                ..UserScope::default()
+            };
+            let page = users::list(db, workspace_id, scope, request).await?;
+            let ids: Vec<i64> = page.rows.iter().map(|u| u.id).collect();
+            let mut account_ids: Vec<i64> = page.rows.iter().filter_map(|u| u.account_id).collect();
+            account_ids.sort_unstable();
+            account_ids.dedup();
+            prime_subjects(ctx, DomainKind::User, &ids, &account_ids)
+                .await
+                .map_err(|e| ApiError::new(crate::error::Code::Internal, e.message))?;
+            connection(page, request, |u| u.id, |u| Subject::User(User(u)), total)
+        }
+        DomainKind::Account => {
+            let page = accounts::list(db, workspace_id, None, Some(&matching), request).await?;
+            let ids: Vec<i64> = page.rows.iter().map(|a| a.id).collect();
+            prime_subjects(ctx, DomainKind::Account, &ids, &[])
+                .await
+                .map_err(|e| ApiError::new(crate::error::Code::Internal, e.message))?;
+            connection(
+                page,
+                request,
+                |a| a.id,
+                |a| Subject::Account(Account(a)),
+                total,
+            )
+        }
+    })
+}
+
+/// A saved filter over accounts or users; subjects enter and leave it as
+/// they change, firing its entry and exit actions.
+pub struct Segment(pub segment::Model);
+
+#[Object]
+impl Segment {
+    pub async fn id(&self) -> ID {
+        ids::encode(NodeKind::Segment, self.0.id)
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn folder(&self) -> Option<&str> {
+        self.0.folder.as_deref()
+    }
+    async fn subject_kind(&self) -> SubjectKind {
+        DomainKind::from_stored(&self.0.subject_kind).into()
+    }
+    /// Canonical text of the filter expression (see DESIGN.md, Filter language).
+    async fn filter(&self) -> &str {
+        &self.0.filter
+    }
+    /// How many subjects match now (evaluated live).
+    async fn member_count(&self, ctx: &Context<'_>) -> Result<i64> {
+        let caller = require(ctx, Role::Viewer)?;
+        let app = state(ctx)?;
+        let (_, query) = members_of(&app.db, caller.workspace_id, &self.0, &app.clock).await?;
+        Ok(store::count(&app.db, query).await.map_err(ApiError::from)? as i64)
+    }
+    /// The subjects that match now (evaluated live), in creation order.
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<CountedConnection<Subject>> {
+        let caller = require(ctx, Role::Viewer)?;
+        let request = page_request(first, after)?;
+        let app = state(ctx)?;
+        let (kind, query) = members_of(&app.db, caller.workspace_id, &self.0, &app.clock).await?;
+        Ok(subject_connection(ctx, caller.workspace_id, kind, query, request).await?)
+    }
+    /// Tags added and removed when a subject enters.
+    async fn on_entry(&self) -> TagActions {
+        TagActions(store::actions(&self.0.on_entry))
+    }
+    /// Tags added and removed when a subject leaves.
+    async fn on_exit(&self) -> TagActions {
+        TagActions(store::actions(&self.0.on_exit))
+    }
+    /// Whether the membership is stored and entries and exits are recorded
+    /// and announced: when the segment has entry or exit actions, or an
+    /// enabled script defines a segment hook.
+    async fn tracked(&self) -> bool {
+        self.0.tracked
+    }
+    /// Whether the filter reads the clock, so members also enter and leave as time passes.
+    async fn time_based(&self) -> bool {
+        self.0.time_based
+    }
+    /// Who entered and left, when and why, newest first (tracked segments).
+    async fn history(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        subject_id: Option<ID>,
+    ) -> Result<CountedConnection<SegmentChange>> {
+        Ok(changes_connection(ctx, Some(self.0.id), subject_id, first, after).await?)
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+/// A page of membership history.
+async fn changes_connection(
+    ctx: &Context<'_>,
+    segment_id: Option<i64>,
+    subject_id: Option<ID>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> ApiResult<CountedConnection<SegmentChange>> {
+    let caller = require(ctx, Role::Viewer)?;
+    let request = page_request(first, after)?;
+    let subject = subject_id
+        .as_ref()
+        .map(super::tags::parse_subject_id)
+        .transpose()?;
+    let db = state(ctx)?.db.clone();
+    let workspace_id = caller.workspace_id;
+    let page = store::changes(&db, workspace_id, segment_id, subject, request).await?;
+    let total = TotalCount::new(move || {
+        let db = db.clone();
+        async move { Ok(store::count_changes(&db, workspace_id, segment_id, subject).await?) }
+    });
+    Ok(connection(page, request, |c| c.id, SegmentChange, total))
+}
+
+/// Tags a segment adds and removes on entry or exit.
+pub struct TagActions(store::TagActions<i64>);
+
+async fn load_tags(ctx: &Context<'_>, ids: &[i64]) -> Result<Vec<Tag>> {
+    let loaders = ctx.data::<Loaders>()?;
+    let found = loaders.tags.load_many(ids.iter().copied()).await?;
+    Ok(ids
+        .iter()
+        .filter_map(|id| found.get(id).cloned())
+        .filter(|t| t.deleted_at.is_none())
+        .map(Tag)
+        .collect())
+}
+
+#[Object]
+impl TagActions {
+    async fn add(&self, ctx: &Context<'_>) -> Result<Vec<Tag>> {
+        load_tags(ctx, &self.0.add).await
+    }
+    async fn remove(&self, ctx: &Context<'_>) -> Result<Vec<Tag>> {
+        load_tags(ctx, &self.0.remove).await
+    }
+}
+
+/// Whether a subject entered or left a segment.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum SegmentOp {
+    Entered,
+    Exited,
+}
+
+/// What led a subject into or out of a segment.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "crate::segments::membership::Reason")]
+pub enum SegmentChangeReason {
+    /// Its tags changed.
+    Tags,
+    /// Its fields or attributes changed.
+    Fields,
+    /// An event was tracked for it.
+    Event,
+    /// Its account, or one of its users, changed.
+    Related,
+    /// Time passed (the periodic sweep of filters that read the clock).
+    Time,
+}
+
+/// One entry into or exit from a segment.
+pub struct SegmentChange(pub segment_change::Model);
+
+#[Object]
+impl SegmentChange {
+    pub async fn id(&self) -> ID {
+        ids::encode(NodeKind::SegmentChange, self.0.id)
+    }
+    async fn op(&self) -> SegmentOp {
+        if self.0.op == membership::Op::Entered.as_str() {
+            SegmentOp::Entered
+        } else {
+            SegmentOp::Exited
+        }
+    }
+    async fn segment(&self, ctx: &Context<'_>) -> Result<Option<Segment>> {
+        let caller = require(ctx, Role::Viewer)?;
+        let db = &state(ctx)?.db;
+        Ok(store::find(db, caller.workspace_id, self.0.segment_id)
+            .await
+            .map_err(ApiError::from)?
+            .map(Segment))
+    }
+    /// The subject; null when it was deleted since.
+    async fn subject(&self, ctx: &Context<'_>) -> Result<Option<Subject>> {
+        load_subject(
+            ctx,
+            DomainKind::from_stored(&self.0.subject_kind),
+            self.0.subject_id,
+        )
+        .await
+    }
+    async fn reason(&self) -> SegmentChangeReason {
+        membership::Reason::parse(&self.0.reason)
+            .unwrap_or(membership::Reason::Tags)
+            .into()
+    }
+    /// The tag change that led to it, when one did.
+    async fn cause(&self, ctx: &Context<'_>) -> Result<Option<TagChange>> {
+        let Some(cause) = self.0.cause_id else {
+            return Ok(None);
+        };
+        let caller = require(ctx, Role::Viewer)?;
+        let db = &state(ctx)?.db;
+        Ok(history::find(db, caller.workspace_id, cause)
+            .await
+            .map_err(ApiError::from)?
+            .map(TagChange))
+    }
+    async fn at(&self) -> DateTime<Utc> {
+        self.0.at
+    }
+}
+
+/// What `previewSegment` finds.
+#[derive(SimpleObject)]
+pub struct SegmentPreview {
+    /// How many subjects match now.
+    count: i64,
+    /// The first few of them, in creation order.
+    sample: Vec<Subject>,
+}
+
+#[derive(Default)]
+pub struct SegmentQuery;
+
+#[Object]
+impl SegmentQuery {
+    /// Segments by name, optionally of one folder.
+    async fn segments(&self, ctx: &Context<'_>, folder: Option<String>) -> Result<Vec<Segment>> {
+        let caller = require(ctx, Role::Viewer)?;
+        let list = store::list(&state(ctx)?.db, caller.workspace_id, folder.as_deref())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(list.into_iter().map(Segment).collect())
+    }
+
+    async fn segment(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Segment>> {
+        let caller = require(ctx, Role::Viewer)?;
+        let id = ids::decode_as(&id, NodeKind::Segment)?;
+        Ok(store::find(&state(ctx)?.db, caller.workspace_id, id)
+            .await
+            .map_err(ApiError::from)?
+            .map(Segment))
+    }
+
+    /// Counts a filter's matches and shows a few, saving nothing. A filter
+    /// error is BAD_USER_INPUT with `extensions.line` and `extensions.column`.
+    async fn preview_segment(
+        &self,
+        ctx: &Context<'_>,
+        subject_kind: SubjectKind,
+        filter: String,
+    ) -> Result<SegmentPreview> {
+        let caller = require(ctx, Role::Viewer)?;
+        let app = state(ctx)?;
+        let kind = DomainKind::from(subject_kind);
+        let query = filter_query(&app.db, caller.workspace_id, kind, &filter, &app.clock).await?;
+        let count = store::count(&app.db, query.clone())
+            .await
+            .map_err(ApiError::from)?;
+        let ids = store::sample(&app.db, query, PREVIEW_SAMPLE)
+            .await
+            .map_err(ApiError::from)?;
+        let mut sample = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(subject) = load_subject(ctx, kind, id).await? {
+                sample.push(subject);
+            }
+        }
+        Ok(SegmentPreview {
+            count: count as i64,
+            sample,
+        })
+    }
+
+    /// Entries into and exits from segments, newest first: of one segment
+    /// and/or one subject.
+    async fn segment_history(
+        &self,
+        ctx: &Context<'_>,
+        segment_id: Option<ID>,
+        subject_id: Option<ID>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<CountedConnection<SegmentChange>> {
+        let segment_id = segment_id
+            .map(|id| ids::decode_as(&id, NodeKind::Segment))
+            .transpose()?;
+        Ok(changes_connection(ctx, segment_id, subject_id, first, after).await?)
+    }
+}
+
+/// Tags to add and remove.
+#[derive(InputObject)]
+pub struct TagActionsInput {
+    add: Option<Vec<String>>,
+    remove: Option<Vec<String>>,
+}
+
+/// A segment to create, or the new definition of one.
+#[derive(InputObject)]
+pub struct SegmentInput {
+    /// Unique per workspace.
+    name: String,
+    folder: Option<String>,
+    subject_kind: SubjectKind,
+    /// A filter expression (see DESIGN.md, Filter language).
+    filter: String,
+    on_entry: Option<TagActionsInput>,
+    on_exit: Option<TagActionsInput>,
+}
+
+impl SegmentInput {
+    fn spec(self) -> store::SegmentSpec {
+        let actions = |input: Option<TagActionsInput>| match input {
+            Some(TagActionsInput { add, remove }) => store::TagActions {
+                add: add.unwrap_or_default(),
+                remove: remove.unwrap_or_default(),
+            },
+            None => store::TagActions::default(),
+        };
+        store::SegmentSpec {
+            name: self.name,
+            folder: self.folder,
+            kind: self.subject_kind.into(),
+            filter: self.filter,
+            on_entry: actions(self.on_entry),
+            on_exit: actions(self.on_exit),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct SegmentMutation;
+
+#[Object]
+impl SegmentMutation {
+    /// Saves a segment (DEVELOPER and up). Its current members are recorded
+    /// without firing its entry actions (see `baselineSegment`). A name in
+    /// use is CONFLICT; a filter error is BAD_USER_INPUT with line and column.
+    async fn create_segment(&self, ctx: &Context<'_>, input: SegmentInput) -> Result<Segment> {
+        let caller = require(ctx, Role::Developer)?;
+        let app = state(ctx)?;
+        let listened = app
+            .scripts
+            .listens_to_segments(&app.db, caller.workspace_id)
+            .await
+            .map_err(ApiError::from)?;
+        let model = store::create(
+            &app.db,
+            caller.workspace_id,
+            input.spec(),
+            listened,
+            app.clock.now(),
+        )
+        .await
+        .map_err(ApiError::from)?;
+        Ok(Segment(model))
+    }
+
+    /// Replaces a segment's definition (DEVELOPER and up); its members under
+    /// the new filter are recorded without firing.
+    async fn update_segment(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: SegmentInput,
+    ) -> Result<Segment> {
+        let caller = require(ctx, Role::Developer)?;
+        let id = ids::decode_as(&id, NodeKind::Segment)?;
+        let app = state(ctx)?;
+        let listened = app
+            .scripts
+            .listens_to_segments(&app.db, caller.workspace_id)
+            .await
+            .map_err(ApiError::from)?;
+        let model = store::update(
+            &app.db,
+            caller.workspace_id,
+            id,
+            input.spec(),
+            listened,
+            app.clock.now(),
+        )
+        .await
+        .map_err(ApiError::from)?;
+        Ok(Segment(model))
+    }
+
+    /// Deletes a segment and its history (DEVELOPER and up); CONFLICT while
+    /// another segment names it through `in_segment`.
+    async fn delete_segment(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let caller = require(ctx, Role::Developer)?;
+        let id = ids::decode_as(&id, NodeKind::Segment)?;
+        let deleted = store::delete(&state(ctx)?.db, caller.workspace_id, id)
+            .await
+            .map_err(ApiError::from)?;
+        if !deleted {
+            return Err(ApiError::not_found("no such segment").into());
+        }
+        Ok(true)
+    }
+
+    /// Applies the segment's onEntry actions to every current member now (DEVELOPER and up).
+    async fn baseline_segment(&self, ctx: &Context<'_>, id: ID) -> Result<BulkResult> {
+        let caller = require(ctx, Role::Developer)?;
+        let id = ids::decode_as(&id, NodeKind::Segment)?;
+        let app = state(ctx)?;
+        let outcome = store::baseline(&app.db, caller.workspace_id, id, &app.clock)
+            .await
+            .map_err(ApiError::from)?;
+        wake_worker(ctx);
+        Ok(outcome.into())
+    }
+
+    /// Records an event of a subject (MEMBER and up), for `events(name, 30d)`
+    /// and `active_days(30d)` in filters; moves the user's `lastSeenAt` (or
+    /// the account's `lastActivityAt`) forward to `at` (default: now).
+    async fn track_event(
+        &self,
+        ctx: &Context<'_>,
+        subject_id: ID,
+        name: String,
+        at: Option<DateTime<Utc>>,
+        properties: Option<Json<serde_json::Value>>,
+    ) -> Result<bool> {
+        let caller = require(ctx, Role::Member)?;
+        let (kind, id) = super::tags::parse_subject_id(&subject_id)?;
+        let app = state(ctx)?;
+        let found = activity::track(
+            &app.db,
+            caller.workspace_id,
+            kind,
+            id,
+            &name,
+            at,
+            properties.map(|p| p.0),
+            app.clock.now(),
+        )
+        .await
+        .map_err(ApiError::from)?;
+        if !found {
+            return Err(ApiError::not_found("subject not found").into());
+        }
+        wake_worker(ctx);
+        Ok(true)
+    }
+}

@@ -1,0 +1,715 @@
+//! The stored membership of tracked segments (those with triggers, or
+//! listened to by a script), kept current as subjects change.
+//!
+//! Every change to a subject calls [`reevaluate`] in its transaction: the
+//! tracked segments are evaluated in memory for the subjects the change can
+//! move (the subject itself, and its account or users when a filter reaches
+//! across), against their stored membership; each entry and exit goes
+//! through [`record`], which writes the history row, the membership and the
+//! SEGMENT_ENTERED / SEGMENT_EXITED outbox event. Changes too large for
+//! memory, and the sweep of time-based segments, compare the SQL compiler's
+//! answer with the stored membership instead ([`resync`]).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use entity::{automation_event, segment, segment_change, segment_membership, tag_change, user};
+use sea_orm::sea_query::{
+    Expr, ExprTrait, Func, LockType, OnConflict, Order, Query, SelectStatement,
+};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+
+use super::SegmentError;
+use super::data::{self, Needs};
+use super::filter::{Filter, Reach, SubjectKind, evaluate};
+use super::sql::{Backend, SqlContext, select_ids};
+use crate::subjects::SubjectKind as DomainKind;
+
+/// More subjects than this in one change are re-evaluated with SQL, one
+/// statement per tracked segment, rather than loaded into memory.
+pub const MAX_IN_MEMORY: usize = 2_000;
+
+/// Rows per multi-row insert or `IN` list.
+const CHUNK: usize = 500;
+
+/// Why a subject was re-evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Its tags changed.
+    Tags,
+    /// Its fields or attributes changed (upsert).
+    Fields,
+    /// An event was tracked for it.
+    Event,
+    /// Its account or one of its users changed.
+    Related,
+    /// Time passed (the sweep).
+    Time,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Tags => "TAGS",
+            Reason::Fields => "FIELDS",
+            Reason::Event => "EVENT",
+            Reason::Related => "RELATED",
+            Reason::Time => "TIME",
+        }
+    }
+
+    pub fn parse(stored: &str) -> Option<Reason> {
+        [
+            Reason::Tags,
+            Reason::Fields,
+            Reason::Event,
+            Reason::Related,
+            Reason::Time,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == stored)
+    }
+}
+
+/// One subject entering or leaving a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Move {
+    pub subject_id: i64,
+    pub reason: Reason,
+    /// The tag change that led to it, when one did.
+    pub cause: Option<i64>,
+}
+
+/// One subject a change touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Changed {
+    pub kind: DomainKind,
+    pub id: i64,
+    /// The tag change that touched it, when one did.
+    pub cause: Option<i64>,
+}
+
+/// The segments of a workspace with their parsed filters.
+pub struct Segments {
+    pub all: Vec<segment::Model>,
+    filters: HashMap<String, Filter>,
+}
+
+impl Segments {
+    /// Every segment of the workspace.
+    pub async fn load(db: &impl ConnectionTrait, workspace_id: i64) -> Result<Self, SegmentError> {
+        let all = segment::Entity::find()
+            .filter(segment::Column::WorkspaceId.eq(workspace_id))
+            .order_by_asc(segment::Column::Id)
+            .all(db)
+            .await?;
+        let filters = all
+            .iter()
+            .filter_map(|s| Some((s.name.clone(), stored_filter(s)?)))
+            .collect();
+        Ok(Segments { all, filters })
+    }
+
+    /// The filter of the segment named `name`.
+    pub fn filter(&self, name: &str) -> Option<Filter> {
+        self.filters.get(name).cloned()
+    }
+
+    /// The tracked segments with their filters and what those read.
+    fn tracked(&self) -> Vec<(&segment::Model, &Filter, Reach)> {
+        let lookup = |name: &str| self.filter(name);
+        self.all
+            .iter()
+            .filter(|s| s.tracked)
+            .filter_map(|s| {
+                let filter = self.filters.get(&s.name)?;
+                Some((s, filter, filter.reach(&lookup)))
+            })
+            .collect()
+    }
+}
+
+/// The filter a segment stores (canonical text, so it parses).
+pub fn stored_filter(segment: &segment::Model) -> Option<Filter> {
+    let kind = SubjectKind::from(DomainKind::from_stored(&segment.subject_kind));
+    Filter::parse(&segment.filter, kind).ok()
+}
+
+/// Whether the workspace has a tracked segment (one cheap query, made on
+/// every change before anything else).
+pub async fn has_tracked(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+) -> Result<bool, SegmentError> {
+    let found: Option<i64> = segment::Entity::find()
+        .select_only()
+        .column(segment::Column::Id)
+        .filter(segment::Column::WorkspaceId.eq(workspace_id))
+        .filter(segment::Column::Tracked.eq(true))
+        .limit(1)
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// The highest tag change id so far: the changes a write makes are above it.
+pub async fn tag_change_floor(db: &impl ConnectionTrait) -> Result<i64, SegmentError> {
+    let query = Query::select()
+        .expr(Func::coalesce([
+            Expr::col(tag_change::Column::Id).max(),
+            Expr::val(0i64),
+        ]))
+        .from(tag_change::Entity)
+        .to_owned();
+    Ok(match db.query_one(&query).await? {
+        Some(row) => row.try_get_by_index(0)?,
+        None => 0,
+    })
+}
+
+/// Re-evaluates the subjects whose tags changed above `floor` in this
+/// transaction (the tag write path calls it after its writes).
+pub async fn after_tag_writes(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    floor: i64,
+    depth: i32,
+    now: DateTime<Utc>,
+) -> Result<(), SegmentError> {
+    let changed: Vec<(String, i64, i64)> = tag_change::Entity::find()
+        .select_only()
+        .column(tag_change::Column::SubjectKind)
+        .column(tag_change::Column::SubjectId)
+        .column_as(tag_change::Column::Id.max(), "cause")
+        .filter(tag_change::Column::WorkspaceId.eq(workspace_id))
+        .filter(tag_change::Column::Id.gt(floor))
+        .group_by(tag_change::Column::SubjectKind)
+        .group_by(tag_change::Column::SubjectId)
+        .limit(MAX_IN_MEMORY as u64 + 1)
+        .into_tuple()
+        .all(db)
+        .await?;
+    if changed.len() > MAX_IN_MEMORY {
+        return resync_all(db, workspace_id, Reason::Tags, depth, now).await;
+    }
+    let changed: Vec<Changed> = changed
+        .into_iter()
+        .map(|(kind, id, cause)| Changed {
+            kind: DomainKind::from_stored(&kind),
+            id,
+            cause: Some(cause),
+        })
+        .collect();
+    reevaluate(db, workspace_id, &changed, Reason::Tags, depth, now).await
+}
+
+/// Re-evaluates the tracked segments for subjects that changed (and for
+/// their account or users, when a filter reaches across), recording every
+/// entry and exit. `depth` is the automation depth of the change.
+pub async fn reevaluate(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    changed: &[Changed],
+    reason: Reason,
+    depth: i32,
+    now: DateTime<Utc>,
+) -> Result<(), SegmentError> {
+    if changed.is_empty() || !has_tracked(db, workspace_id).await? {
+        return Ok(());
+    }
+    let segments = Segments::load(db, workspace_id).await?;
+    let lookup = |name: &str| segments.filter(name);
+    let tracked = segments.tracked();
+    let of_kind = |kind: SubjectKind| {
+        tracked.iter().filter(move |(s, _, _)| {
+            SubjectKind::from(DomainKind::from_stored(&s.subject_kind)) == kind
+        })
+    };
+    let user_reach =
+        of_kind(SubjectKind::User).fold(Reach::default(), |acc, (_, _, r)| union(acc, *r));
+    let account_reach =
+        of_kind(SubjectKind::Account).fold(Reach::default(), |acc, (_, _, r)| union(acc, *r));
+    let tracks_users = of_kind(SubjectKind::User).next().is_some();
+    let tracks_accounts = of_kind(SubjectKind::Account).next().is_some();
+
+    // The subjects to evaluate, with why.
+    let mut users: BTreeMap<i64, (Reason, Option<i64>)> = BTreeMap::new();
+    let mut accounts: BTreeMap<i64, (Reason, Option<i64>)> = BTreeMap::new();
+    for change in changed {
+        let map = match change.kind {
+            DomainKind::User => &mut users,
+            DomainKind::Account => &mut accounts,
+        };
+        map.entry(change.id).or_insert((reason, change.cause));
+    }
+    if tracks_users && user_reach.account && !accounts.is_empty() {
+        for id in users_of(db, workspace_id, accounts.keys().copied().collect()).await? {
+            users.entry(id).or_insert((Reason::Related, None));
+        }
+    }
+    if tracks_accounts && account_reach.users && !users.is_empty() {
+        for id in accounts_of(db, workspace_id, users.keys().copied().collect()).await? {
+            accounts.entry(id).or_insert((Reason::Related, None));
+        }
+    }
+    if !tracks_users {
+        users.clear();
+    }
+    if !tracks_accounts {
+        accounts.clear();
+    }
+    if users.len() + accounts.len() > MAX_IN_MEMORY {
+        return resync_all(db, workspace_id, reason, depth, now).await;
+    }
+    if users.is_empty() && accounts.is_empty() {
+        return Ok(());
+    }
+
+    let since = |reach: Reach| {
+        reach.events_window.map(|seconds| {
+            now - chrono::TimeDelta::try_seconds(seconds).unwrap_or(chrono::TimeDelta::MAX)
+        })
+    };
+    let user_ids: Vec<i64> = users.keys().copied().collect();
+    let account_ids: Vec<i64> = accounts.keys().copied().collect();
+    let user_data = data::users(
+        db,
+        workspace_id,
+        &user_ids,
+        Needs {
+            account: user_reach.account,
+            users: user_reach.users,
+            events_since: since(user_reach),
+        },
+    )
+    .await?;
+    let account_data = data::accounts(
+        db,
+        workspace_id,
+        &account_ids,
+        Needs {
+            account: false,
+            users: account_reach.users,
+            events_since: since(account_reach),
+        },
+    )
+    .await?;
+    let segment_ids: Vec<i64> = tracked.iter().map(|(s, _, _)| s.id).collect();
+    let all_ids: Vec<i64> = user_ids.iter().chain(&account_ids).copied().collect();
+    let members: HashSet<(i64, i64)> = segment_membership::Entity::find()
+        .select_only()
+        .column(segment_membership::Column::SegmentId)
+        .column(segment_membership::Column::SubjectId)
+        .filter(segment_membership::Column::SegmentId.is_in(segment_ids))
+        .filter(segment_membership::Column::SubjectId.is_in(all_ids))
+        .into_tuple()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
+
+    for (segment, filter, _) in &tracked {
+        let (subjects, data) = match filter.kind() {
+            SubjectKind::User => (&users, &user_data),
+            SubjectKind::Account => (&accounts, &account_data),
+        };
+        let mut entered = Vec::new();
+        let mut exited = Vec::new();
+        for (&id, &(reason, cause)) in subjects {
+            let Some(subject) = data.get(&id) else {
+                continue; // deleted meanwhile
+            };
+            let matches = evaluate(filter, subject, now, &lookup);
+            let was = members.contains(&(segment.id, id));
+            let moved = Move {
+                subject_id: id,
+                reason,
+                cause,
+            };
+            if matches && !was {
+                entered.push(moved);
+            } else if !matches && was {
+                exited.push(moved);
+            }
+        }
+        record(
+            db,
+            workspace_id,
+            segment,
+            &entered,
+            &exited,
+            Some(depth),
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+fn union(a: Reach, b: Reach) -> Reach {
+    Reach {
+        clock: a.clock || b.clock,
+        account: a.account || b.account,
+        users: a.users || b.users,
+        events_window: match (a.events_window, b.events_window) {
+            (Some(x), Some(y)) => Some(Ord::max(x, y)),
+            (x, y) => x.or(y),
+        },
+    }
+}
+
+/// The users of these accounts.
+async fn users_of(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    accounts: Vec<i64>,
+) -> Result<Vec<i64>, SegmentError> {
+    Ok(user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .filter(user::Column::WorkspaceId.eq(workspace_id))
+        .filter(user::Column::AccountId.is_in(accounts))
+        .limit(MAX_IN_MEMORY as u64 + 1)
+        .into_tuple()
+        .all(db)
+        .await?)
+}
+
+/// The accounts of these users.
+async fn accounts_of(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    users: Vec<i64>,
+) -> Result<Vec<i64>, SegmentError> {
+    let ids: Vec<Option<i64>> = user::Entity::find()
+        .select_only()
+        .column(user::Column::AccountId)
+        .filter(user::Column::WorkspaceId.eq(workspace_id))
+        .filter(user::Column::Id.is_in(users))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut ids: Vec<i64> = ids.into_iter().flatten().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// Re-evaluates every tracked segment of the workspace with SQL.
+pub async fn resync_all(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    reason: Reason,
+    depth: i32,
+    now: DateTime<Utc>,
+) -> Result<(), SegmentError> {
+    let segments = Segments::load(db, workspace_id).await?;
+    for segment in segments.all.iter().filter(|s| s.tracked) {
+        resync(
+            db,
+            workspace_id,
+            segment,
+            &segments,
+            now,
+            Some((reason, depth)),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The ids of the workspace's subjects that match a segment's filter now.
+pub fn members_query(
+    backend: DbBackend,
+    workspace_id: i64,
+    filter: &Filter,
+    segments: &Segments,
+    now: DateTime<Utc>,
+) -> SelectStatement {
+    let lookup = |name: &str| segments.filter(name);
+    let ctx = SqlContext {
+        workspace_id,
+        now,
+        backend: backend_of(backend),
+        segments: &lookup,
+    };
+    select_ids(filter, &ctx)
+}
+
+/// The compiler's backend for a connection's.
+pub fn backend_of(backend: DbBackend) -> Backend {
+    match backend {
+        DbBackend::Postgres => Backend::Postgres,
+        _ => Backend::Sqlite,
+    }
+}
+
+/// Brings a segment's stored membership to its filter's answer now (SQL):
+/// with `fire`, each entry and exit is recorded and announced (reason and
+/// depth given); without, the membership is set silently (a segment just
+/// created, updated or newly tracked).
+pub async fn resync(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    segment: &segment::Model,
+    segments: &Segments,
+    now: DateTime<Utc>,
+    fire: Option<(Reason, i32)>,
+) -> Result<(), SegmentError> {
+    let Some(filter) = stored_filter(segment) else {
+        return Ok(());
+    };
+    let query = members_query(
+        db.get_database_backend(),
+        workspace_id,
+        &filter,
+        segments,
+        now,
+    );
+    let matching: HashSet<i64> = db
+        .query_all(&query)
+        .await?
+        .iter()
+        .map(|row| row.try_get_by_index::<i64>(0))
+        .collect::<Result<_, _>>()?;
+    let members: HashSet<i64> = segment_membership::Entity::find()
+        .select_only()
+        .column(segment_membership::Column::SubjectId)
+        .filter(segment_membership::Column::SegmentId.eq(segment.id))
+        .into_tuple()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
+    let reason = fire.map_or(Reason::Time, |(reason, _)| reason);
+    let moves = |ids: Vec<i64>| -> Vec<Move> {
+        let mut ids = ids;
+        ids.sort_unstable();
+        ids.into_iter()
+            .map(|subject_id| Move {
+                subject_id,
+                reason,
+                cause: None,
+            })
+            .collect()
+    };
+    let entered = moves(matching.difference(&members).copied().collect());
+    let exited = moves(members.difference(&matching).copied().collect());
+    record(
+        db,
+        workspace_id,
+        segment,
+        &entered,
+        &exited,
+        fire.map(|(_, depth)| depth),
+        now,
+    )
+    .await
+}
+
+/// Applies entries and exits to a segment's stored membership. With
+/// `fire` (the automation depth), each is also written to the history and
+/// announced in the outbox; without, the membership changes silently.
+pub async fn record(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    segment: &segment::Model,
+    entered: &[Move],
+    exited: &[Move],
+    fire: Option<i32>,
+    now: DateTime<Utc>,
+) -> Result<(), SegmentError> {
+    if entered.is_empty() && exited.is_empty() {
+        return Ok(());
+    }
+    if let Some(depth) = fire {
+        announce(db, workspace_id, segment, entered, exited, depth, now).await?;
+    }
+    for chunk in entered.chunks(CHUNK) {
+        let mut insert = Query::insert()
+            .into_table(segment_membership::Entity)
+            .columns([
+                segment_membership::Column::SegmentId,
+                segment_membership::Column::SubjectId,
+                segment_membership::Column::EnteredAt,
+            ])
+            .on_conflict(
+                OnConflict::columns([
+                    segment_membership::Column::SegmentId,
+                    segment_membership::Column::SubjectId,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .to_owned();
+        for moved in chunk {
+            insert.values_panic([segment.id.into(), moved.subject_id.into(), now.into()]);
+        }
+        db.execute(&insert).await?;
+    }
+    for chunk in exited.chunks(CHUNK) {
+        segment_membership::Entity::delete_many()
+            .filter(segment_membership::Column::SegmentId.eq(segment.id))
+            .filter(segment_membership::Column::SubjectId.is_in(chunk.iter().map(|m| m.subject_id)))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Writes the history rows of entries and exits, and their outbox events.
+async fn announce(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    segment: &segment::Model,
+    entered: &[Move],
+    exited: &[Move],
+    depth: i32,
+    now: DateTime<Utc>,
+) -> Result<(), SegmentError> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        // Writers of one segment take turns, so the rows above the floor are ours.
+        let lock = Query::select()
+            .column(segment::Column::Id)
+            .from(segment::Entity)
+            .and_where(Expr::col(segment::Column::Id).eq(segment.id))
+            .lock(LockType::Update)
+            .to_owned();
+        db.query_one(&lock).await?;
+    }
+    let floor_query = Query::select()
+        .expr(Func::coalesce([
+            Expr::col(segment_change::Column::Id).max(),
+            Expr::val(0i64),
+        ]))
+        .from(segment_change::Entity)
+        .to_owned();
+    let floor: i64 = match db.query_one(&floor_query).await? {
+        Some(row) => row.try_get_by_index(0)?,
+        None => 0,
+    };
+    let moves = entered
+        .iter()
+        .map(|m| (Op::Entered, m))
+        .chain(exited.iter().map(|m| (Op::Exited, m)))
+        .collect::<Vec<_>>();
+    for chunk in moves.chunks(CHUNK) {
+        let mut insert = Query::insert()
+            .into_table(segment_change::Entity)
+            .columns([
+                segment_change::Column::WorkspaceId,
+                segment_change::Column::SegmentId,
+                segment_change::Column::SubjectKind,
+                segment_change::Column::SubjectId,
+                segment_change::Column::Op,
+                segment_change::Column::Reason,
+                segment_change::Column::CauseId,
+                segment_change::Column::At,
+            ])
+            .to_owned();
+        for (op, moved) in chunk {
+            insert.values_panic([
+                workspace_id.into(),
+                segment.id.into(),
+                segment.subject_kind.clone().into(),
+                moved.subject_id.into(),
+                op.as_str().into(),
+                moved.reason.as_str().into(),
+                moved.cause.into(),
+                now.into(),
+            ]);
+        }
+        db.execute(&insert).await?;
+    }
+    let at = crate::time::now();
+    for op in [Op::Entered, Op::Exited] {
+        let events = Query::select()
+            .column(segment_change::Column::WorkspaceId)
+            .expr(Expr::val(op.event_kind()))
+            .column(segment_change::Column::SubjectKind)
+            .column(segment_change::Column::SubjectId)
+            .column(segment_change::Column::SegmentId)
+            .column(segment_change::Column::Id)
+            .expr(Expr::val(depth))
+            .column(segment_change::Column::CauseId)
+            .expr(Expr::val(crate::automation::outbox::status::PENDING))
+            .expr(Expr::val(0))
+            .expr(Expr::val(at))
+            .expr(Expr::val(at))
+            .from(segment_change::Entity)
+            .and_where(Expr::col(segment_change::Column::SegmentId).eq(segment.id))
+            .and_where(Expr::col(segment_change::Column::Id).gt(floor))
+            .and_where(Expr::col(segment_change::Column::Op).eq(op.as_str()))
+            .order_by(segment_change::Column::Id, Order::Asc)
+            .to_owned();
+        let insert = Query::insert()
+            .into_table(automation_event::Entity)
+            .columns([
+                automation_event::Column::WorkspaceId,
+                automation_event::Column::Kind,
+                automation_event::Column::SubjectKind,
+                automation_event::Column::SubjectId,
+                automation_event::Column::SegmentId,
+                automation_event::Column::ChangeId,
+                automation_event::Column::Depth,
+                automation_event::Column::CauseId,
+                automation_event::Column::Status,
+                automation_event::Column::Attempts,
+                automation_event::Column::RunAt,
+                automation_event::Column::CreatedAt,
+            ])
+            .select_from(events)
+            .map_err(|e| SegmentError::Invalid(e.to_string()))?
+            .to_owned();
+        db.execute(&insert).await?;
+    }
+    Ok(())
+}
+
+/// An entry or an exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Entered,
+    Exited,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Entered => "ENTERED",
+            Op::Exited => "EXITED",
+        }
+    }
+
+    fn event_kind(self) -> &'static str {
+        match self {
+            Op::Entered => crate::automation::kind::SEGMENT_ENTERED,
+            Op::Exited => crate::automation::kind::SEGMENT_EXITED,
+        }
+    }
+}
+
+/// Forgets a deleted subject's stored memberships (no exit is announced:
+/// there is no subject left to act on).
+pub async fn forget_subject(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    kind: DomainKind,
+    id: i64,
+) -> Result<(), SegmentError> {
+    let segments = Query::select()
+        .column(segment::Column::Id)
+        .from(segment::Entity)
+        .and_where(Expr::col(segment::Column::WorkspaceId).eq(workspace_id))
+        .and_where(Expr::col(segment::Column::SubjectKind).eq(kind.as_str()))
+        .to_owned();
+    segment_membership::Entity::delete_many()
+        .filter(segment_membership::Column::SubjectId.eq(id))
+        .filter(segment_membership::Column::SegmentId.in_subquery(segments))
+        .exec(db)
+        .await?;
+    Ok(())
+}
