@@ -301,9 +301,10 @@ async fn bulk_write_path(conn: &DatabaseConnection, users: usize) -> Sample {
         Actor {
             source: Source::Bulk,
             name: Some("bench"),
-            cause_id: None,
+            cause: tagsmith::tags::Cause::None,
             depth: 0,
         },
+        &tagsmith::time::Clock::system(),
     )
     .await
     .expect("bulk");

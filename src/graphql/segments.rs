@@ -553,11 +553,12 @@ impl SegmentMutation {
         let found = activity::track(
             &app.db,
             caller.workspace_id,
-            kind,
-            id,
-            &name,
-            at,
-            properties.map(|p| p.0),
+            (kind, id),
+            activity::NewEvent {
+                name,
+                at,
+                properties: properties.map(|p| p.0),
+            },
             app.clock.now(),
         )
         .await

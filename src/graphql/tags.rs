@@ -339,8 +339,7 @@ async fn tag_one(ctx: &Context<'_>, subject: ID, tags: Vec<String>, op: Op) -> R
     assign::tag_one(
         db,
         caller.workspace_id,
-        kind,
-        id,
+        (kind, id),
         &tags,
         op,
         actor(&caller.key_name, Source::Manual),

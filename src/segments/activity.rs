@@ -19,18 +19,31 @@ pub const MAX_NAME: usize = 128;
 /// Largest `properties` object, in bytes of JSON.
 pub const MAX_PROPERTIES: usize = 16 * 1024;
 
+/// An event as a client reports it.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub name: String,
+    /// When it happened (default: now).
+    pub at: Option<DateTime<Utc>>,
+    /// A JSON object, or nothing.
+    pub properties: Option<serde_json::Value>,
+}
+
 /// Records an event of a subject of the workspace and re-evaluates its
-/// tracked segments. Returns false when the subject is not in the workspace.
+/// tracked segments. `now` (the segments' clock) is the default time of the
+/// event. Returns false when the subject is not in the workspace.
 pub async fn track(
     db: &DatabaseConnection,
     workspace_id: i64,
-    kind: SubjectKind,
-    subject_id: i64,
-    name: &str,
-    at: Option<DateTime<Utc>>,
-    properties: Option<serde_json::Value>,
+    (kind, subject_id): (SubjectKind, i64),
+    event: NewEvent,
     now: DateTime<Utc>,
 ) -> Result<bool, SegmentError> {
+    let NewEvent {
+        name,
+        at,
+        properties,
+    } = event;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
         return Err(SegmentError::Invalid(format!(
@@ -51,7 +64,7 @@ pub async fn track(
             "properties hold at most {MAX_PROPERTIES} bytes of JSON"
         )));
     }
-    let at = at.map_or_else(crate::time::now, |at| {
+    let at = at.map_or(now, |at| {
         use chrono::SubsecRound;
         at.trunc_subsecs(6)
     });

@@ -242,13 +242,13 @@ pub async fn update(
     }
     let renamed = current.name != name;
     let rekinded = current.subject_kind != spec.kind.as_str();
-    if renamed || rekinded {
-        if let Some(user) = dependents(&segments, &current.name).first() {
-            return Err(SegmentError::Conflict(format!(
-                "segment {:?} names {:?} through in_segment; change it first",
-                user.name, current.name
-            )));
-        }
+    if (renamed || rekinded)
+        && let Some(user) = dependents(&segments, &current.name).first()
+    {
+        return Err(SegmentError::Conflict(format!(
+            "segment {:?} names {:?} through in_segment; change it first",
+            user.name, current.name
+        )));
     }
     let on_entry = action_tags(&txn, workspace_id, &spec.on_entry).await?;
     let on_exit = action_tags(&txn, workspace_id, &spec.on_exit).await?;

@@ -125,8 +125,7 @@ async fn count_target(
 pub async fn tag_one(
     db: &DatabaseConnection,
     workspace_id: i64,
-    kind: SubjectKind,
-    subject_id: i64,
+    (kind, subject_id): (SubjectKind, i64),
     names: &[String],
     op: Op,
     actor: Actor<'_>,

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use tagsmith::automation::worker::Outcome;
 
-use crate::helpers::{Backend, TestApp, error_code, spawn_app_full};
+use crate::helpers::{Backend, TestApp, drained, error_code, eventually, spawn_app_full};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -47,44 +47,6 @@ async fn upload(app: &TestApp, name: &str, source: &str) -> Value {
     )
     .await["uploadScript"]
         .clone()
-}
-
-/// Waits until `query` returns data for which `done` holds (the worker is asynchronous).
-async fn eventually(
-    app: &TestApp,
-    query: &str,
-    vars: Value,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
-    let started = Instant::now();
-    loop {
-        let data = app.ok(query, vars.clone()).await;
-        if done(&data) {
-            return data;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "timed out; last: {data:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Waits until the outbox has nothing pending or running (one statement,
-/// so an event finishing while its follow-up is written is never missed).
-async fn drained(app: &TestApp) {
-    let started = Instant::now();
-    while app
-        .rows("automation_events WHERE status IN ('pending', 'running')")
-        .await
-        > 0
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the outbox did not drain"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn tag_names(user: &Value) -> Vec<String> {

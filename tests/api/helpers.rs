@@ -1,6 +1,7 @@
 //! `spawn_app()`: a real tagsmith server on port 0 with a fresh database.
 
 use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
@@ -344,4 +345,42 @@ pub fn error_code(body: &Value) -> &str {
 /// The message of the first error of a response.
 pub fn error_message(body: &Value) -> &str {
     body["errors"][0]["message"].as_str().unwrap_or("")
+}
+
+/// Waits until `query` returns data for which `done` holds (the worker is asynchronous).
+pub async fn eventually(
+    app: &TestApp,
+    query: &str,
+    vars: Value,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let started = Instant::now();
+    loop {
+        let data = app.ok(query, vars.clone()).await;
+        if done(&data) {
+            return data;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "timed out; last: {data:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the outbox has nothing pending or running (one statement,
+/// so an event finishing while its follow-up is written is never missed).
+pub async fn drained(app: &TestApp) {
+    let started = Instant::now();
+    while app
+        .rows("automation_events WHERE status IN ('pending', 'running')")
+        .await
+        > 0
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the outbox did not drain"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

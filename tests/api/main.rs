@@ -13,5 +13,6 @@ mod bad_input;
 mod http;
 mod isolation;
 mod schema;
+mod segments;
 mod subscriptions;
 mod tags;
