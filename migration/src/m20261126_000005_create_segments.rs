@@ -162,6 +162,23 @@ impl MigrationTrait for Migration {
         for index in indexes {
             manager.create_index(index).await?;
         }
+        if manager.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+            // Whether text is a date PostgreSQL accepts (filters compare
+            // attributes holding dates with `now`): a cast that fails is false.
+            manager
+                .get_connection()
+                .execute_unprepared(
+                    "CREATE OR REPLACE FUNCTION tagsmith_is_date(value text) RETURNS boolean AS $$
+                     BEGIN
+                         PERFORM value::date;
+                         RETURN true;
+                     EXCEPTION WHEN others THEN
+                         RETURN false;
+                     END
+                     $$ LANGUAGE plpgsql IMMUTABLE STRICT",
+                )
+                .await?;
+        }
         Ok(())
     }
 }

@@ -433,7 +433,7 @@ async fn renewal_risk_reaches_from_accounts_to_users(app: TestApp) {
     let risk = create(
         &app,
         json!({ "name": "Renewal risk", "subjectKind": "ACCOUNT",
-                "filter": "attr.days_to_renewal < 90 and tagged(\"Health: Poor\")",
+                "filter": "attr.renewal_date < now + 90d and tagged(\"Health: Poor\")",
                 "onEntry": { "add": ["Renewal Risk"] }, "onExit": { "remove": ["Renewal Risk"] } }),
     )
     .await;
@@ -449,8 +449,8 @@ async fn renewal_risk_reaches_from_accounts_to_users(app: TestApp) {
     assert_eq!(settled_tags(&app, &acme).await, ["Health: Poor"]);
     // A field change (upsert) moves the account in; its trigger's tag moves its user in.
     app.ok(
-        "mutation { upsertAccount(input: { externalId: \"acme\", name: \"Acme\", attributes: { days_to_renewal: 45 } }) { id } }",
-        json!({}),
+        "mutation($renewal: String!) { upsertAccount(input: { externalId: \"acme\", name: \"Acme\", attributes: { renewal_date: $renewal } }) { id } }",
+        json!({ "renewal": (chrono::Utc::now() + chrono::TimeDelta::days(45)).format("%Y-%m-%d").to_string() }),
     )
     .await;
     assert_eq!(

@@ -341,6 +341,26 @@ impl Duration {
 /// Reads a date string as filters accept it: an RFC 3339 date-time
 /// (`2024-05-01T09:30:00Z`, `2024-05-01T09:30:00+02:00`) or a bare date
 /// (`2024-05-01`, meaning midnight UTC).
+/// The date an attribute holds, when it is a JSON string `"YYYY-MM-DD"`
+/// naming a real calendar date of the years 0001 to 9999: midnight UTC of
+/// that day. Attributes compared with `now ± DURATION` are read this way.
+pub fn attr_date(text: &str) -> Option<DateTime<Utc>> {
+    let bytes = text.as_bytes();
+    let shaped = bytes.len() == 10
+        && bytes.iter().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                *b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    if !shaped || text.starts_with("0000") {
+        return None;
+    }
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    Some(date.and_hms_opt(0, 0, 0)?.and_utc())
+}
+
 pub fn parse_date(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
         return Some(instant.with_timezone(&Utc));
@@ -355,6 +375,27 @@ pub fn parse_date(text: &str) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attribute_dates() {
+        let show = |text: &str| attr_date(text).map(|instant| instant.to_rfc3339());
+        assert_eq!(
+            show("2027-02-24").as_deref(),
+            Some("2027-02-24T00:00:00+00:00")
+        );
+        for not_a_date in [
+            "2024-02-30",
+            "2024-13-01",
+            "0000-01-01",
+            "2024-5-01",
+            "2024-05-01T00:00:00Z",
+            " 2024-05-01",
+            "２０２４-05-01",
+        ] {
+            assert_eq!(show(not_a_date), None, "{not_a_date}");
+        }
+        assert!(show("2024-02-29").is_some(), "a leap day");
+    }
 
     #[test]
     fn dates() {

@@ -145,9 +145,6 @@ fn value_problem(target: &Target, equality: bool, value: &Value) -> Option<Strin
             )),
         },
         Target::Attr(_) => match value {
-            Value::Now | Value::NowMinus(_) | Value::NowPlus(_) => Some(format!(
-                "an attribute compares with a string, a number, true or false, not {found}"
-            )),
             Value::Bool(_) if !equality => Some(format!("{found} compares only with = or !=")),
             _ => None,
         },

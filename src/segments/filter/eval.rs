@@ -234,6 +234,12 @@ impl Evaluator<'_> {
                 (Some(Json::Bool(flag)), Value::Bool(literal)) if op.is_equality() => {
                     op.holds(flag.cmp(literal))
                 }
+                (Some(Json::String(text)), Value::Now | Value::NowMinus(_) | Value::NowPlus(_)) => {
+                    match (super::ast::attr_date(text), value.instant(self.now)) {
+                        (Some(date), Some(instant)) => op.holds(date.cmp(&instant)),
+                        _ => false,
+                    }
+                }
                 _ => false,
             },
         }

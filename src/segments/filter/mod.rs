@@ -41,8 +41,9 @@
 //!   holding an RFC 3339 date-time or a bare date (`"2024-05-01"`, midnight
 //!   UTC), see [`parse_date`]. `contains`/`starts_with` need a text field
 //!   or an attribute.
-//! - Attributes compare with a string, a number, `true` or `false` (never
-//!   `now`); `true`/`false` only with `=` and `!=`.
+//! - Attributes compare with a string, a number, `true` or `false`
+//!   (`true`/`false` only with `=` and `!=`), or with `now ± DURATION`
+//!   (`attr.renewal_date < now + 90d`).
 //! - `account.` only in user filters, `any_user(...)` only in account
 //!   filters; inside them the other kind's rules apply.
 //! - [`Filter::parse_with_segments`] also resolves `in_segment` names: the
@@ -76,7 +77,10 @@
 //!   STRING → byte comparison as above; bool `j` and `true`/`false` →
 //!   equality; every other combination (JSON string vs number literal,
 //!   numeric string, arrays, objects, null, absent) → **false**, for every
-//!   operator including `!=`. `attr.NAME contains/starts_with` → false
+//!   operator including `!=`. `attr.NAME OP now ± DURATION`: `j` must be a
+//!   string `"YYYY-MM-DD"` naming a real date of the years 0001 to 9999
+//!   ([`attr_date`]); its midnight UTC is compared with the instant; any
+//!   other value → false. `attr.NAME contains/starts_with` → false
 //!   unless `j` is a string.
 //! - `tagged(p)`: some tag name matches pattern `p` (`crate::tags::pattern`:
 //!   exact, `a/*` strict descendants, `Key: *` any value of Key).
@@ -111,7 +115,7 @@ use std::ops::Range;
 
 pub use ast::{
     CompareOp, Duration, DurationUnit, Expr, Field, FieldType, Predicate, Target, TextOp, Value,
-    parse_date,
+    attr_date, parse_date,
 };
 pub use eval::{SubjectData, evaluate};
 pub use reach::Reach;

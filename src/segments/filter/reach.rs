@@ -3,7 +3,7 @@
 //! membership uses it to know which subjects a change can move and which
 //! segments the sweep must revisit as time passes.
 
-use super::ast::{Expr, Predicate, Target, Value};
+use super::ast::{Expr, Predicate, Value};
 use super::{Filter, SegmentLookup};
 
 /// What a filter (with the segments it names) reads.
@@ -67,9 +67,8 @@ impl Walker<'_> {
 
     fn predicate(&mut self, predicate: &Predicate) {
         match predicate {
-            Predicate::Compare { target, value, .. } => {
-                let relative = matches!(value, Value::Now | Value::NowMinus(_) | Value::NowPlus(_));
-                if relative && matches!(target, Target::Field(_)) {
+            Predicate::Compare { value, .. } => {
+                if matches!(value, Value::Now | Value::NowMinus(_) | Value::NowPlus(_)) {
                     self.reach.clock = true;
                 }
             }
@@ -130,6 +129,7 @@ mod tests {
     #[test]
     fn relative_dates_and_windows_read_the_clock() {
         assert!(reach("last_seen_at < now - 30d", SubjectKind::User).clock);
+        assert!(reach("attr.renewal_date < now + 90d", SubjectKind::Account).clock);
         let r = reach(
             "active_days(30d) >= 20 or events(\"x\", 2w) > 0",
             SubjectKind::User,

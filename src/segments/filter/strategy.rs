@@ -165,9 +165,12 @@ fn field_value(field: Field) -> BoxedStrategy<Value> {
 
 fn attr_value() -> impl Strategy<Value = Value> {
     prop_oneof![
-        text().prop_map(Value::String),
-        number().prop_map(Value::Number),
-        any::<bool>().prop_map(Value::Bool),
+        3 => text().prop_map(Value::String),
+        3 => number().prop_map(Value::Number),
+        3 => any::<bool>().prop_map(Value::Bool),
+        1 => Just(Value::Now),
+        1 => duration().prop_map(Value::NowMinus),
+        1 => duration().prop_map(Value::NowPlus),
     ]
 }
 

@@ -188,7 +188,40 @@ impl Typed {
                 CompareOp::Ne => attr.is_bool(!*flag),
                 _ => false_(),
             },
-            Value::Now | Value::NowMinus(_) | Value::NowPlus(_) => false_(),
+            Value::Now | Value::NowMinus(_) | Value::NowPlus(_) => match value.instant(self.now) {
+                Some(instant) => when(
+                    attr.type_is(JsonType::String),
+                    attr.is_date()
+                        .and(self.compare_date_text(attr.text(), op, instant)),
+                ),
+                None => false_(),
+            },
+        }
+    }
+
+    /// `midnight(date) OP instant` for `date`, the text of a valid
+    /// `YYYY-MM-DD` date: a text comparison against a date computed here
+    /// (`midnight(d) < t` iff `d < ceil(t)`, `midnight(d) <= t` iff
+    /// `d <= floor(t)`, and so on, `floor` and `ceil` being the days of `t`).
+    fn compare_date_text(&self, date: Expr, op: CompareOp, instant: DateTime<Utc>) -> Expr {
+        let floor = instant.date_naive();
+        let exact = floor.and_hms_opt(0, 0, 0).map(|m| m.and_utc()) == Some(instant);
+        let ceil = if exact { Some(floor) } else { floor.succ_opt() };
+        let text = |day: chrono::NaiveDate| day.format("%Y-%m-%d").to_string();
+        let bound = |day: Option<chrono::NaiveDate>, op: CompareOp| match day {
+            // Past the last representable day: every date is below it.
+            None => constant(matches!(op, CompareOp::Lt | CompareOp::Le | CompareOp::Ne)),
+            Some(day) => self.compare_text(date.clone(), op, &text(day)),
+        };
+        match op {
+            CompareOp::Lt => bound(ceil, CompareOp::Lt),
+            CompareOp::Le => bound(Some(floor), CompareOp::Le),
+            CompareOp::Gt => bound(Some(floor), CompareOp::Gt),
+            CompareOp::Ge => bound(ceil, CompareOp::Ge),
+            CompareOp::Eq if exact => bound(Some(floor), CompareOp::Eq),
+            CompareOp::Eq => false_(),
+            CompareOp::Ne if exact => bound(Some(floor), CompareOp::Ne),
+            CompareOp::Ne => constant(true),
         }
     }
 
@@ -313,6 +346,33 @@ impl Attr<'_> {
                 Expr::cust_with_exprs("($1 ->> $2)", [self.document.clone(), Expr::val(self.name)])
             }
         }
+    }
+
+    /// The value (a JSON string) is a valid `YYYY-MM-DD` date of the years
+    /// 0001 to 9999, as [`attr_date`](crate::segments::filter::attr_date)
+    /// reads it: the shape, then the calendar (SQLite: `date(x)` gives `x`
+    /// back; PostgreSQL: `tagsmith_is_date`, a function the migrations
+    /// create, which casts and catches the error).
+    fn is_date(&self) -> Expr {
+        let text = self.text();
+        let calendar = match self.backend {
+            Backend::Sqlite => Func::cust("date").arg(text.clone()).eq(text.clone()),
+            Backend::Postgres => Func::cust("tagsmith_is_date").arg(text.clone()).into(),
+        };
+        let shaped = match self.backend {
+            Backend::Sqlite => Expr::cust_with_exprs(
+                "($1 GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]')",
+                [text.clone()],
+            ),
+            Backend::Postgres => {
+                Expr::cust_with_exprs("($1 ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$')", [text.clone()])
+            }
+        };
+        // CASE keeps PostgreSQL from calling the function on other text first.
+        when(
+            shaped.and(text.clone().gte(Expr::Constant("0001".into()))),
+            Func::coalesce([calendar, false_()]).into(),
+        )
     }
 
     /// The value as an f64 (only when it is a JSON number: on PostgreSQL the

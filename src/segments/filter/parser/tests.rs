@@ -645,8 +645,8 @@ fn value_types() {
     check(
         r#"attr.x > now - 1d"#,
         expect![[r#"
-        1:8: an attribute compares with a string, a number, true or false, not now - 1d
-    "#]],
+            attr.x > now - 1d
+        "#]],
     );
     check(
         r#"attr.x > true"#,
