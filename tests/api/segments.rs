@@ -19,6 +19,7 @@ on_both_databases!(
     segment_names_and_references_are_guarded,
     scripts_hear_segment_events,
     segments_stay_in_their_workspace,
+    listing_segments_of_many_subjects_does_not_grow_statements,
 );
 
 const CREATE: &str = "mutation($input: SegmentInput!) {
@@ -790,4 +791,53 @@ async fn time_passes_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn time_passes_postgres() {
     time_passes(Backend::Postgres).await;
+}
+
+/// `User.segments` on a page of users: one query per segment, whatever the
+/// number of users (a DataLoader), and members with their tags likewise.
+async fn listing_segments_of_many_subjects_does_not_grow_statements(app: TestApp) {
+    for n in 0..30 {
+        let id = app.user(&format!("u{n}@acme.io")).await;
+        let tag = if n % 2 == 0 { "Even" } else { "Odd" };
+        app.ok(ADD, json!({ "id": id, "tags": [tag] })).await;
+    }
+    for (name, tag) in [("Evens", "Even"), ("Odds", "Odd"), ("All", "*")] {
+        let filter = if tag == "*" {
+            "tagged_any(\"Even\", \"Odd\")".to_owned()
+        } else {
+            format!("tagged({tag:?})")
+        };
+        create(
+            &app,
+            json!({ "name": name, "subjectKind": "USER", "filter": filter,
+                    "folder": if tag == "*" { "Big" } else { "Small" } }),
+        )
+        .await;
+    }
+    let users = "query($n: Int!) { users(first: $n) { nodes { email segments { name } } } }";
+    // (One segment: several segments resolve concurrently and share the
+    // request's cache in an order that varies.)
+    let members = "query($n: Int!) { segments(folder: \"Big\") { members(first: $n) { nodes { ... on User { tags { name } } } } } }";
+    for query in [users, members] {
+        let mut counts = Vec::new();
+        for n in [5, 30] {
+            let (data, statements) = app
+                .statements_during(app.ok(query, json!({ "n": n })))
+                .await;
+            if query == users {
+                let nodes = data["users"]["nodes"].as_array().unwrap();
+                assert_eq!(nodes.len(), n);
+                assert!(
+                    nodes
+                        .iter()
+                        .all(|u| u["segments"].as_array().unwrap().len() == 2)
+                );
+            }
+            counts.push(statements.len());
+        }
+        assert_eq!(
+            counts[0], counts[1],
+            "the statement count does not grow with the page: {query}"
+        );
+    }
 }
