@@ -501,9 +501,16 @@ impl TagMutation {
     /// Renaming onto an existing name is a CONFLICT (use mergeTags). (DEVELOPER and up.)
     async fn rename_tag(&self, ctx: &Context<'_>, name: String, new_name: String) -> Result<Tag> {
         let caller = require(ctx, Role::Developer)?;
-        let tag = rename::rename(&state(ctx)?.db, caller.workspace_id, &name, &new_name)
-            .await
-            .map_err(ApiError::from)?;
+        let tag = rename::rename(
+            &state(ctx)?.db,
+            caller.workspace_id,
+            &name,
+            &new_name,
+            &state(ctx)?.clock,
+        )
+        .await
+        .map_err(ApiError::from)?;
+        wake_worker(ctx);
         Ok(Tag(tag))
     }
 
@@ -517,6 +524,7 @@ impl TagMutation {
             &names,
             &into,
             actor(&caller.key_name, Source::Bulk),
+            &state(ctx)?.clock,
         )
         .await
         .map_err(ApiError::from)?;
@@ -533,6 +541,7 @@ impl TagMutation {
             caller.workspace_id,
             &name,
             actor(&caller.key_name, Source::Bulk),
+            &state(ctx)?.clock,
         )
         .await
         .map_err(ApiError::from)?;

@@ -155,6 +155,30 @@ pub async fn has_tracked(
     Ok(found.is_some())
 }
 
+/// On PostgreSQL, makes the transaction's membership decisions in this
+/// workspace take turns with other transactions' (a transaction-scoped
+/// advisory lock, re-entrant): without it, two transactions changing one
+/// subject at once could each miss the other's change and both decide "not
+/// a member". Writers take it before their first tag lock, so the locks are
+/// always taken in one order. SQLite's writers take turns already.
+pub async fn serialize(db: &impl ConnectionTrait, workspace_id: i64) -> Result<(), SegmentError> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let lock = Query::select()
+        .expr(Func::cust("pg_advisory_xact_lock").args([
+            Expr::val(SEGMENTS_LOCK_CLASS),
+            // the workspace id folded into the lock's second 32-bit key
+            Expr::val((workspace_id % i64::from(i32::MAX)) as i32),
+        ]))
+        .to_owned();
+    db.query_one(&lock).await?;
+    Ok(())
+}
+
+/// The first key of the advisory locks of segment membership.
+const SEGMENTS_LOCK_CLASS: i32 = 0x7473_6567; // "tseg"
+
 /// The highest tag change id so far: the changes a write makes are above it.
 pub async fn tag_change_floor(db: &impl ConnectionTrait) -> Result<i64, SegmentError> {
     let query = Query::select()
@@ -220,6 +244,7 @@ pub async fn reevaluate(
     if changed.is_empty() || !has_tracked(db, workspace_id).await? {
         return Ok(());
     }
+    serialize(db, workspace_id).await?;
     let segments = Segments::load(db, workspace_id).await?;
     let lookup = |name: &str| segments.filter(name);
     let tracked = segments.tracked();
@@ -462,6 +487,7 @@ pub async fn resync(
     let Some(filter) = stored_filter(segment) else {
         return Ok(());
     };
+    serialize(db, workspace_id).await?;
     let query = members_query(
         db.get_database_backend(),
         workspace_id,

@@ -69,6 +69,7 @@ pub async fn apply_tags(
     clock: &Clock,
 ) -> Result<BulkOutcome, TagError> {
     let floor = if membership::has_tracked(txn, workspace_id).await? {
+        membership::serialize(txn, workspace_id).await?;
         Some(membership::tag_change_floor(txn).await?)
     } else {
         None
@@ -203,4 +204,30 @@ pub async fn bulk(
     let outcome = apply_to_targets(&txn, workspace_id, targets, &names, op, actor, clock).await?;
     txn.commit().await?;
     Ok(outcome)
+}
+
+/// Before a change that renames, merges or deletes tags: takes the
+/// workspace's turn at segment membership (PostgreSQL), before any tag lock.
+/// Returns whether the workspace has tracked segments.
+pub async fn segments_turn(txn: &DatabaseTransaction, workspace_id: i64) -> Result<bool, TagError> {
+    let tracked = membership::has_tracked(txn, workspace_id).await?;
+    if tracked {
+        membership::serialize(txn, workspace_id).await?;
+    }
+    Ok(tracked)
+}
+
+/// After such a change: tag names changed under many subjects at once, so
+/// every tracked segment is brought up to date (with SQL), announcing entries
+/// and exits.
+pub async fn segments_follow(
+    txn: &DatabaseTransaction,
+    workspace_id: i64,
+    tracked: bool,
+    clock: &Clock,
+) -> Result<(), TagError> {
+    if tracked {
+        membership::resync_all(txn, workspace_id, membership::Reason::Tags, 0, clock.now()).await?;
+    }
+    Ok(())
 }

@@ -22,8 +22,10 @@ pub async fn delete(
     workspace_id: i64,
     name: &str,
     actor: Actor<'_>,
+    clock: &crate::time::Clock,
 ) -> Result<(), TagError> {
     let txn = begin_write(db).await?;
+    let tracked = super::assign::segments_turn(&txn, workspace_id).await?;
     let root = store::get_live(&txn, workspace_id, name).await?;
     let mut doomed = rename::descendants(&txn, workspace_id, &root).await?;
     doomed.push(root);
@@ -31,6 +33,7 @@ pub async fn delete(
         remove_everywhere(&txn, workspace_id, tag.id, actor).await?;
         retire(&txn, tag).await?;
     }
+    super::assign::segments_follow(&txn, workspace_id, tracked, clock).await?;
     txn.commit().await?;
     Ok(())
 }

@@ -21,8 +21,10 @@ pub async fn merge(
     names: &[String],
     into: &str,
     actor: Actor<'_>,
+    clock: &crate::time::Clock,
 ) -> Result<tag::Model, TagError> {
     let txn = begin_write(db).await?;
+    let tracked = super::assign::segments_turn(&txn, workspace_id).await?;
     let rules = store::rules(&txn, workspace_id).await?;
     let into = TagName::parse(into, rules)
         .map_err(|e| TagError::InvalidNames(format!("tag {:?} {e}", into.trim())))?;
@@ -71,6 +73,7 @@ pub async fn merge(
         remove_everywhere(&txn, workspace_id, source.id, actor).await?;
         retire(&txn, source).await?;
     }
+    super::assign::segments_follow(&txn, workspace_id, tracked, clock).await?;
     txn.commit().await?;
     Ok(target)
 }

@@ -18,8 +18,10 @@ pub async fn rename(
     workspace_id: i64,
     old: &str,
     new: &str,
+    clock: &crate::time::Clock,
 ) -> Result<tag::Model, TagError> {
     let txn = begin_write(db).await?;
+    let tracked = super::assign::segments_turn(&txn, workspace_id).await?;
     let rules = store::rules(&txn, workspace_id).await?;
     let new = TagName::parse(new, rules)
         .map_err(|e| TagError::InvalidNames(format!("tag {:?} {e}", new.trim())))?;
@@ -81,6 +83,7 @@ pub async fn rename(
             renamed_root = Some(updated);
         }
     }
+    super::assign::segments_follow(&txn, workspace_id, tracked, clock).await?;
     txn.commit().await?;
     renamed_root.ok_or_else(|| TagError::NotFound(old.to_owned()))
 }

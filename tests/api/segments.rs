@@ -20,6 +20,7 @@ on_both_databases!(
     scripts_hear_segment_events,
     segments_stay_in_their_workspace,
     listing_segments_of_many_subjects_does_not_grow_statements,
+    renaming_merging_and_deleting_tags_move_members,
 );
 
 const CREATE: &str = "mutation($input: SegmentInput!) {
@@ -840,4 +841,41 @@ async fn listing_segments_of_many_subjects_does_not_grow_statements(app: TestApp
             "the statement count does not grow with the page: {query}"
         );
     }
+}
+
+/// Tags renamed, merged or deleted under a tracked segment's filter move its
+/// members, announced like any other entry and exit.
+async fn renaming_merging_and_deleting_tags_move_members(app: TestApp) {
+    let user = app.user("ann@acme.io").await;
+    app.ok(ADD, json!({ "id": user, "tags": ["Lead"] })).await;
+    let segment = create(
+        &app,
+        json!({ "name": "Leads", "subjectKind": "USER", "filter": "tagged(\"Lead\")",
+                "onEntry": { "add": ["In"] }, "onExit": { "remove": ["In"], "add": ["Out"] } }),
+    )
+    .await;
+    let id = segment["id"].as_str().unwrap().to_owned();
+    app.ok(
+        "mutation { renameTag(name: \"Lead\", newName: \"Prospect\") { name } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(settled_tags(&app, &user).await, ["Out", "Prospect"]);
+    app.ok(
+        "mutation { mergeTags(names: [\"Prospect\"], into: \"Lead\") { name } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(settled_tags(&app, &user).await, ["In", "Lead", "Out"]);
+    app.ok("mutation { deleteTag(name: \"Lead\") }", json!({}))
+        .await;
+    assert_eq!(settled_tags(&app, &user).await, ["Out"]);
+    assert_eq!(
+        history(&app, &id).await,
+        [
+            pair("EXITED", "TAGS"),
+            pair("ENTERED", "TAGS"),
+            pair("EXITED", "TAGS")
+        ]
+    );
 }
