@@ -234,11 +234,18 @@ impl Worker {
         let engine_scripts = Arc::clone(&self.scripts);
         let jobs = tokio::task::spawn_blocking(move || {
             let mut jobs = jobs;
+            // One hand-off to the engine's threads for the whole batch.
+            let runs = jobs
+                .iter()
+                .flat_map(|job| {
+                    job.scripts
+                        .iter()
+                        .map(|(_, compiled)| ((**compiled).clone(), job.hook_event.clone()))
+                })
+                .collect();
+            let mut outcomes = engine_scripts.engine.run_many(runs).into_iter();
             for job in &mut jobs {
-                for (_, compiled) in &job.scripts {
-                    job.outcomes
-                        .push(engine_scripts.engine.run(compiled, &job.hook_event));
-                }
+                job.outcomes = outcomes.by_ref().take(job.scripts.len()).collect();
             }
             jobs
         })

@@ -50,6 +50,42 @@ impl ScriptEngine {
     }
 }
 
+impl ScriptEngine {
+    /// Runs several hooks one after another on one script thread: one
+    /// hand-off for all of them (the worker runs a batch of events this
+    /// way). The outcomes are in the order of `runs`; each run is bounded
+    /// and fails alone, as with [`ScriptEngine::run`].
+    pub fn run_many(&self, runs: Vec<(CompiledScript, HookEvent)>) -> Vec<RunOutcome> {
+        let shared = Arc::clone(&self.shared);
+        let tag_check = self.tag_check.clone();
+        let count = runs.len();
+        let started = Instant::now();
+        self.runners
+            .run(move || {
+                runs.into_iter()
+                    .map(|(script, event)| {
+                        if script.has_hook(event.hook) {
+                            run_hook(&shared, tag_check.clone(), &script.ast, event)
+                        } else {
+                            RunOutcome::without_actions(None, Vec::new(), Duration::ZERO)
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_else(|RunnerError(error)| {
+                (0..count)
+                    .map(|_| {
+                        RunOutcome::without_actions(
+                            Some(error.clone()),
+                            Vec::new(),
+                            started.elapsed(),
+                        )
+                    })
+                    .collect()
+            })
+    }
+}
+
 impl RunOutcome {
     /// A run without actions: ok when `error` is `None`.
     fn without_actions(error: Option<String>, logs: Vec<String>, duration: Duration) -> Self {

@@ -1035,3 +1035,30 @@ mod generated {
         ENGINE.get_or_init(|| ScriptEngine::new(Limits::default()))
     }
 }
+
+#[test]
+fn run_many_runs_each_hook_alone_in_order() {
+    let engine = ScriptEngine::new(relaxed());
+    let good = compile(
+        &engine,
+        "fn on_tag_added(e) { e.subject.add_tag(`after ${e.tag}`); }",
+    );
+    let bad = compile(&engine, "fn on_tag_added(e) { throw \"no\"; }");
+    let deaf = compile(
+        &engine,
+        "fn on_tag_removed(e) { e.subject.add_tag(\"x\"); }",
+    );
+    let outcomes = engine.run_many(vec![
+        (good.clone(), tag_added("a", user())),
+        (bad, tag_added("b", user())),
+        (deaf, tag_added("c", user())),
+        (good, tag_added("d", user())),
+    ]);
+    let rendered: Vec<String> = outcomes.iter().map(render).collect();
+    assert_eq!(rendered.len(), 4);
+    assert!(rendered[0].contains("\"after a\""), "{rendered:?}");
+    assert!(rendered[1].starts_with("error:"), "{rendered:?}");
+    assert_eq!(rendered[2], "ok\n", "no hook: an empty plan");
+    assert!(rendered[3].contains("\"after d\""), "{rendered:?}");
+    assert!(engine.run_many(Vec::new()).is_empty());
+}
