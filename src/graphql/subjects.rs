@@ -523,6 +523,7 @@ impl SubjectMutation {
             caller.workspace_id,
             SubjectKind::Account,
             id,
+            &state(ctx)?.clock,
         )
         .await
         .map_err(ApiError::from)?;
@@ -536,10 +537,15 @@ impl SubjectMutation {
     async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
         let caller = require(ctx, Role::Developer)?;
         let id = ids::decode_as(&id, NodeKind::User)?;
-        let deleted =
-            crate::subjects::delete(&state(ctx)?.db, caller.workspace_id, SubjectKind::User, id)
-                .await
-                .map_err(ApiError::from)?;
+        let deleted = crate::subjects::delete(
+            &state(ctx)?.db,
+            caller.workspace_id,
+            SubjectKind::User,
+            id,
+            &state(ctx)?.clock,
+        )
+        .await
+        .map_err(ApiError::from)?;
         if !deleted {
             return Err(ApiError::not_found("no such user").into());
         }

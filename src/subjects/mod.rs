@@ -105,9 +105,17 @@ pub async fn delete(
     workspace_id: i64,
     kind: SubjectKind,
     id: i64,
+    clock: &crate::time::Clock,
 ) -> Result<bool, SubjectError> {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     let txn = crate::db::begin_write(db).await?;
+    // A user's account has one user fewer afterwards (`any_user` filters).
+    let account_of_user = match kind {
+        SubjectKind::User => users::find(&txn, workspace_id, id)
+            .await?
+            .and_then(|u| u.account_id),
+        SubjectKind::Account => None,
+    };
     let deleted = match kind {
         SubjectKind::Account => {
             entity::account::Entity::delete_many()
@@ -129,6 +137,22 @@ pub async fn delete(
     if deleted {
         crate::tags::delete::forget_subject(&txn, workspace_id, kind, id).await?;
         crate::segments::membership::forget_subject(&txn, workspace_id, kind, id).await?;
+        if let Some(account) = account_of_user {
+            let changed = [crate::segments::membership::Changed {
+                kind: SubjectKind::Account,
+                id: account,
+                cause: None,
+            }];
+            crate::segments::membership::reevaluate(
+                &txn,
+                workspace_id,
+                &changed,
+                crate::segments::membership::Reason::Related,
+                0,
+                clock.now(),
+            )
+            .await?;
+        }
     }
     txn.commit().await?;
     Ok(deleted)

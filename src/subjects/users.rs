@@ -109,6 +109,7 @@ async fn upsert_once(
         }
     };
     let at = now();
+    let previous_account = existing.as_ref().and_then(|u| u.account_id);
     let model = match existing {
         Some(current) => {
             if current.email != input.email.as_str()
@@ -164,6 +165,15 @@ async fn upsert_once(
         cause: None,
     }];
     membership::reevaluate(&txn, workspace_id, &changed, Reason::Fields, 0, clock.now()).await?;
+    // The account it left has one user fewer (`any_user` filters).
+    if let Some(left) = previous_account.filter(|id| Some(*id) != model.account_id) {
+        let left = [Changed {
+            kind: super::SubjectKind::Account,
+            id: left,
+            cause: None,
+        }];
+        membership::reevaluate(&txn, workspace_id, &left, Reason::Related, 0, clock.now()).await?;
+    }
     txn.commit().await?;
     Ok(model)
 }

@@ -21,6 +21,7 @@ on_both_databases!(
     segments_stay_in_their_workspace,
     listing_segments_of_many_subjects_does_not_grow_statements,
     renaming_merging_and_deleting_tags_move_members,
+    any_user_follows_users_that_move_and_leave,
 );
 
 const CREATE: &str = "mutation($input: SegmentInput!) {
@@ -876,6 +877,65 @@ async fn renaming_merging_and_deleting_tags_move_members(app: TestApp) {
             pair("EXITED", "TAGS"),
             pair("ENTERED", "TAGS"),
             pair("EXITED", "TAGS")
+        ]
+    );
+}
+
+/// `any_user(...)` account segments follow their users: a user's tags, a
+/// user moving to another account, a user deleted.
+async fn any_user_follows_users_that_move_and_leave(app: TestApp) {
+    let acme = app.account("acme", "Acme").await;
+    let globex = app.account("globex", "Globex").await;
+    let upsert = "mutation($account: String) { upsertUser(input: { email: \"champ@x.io\", accountExternalId: $account }) { id } }";
+    let champ = app.ok(upsert, json!({ "account": "acme" })).await["upsertUser"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    create(
+        &app,
+        json!({ "name": "Has a champion", "subjectKind": "ACCOUNT",
+                "filter": "any_user(tagged(\"Champion\"))",
+                "onEntry": { "add": ["Championed"] }, "onExit": { "remove": ["Championed"] } }),
+    )
+    .await;
+    app.ok(ADD, json!({ "id": champ, "tags": ["Champion"] }))
+        .await;
+    assert_eq!(settled_tags(&app, &acme).await, ["Championed"]);
+    // The champion moves to Globex: Acme leaves, Globex enters.
+    app.ok(upsert, json!({ "account": "globex" })).await;
+    assert_eq!(settled_tags(&app, &acme).await, Vec::<String>::new());
+    assert_eq!(tags_of(&app, &globex).await, ["Championed"]);
+    // The champion is deleted: Globex leaves.
+    app.ok(
+        "mutation($id: ID!) { deleteUser(id: $id) }",
+        json!({ "id": champ }),
+    )
+    .await;
+    assert_eq!(settled_tags(&app, &globex).await, Vec::<String>::new());
+    let data = app
+        .ok("{ segmentHistory { nodes { op reason } } }", json!({}))
+        .await;
+    let reasons: Vec<String> = data["segmentHistory"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["op"].as_str().unwrap(),
+                c["reason"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        // Globex enters (its new user) before Acme leaves (the old account).
+        [
+            "ENTERED RELATED",
+            "ENTERED RELATED",
+            "EXITED RELATED",
+            "EXITED RELATED"
         ]
     );
 }
