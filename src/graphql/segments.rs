@@ -9,7 +9,7 @@ use sea_orm::sea_query::SelectStatement;
 
 use crate::auth::Role;
 use crate::error::{ApiError, ApiResult};
-use crate::segments::membership::{self, Segments};
+use crate::segments::membership;
 use crate::segments::{activity, store};
 use crate::subjects::page::PageRequest;
 use crate::subjects::users::UserScope;
@@ -35,14 +35,7 @@ pub async fn filter_query(
     text: &str,
     clock: &Clock,
 ) -> ApiResult<SelectStatement> {
-    let (filter, segments) = store::check_filter(db, workspace_id, text, kind, None).await?;
-    Ok(membership::members_query(
-        db.get_database_backend(),
-        workspace_id,
-        &filter,
-        &segments,
-        clock.now(),
-    ))
+    Ok(store::filter_members(db, workspace_id, kind, text, clock.now()).await?)
 }
 
 /// A segment's kind and the ids of its members now.
@@ -64,22 +57,7 @@ async fn members_of(
     segment: &segment::Model,
     clock: &Clock,
 ) -> ApiResult<(DomainKind, SelectStatement)> {
-    let segments = Segments::load(db, workspace_id).await?;
-    let filter = membership::stored_filter(segment).ok_or_else(|| {
-        ApiError::new(
-            crate::error::Code::Internal,
-            "the segment's stored filter does not parse",
-        )
-    })?;
-    let kind = DomainKind::from_stored(&segment.subject_kind);
-    let query = membership::members_query(
-        db.get_database_backend(),
-        workspace_id,
-        &filter,
-        &segments,
-        clock.now(),
-    );
-    Ok((kind, query))
+    Ok(store::members(db, workspace_id, segment, clock.now()).await?)
 }
 
 /// A page of the subjects a query selects, as a connection of subjects.

@@ -439,19 +439,9 @@ pub async fn baseline(
     let current = find(&txn, workspace_id, id)
         .await?
         .ok_or(SegmentError::NotFound("segment"))?;
-    let segments = Segments::load(&txn, workspace_id).await?;
-    let filter = membership::stored_filter(&current).ok_or_else(|| {
-        SegmentError::Invalid("the segment's stored filter does not parse".into())
-    })?;
     let now = clock.now();
-    let kind = DomainKind::from_stored(&current.subject_kind);
-    let members = membership::members_query(
-        txn.get_database_backend(),
-        workspace_id,
-        &filter,
-        &segments,
-        now,
-    );
+    let (kind, members) = members(&txn, workspace_id, &current, now).await?;
+    let segments = Segments::load(&txn, workspace_id).await?;
     // The membership first, so the entry actions below do not count as entries.
     if current.tracked {
         membership::resync(&txn, workspace_id, &current, &segments, now, None).await?;
@@ -542,4 +532,43 @@ pub async fn find_change(
         .filter(entity::segment_change::Column::Id.eq(id))
         .one(db)
         .await?)
+}
+
+/// The ids a filter selects at `now`, checked against the workspace's segments.
+pub async fn filter_members(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    kind: DomainKind,
+    text: &str,
+    now: DateTime<Utc>,
+) -> Result<sea_orm::sea_query::SelectStatement, SegmentError> {
+    let (filter, segments) = check_filter(db, workspace_id, text, kind, None).await?;
+    Ok(membership::members_query(
+        db.get_database_backend(),
+        workspace_id,
+        &filter,
+        &segments,
+        now,
+    ))
+}
+
+/// A segment's kind and the ids of its members at `now`.
+pub async fn members(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    segment: &segment::Model,
+    now: DateTime<Utc>,
+) -> Result<(DomainKind, sea_orm::sea_query::SelectStatement), SegmentError> {
+    let segments = Segments::load(db, workspace_id).await?;
+    let filter = membership::stored_filter(segment).ok_or_else(|| {
+        SegmentError::Invalid("the segment's stored filter does not parse".into())
+    })?;
+    let query = membership::members_query(
+        db.get_database_backend(),
+        workspace_id,
+        &filter,
+        &segments,
+        now,
+    );
+    Ok((DomainKind::from_stored(&segment.subject_kind), query))
 }
