@@ -72,6 +72,8 @@ mod tags;
 mod typed;
 
 #[cfg(test)]
+mod agreement;
+#[cfg(test)]
 mod tests;
 
 use chrono::{DateTime, Utc};

@@ -361,7 +361,7 @@ impl Attr<'_> {
         };
         let shaped = match self.backend {
             Backend::Sqlite => Expr::cust_with_exprs(
-                "($1 GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]')",
+                "(? GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]')",
                 [text.clone()],
             ),
             Backend::Postgres => {
