@@ -463,6 +463,16 @@ async fn renewal_risk_reaches_from_accounts_to_users(app: TestApp) {
     assert_eq!(tags_of(&app, &cto).await, ["Call the CTO"]);
     let reasons = history(&app, risk["id"].as_str().unwrap()).await;
     assert_eq!(reasons, [pair("ENTERED", "FIELDS")]);
+    // The SQL side agrees (members are evaluated live, with the compiler).
+    let data = app
+        .ok(
+            "query($id: ID!) { node(id: $id) { ... on Segment { memberCount } }
+               accounts(filter: \"attr.renewal_date < now + 90d\") { totalCount } }",
+            json!({ "id": risk["id"] }),
+        )
+        .await;
+    assert_eq!(data["node"]["memberCount"], 1);
+    assert_eq!(data["accounts"]["totalCount"], 1);
     let data = app
         .ok(
             "{ segmentHistory(first: 10) { nodes { reason segment { name } } } }",
