@@ -773,6 +773,14 @@ async fn time_passes(backend: Backend) {
     })
     .await;
     assert_eq!(names(&data["a"]["tags"]), ["Inactive", "Power User"]);
+    // (The sweep visits one segment after the other.)
+    eventually(
+        &app,
+        "query($id: ID!) { node(id: $id) { ... on Segment { history { totalCount } } } }",
+        json!({ "id": power["id"] }),
+        |d| d["node"]["history"]["totalCount"] == 2,
+    )
+    .await;
     assert_eq!(
         history(&app, power["id"].as_str().unwrap()).await,
         [pair("ENTERED", "EVENT"), pair("EXITED", "TIME")]
