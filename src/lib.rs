@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod graphql;
 pub mod ids;
+pub mod import;
 pub mod segments;
 pub mod server;
 pub mod subjects;

@@ -62,6 +62,90 @@ enum Command {
         #[command(subcommand)]
         command: ScriptCommand,
     },
+    /// Import users or accounts from a CSV or .xlsx file.
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
+    /// Export a segment's members, users, accounts or the tags, as CSV or NDJSON.
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
+}
+
+/// What every `import` subcommand takes.
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// A .csv (or .tsv) file, or an .xlsx workbook (its first sheet).
+    file: std::path::PathBuf,
+    /// Check every row and report what would happen; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// The CSV delimiter: one character (`;`, `|`) or `tab` (default: `,`, or tab for .tsv).
+    #[arg(long, value_parser = tagsmith::import::cli::parse_delimiter)]
+    delimiter: Option<u8>,
+    /// Rows per write transaction.
+    #[arg(long, default_value_t = 5_000)]
+    batch_size: usize,
+    #[arg(long, default_value = workspaces::DEFAULT_WORKSPACE)]
+    workspace: String,
+    #[command(flatten)]
+    database: DatabaseSettings,
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Users: `email` required; `first_name`, `last_name`, `external_id`,
+    /// `account_external_id`, `account_name`; `tags` (separated by `;`);
+    /// any other column becomes `Column: value` tags.
+    Users(ImportArgs),
+    /// Accounts: `external_id` and/or `name`; `tags`; any other column becomes `Column: value` tags.
+    Accounts(ImportArgs),
+}
+
+/// What every `export` subcommand takes.
+#[derive(clap::Args)]
+struct ExportArgs {
+    /// csv (re-imports with `tagsmith import`) or ndjson.
+    #[arg(long, default_value = "csv")]
+    format: tagsmith::import::export::Format,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    output: Option<std::path::PathBuf>,
+    #[arg(long, default_value = workspaces::DEFAULT_WORKSPACE)]
+    workspace: String,
+    #[command(flatten)]
+    database: DatabaseSettings,
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// The members of a segment now, by name.
+    Segment {
+        name: String,
+        #[command(flatten)]
+        args: ExportArgs,
+    },
+    /// Users, all or those a filter selects (`--filter 'tag = "VIP"'`).
+    Users {
+        #[arg(long)]
+        filter: Option<String>,
+        #[command(flatten)]
+        args: ExportArgs,
+    },
+    /// Accounts, all or those a filter selects.
+    Accounts {
+        #[arg(long)]
+        filter: Option<String>,
+        #[command(flatten)]
+        args: ExportArgs,
+    },
+    /// The tags with how many users and accounts carry each.
+    Tags {
+        #[command(flatten)]
+        args: ExportArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -232,6 +316,8 @@ async fn run(command: Command) -> Result<(), String> {
             }
         },
         Command::Script { command } => script_command(command).await,
+        Command::Import { command } => import_command(command).await,
+        Command::Export { command } => export_command(command).await,
         Command::Workspace { command } => match command {
             WorkspaceCommand::Create { name, database } => {
                 let conn = open(&database).await?;
@@ -363,4 +449,73 @@ async fn script_command(command: ScriptCommand) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+async fn import_command(command: ImportCommand) -> Result<(), String> {
+    use tagsmith::import::Kind;
+    use tagsmith::import::cli::{ImportRequest, import_file, report};
+
+    let (kind, args) = match command {
+        ImportCommand::Users(args) => (Kind::Users, args),
+        ImportCommand::Accounts(args) => (Kind::Accounts, args),
+    };
+    let conn = open(&args.database).await?;
+    let ws = find_workspace(&conn, &args.workspace).await?;
+    let request = ImportRequest {
+        kind,
+        file: args.file.clone(),
+        dry_run: args.dry_run,
+        delimiter: args.delimiter,
+        batch_size: args.batch_size,
+    };
+    let started = std::time::Instant::now();
+    let summary = import_file(&conn, ws.id, &request, &tagsmith::time::Clock::system())
+        .await
+        .map_err(|e| format!("{}: {e}", args.file.display()))?;
+    print!(
+        "{}",
+        report(kind, &args.file, args.dry_run, &summary, started.elapsed())
+    );
+    Ok(())
+}
+
+async fn export_command(command: ExportCommand) -> Result<(), String> {
+    use tagsmith::import::cli::{ExportRequest, export_to};
+    use tagsmith::subjects::SubjectKind;
+
+    let (request, args) = match command {
+        ExportCommand::Segment { name, args } => (ExportRequest::Segment(name), args),
+        ExportCommand::Users { filter, args } => (
+            ExportRequest::Subjects {
+                kind: SubjectKind::User,
+                filter,
+            },
+            args,
+        ),
+        ExportCommand::Accounts { filter, args } => (
+            ExportRequest::Subjects {
+                kind: SubjectKind::Account,
+                filter,
+            },
+            args,
+        ),
+        ExportCommand::Tags { args } => (ExportRequest::Tags, args),
+    };
+    let conn = open(&args.database).await?;
+    let ws = find_workspace(&conn, &args.workspace).await?;
+    let what = export_to(
+        &conn,
+        ws.id,
+        &request,
+        args.format,
+        args.output.as_deref(),
+        &tagsmith::time::Clock::system(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    match &args.output {
+        Some(path) => eprintln!("exported {what} to {}", path.display()),
+        None => eprintln!("exported {what}"),
+    }
+    Ok(())
 }

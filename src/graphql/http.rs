@@ -39,13 +39,25 @@ pub fn router(state: HttpState) -> Router {
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/healthz", get(healthz))
         .route("/assets/{file}", get(asset))
+        .route(
+            "/segments/{id}/members.csv",
+            get(super::import::members_csv),
+        )
+        .route(
+            "/segments/{id}/members.ndjson",
+            get(super::import::members_ndjson),
+        )
         .with_state(state)
 }
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 
 /// An error outside GraphQL execution, in the GraphQL response shape.
-fn request_error(status: StatusCode, code: Code, message: impl Into<String>) -> Response {
+pub(super) fn request_error(
+    status: StatusCode,
+    code: Code,
+    message: impl Into<String>,
+) -> Response {
     let body = serde_json::json!({
         "errors": [{ "message": message.into(), "extensions": { "code": code.as_str() } }]
     });
@@ -294,7 +306,7 @@ async fn prepare(state: &HttpState, headers: &HeaderMap, batch: BatchRequest) ->
 }
 
 /// Reads `Authorization: Bearer <key>`.
-async fn authenticate(state: &HttpState, headers: &HeaderMap) -> RequestAuth {
+pub(super) async fn authenticate(state: &HttpState, headers: &HeaderMap) -> RequestAuth {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return RequestAuth::Anonymous;
     };

@@ -10,6 +10,7 @@ mod connection;
 pub(crate) use crate::ids;
 mod context;
 pub mod http;
+mod import;
 mod loaders;
 mod segments;
 mod subjects;
@@ -117,6 +118,7 @@ pub struct Mutation(
     segments::SegmentMutation,
     automation::AutomationMutation,
     auth::AuthMutation,
+    import::ImportMutation,
 );
 
 pub type TagsmithSchema = Schema<Query, Mutation, subscription::Subscription>;

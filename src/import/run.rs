@@ -1,0 +1,259 @@
+//! An import in two passes over the same source. The first checks every
+//! record (the header, each row's rules) and records the last line of each
+//! key, writing nothing: a file refused whole is refused here. The second
+//! reads again and hands the rows that are good and not replaced by a later
+//! row to the writer, in batches.
+
+use std::ops::ControlFlow;
+
+use sea_orm::DatabaseConnection;
+
+use super::ImportError;
+use super::dedup::Dedup;
+use super::header::{Header, Kind};
+use super::read::Source;
+use super::rows::{self, Row, RowError};
+use super::write::{Outcome, Writer};
+use crate::tags::name::TagRules;
+use crate::time::Clock;
+
+/// How to import.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub kind: Kind,
+    pub delimiter: u8,
+    /// Check and count, write nothing.
+    pub dry_run: bool,
+    /// Rows per write transaction.
+    pub batch_size: usize,
+    /// Row errors kept for the report (all are counted).
+    pub max_errors: usize,
+}
+
+impl Options {
+    pub fn new(kind: Kind) -> Options {
+        Options {
+            kind,
+            delimiter: b',',
+            dry_run: false,
+            batch_size: 5_000,
+            max_errors: usize::MAX,
+        }
+    }
+}
+
+/// What an import did (or, in a dry run, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Data rows read (the header and blank rows aside).
+    pub rows: u64,
+    pub created: u64,
+    pub updated: u64,
+    /// Tag assignments really created (0 in a dry run).
+    pub tags_applied: u64,
+    /// Bad, replaced and conflicting rows, by line (at most `max_errors`).
+    pub errors: Vec<RowError>,
+    /// How many rows were skipped, whether listed in `errors` or not.
+    pub skipped: u64,
+}
+
+impl Summary {
+    pub fn add(&mut self, outcome: Outcome, max_errors: usize) {
+        self.created += outcome.created;
+        self.updated += outcome.updated;
+        self.tags_applied += outcome.tags_applied;
+        for error in outcome.errors {
+            self.error(error, max_errors);
+        }
+    }
+
+    fn error(&mut self, error: RowError, max_errors: usize) {
+        self.skipped += 1;
+        if self.errors.len() < max_errors {
+            self.errors.push(error);
+        }
+    }
+
+    /// Errors in line order.
+    pub fn finish(&mut self) {
+        self.errors.sort_by_key(|e| e.line);
+    }
+}
+
+/// What the first pass found.
+#[derive(Debug)]
+pub struct Checked {
+    pub header: Header,
+    /// The summary so far: rows read and the rows refused or replaced.
+    pub summary: Summary,
+    /// Rows the second pass will write.
+    pub good: u64,
+    dedup: Dedup,
+}
+
+fn blank(cells: &[String]) -> bool {
+    cells.iter().all(|c| c.trim().is_empty())
+}
+
+/// The first pass: checks the header and every row, writes nothing.
+/// `progress` is called with the number of rows read, now and then.
+pub fn check(
+    source: &Source<'_>,
+    options: &Options,
+    rules: TagRules,
+    mut progress: impl FnMut(u64),
+) -> Result<Checked, ImportError> {
+    let mut header: Option<Header> = None;
+    let mut refused: Option<ImportError> = None;
+    let mut summary = Summary::default();
+    let mut dedup = Dedup::default();
+    let mut good: u64 = 0;
+    source.for_each(options.delimiter, |record| {
+        let Some(header) = &header else {
+            let parsed = match &record.cells {
+                Ok(cells) => Header::parse(options.kind, cells),
+                Err(_) => Err(ImportError::NotCsv(
+                    "the file is not CSV text: its header is not UTF-8".into(),
+                )),
+            };
+            match parsed {
+                Ok(parsed) => {
+                    header = Some(parsed);
+                    return ControlFlow::Continue(());
+                }
+                Err(error) => {
+                    refused = Some(error);
+                    return ControlFlow::Break(());
+                }
+            }
+        };
+        let cells = match record.cells {
+            Ok(cells) if blank(&cells) => return ControlFlow::Continue(()),
+            Ok(cells) => cells,
+            Err(message) => {
+                summary.rows += 1;
+                let error = RowError {
+                    line: record.line,
+                    message,
+                };
+                summary.error(error, options.max_errors);
+                return ControlFlow::Continue(());
+            }
+        };
+        summary.rows += 1;
+        match rows::parse(header, record.line, &cells, rules) {
+            Ok(row) => {
+                good += 1;
+                for replaced in dedup.record(row.line(), &row.keys()) {
+                    summary.error(replaced, options.max_errors);
+                }
+            }
+            Err(error) => summary.error(error, options.max_errors),
+        }
+        if summary.rows.is_multiple_of(10_000) {
+            progress(summary.rows);
+        }
+        ControlFlow::Continue(())
+    })?;
+    if let Some(error) = refused {
+        return Err(error);
+    }
+    let header = header.ok_or(ImportError::Empty)?;
+    progress(summary.rows);
+    let good = good - dedup.superseded() as u64;
+    Ok(Checked {
+        header,
+        summary,
+        good,
+        dedup,
+    })
+}
+
+/// The second pass: calls `f` with each row to write, in file order.
+pub fn rows(
+    source: &Source<'_>,
+    options: &Options,
+    checked: &Checked,
+    rules: TagRules,
+    mut f: impl FnMut(Row) -> ControlFlow<()>,
+) -> Result<(), ImportError> {
+    let mut seen_header = false;
+    source.for_each(options.delimiter, |record| {
+        if !seen_header {
+            seen_header = true;
+            return ControlFlow::Continue(());
+        }
+        let Ok(cells) = record.cells else {
+            return ControlFlow::Continue(());
+        };
+        match rows::parse(&checked.header, record.line, &cells, rules) {
+            Ok(row) if checked.dedup.keeps(row.line(), &row.keys()) => f(row),
+            _ => ControlFlow::Continue(()),
+        }
+    })
+}
+
+/// Writes one batch of rows (all of the import's kind).
+pub async fn write_batch(writer: &Writer<'_>, batch: Vec<Row>) -> Result<Outcome, ImportError> {
+    let mut users = Vec::new();
+    let mut accounts = Vec::new();
+    for row in batch {
+        match row {
+            Row::User(row) => users.push(row),
+            Row::Account(row) => accounts.push(row),
+        }
+    }
+    let mut outcome = Outcome::default();
+    if !users.is_empty() {
+        outcome = writer.users(&users).await?;
+    }
+    if !accounts.is_empty() {
+        let more = writer.accounts(&accounts).await?;
+        outcome.created += more.created;
+        outcome.updated += more.updated;
+        outcome.tags_applied += more.tags_applied;
+        outcome.errors.extend(more.errors);
+    }
+    Ok(outcome)
+}
+
+/// Imports CSV text (the GraphQL mutations): the file is refused whole
+/// (nothing written) when its header is; bad rows are reported and skipped.
+pub async fn import_text(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    text: &str,
+    options: &Options,
+    actor: &str,
+    clock: &Clock,
+) -> Result<Summary, ImportError> {
+    let rules = crate::tags::store::rules(db, workspace_id).await?;
+    let source = Source::Text(text);
+    let checked = check(&source, options, rules, |_| {})?;
+    let mut kept = Vec::with_capacity(checked.good as usize);
+    rows(&source, options, &checked, rules, |row| {
+        kept.push(row);
+        ControlFlow::Continue(())
+    })?;
+    let writer = Writer {
+        db,
+        workspace_id,
+        actor,
+        clock,
+        dry_run: options.dry_run,
+    };
+    let mut summary = checked.summary;
+    let mut kept = kept.into_iter().peekable();
+    let mut batches = 0;
+    while kept.peek().is_some() {
+        let batch: Vec<Row> = kept.by_ref().take(options.batch_size.max(1)).collect();
+        let outcome = write_batch(&writer, batch).await?;
+        summary.add(outcome, options.max_errors);
+        batches += 1;
+        if !options.dry_run {
+            super::write::refresh_statistics(db, batches).await?;
+        }
+    }
+    summary.finish();
+    Ok(summary)
+}

@@ -1,0 +1,694 @@
+//! The batched writer: many rows per transaction, set-based SQL.
+//!
+//! One batch is one write transaction: look up the subjects the rows name
+//! (`email IN (...)`, `external_id IN (...)`), plan (`plan`), create the
+//! accounts user rows name, insert the new subjects (multi-row `INSERT ...
+//! RETURNING`), update the others (multi-row `INSERT ... ON CONFLICT (id)
+//! DO UPDATE`, which only ever updates: the ids were just read in this
+//! transaction), re-evaluate tracked segments for the field changes, then
+//! add the tags through `tags::assign::apply_to_targets`, one call per
+//! distinct tag with the ids of the rows that have it (source IMPORT), so
+//! history, outbox events and segment triggers follow.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use entity::{account, user};
+use sea_orm::sea_query::{Alias, Expr, Func, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use serde_json::json;
+
+use super::ImportError;
+use super::plan::{self, Action, ExistingAccount, ExistingUser};
+use super::rows::{AccountRef, AccountRow, RowError, UserRow};
+use crate::db::{begin_write, is_unique_violation};
+use crate::segments::membership::{self, Changed, MAX_IN_MEMORY, Reason};
+use crate::subjects::SubjectKind;
+use crate::tags::assign::{Actor, apply_to_targets};
+use crate::tags::name::TagName;
+use crate::tags::write::Target;
+use crate::tags::{Cause, Op, Source};
+use crate::time::{Clock, now};
+
+/// Values per `IN (...)` list.
+const IN_CHUNK: usize = 1_000;
+/// Rows per multi-row insert (at most 10 values each).
+const INSERT_CHUNK: usize = 500;
+/// A batch that loses a race with another writer (PostgreSQL) is tried again.
+const ATTEMPTS: usize = 3;
+
+/// Writes batches of rows into one workspace.
+pub struct Writer<'a> {
+    pub db: &'a DatabaseConnection,
+    pub workspace_id: i64,
+    /// Recorded as the actor of the tag changes.
+    pub actor: &'a str,
+    pub clock: &'a Clock,
+    /// Plan only: look up and count, write nothing.
+    pub dry_run: bool,
+}
+
+/// What a batch did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub created: u64,
+    pub updated: u64,
+    /// Tag assignments really created.
+    pub tags_applied: u64,
+    /// Rows skipped for a conflict.
+    pub errors: Vec<RowError>,
+}
+
+impl Writer<'_> {
+    fn actor(&self) -> Actor<'_> {
+        Actor {
+            source: Source::Import,
+            name: Some(self.actor),
+            cause: Cause::None,
+            depth: 0,
+        }
+    }
+
+    /// Upserts a batch of user rows (distinct emails and external ids) and adds their tags.
+    pub async fn users(&self, rows: &[UserRow]) -> Result<Outcome, ImportError> {
+        let mut attempt = 1;
+        loop {
+            match self.users_once(rows).await {
+                Err(ImportError::Db(e)) if is_unique_violation(&e) && attempt < ATTEMPTS => {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Upserts a batch of account rows (distinct keys) and adds their tags.
+    pub async fn accounts(&self, rows: &[AccountRow]) -> Result<Outcome, ImportError> {
+        let mut attempt = 1;
+        loop {
+            match self.accounts_once(rows).await {
+                Err(ImportError::Db(e)) if is_unique_violation(&e) && attempt < ATTEMPTS => {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn users_once(&self, rows: &[UserRow]) -> Result<Outcome, ImportError> {
+        let ws = self.workspace_id;
+        let mut outcome = Outcome::default();
+        if self.dry_run {
+            // Planned against what exists before the batch: a row that
+            // depends on an earlier row of the batch (an email it frees) is
+            // counted as if that row had not been written.
+            let existing = lookup_users(self.db, ws, rows).await?;
+            let mut start = 0;
+            while start < rows.len() {
+                let actions = plan::users(&rows[start..], &existing);
+                count(&mut outcome, &rows[start..], &actions, |r| r.line);
+                start += actions.len();
+            }
+            return Ok(outcome);
+        }
+        let txn = begin_write(self.db).await?;
+        let mut ids: Vec<Option<i64>> = vec![None; rows.len()];
+        let mut new_accounts: Vec<i64> = Vec::new();
+        let mut start = 0;
+        while start < rows.len() {
+            let pending = &rows[start..];
+            let existing = lookup_users(&*txn, ws, pending).await?;
+            let actions = plan::users(pending, &existing);
+            count(&mut outcome, pending, &actions, |r| r.line);
+            let planned: Vec<(usize, &UserRow, &Action)> = pending
+                .iter()
+                .zip(&actions)
+                .enumerate()
+                .map(|(i, (row, action))| (start + i, row, action))
+                .collect();
+            let refs: BTreeSet<&AccountRef> = planned
+                .iter()
+                .filter(|(_, _, action)| !matches!(action, Action::Conflict(_)))
+                .filter_map(|(_, row, _)| row.account.as_ref())
+                .collect();
+            let accounts = resolve_accounts(&*txn, ws, refs, &mut new_accounts).await?;
+            let account_of = |row: &UserRow| row.account.as_ref().and_then(|a| accounts.get(a));
+            let at = now();
+            let updates: Vec<(i64, &UserRow)> = planned
+                .iter()
+                .filter_map(|(i, row, action)| match action {
+                    Action::Update { id } => {
+                        ids[*i] = Some(*id);
+                        Some((*id, *row))
+                    }
+                    _ => None,
+                })
+                .collect();
+            for chunk in updates.chunks(INSERT_CHUNK) {
+                let mut insert = Query::insert();
+                insert.into_table(user::Entity).columns([
+                    user::Column::Id,
+                    user::Column::WorkspaceId,
+                    user::Column::ExternalId,
+                    user::Column::Email,
+                    user::Column::FirstName,
+                    user::Column::LastName,
+                    user::Column::AccountId,
+                    user::Column::Attributes,
+                    user::Column::CreatedAt,
+                    user::Column::UpdatedAt,
+                ]);
+                for (id, row) in chunk {
+                    insert.values_panic([
+                        Expr::val(*id),
+                        Expr::val(ws),
+                        Expr::val(row.external_id.clone()),
+                        Expr::val(row.email.as_str()),
+                        Expr::val(row.first_name.clone()),
+                        Expr::val(row.last_name.clone()),
+                        Expr::val(account_of(row).copied()),
+                        Expr::val(json!({})),
+                        Expr::val(at),
+                        Expr::val(at),
+                    ]);
+                }
+                let excluded = |column: user::Column| Expr::col((Alias::new("excluded"), column));
+                let keep = |column: user::Column| {
+                    Expr::from(Func::coalesce([
+                        excluded(column),
+                        Expr::col((user::Entity, column)),
+                    ]))
+                };
+                insert.on_conflict(
+                    OnConflict::column(user::Column::Id)
+                        .value(user::Column::Email, excluded(user::Column::Email))
+                        .value(user::Column::ExternalId, keep(user::Column::ExternalId))
+                        .value(user::Column::FirstName, keep(user::Column::FirstName))
+                        .value(user::Column::LastName, keep(user::Column::LastName))
+                        .value(user::Column::AccountId, keep(user::Column::AccountId))
+                        .value(user::Column::UpdatedAt, excluded(user::Column::UpdatedAt))
+                        .to_owned(),
+                );
+                txn.execute(&insert).await?;
+            }
+            let inserts: Vec<(usize, &UserRow)> = planned
+                .iter()
+                .filter(|(_, _, action)| matches!(action, Action::Insert))
+                .map(|(i, row, _)| (*i, *row))
+                .collect();
+            for chunk in inserts.chunks(INSERT_CHUNK) {
+                let mut insert = Query::insert();
+                insert.into_table(user::Entity).columns([
+                    user::Column::WorkspaceId,
+                    user::Column::ExternalId,
+                    user::Column::Email,
+                    user::Column::FirstName,
+                    user::Column::LastName,
+                    user::Column::AccountId,
+                    user::Column::Attributes,
+                    user::Column::CreatedAt,
+                    user::Column::UpdatedAt,
+                ]);
+                for (_, row) in chunk {
+                    insert.values_panic([
+                        Expr::val(ws),
+                        Expr::val(row.external_id.clone()),
+                        Expr::val(row.email.as_str()),
+                        Expr::val(row.first_name.clone()),
+                        Expr::val(row.last_name.clone()),
+                        Expr::val(account_of(row).copied()),
+                        Expr::val(json!({})),
+                        Expr::val(at),
+                        Expr::val(at),
+                    ]);
+                }
+                insert
+                    .returning(Query::returning().columns([user::Column::Id, user::Column::Email]));
+                let mut by_email: HashMap<String, i64> = HashMap::with_capacity(chunk.len());
+                for row in txn.query_all(&insert).await? {
+                    by_email.insert(row.try_get_by_index(1)?, row.try_get_by_index(0)?);
+                }
+                for (i, row) in chunk {
+                    ids[*i] = by_email.get(row.email.as_str()).copied();
+                }
+            }
+            start += actions.len();
+        }
+        let changed: Vec<Changed> = ids
+            .iter()
+            .flatten()
+            .map(|&id| changed(SubjectKind::User, id))
+            .chain(
+                new_accounts
+                    .iter()
+                    .map(|&id| changed(SubjectKind::Account, id)),
+            )
+            .collect();
+        self.reevaluate(&txn, &changed).await?;
+        let tagged = rows
+            .iter()
+            .zip(&ids)
+            .filter_map(|(row, id)| Some(((*id)?, &row.tags)));
+        outcome.tags_applied = self.tag(&txn, SubjectKind::User, tagged).await?;
+        txn.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn accounts_once(&self, rows: &[AccountRow]) -> Result<Outcome, ImportError> {
+        let ws = self.workspace_id;
+        let mut outcome = Outcome::default();
+        if self.dry_run {
+            let existing = lookup_accounts(self.db, ws, rows).await?;
+            let mut start = 0;
+            while start < rows.len() {
+                let actions = plan::accounts(&rows[start..], &existing);
+                count(&mut outcome, &rows[start..], &actions, |r| r.line);
+                start += actions.len();
+            }
+            return Ok(outcome);
+        }
+        let txn = begin_write(self.db).await?;
+        let mut ids: Vec<Option<i64>> = vec![None; rows.len()];
+        let mut start = 0;
+        while start < rows.len() {
+            let pending = &rows[start..];
+            let existing = lookup_accounts(&*txn, ws, pending).await?;
+            let names: HashMap<i64, &str> =
+                existing.iter().map(|a| (a.id, a.name.as_str())).collect();
+            let actions = plan::accounts(pending, &existing);
+            count(&mut outcome, pending, &actions, |r| r.line);
+            let at = now();
+            let mut updates = Vec::new();
+            let mut inserts = Vec::new();
+            for (i, (row, action)) in pending.iter().zip(&actions).enumerate() {
+                match action {
+                    Action::Update { id } => {
+                        ids[start + i] = Some(*id);
+                        let name = row
+                            .name
+                            .clone()
+                            .or_else(|| names.get(id).map(|n| (*n).to_owned()))
+                            .unwrap_or_default();
+                        updates.push((*id, row, name));
+                    }
+                    Action::Insert => inserts.push((start + i, row)),
+                    Action::Conflict(_) => {}
+                }
+            }
+            for chunk in updates.chunks(INSERT_CHUNK) {
+                let mut insert = Query::insert();
+                insert.into_table(account::Entity).columns([
+                    account::Column::Id,
+                    account::Column::WorkspaceId,
+                    account::Column::ExternalId,
+                    account::Column::Name,
+                    account::Column::Attributes,
+                    account::Column::CreatedAt,
+                    account::Column::UpdatedAt,
+                ]);
+                for (id, row, name) in chunk {
+                    insert.values_panic([
+                        Expr::val(*id),
+                        Expr::val(ws),
+                        Expr::val(row.external_id.clone()),
+                        Expr::val(name.as_str()),
+                        Expr::val(json!({})),
+                        Expr::val(at),
+                        Expr::val(at),
+                    ]);
+                }
+                let excluded =
+                    |column: account::Column| Expr::col((Alias::new("excluded"), column));
+                insert.on_conflict(
+                    OnConflict::column(account::Column::Id)
+                        .value(account::Column::Name, excluded(account::Column::Name))
+                        .value(
+                            account::Column::UpdatedAt,
+                            excluded(account::Column::UpdatedAt),
+                        )
+                        .to_owned(),
+                );
+                txn.execute(&insert).await?;
+            }
+            let new: Vec<(Option<&str>, &str)> = inserts
+                .iter()
+                .map(|(_, row)| {
+                    let name = row.name.as_deref().or(row.external_id.as_deref());
+                    (row.external_id.as_deref(), name.unwrap_or_default())
+                })
+                .collect();
+            let created = insert_accounts(&*txn, ws, &new).await?;
+            for ((i, _), id) in inserts.iter().zip(created) {
+                ids[*i] = Some(id);
+            }
+            start += actions.len();
+        }
+        let changed: Vec<Changed> = ids
+            .iter()
+            .flatten()
+            .map(|&id| changed(SubjectKind::Account, id))
+            .collect();
+        self.reevaluate(&txn, &changed).await?;
+        let tagged = rows
+            .iter()
+            .zip(&ids)
+            .filter_map(|(row, id)| Some(((*id)?, &row.tags)));
+        outcome.tags_applied = self.tag(&txn, SubjectKind::Account, tagged).await?;
+        txn.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Lets tracked segments see the field changes, in chunks small
+    /// enough to be evaluated in memory.
+    async fn reevaluate(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        changed: &[Changed],
+    ) -> Result<(), ImportError> {
+        for chunk in changed.chunks(MAX_IN_MEMORY) {
+            membership::reevaluate(
+                txn,
+                self.workspace_id,
+                chunk,
+                Reason::Fields,
+                0,
+                self.clock.now(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Adds each distinct tag to the subjects that have it, through the
+    /// one tag write path; returns the assignments created.
+    async fn tag<'r>(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        kind: SubjectKind,
+        rows: impl Iterator<Item = (i64, &'r Vec<TagName>)>,
+    ) -> Result<u64, ImportError> {
+        let mut by_tag: BTreeMap<&TagName, Vec<i64>> = BTreeMap::new();
+        for (id, tags) in rows {
+            for tag in tags {
+                by_tag.entry(tag).or_default().push(id);
+            }
+        }
+        let mut applied = 0;
+        for (tag, mut ids) in by_tag {
+            ids.sort_unstable();
+            ids.dedup();
+            // At most MAX_IN_MEMORY subjects per call, so segment triggers
+            // re-evaluate those subjects in memory.
+            for chunk in ids.chunks(MAX_IN_MEMORY) {
+                let targets = [(kind, Target::Ids(chunk.to_vec()))];
+                let outcome = apply_to_targets(
+                    txn,
+                    self.workspace_id,
+                    &targets,
+                    std::slice::from_ref(tag),
+                    Op::Added,
+                    self.actor(),
+                    self.clock,
+                )
+                .await?;
+                applied += outcome.changed;
+            }
+        }
+        Ok(applied)
+    }
+}
+
+/// After the `batch`th batch (1, 2, 4, 8, ...), on PostgreSQL, refreshes
+/// the planner's statistics of the tables an import grows: planned while
+/// they were small, the tag write path's statements would go on scanning
+/// them whole (1,800 rows/s and falling on a fresh database without it).
+pub async fn refresh_statistics(db: &DatabaseConnection, batch: u64) -> Result<(), DbErr> {
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres && batch.is_power_of_two() {
+        db.execute_unprepared(
+            "ANALYZE users, accounts, tags, tag_changes, tag_assignments, automation_events",
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+fn changed(kind: SubjectKind, id: i64) -> Changed {
+    Changed {
+        kind,
+        id,
+        cause: None,
+    }
+}
+
+/// Adds a batch's actions to the counts; conflicts become row errors.
+fn count<R>(outcome: &mut Outcome, rows: &[R], actions: &[Action], line: impl Fn(&R) -> u64) {
+    for (row, action) in rows.iter().zip(actions) {
+        match action {
+            Action::Insert => outcome.created += 1,
+            Action::Update { .. } => outcome.updated += 1,
+            Action::Conflict(message) => outcome.errors.push(RowError {
+                line: line(row),
+                message: format!("skipped: {message}"),
+            }),
+        }
+    }
+}
+
+/// The users of the workspace that have one of the rows' emails or external ids.
+async fn lookup_users(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    rows: &[UserRow],
+) -> Result<Vec<ExistingUser>, DbErr> {
+    let emails: Vec<&str> = rows.iter().map(|r| r.email.as_str()).collect();
+    let external_ids: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r.external_id.as_deref())
+        .collect();
+    let mut found: BTreeMap<i64, ExistingUser> = BTreeMap::new();
+    for (column, values) in [
+        (user::Column::Email, &emails),
+        (user::Column::ExternalId, &external_ids),
+    ] {
+        for chunk in values.chunks(IN_CHUNK) {
+            let rows: Vec<(i64, String, Option<String>)> = user::Entity::find()
+                .select_only()
+                .columns([
+                    user::Column::Id,
+                    user::Column::Email,
+                    user::Column::ExternalId,
+                ])
+                .filter(user::Column::WorkspaceId.eq(workspace_id))
+                .filter(column.is_in(chunk.iter().copied()))
+                .into_tuple()
+                .all(db)
+                .await?;
+            for (id, email, external_id) in rows {
+                found.insert(
+                    id,
+                    ExistingUser {
+                        id,
+                        email,
+                        external_id,
+                    },
+                );
+            }
+        }
+    }
+    Ok(found.into_values().collect())
+}
+
+/// The accounts of the workspace that have one of the rows' external ids,
+/// or (for rows without one) names.
+async fn lookup_accounts(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    rows: &[AccountRow],
+) -> Result<Vec<ExistingAccount>, DbErr> {
+    let external_ids: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r.external_id.as_deref())
+        .collect();
+    let names: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.external_id.is_none())
+        .filter_map(|r| r.name.as_deref())
+        .collect();
+    find_accounts(db, workspace_id, &external_ids, &names).await
+}
+
+async fn find_accounts(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    external_ids: &[&str],
+    names: &[&str],
+) -> Result<Vec<ExistingAccount>, DbErr> {
+    let mut found: BTreeMap<i64, ExistingAccount> = BTreeMap::new();
+    for (column, values) in [
+        (account::Column::ExternalId, external_ids),
+        (account::Column::Name, names),
+    ] {
+        for chunk in values.chunks(IN_CHUNK) {
+            let rows: Vec<(i64, Option<String>, String)> = account::Entity::find()
+                .select_only()
+                .columns([
+                    account::Column::Id,
+                    account::Column::ExternalId,
+                    account::Column::Name,
+                ])
+                .filter(account::Column::WorkspaceId.eq(workspace_id))
+                .filter(column.is_in(chunk.iter().copied()))
+                .order_by_asc(account::Column::Id)
+                .into_tuple()
+                .all(db)
+                .await?;
+            for (id, external_id, name) in rows {
+                found.insert(
+                    id,
+                    ExistingAccount {
+                        id,
+                        external_id,
+                        name,
+                    },
+                );
+            }
+        }
+    }
+    Ok(found.into_values().collect())
+}
+
+/// Inserts accounts `(external_id, name)`; returns their ids in order.
+async fn insert_accounts(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    accounts: &[(Option<&str>, &str)],
+) -> Result<Vec<i64>, DbErr> {
+    let at = now();
+    let mut ids = Vec::with_capacity(accounts.len());
+    for chunk in accounts.chunks(INSERT_CHUNK) {
+        let mut insert = Query::insert();
+        insert.into_table(account::Entity).columns([
+            account::Column::WorkspaceId,
+            account::Column::ExternalId,
+            account::Column::Name,
+            account::Column::Attributes,
+            account::Column::CreatedAt,
+            account::Column::UpdatedAt,
+        ]);
+        for (external_id, name) in chunk {
+            insert.values_panic([
+                Expr::val(workspace_id),
+                Expr::val(external_id.map(str::to_owned)),
+                Expr::val(*name),
+                Expr::val(json!({})),
+                Expr::val(at),
+                Expr::val(at),
+            ]);
+        }
+        insert.returning(Query::returning().columns([
+            account::Column::Id,
+            account::Column::ExternalId,
+            account::Column::Name,
+        ]));
+        // RETURNING's order is not promised: match rows back by key.
+        let mut by_key: HashMap<(Option<String>, String), i64> = HashMap::new();
+        for row in db.query_all(&insert).await? {
+            let id: i64 = row.try_get_by_index(0)?;
+            by_key.insert((row.try_get_by_index(1)?, row.try_get_by_index(2)?), id);
+        }
+        for (external_id, name) in chunk {
+            let key = (external_id.map(str::to_owned), (*name).to_owned());
+            let id = by_key.get(&key).copied().ok_or_else(|| {
+                DbErr::Custom(format!("the new account {name:?} was not returned"))
+            })?;
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+/// The ids of the accounts user rows name: found by external id, else by
+/// name (the oldest of that name), created when missing (`new` collects them).
+async fn resolve_accounts<'r>(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    refs: BTreeSet<&'r AccountRef>,
+    new: &mut Vec<i64>,
+) -> Result<HashMap<&'r AccountRef, i64>, DbErr> {
+    if refs.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let external_ids: Vec<&str> = refs
+        .iter()
+        .filter_map(|r| match r {
+            AccountRef::ExternalId { external_id, .. } => Some(external_id.as_str()),
+            AccountRef::Name(_) => None,
+        })
+        .collect();
+    let names: Vec<&str> = refs
+        .iter()
+        .filter_map(|r| match r {
+            AccountRef::Name(name) => Some(name.as_str()),
+            AccountRef::ExternalId { .. } => None,
+        })
+        .collect();
+    let existing = find_accounts(db, workspace_id, &external_ids, &names).await?;
+    let mut by_external_id: HashMap<&str, i64> = HashMap::new();
+    let mut by_name: HashMap<&str, i64> = HashMap::new();
+    for account in &existing {
+        if let Some(x) = &account.external_id {
+            by_external_id.insert(x, account.id);
+        }
+        by_name.entry(account.name.as_str()).or_insert(account.id);
+    }
+    let mut resolved: HashMap<&AccountRef, i64> = HashMap::new();
+    let mut missing: Vec<(&AccountRef, (Option<&str>, &str))> = Vec::new();
+    // Two refs with the same external id (different names) are one account.
+    let mut wanted: BTreeMap<&str, &str> = BTreeMap::new();
+    for r in &refs {
+        let found = match r {
+            AccountRef::ExternalId { external_id, name } => {
+                let found = by_external_id.get(external_id.as_str()).copied();
+                if found.is_none() {
+                    wanted
+                        .entry(external_id)
+                        .or_insert(name.as_deref().unwrap_or(external_id));
+                }
+                found
+            }
+            AccountRef::Name(name) => {
+                let found = by_name.get(name.as_str()).copied();
+                if found.is_none() {
+                    missing.push((r, (None, name.as_str())));
+                }
+                found
+            }
+        };
+        if let Some(id) = found {
+            resolved.insert(r, id);
+        }
+    }
+    let mut to_create: Vec<(Option<&str>, &str)> =
+        wanted.iter().map(|(x, name)| (Some(*x), *name)).collect();
+    to_create.extend(missing.iter().map(|(_, key)| *key));
+    let created = insert_accounts(db, workspace_id, &to_create).await?;
+    new.extend(&created);
+    let created: HashMap<(Option<&str>, &str), i64> = to_create.into_iter().zip(created).collect();
+    for r in &refs {
+        if resolved.contains_key(r) {
+            continue;
+        }
+        let id = match r {
+            AccountRef::ExternalId { external_id, .. } => wanted
+                .get(external_id.as_str())
+                .and_then(|name| created.get(&(Some(external_id.as_str()), *name))),
+            AccountRef::Name(name) => created.get(&(None, name.as_str())),
+        };
+        if let Some(id) = id {
+            resolved.insert(r, *id);
+        }
+    }
+    Ok(resolved)
+}

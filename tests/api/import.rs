@@ -1,0 +1,666 @@
+//! Import and export: `importUsers`/`importAccounts` over HTTP, the segment
+//! download, and the `tagsmith import`/`export` commands run as the real binary.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, drained, error_code, eventually, spawn_app};
+use crate::on_both_databases;
+
+on_both_databases!(
+    learning_platform_file_gives_key_value_tags,
+    bad_rows_are_reported_by_line_and_good_rows_kept,
+    refused_files_write_nothing,
+    bom_quotes_and_newlines,
+    reimport_updates_fields_and_appends_tags,
+    users_link_to_accounts_and_accounts_import,
+    export_reimports_to_the_same_tags,
+    automation_and_segment_triggers_run_on_imported_tags,
+);
+
+const IMPORT_USERS: &str = "mutation($csv: String!) {
+    importUsers(csv: $csv) { created updated tagsApplied errors { line message } } }";
+const IMPORT_ACCOUNTS: &str = "mutation($csv: String!) {
+    importAccounts(csv: $csv) { created updated tagsApplied errors { line message } } }";
+const USER: &str = "query($email: String!) { user(email: $email) {
+    id firstName lastName externalId account { externalId name } tags { name } } }";
+const CREATE_SEGMENT: &str =
+    "mutation($input: SegmentInput!) { createSegment(input: $input) { id memberCount } }";
+
+const LEARNING: &str = "\
+email,first_name,last_name,Department,Region,Job Title
+ana@learn.io,Ana,Lima,Sales,EMEA,Account Executive
+bo@learn.io,Bo,Chen,Engineering,APAC,Developer
+cy@learn.io,Cy,Diaz,Sales,AMER,
+";
+
+async fn import_users(app: &TestApp, csv: &str) -> Value {
+    app.ok(IMPORT_USERS, json!({ "csv": csv })).await["importUsers"].clone()
+}
+
+async fn user(app: &TestApp, email: &str) -> Value {
+    app.ok(USER, json!({ "email": email })).await["user"].clone()
+}
+
+fn names(list: &Value) -> Vec<String> {
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|t| t["name"].as_str().expect("name").to_owned())
+        .collect()
+}
+
+async fn tags_of(app: &TestApp, email: &str) -> Vec<String> {
+    names(&user(app, email).await["tags"])
+}
+
+async fn learning_platform_file_gives_key_value_tags(app: TestApp) {
+    let result = import_users(&app, LEARNING).await;
+    assert_eq!(
+        result,
+        json!({ "created": 3, "updated": 0, "tagsApplied": 8, "errors": [] })
+    );
+    let ana = user(&app, "ana@learn.io").await;
+    assert_eq!(ana["firstName"], "Ana");
+    assert_eq!(ana["lastName"], "Lima");
+    assert_eq!(
+        names(&ana["tags"]),
+        [
+            "Department: Sales",
+            "Job Title: Account Executive",
+            "Region: EMEA"
+        ]
+    );
+    // An empty cell makes no tag.
+    assert_eq!(
+        tags_of(&app, "cy@learn.io").await,
+        ["Department: Sales", "Region: AMER"]
+    );
+    let catalogue = app
+        .ok(
+            r#"{ tags(prefix: "Department: ") { nodes { name key value userCount } } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        catalogue["tags"]["nodes"],
+        json!([
+            { "name": "Department: Engineering", "key": "Department", "value": "Engineering", "userCount": 1 },
+            { "name": "Department: Sales", "key": "Department", "value": "Sales", "userCount": 2 },
+        ])
+    );
+    // The changes are recorded as an import by the key.
+    let history = app
+        .ok(
+            r#"{ tagChanges(tag: "Department: Sales", first: 5) { nodes { source actor op } } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        history["tagChanges"]["nodes"][0],
+        json!({ "source": "IMPORT", "actor": "admin", "op": "ADDED" })
+    );
+    // And segments find them.
+    let segment = app
+        .ok(
+            CREATE_SEGMENT,
+            json!({ "input": { "name": "Sales EMEA", "subjectKind": "USER",
+                    "filter": "tagged(\"Department: Sales\") and tagged(\"Region: EMEA\")" } }),
+        )
+        .await;
+    assert_eq!(segment["createSegment"]["memberCount"], 1);
+}
+
+async fn bad_rows_are_reported_by_line_and_good_rows_kept(app: TestApp) {
+    let csv = "\
+email,first_name,tags,Team
+ana@x.io,Ana,VIP,Red
+not-an-email,Bo,,
+,Cy,,
+dee@x.io,Dee,a//b,
+eve@x.io,Eve,,*
+fay@x.io,Fay
+ana@x.io,Ana 2,Hot Lead,Blue
+gus@x.io,Gus,,
+";
+    let result = import_users(&app, csv).await;
+    assert_eq!(
+        result,
+        json!({
+            "created": 2, "updated": 0, "tagsApplied": 2,
+            "errors": [
+                { "line": 2, "message": "skipped: line 8 has the same email \"ana@x.io\"; the later row wins" },
+                { "line": 3, "message": "invalid email \"not-an-email\": it has no @" },
+                { "line": 4, "message": "email is empty" },
+                { "line": 5, "message": "tag \"a//b\" has an empty level (levels are separated by `/`)" },
+                { "line": 6, "message": "column \"Team\": tag \"Team: *\" uses `*`, which is kept for patterns such as `a/*` and `Key: *`" },
+                { "line": 7, "message": "has 2 cells; the header has 4" },
+            ]
+        })
+    );
+    // The later row won: its name and tags, not the earlier row's.
+    let ana = user(&app, "ana@x.io").await;
+    assert_eq!(ana["firstName"], "Ana 2");
+    assert_eq!(names(&ana["tags"]), ["Hot Lead", "Team: Blue"]);
+    assert_eq!(app.user_count().await, 2);
+}
+
+async fn refused_files_write_nothing(app: TestApp) {
+    let refused = [
+        (
+            "first_name,last_name\nAna,Lima\n",
+            "the header has no `email` column",
+        ),
+        ("email,EMAIL\na@x.io,b@x.io\n", "appears twice"),
+        ("", "the file is empty"),
+        ("PK\u{3}\u{4}\u{14}\u{0}binary", "not CSV text"),
+        (
+            "{\"email\": \"a@x.io\"}\n",
+            "the header has no `email` column",
+        ),
+    ];
+    for (csv, message) in refused {
+        let body = app.graphql(IMPORT_USERS, json!({ "csv": csv })).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{csv:?}: {body}");
+        let got = body["errors"][0]["message"].as_str().unwrap_or("");
+        assert!(got.contains(message), "{csv:?}: {got}");
+    }
+    let body = app
+        .graphql(IMPORT_ACCOUNTS, json!({ "csv": "plan\npro\n" }))
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    assert_eq!(app.user_count().await, 0);
+    assert_eq!(app.rows("tags").await, 0);
+
+    // DEVELOPER and up.
+    let member = app.key("member", "MEMBER").await;
+    let body = app
+        .graphql_as(Some(&member), IMPORT_USERS, json!({ "csv": LEARNING }))
+        .await;
+    assert_eq!(error_code(&body), "FORBIDDEN");
+    let developer = app.key("dev", "DEVELOPER").await;
+    let body = app
+        .graphql_as(Some(&developer), IMPORT_USERS, json!({ "csv": LEARNING }))
+        .await;
+    assert_eq!(body["data"]["importUsers"]["created"], 3, "{body}");
+}
+
+async fn bom_quotes_and_newlines(app: TestApp) {
+    let csv = "\u{feff}\"Email\",First_Name,Note,tags\r\n\
+               ana@x.io,Ana,\"Sales, EMEA\",\r\n\
+               bo@x.io,Bo,,\"VIP;\r\nHot Lead\"\r\n\
+               \r\n\
+               bad,Cy,,\r\n";
+    let result = import_users(&app, csv).await;
+    assert_eq!(result["created"], 2, "{result}");
+    // Line numbers count the quoted line break and the blank line.
+    assert_eq!(
+        result["errors"],
+        json!([{ "line": 6, "message": "invalid email \"bad\": it has no @" }])
+    );
+    assert_eq!(tags_of(&app, "ana@x.io").await, ["Note: Sales, EMEA"]);
+    assert_eq!(user(&app, "ana@x.io").await["firstName"], "Ana");
+    assert_eq!(tags_of(&app, "bo@x.io").await, ["Hot Lead", "VIP"]);
+}
+
+async fn reimport_updates_fields_and_appends_tags(app: TestApp) {
+    import_users(
+        &app,
+        "email,first_name,last_name,tags\nana@x.io,Ana,Lima,VIP\n",
+    )
+    .await;
+    let id = user(&app, "ana@x.io").await["id"].clone();
+    // Empty cells keep fields; tags are appended, never removed; an
+    // external id is adopted by the user found by email.
+    let result = import_users(
+        &app,
+        "email,first_name,last_name,external_id,tags\nana@x.io,Ana Maria,,crm-1,Hot Lead;VIP\n",
+    )
+    .await;
+    assert_eq!(
+        result,
+        json!({ "created": 0, "updated": 1, "tagsApplied": 1, "errors": [] })
+    );
+    let ana = user(&app, "ana@x.io").await;
+    assert_eq!(ana["id"], id);
+    assert_eq!(ana["firstName"], "Ana Maria");
+    assert_eq!(ana["lastName"], "Lima");
+    assert_eq!(ana["externalId"], "crm-1");
+    assert_eq!(names(&ana["tags"]), ["Hot Lead", "VIP"]);
+    // By external id, the email changes.
+    let result = import_users(&app, "external_id,email\ncrm-1,ana@new.io\n").await;
+    assert_eq!(result["updated"], 1, "{result}");
+    assert_eq!(user(&app, "ana@new.io").await["id"], id);
+    // An email that belongs to a user with another external id is a conflict.
+    import_users(&app, "email,external_id\nbo@x.io,crm-2\n").await;
+    let result = import_users(&app, "email,external_id\nbo@x.io,crm-3\n").await;
+    assert_eq!(
+        result["errors"],
+        json!([{ "line": 2, "message": "skipped: email \"bo@x.io\" belongs to the user with external_id \"crm-2\"" }])
+    );
+    // A row whose outcome depends on an earlier row of the same import:
+    // line 2 frees bo@x.io, line 3 takes it as a new user.
+    let result = import_users(&app, "email,external_id\nbo2@x.io,crm-2\nbo@x.io,\n").await;
+    assert_eq!(
+        result,
+        json!({ "created": 1, "updated": 1, "tagsApplied": 0, "errors": [] })
+    );
+    assert_eq!(app.user_count().await, 3);
+}
+
+async fn users_link_to_accounts_and_accounts_import(app: TestApp) {
+    let result = app
+        .ok(
+            IMPORT_ACCOUNTS,
+            json!({ "csv": "external_id,name,Plan,tags\nacme,Acme Inc,Pro,Enterprise\n,Globex,Free,\n" }),
+        )
+        .await["importAccounts"]
+        .clone();
+    assert_eq!(
+        result,
+        json!({ "created": 2, "updated": 0, "tagsApplied": 3, "errors": [] })
+    );
+    let csv = "email,account_external_id,account_name\n\
+               ana@x.io,acme,\n\
+               bo@x.io,,Globex\n\
+               cy@x.io,initech,Initech\n\
+               dee@x.io,,Umbrella\n";
+    let result = import_users(&app, csv).await;
+    assert_eq!(result["created"], 4, "{result}");
+    let account = |email: &'static str| {
+        let app = &app;
+        async move { user(app, email).await["account"].clone() }
+    };
+    assert_eq!(
+        account("ana@x.io").await,
+        json!({ "externalId": "acme", "name": "Acme Inc" })
+    );
+    assert_eq!(
+        account("bo@x.io").await,
+        json!({ "externalId": null, "name": "Globex" })
+    );
+    assert_eq!(
+        account("cy@x.io").await,
+        json!({ "externalId": "initech", "name": "Initech" })
+    );
+    assert_eq!(
+        account("dee@x.io").await,
+        json!({ "externalId": null, "name": "Umbrella" })
+    );
+    // Accounts upsert by external id (renamed), else by name.
+    let result = app
+        .ok(
+            IMPORT_ACCOUNTS,
+            json!({ "csv": "external_id,name,Plan\nacme,Acme Corp,Enterprise\n,Globex,\n" }),
+        )
+        .await["importAccounts"]
+        .clone();
+    assert_eq!(
+        result,
+        json!({ "created": 0, "updated": 2, "tagsApplied": 1, "errors": [] })
+    );
+    let accounts = app
+        .ok(
+            "{ accounts { totalCount nodes { externalId name tags { name } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(accounts["accounts"]["totalCount"], 4);
+    assert_eq!(
+        accounts["accounts"]["nodes"][0],
+        json!({ "externalId": "acme", "name": "Acme Corp",
+                "tags": [{ "name": "Enterprise" }, { "name": "Plan: Enterprise" }, { "name": "Plan: Pro" }] })
+    );
+}
+
+async fn download(app: &TestApp, key: Option<&str>, path: &str) -> (u16, String, String) {
+    let mut request = app.client.get(format!("{}{path}", app.address));
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (status, content_type, response.text().await.expect("body"))
+}
+
+async fn export_reimports_to_the_same_tags(app: TestApp) {
+    let csv = "email,first_name,external_id,account_external_id,account_name,Department,tags\n\
+               ana@x.io,Ana,u-1,acme,\"Acme, Inc\",Sales,\"VIP;sports/football;Note: a, b\"\n\
+               bo@x.io,Bo,,,,Sales,\n\
+               cy@x.io,Cy,,,,Engineering,VIP\n";
+    import_users(&app, csv).await;
+    let segment = app
+        .ok(
+            CREATE_SEGMENT,
+            json!({ "input": { "name": "Sales", "subjectKind": "USER",
+                    "filter": "tagged(\"Department: Sales\")" } }),
+        )
+        .await["createSegment"]
+        .clone();
+    let id = segment["id"].as_str().unwrap();
+    let viewer = app.key("dashboard", "VIEWER").await;
+    let (status, content_type, body) =
+        download(&app, Some(&viewer), &format!("/segments/{id}/members.csv")).await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (200, "text/csv; charset=utf-8")
+    );
+    assert_eq!(
+        body,
+        "email,external_id,first_name,last_name,account_external_id,account_name,tags\n\
+         ana@x.io,u-1,Ana,,acme,\"Acme, Inc\",\"Department: Sales;Note: a, b;VIP;sports/football\"\n\
+         bo@x.io,,Bo,,,,Department: Sales\n"
+    );
+    let (status, content_type, ndjson) = download(
+        &app,
+        Some(&viewer),
+        &format!("/segments/{id}/members.ndjson"),
+    )
+    .await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (200, "application/x-ndjson")
+    );
+    let lines: Vec<Value> = ndjson
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["email"], "bo@x.io");
+    assert_eq!(lines[1]["tags"], json!(["Department: Sales"]));
+
+    // Without a key, with a bad key, another workspace's segment, a bad id.
+    let path = format!("/segments/{id}/members.csv");
+    assert_eq!(download(&app, None, &path).await.0, 401);
+    assert_eq!(download(&app, Some("tsk_nope"), &path).await.0, 401);
+    let other = app.other_workspace("other").await;
+    assert_eq!(download(&app, Some(&other), &path).await.0, 404);
+    assert_eq!(
+        download(&app, Some(&viewer), "/segments/nope/members.csv")
+            .await
+            .0,
+        404
+    );
+
+    // The export re-imports, in another workspace, to the same people and tags.
+    let result = app
+        .graphql_as(Some(&other), IMPORT_USERS, json!({ "csv": body }))
+        .await;
+    assert_eq!(
+        result["data"]["importUsers"],
+        json!({ "created": 2, "updated": 0, "tagsApplied": 5, "errors": [] })
+    );
+    let (_, _, again) = {
+        let segment = app
+            .graphql_as(
+                Some(&other),
+                CREATE_SEGMENT,
+                json!({ "input": { "name": "Sales", "subjectKind": "USER",
+                        "filter": "tagged(\"Department: Sales\")" } }),
+            )
+            .await;
+        let id = segment["data"]["createSegment"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        download(&app, Some(&other), &format!("/segments/{id}/members.csv")).await
+    };
+    assert_eq!(again, body);
+}
+
+async fn automation_and_segment_triggers_run_on_imported_tags(app: TestApp) {
+    app.ok(
+        "mutation($input: ScriptInput!) { uploadScript(input: $input) { id } }",
+        json!({ "input": { "name": "sales-team", "source": r#"
+fn on_tag_added(event) {
+    if event.tag == "Department: Sales" && event.source == "IMPORT" {
+        event.subject.add_tag("Sales Team");
+    }
+}
+"# } }),
+    )
+    .await;
+    app.ok(
+        CREATE_SEGMENT,
+        json!({ "input": { "name": "EMEA", "subjectKind": "USER",
+                "filter": "tagged(\"Region: EMEA\")", "onEntry": { "add": ["Welcome EMEA"] } } }),
+    )
+    .await;
+    app.ok(
+        CREATE_SEGMENT,
+        json!({ "input": { "name": "Named Bo", "subjectKind": "USER",
+                "filter": "first_name = \"Bo\"", "onEntry": { "add": ["Hi Bo"] } } }),
+    )
+    .await;
+    import_users(&app, LEARNING).await;
+    let ana = eventually(&app, USER, json!({ "email": "ana@learn.io" }), |d| {
+        names(&d["user"]["tags"]).len() == 5
+    })
+    .await;
+    assert_eq!(
+        names(&ana["user"]["tags"]),
+        [
+            "Department: Sales",
+            "Job Title: Account Executive",
+            "Region: EMEA",
+            "Sales Team",
+            "Welcome EMEA"
+        ]
+    );
+    drained(&app).await;
+    assert_eq!(
+        tags_of(&app, "bo@learn.io").await,
+        [
+            "Department: Engineering",
+            "Hi Bo",
+            "Job Title: Developer",
+            "Region: APAC"
+        ]
+    );
+    // A field change by import moves people between segments too.
+    import_users(&app, "email,first_name\ncy@learn.io,Bo\n").await;
+    drained(&app).await;
+    assert!(
+        tags_of(&app, "cy@learn.io")
+            .await
+            .contains(&"Hi Bo".to_owned())
+    );
+}
+
+/// Runs the real binary on a SQLite file; returns (success, stdout, stderr).
+fn tagsmith(url: &str, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_tagsmith"))
+        .args(args)
+        .args(["--database-url", url])
+        .env("TAGSMITH_LOG", "warn")
+        .output()
+        .expect("run tagsmith");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_cli_imports_csv_and_xlsx_and_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let (ok, _, stderr) = tagsmith(&url, &["migrate"]);
+    assert!(ok, "{stderr}");
+    let (ok, _, _) = tagsmith(&url, &["workspace", "create", "default"]);
+    assert!(ok);
+
+    // The workbook: numbers become text, an empty row is skipped, lines are the sheet's rows.
+    let xlsx = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/learning.xlsx");
+    let (ok, stdout, stderr) = tagsmith(&url, &["import", "users", xlsx, "--dry-run"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.starts_with("dry run, nothing written: users from"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("would create 3"), "{stdout}");
+    assert!(
+        stdout.contains("line 5: invalid email \"not-an-email\""),
+        "{stdout}"
+    );
+    let (_, exported, _) = tagsmith(&url, &["export", "users"]);
+    assert_eq!(
+        exported.lines().count(),
+        1,
+        "a dry run writes nothing: {exported}"
+    );
+
+    let (ok, stdout, stderr) = tagsmith(&url, &["import", "users", xlsx]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("created 3"), "{stdout}");
+    // Progress goes to standard error (plain lines when not on a terminal).
+    assert!(
+        stderr.contains("importing learning.xlsx: 3 of 3 rows"),
+        "{stderr}"
+    );
+
+    // `;` and tab files, in batches of two with a duplicate across batches.
+    let semicolons = file(
+        "people.csv",
+        "email;Region;tags\nx1@x.io;EU, West;A\nx2@x.io;EU;\nx1@x.io;EU;B\nx3@x.io;;C\n",
+    );
+    let (ok, stdout, stderr) = tagsmith(
+        &url,
+        &[
+            "import",
+            "users",
+            &semicolons,
+            "--delimiter",
+            ";",
+            "--batch-size",
+            "2",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("created 3, updated 0"), "{stdout}");
+    assert!(
+        stdout.contains("line 2: skipped: line 4 has the same email \"x1@x.io\""),
+        "{stdout}"
+    );
+    let tabs = file("more.tsv", "email\tRegion\ny1@x.io\tAPAC\n");
+    let (ok, stdout, _) = tagsmith(&url, &["import", "users", &tabs]);
+    assert!(ok && stdout.contains("created 1"), "{stdout}");
+
+    let (ok, stdout, _) = tagsmith(
+        &url,
+        &["export", "users", "--filter", "tagged(\"Region: *\")"],
+    );
+    assert!(ok);
+    assert_eq!(
+        stdout,
+        "email,external_id,first_name,last_name,account_external_id,account_name,tags\n\
+         ana@learn.io,,Ana,Lima,,,Department: Sales;Employee No: 1001;Job Title: Account Executive;Region: EMEA\n\
+         bo@learn.io,,Bo,Chen,,,Department: Engineering;Employee No: 1002;Region: APAC\n\
+         x2@x.io,,,,,,Region: EU\n\
+         x1@x.io,,,,,,B;Region: EU\n\
+         y1@x.io,,,,,,Region: APAC\n"
+    );
+    let (ok, _, stderr) = tagsmith(&url, &["export", "segment", "Nope"]);
+    assert!(
+        !ok && stderr.contains("no segment named \"Nope\""),
+        "{stderr}"
+    );
+    let (ok, stdout, _) = tagsmith(&url, &["export", "tags"]);
+    assert!(ok);
+    assert!(stdout.starts_with("name,user_count,account_count\nB,1,0\nC,1,0\nDepartment: Engineering,1,0\nDepartment: Sales,2,0\n"), "{stdout}");
+
+    // Export to a file, then import it back: the same tags, nothing new.
+    let out = dir.path().join("export.csv");
+    let (ok, _, stderr) = tagsmith(
+        &url,
+        &["export", "users", "--output", &out.display().to_string()],
+    );
+    assert!(ok && stderr.contains("exported 7 users to"), "{stderr}");
+    let (ok, stdout, _) = tagsmith(&url, &["import", "users", &out.display().to_string()]);
+    assert!(ok);
+    assert!(
+        stdout.contains("created 0, updated 7, 0 tag assignments added, 0 rows skipped"),
+        "{stdout}"
+    );
+
+    // A file refused whole fails the command.
+    let bad = file("bad.csv", "name\nAna\n");
+    let (ok, _, stderr) = tagsmith(&url, &["import", "users", &bad]);
+    assert!(
+        !ok && stderr.contains("the header has no `email` column"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = tagsmith(
+        &url,
+        &[
+            "import",
+            "users",
+            &out.display().to_string(),
+            "--workspace",
+            "nope",
+        ],
+    );
+    assert!(
+        !ok && stderr.contains("workspace \"nope\" does not exist"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_segment_export_streams_many_pages() {
+    let app = spawn_app().await;
+    let mut csv = String::from("email,Cohort\n");
+    for n in 0..2_345 {
+        csv.push_str(&format!(
+            "u{n:05}@x.io,{}\n",
+            if n % 2 == 0 { "Even" } else { "Odd" }
+        ));
+    }
+    let result = import_users(&app, &csv).await;
+    assert_eq!(result["created"], 2_345);
+    let segment = app
+        .ok(
+            CREATE_SEGMENT,
+            json!({ "input": { "name": "Even", "subjectKind": "USER", "filter": "tagged(\"Cohort: Even\")" } }),
+        )
+        .await["createSegment"]
+        .clone();
+    let (status, _, body) = download(
+        &app,
+        Some(&app.admin_key),
+        &format!("/segments/{}/members.csv", segment["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines.len(), 1 + 1_173);
+    assert_eq!(lines[1], "u00000@x.io,,,,,,Cohort: Even");
+    assert_eq!(lines[1_173], "u02344@x.io,,,,,,Cohort: Even");
+}
+
+#[tokio::test]
+async fn an_import_larger_than_the_body_limit_is_refused() {
+    let app = spawn_app().await;
+    let mut csv = String::from("email\n");
+    while csv.len() <= 1024 * 1024 {
+        csv.push_str(&format!("someone{}@example.com\n", csv.len()));
+    }
+    let body = json!({ "query": IMPORT_USERS, "variables": { "csv": csv } }).to_string();
+    let (status, text) = app.post_raw("application/json", body).await;
+    assert_eq!(status, 413, "{text}");
+    assert!(text.contains("LIMIT_EXCEEDED"), "{text}");
+    assert_eq!(app.user_count().await, 0);
+}
