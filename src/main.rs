@@ -214,7 +214,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_env("TAGSMITH_LOG").unwrap_or_else(|_| EnvFilter::new("info,sea_orm_migration=warn")),
+            EnvFilter::try_from_env("TAGSMITH_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("info,sea_orm_migration=warn")),
         )
         .with_writer(std::io::stderr)
         .init();
