@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use entity::automation_event;
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, LockBehavior, LockType, Order, Query};
+use sea_orm::sea_query::{
+    Alias, Expr, ExprTrait, LockBehavior, LockType, Order, Query, SelectStatement,
+};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     DbBackend, DbErr, EntityTrait, IntoActiveModel, QueryFilter, Set,
@@ -30,6 +32,45 @@ pub mod status {
     pub const RUNNING: &str = "running";
     pub const DONE: &str = "done";
     pub const FAILED: &str = "failed";
+}
+
+/// Writes the events a query selects into the outbox, pending and due now.
+/// The query's columns, in order: workspace_id, kind, subject_kind,
+/// subject_id, the tag or segment id (in the column `about`: `TagId` or
+/// `SegmentId`), change_id, depth, cause_id. (The tag write path and
+/// segment membership write their events this way, set-based.)
+pub async fn enqueue_selected(
+    db: &impl ConnectionTrait,
+    about: automation_event::Column,
+    mut events: SelectStatement,
+) -> Result<(), DbErr> {
+    let at = now();
+    events
+        .expr(Expr::val(status::PENDING))
+        .expr(Expr::val(0))
+        .expr(Expr::val(at))
+        .expr(Expr::val(at));
+    let insert = Query::insert()
+        .into_table(automation_event::Entity)
+        .columns([
+            automation_event::Column::WorkspaceId,
+            automation_event::Column::Kind,
+            automation_event::Column::SubjectKind,
+            automation_event::Column::SubjectId,
+            about,
+            automation_event::Column::ChangeId,
+            automation_event::Column::Depth,
+            automation_event::Column::CauseId,
+            automation_event::Column::Status,
+            automation_event::Column::Attempts,
+            automation_event::Column::RunAt,
+            automation_event::Column::CreatedAt,
+        ])
+        .select_from(events)
+        .map_err(|e| DbErr::Custom(e.to_string()))?
+        .to_owned();
+    db.execute(&insert).await?;
+    Ok(())
 }
 
 /// Claims the next due event, if any (see [`claim_batch`]).

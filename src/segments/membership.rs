@@ -25,6 +25,7 @@ use super::SegmentError;
 use super::data::{self, Needs};
 use super::filter::{Filter, Reach, SubjectKind, evaluate};
 use super::sql::{Backend, SqlContext, select_ids};
+use crate::automation::outbox;
 use crate::subjects::SubjectKind as DomainKind;
 
 /// More subjects than this in one change are re-evaluated with SQL, one
@@ -650,7 +651,6 @@ async fn announce(
         }
         db.execute(&insert).await?;
     }
-    let at = crate::time::now();
     for op in [Op::Entered, Op::Exited] {
         let events = Query::select()
             .column(segment_change::Column::WorkspaceId)
@@ -661,36 +661,13 @@ async fn announce(
             .column(segment_change::Column::Id)
             .expr(Expr::val(depth))
             .column(segment_change::Column::CauseId)
-            .expr(Expr::val(crate::automation::outbox::status::PENDING))
-            .expr(Expr::val(0))
-            .expr(Expr::val(at))
-            .expr(Expr::val(at))
             .from(segment_change::Entity)
             .and_where(Expr::col(segment_change::Column::SegmentId).eq(segment.id))
             .and_where(Expr::col(segment_change::Column::Id).gt(floor))
             .and_where(Expr::col(segment_change::Column::Op).eq(op.as_str()))
             .order_by(segment_change::Column::Id, Order::Asc)
             .to_owned();
-        let insert = Query::insert()
-            .into_table(automation_event::Entity)
-            .columns([
-                automation_event::Column::WorkspaceId,
-                automation_event::Column::Kind,
-                automation_event::Column::SubjectKind,
-                automation_event::Column::SubjectId,
-                automation_event::Column::SegmentId,
-                automation_event::Column::ChangeId,
-                automation_event::Column::Depth,
-                automation_event::Column::CauseId,
-                automation_event::Column::Status,
-                automation_event::Column::Attempts,
-                automation_event::Column::RunAt,
-                automation_event::Column::CreatedAt,
-            ])
-            .select_from(events)
-            .map_err(|e| SegmentError::Invalid(e.to_string()))?
-            .to_owned();
-        db.execute(&insert).await?;
+        outbox::enqueue_selected(db, automation_event::Column::SegmentId, events).await?;
     }
     Ok(())
 }

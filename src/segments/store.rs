@@ -88,6 +88,19 @@ fn clean_name(raw: &str, what: &str) -> Result<String, SegmentError> {
     Ok(name.to_owned())
 }
 
+/// The segment's name and folder (none when blank), checked.
+fn clean_names(spec: &SegmentSpec) -> Result<(String, Option<String>), SegmentError> {
+    let name = clean_name(&spec.name, "segment")?;
+    let folder = spec
+        .folder
+        .as_deref()
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(|f| clean_name(f, "folder"))
+        .transpose()?;
+    Ok((name, folder))
+}
+
 /// Parses and checks a filter of the workspace: `in_segment` names must be
 /// segments of the workspace, of the right kind, without cycles through
 /// `defining` (the segment being saved, if any).
@@ -162,13 +175,7 @@ pub async fn create(
     listened: bool,
     now: DateTime<Utc>,
 ) -> Result<segment::Model, SegmentError> {
-    let name = clean_name(&spec.name, "segment")?;
-    let folder = spec
-        .folder
-        .as_deref()
-        .map(str::trim)
-        .filter(|f| !f.is_empty());
-    let folder = folder.map(|f| clean_name(f, "folder")).transpose()?;
+    let (name, folder) = clean_names(&spec)?;
     let txn = begin_write(db).await?;
     let (filter, segments) =
         check_filter(&txn, workspace_id, &spec.filter, spec.kind, Some(&name)).await?;
@@ -224,13 +231,7 @@ pub async fn update(
     listened: bool,
     now: DateTime<Utc>,
 ) -> Result<segment::Model, SegmentError> {
-    let name = clean_name(&spec.name, "segment")?;
-    let folder = spec
-        .folder
-        .as_deref()
-        .map(str::trim)
-        .filter(|f| !f.is_empty());
-    let folder = folder.map(|f| clean_name(f, "folder")).transpose()?;
+    let (name, folder) = clean_names(&spec)?;
     let txn = begin_write(db).await?;
     let current = find(&txn, workspace_id, id)
         .await?

@@ -15,6 +15,7 @@ use sea_orm::sea_query::{
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityName};
 
 use super::{Cause, Op, Source};
+use crate::automation::outbox;
 use crate::subjects::SubjectKind;
 use crate::time::now;
 
@@ -214,34 +215,11 @@ pub async fn apply(
         .column(tag_change::Column::Id)
         .expr(Expr::val(write.depth))
         .column(tag_change::Column::CauseId)
-        .expr(Expr::val("pending"))
-        .expr(Expr::val(0))
-        .expr(Expr::val(at))
-        .expr(Expr::val(at))
         .from(tag_change::Entity)
         .and_where(this_write())
         .order_by(tag_change::Column::Id, sea_orm::sea_query::Order::Asc)
         .to_owned();
-    let insert_events = Query::insert()
-        .into_table(automation_event::Entity)
-        .columns([
-            automation_event::Column::WorkspaceId,
-            automation_event::Column::Kind,
-            automation_event::Column::SubjectKind,
-            automation_event::Column::SubjectId,
-            automation_event::Column::TagId,
-            automation_event::Column::ChangeId,
-            automation_event::Column::Depth,
-            automation_event::Column::CauseId,
-            automation_event::Column::Status,
-            automation_event::Column::Attempts,
-            automation_event::Column::RunAt,
-            automation_event::Column::CreatedAt,
-        ])
-        .select_from(events)
-        .map_err(|e| DbErr::Custom(e.to_string()))?
-        .to_owned();
-    txn.execute(&insert_events).await?;
+    outbox::enqueue_selected(txn, automation_event::Column::TagId, events).await?;
     super::feed::announce(txn, write.tag_id, floor).await?;
     Ok(changed)
 }
