@@ -2,24 +2,47 @@
 //!
 //! ```sh
 //! cargo bench --bench tagsmith -- [--users N] [--seconds S] [--concurrency C] [--postgres URL]
+//!     [--scenarios NAME,NAME,...] [--runs R]
 //! ```
 //! Seeds N users (default 100,000) into a fresh database (a temp SQLite file,
-//! or a new database on the PostgreSQL server of URL), then measures:
-//! - `addTags` on one user through HTTP: mutations/s, p50, p99;
-//! - bulk add of one tag to every seeded user through the one write path
-//!   (the set-based statement a segment or filter target uses), and the same
-//!   through the API as `bulkAddTags` calls of 10,000 ids each;
-//! - listing 50 users with tags and account through HTTP;
-//! - automation: from an `addTags` commit to the script's follow-up change,
-//!   p50/p99, under a steady load of other tag changes; events handled per
-//!   second; the cost of one hook run with a cached AST.
+//! or a new database on the PostgreSQL server of URL), with `last_seen_at`
+//! spread over the last 90 days, then measures the chosen scenarios
+//! (`--scenarios`, default `all`; `segments` names the three segment ones;
+//! `--only` is a synonym):
+//! - `add-tags`: `addTags` on one user through HTTP: mutations/s, p50, p99;
+//! - `bulk-write`: bulk add of one tag to every seeded user through the one
+//!   write path (the set-based statement a segment or filter target uses),
+//!   and `bulk-api`: the same through the API as `bulkAddTags` calls of
+//!   10,000 ids each;
+//! - `list-users`: listing 50 users with tags and account through HTTP;
+//! - `hook-run`, `automation-latency`, `automation-events`: automation: the
+//!   cost of one hook run with a cached AST; from an `addTags` commit to the
+//!   script's follow-up change, p50/p99, under a steady load of other tag
+//!   changes; events handled per second;
+//! - `segment-count`: `segment(id) { memberCount }` of a three-clause filter
+//!   (`tagged("Plan: Pro") and last_seen_at > now - 30d and events("login",
+//!   30d) >= 1`) through HTTP, R times (default 10, after one warm-up), beside
+//!   the statement the server runs (the compiler's `select_ids` wrapped in
+//!   `COUNT(*)`) and a hand-written equivalent, both run directly on the
+//!   same connection; prints the ratio and both query plans;
+//! - `segment-reevaluation`: `addTags` on one user through HTTP with no
+//!   segments, then with 100 segments with entry actions (a change that
+//!   enters none of them, and one that enters one);
+//! - `segment-latency`: from an `addTags` commit to the tag a segment's entry
+//!   action adds, p50/p99, under a steady load of other tag changes.
 //!
-//! Prints a Markdown table for BENCHMARKS.md.
+//! The segment scenarios first give 10% of the users "Plan: Pro" (the tag
+//! through the write path, its assignments with one insert-select) and seed
+//! `events`: a "login" for two users in three and a "page_view" for every
+//! user, spread over 90 days.
+//!
+//! Prints a Markdown table for BENCHMARKS.md, then the notes (ratios, the
+//! compiled SQL and the query plans).
 
 use std::time::{Duration, Instant};
 
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 use serde_json::json;
 use tagsmith::config::{DatabaseSettings, QueryLimits, ServerSettings};
 use tagsmith::subjects::SubjectKind;
@@ -33,6 +56,48 @@ struct Args {
     seconds: u64,
     concurrency: usize,
     postgres: Option<String>,
+    /// The scenarios to run, by name (see [`SCENARIOS`]).
+    scenarios: Vec<&'static str>,
+    /// Timed runs of each count in `segment-count`.
+    runs: usize,
+}
+
+/// Every scenario, in the order they run.
+const SCENARIOS: &[&str] = &[
+    "add-tags",
+    "bulk-write",
+    "bulk-api",
+    "list-users",
+    "hook-run",
+    "automation-latency",
+    "automation-events",
+    "segment-count",
+    "segment-reevaluation",
+    "segment-latency",
+];
+
+/// `all`, `segments`, or a comma-separated list of names of [`SCENARIOS`].
+fn scenarios(list: &str) -> Vec<&'static str> {
+    let mut chosen = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match name {
+            "all" => chosen.extend(SCENARIOS),
+            "segments" => chosen.extend(SCENARIOS.iter().filter(|s| s.starts_with("segment-"))),
+            _ => match SCENARIOS.iter().find(|s| **s == name) {
+                Some(found) => chosen.push(*found),
+                None => panic!(
+                    "unknown scenario {name:?}: expected all, segments or one of {}",
+                    SCENARIOS.join(", ")
+                ),
+            },
+        }
+    }
+    // In the order of SCENARIOS, each once.
+    SCENARIOS
+        .iter()
+        .copied()
+        .filter(|s| chosen.contains(s))
+        .collect()
 }
 
 fn args() -> Args {
@@ -41,6 +106,8 @@ fn args() -> Args {
         seconds: 10,
         concurrency: 8,
         postgres: None,
+        scenarios: SCENARIOS.to_vec(),
+        runs: 10,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -50,10 +117,16 @@ fn args() -> Args {
             "--seconds" => args.seconds = value().parse().expect("--seconds S"),
             "--concurrency" => args.concurrency = value().parse().expect("--concurrency C"),
             "--postgres" => args.postgres = Some(value()),
+            "--scenarios" | "--only" => args.scenarios = scenarios(&value()),
+            "--runs" => args.runs = value().parse().expect("--runs R"),
             "--bench" => {} // passed by `cargo bench`
             other => panic!("unknown argument {other}"),
         }
     }
+    assert!(
+        args.users > 0 && args.runs > 0,
+        "--users and --runs must be positive"
+    );
     args
 }
 
@@ -66,26 +139,29 @@ struct Sample {
 }
 
 impl Sample {
-    fn row(&mut self) -> String {
+    /// The latency at quantile `p` (nearest rank), if any was recorded.
+    fn percentile(&mut self, p: f64) -> Option<Duration> {
         self.latencies.sort();
-        let pct = |p: f64| {
-            if self.latencies.is_empty() {
-                return "-".to_owned();
-            }
-            let i = ((self.latencies.len() as f64 * p).ceil() as usize).saturating_sub(1);
-            format!(
-                "{:.2}",
-                self.latencies[i.min(self.latencies.len() - 1)].as_secs_f64() * 1000.0
-            )
+        let i = ((self.latencies.len() as f64 * p).ceil() as usize).saturating_sub(1);
+        self.latencies
+            .get(i.min(self.latencies.len().saturating_sub(1)))
+            .copied()
+    }
+
+    fn row(&mut self) -> String {
+        let mut pct = |p: f64| match self.percentile(p) {
+            Some(latency) => format!("{:.2}", latency.as_secs_f64() * 1000.0),
+            None => "-".to_owned(),
         };
+        let (p50, p99) = (pct(0.5), pct(0.99));
         format!(
             "| {} | {} | {:.3} | {:.0} | {} | {} |",
             self.name,
             self.count,
             self.elapsed.as_secs_f64(),
             self.count as f64 / self.elapsed.as_secs_f64(),
-            pct(0.5),
-            pct(0.99)
+            p50,
+            p99
         )
     }
 }
@@ -151,14 +227,53 @@ async fn main() {
     let ids = seed(&conn, args.users).await;
     eprintln!("seeded in {:.1}s", started.elapsed().as_secs_f64());
 
+    let wants = |name: &str| args.scenarios.contains(&name);
     let mut rows = Vec::new();
-    rows.push(add_tags(&client, &endpoint, &key.secret, &ids, &args).await);
-    rows.push(bulk_write_path(&conn, args.users).await);
-    rows.push(bulk_api(&client, &endpoint, &key.secret, &ids).await);
-    rows.push(list_users(&client, &endpoint, &key.secret, &args).await);
-    rows.push(hook_run());
-    rows.push(automation_latency(&conn, &client, &endpoint, &key.secret, &ids, &args).await);
-    rows.push(events_per_second(&conn, &client, &endpoint, &key.secret, &ids).await);
+    let mut notes = Vec::new();
+    if wants("add-tags") {
+        rows.push(add_tags(&client, &endpoint, &key.secret, &ids, &args).await);
+    }
+    if wants("bulk-write") {
+        rows.push(bulk_write_path(&conn, args.users).await);
+    }
+    if wants("bulk-api") {
+        rows.push(bulk_api(&client, &endpoint, &key.secret, &ids).await);
+    }
+    if wants("list-users") {
+        rows.push(list_users(&client, &endpoint, &key.secret, &args).await);
+    }
+    if wants("hook-run") {
+        rows.push(hook_run());
+    }
+    if wants("automation-latency") {
+        rows.push(automation_latency(&conn, &client, &endpoint, &key.secret, &ids, &args).await);
+    }
+    if wants("automation-events") {
+        rows.push(events_per_second(&conn, &client, &endpoint, &key.secret, &ids).await);
+    }
+    if args.scenarios.iter().any(|s| s.starts_with("segment-")) {
+        eprintln!("seeding segment data (Plan: Pro, events)...");
+        let started = Instant::now();
+        seed_segment_data(&conn).await;
+        eprintln!(
+            "segment data seeded in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    if wants("segment-count") {
+        let (samples, found) = segment_count(&conn, &client, &endpoint, &key.secret, &args).await;
+        rows.extend(samples);
+        notes.extend(found);
+    }
+    if wants("segment-reevaluation") {
+        let (samples, found) =
+            segment_reevaluation(&conn, &client, &endpoint, &key.secret, &ids, &args).await;
+        rows.extend(samples);
+        notes.extend(found);
+    }
+    if wants("segment-latency") {
+        rows.push(segment_latency(&conn, &client, &endpoint, &key.secret, &ids, &args).await);
+    }
 
     println!(
         "\n{label}, {} users, concurrency {}, {} s per timed scenario\n",
@@ -169,33 +284,45 @@ async fn main() {
     for mut row in rows {
         println!("{}", row.row());
     }
+    for note in notes {
+        println!("\n{note}");
+    }
 }
 
-/// Inserts `n` users with one statement per 5,000; returns their ids.
+/// Inserts `n` users (`userI@example.com`, `last_seen_at` spread over the
+/// last 90 days) with set-based insert-selects of 100,000 rows each; returns
+/// their ids.
 async fn seed(conn: &DatabaseConnection, n: usize) -> Vec<i64> {
     let now = chrono::Utc::now();
-    let mut ids = Vec::with_capacity(n);
     let backend = conn.get_database_backend();
-    for start in (0..n).step_by(5000) {
-        let end = (start + 5000).min(n);
-        let mut insert = Query::insert();
-        insert.into_table("users").columns([
-            "workspace_id",
-            "email",
-            "attributes",
-            "created_at",
-            "updated_at",
-        ]);
-        for i in start..end {
-            insert.values_panic([
-                1i64.into(),
-                format!("user{i}@example.com").into(),
-                json!({}).into(),
-                now.into(),
-                now.into(),
-            ]);
-        }
-        conn.execute(&insert).await.expect("seed");
+    for start in (0..n).step_by(100_000) {
+        let end = (start + 100_000).min(n);
+        let statement = match backend {
+            DbBackend::Postgres => Statement::from_sql_and_values(
+                backend,
+                "INSERT INTO users (workspace_id, email, attributes, last_seen_at, created_at, updated_at) \
+                 SELECT 1, 'user' || i || '@example.com', '{}', \
+                 $1::timestamptz - ((i * 7919) % 7776000) * interval '1 second', $1, $1 \
+                 FROM generate_series($2::bigint, $3::bigint) AS i",
+                [now.into(), (start as i64).into(), (end as i64 - 1).into()],
+            ),
+            _ => Statement::from_sql_and_values(
+                backend,
+                "WITH RECURSIVE n(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?) \
+                 INSERT INTO users (workspace_id, email, attributes, last_seen_at, created_at, updated_at) \
+                 SELECT 1, 'user' || i || '@example.com', '{}', \
+                 strftime('%Y-%m-%dT%H:%M:%f+00:00', ?, '-' || ((i * 7919) % 7776000) || ' seconds'), ?, ? \
+                 FROM n",
+                [
+                    (start as i64).into(),
+                    (end as i64).into(),
+                    sqlite_instant(now).into(),
+                    now.into(),
+                    now.into(),
+                ],
+            ),
+        };
+        conn.execute_raw(statement).await.expect("seed");
     }
     let rows = conn
         .query_all_raw(Statement::from_string(
@@ -204,10 +331,103 @@ async fn seed(conn: &DatabaseConnection, n: usize) -> Vec<i64> {
         ))
         .await
         .expect("ids");
-    for row in rows {
-        ids.push(row.try_get_by_index::<i64>(0).expect("id"));
+    rows.into_iter()
+        .map(|row| row.try_get_by_index::<i64>(0).expect("id"))
+        .collect()
+}
+
+/// An instant as SQLite's date functions read it (UTC, whole seconds).
+fn sqlite_instant(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// What the segment scenarios filter on: "Plan: Pro" on every tenth user, a
+/// "login" event for two users in three and a "page_view" for every user,
+/// spread over the last 90 days. The tag is created through the write path
+/// on one user and given to the others with one insert-select (no history
+/// or outbox rows: on PostgreSQL, 100,000 outbox rows arriving at once
+/// after the worker polled an empty outbox make its claim crawl, see
+/// BENCHMARKS.md).
+async fn seed_segment_data(conn: &DatabaseConnection) {
+    let backend = conn.get_database_backend();
+    let first = 10i64;
+    let txn = db::begin_write(conn).await.expect("txn");
+    apply_to_targets(
+        &txn,
+        1,
+        &[(SubjectKind::User, Target::Ids(vec![first]))],
+        &[tagsmith::tags::name::TagName::parse("Plan: Pro", Default::default()).expect("a name")],
+        Op::Added,
+        Actor {
+            source: Source::Bulk,
+            name: Some("bench seed"),
+            cause: tagsmith::tags::Cause::None,
+            depth: 0,
+        },
+        &tagsmith::time::Clock::system(),
+    )
+    .await
+    .expect("Plan: Pro");
+    txn.commit().await.expect("commit");
+    let tag: i64 = conn
+        .query_one_raw(Statement::from_string(
+            backend,
+            "SELECT id FROM tags WHERE workspace_id = 1 AND name = 'Plan: Pro' AND deleted_at IS NULL",
+        ))
+        .await
+        .expect("tag")
+        .expect("the tag")
+        .try_get_by_index(0)
+        .expect("id");
+    let placeholders = match backend {
+        DbBackend::Postgres => ["$1", "$2", "$3"],
+        _ => ["?", "?", "?"],
+    };
+    conn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        format!(
+            "INSERT INTO tag_assignments (workspace_id, tag_id, subject_kind, subject_id, source, actor, at) \
+             SELECT 1, {}, 'USER', id, 'BULK', 'bench seed', {} FROM users \
+             WHERE workspace_id = 1 AND id % 10 = 0 AND id <> {}",
+            placeholders[0], placeholders[1], placeholders[2]
+        ),
+        [tag.into(), chrono::Utc::now().into(), first.into()],
+    ))
+    .await
+    .expect("Plan: Pro assignments");
+    let now = chrono::Utc::now();
+    for (name, multiplier, which) in [
+        ("login", 104_729, "id % 3 <> 0"),
+        ("page_view", 15_485_863, "1 = 1"),
+    ] {
+        let statement = match backend {
+            DbBackend::Postgres => Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "INSERT INTO events (workspace_id, subject_kind, subject_id, name, at, properties) \
+                     SELECT 1, 'USER', id, $1, $2::timestamptz - ((id * {multiplier}) % 7776000) * interval '1 second', '{{}}' \
+                     FROM users WHERE workspace_id = 1 AND {which}"
+                ),
+                [name.into(), now.into()],
+            ),
+            _ => Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "INSERT INTO events (workspace_id, subject_kind, subject_id, name, at, properties) \
+                     SELECT 1, 'USER', id, ?, strftime('%Y-%m-%dT%H:%M:%f+00:00', ?, '-' || ((id * {multiplier}) % 7776000) || ' seconds'), '{{}}' \
+                     FROM users WHERE workspace_id = 1 AND {which}"
+                ),
+                [name.into(), sqlite_instant(now).into()],
+            ),
+        };
+        conn.execute_raw(statement).await.expect("events");
     }
-    ids
+    if backend == DbBackend::Postgres {
+        // What autovacuum does soon after a bulk load; SQLite is left as the
+        // server leaves it (no ANALYZE).
+        conn.execute_unprepared("ANALYZE").await.expect("analyze");
+    }
+    wait_drained(conn).await;
 }
 
 fn global_id(kind: &str, id: i64) -> String {
@@ -241,6 +461,21 @@ async fn add_tags(
     ids: &[i64],
     args: &Args,
 ) -> Sample {
+    add_tags_named(client, endpoint, key, ids, args, "Tag", 0).await
+}
+
+/// `addTags` of one of 50 tags (`{prefix} 0` to `{prefix} 49`) on a random
+/// user, from C clients for S seconds. Runs with different `seed`s tag
+/// different users (one with the same seed repeats the same no-op changes).
+async fn add_tags_named(
+    client: &reqwest::Client,
+    endpoint: &str,
+    key: &str,
+    ids: &[i64],
+    args: &Args,
+    prefix: &str,
+    seed: u64,
+) -> Sample {
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let query = "mutation($id: ID!, $tags: [String!]!) { addTags(subjectId: $id, tags: $tags) { __typename } }";
     let started = Instant::now();
@@ -250,16 +485,18 @@ async fn add_tags(
             let endpoint = endpoint.to_owned();
             let key = key.to_owned();
             let ids = ids.to_vec();
+            let prefix = prefix.to_owned();
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
-                let mut n: u64 = worker as u64 * 7919;
+                let mut n: u64 =
+                    (worker as u64 * 7919).wrapping_add(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
                 while Instant::now() < deadline {
                     n = n
                         .wrapping_mul(6364136223846793005)
                         .wrapping_add(1442695040888963407);
                     let id = ids[(n >> 33) as usize % ids.len()];
                     let body = json!({ "query": query, "variables": {
-                    "id": global_id("User", id), "tags": [format!("Tag {}", n % 50)] } });
+                    "id": global_id("User", id), "tags": [format!("{prefix} {}", n % 50)] } });
                     let t = Instant::now();
                     post(&client, &endpoint, &key, body).await;
                     latencies.push(t.elapsed());
@@ -623,5 +860,458 @@ async fn events_per_second(
         count: chunk.len(),
         elapsed,
         latencies: Vec::new(),
+    }
+}
+
+/// The filter of `segment-count`: three clauses, one per kind of data.
+const COUNT_FILTER: &str =
+    r#"tagged("Plan: Pro") and last_seen_at > now - 30d and events("login", 30d) >= 1"#;
+
+/// What a person would write for [`COUNT_FILTER`], evaluated at `now`.
+fn hand_written_count(backend: DbBackend, now: chrono::DateTime<chrono::Utc>) -> Statement {
+    let since = now - chrono::TimeDelta::days(30);
+    let sql = "SELECT COUNT(*) FROM users u \
+               WHERE u.workspace_id = 1 \
+               AND EXISTS (SELECT 1 FROM tag_assignments ta JOIN tags t ON t.id = ta.tag_id \
+                           WHERE ta.subject_kind = 'USER' AND ta.subject_id = u.id \
+                           AND t.workspace_id = 1 AND t.deleted_at IS NULL AND t.name = 'Plan: Pro') \
+               AND u.last_seen_at > ? \
+               AND EXISTS (SELECT 1 FROM events e \
+                           WHERE e.subject_kind = 'USER' AND e.subject_id = u.id \
+                           AND e.name = 'login' AND e.at >= ?)";
+    let sql = match backend {
+        DbBackend::Postgres => sql.replacen('?', "$1", 1).replacen('?', "$2", 1),
+        _ => sql.to_owned(),
+    };
+    Statement::from_sql_and_values(backend, sql, [since.into(), since.into()])
+}
+
+/// The statement the server runs for `memberCount` of [`COUNT_FILTER`]
+/// (`segments::store::count` around the compiler's `select_ids`).
+fn compiled_count(backend: DbBackend, select: sea_orm::sea_query::SelectStatement) -> Statement {
+    let query = Query::select()
+        .expr(Expr::cust("COUNT(*)"))
+        .from_subquery(select, sea_orm::sea_query::Alias::new("m"))
+        .to_owned();
+    backend.build(&query)
+}
+
+/// The query plan of a statement: SQLite's `EXPLAIN QUERY PLAN` as a tree,
+/// PostgreSQL's `EXPLAIN (ANALYZE, BUFFERS)`.
+async fn explain(conn: &DatabaseConnection, statement: &Statement) -> String {
+    let backend = conn.get_database_backend();
+    let prefix = match backend {
+        DbBackend::Postgres => "EXPLAIN (ANALYZE, BUFFERS) ",
+        _ => "EXPLAIN QUERY PLAN ",
+    };
+    let explained = Statement {
+        sql: format!("{prefix}{}", statement.sql),
+        ..statement.clone()
+    };
+    let rows = conn.query_all_raw(explained).await.expect("explain");
+    let mut lines = Vec::new();
+    match backend {
+        DbBackend::Postgres => {
+            for row in rows {
+                lines.push(row.try_get_by_index::<String>(0).expect("plan line"));
+            }
+        }
+        _ => {
+            // (id, parent, notused, detail): indent by depth.
+            let mut depth: std::collections::HashMap<i64, usize> = Default::default();
+            for row in rows {
+                let id: i64 = row.try_get_by_index(0).expect("id");
+                let parent: i64 = row.try_get_by_index(1).expect("parent");
+                let detail: String = row.try_get_by_index(3).expect("detail");
+                let level = depth.get(&parent).map_or(0, |d| d + 1);
+                depth.insert(id, level);
+                lines.push(format!("{}{detail}", "  ".repeat(level)));
+            }
+        }
+    }
+    lines.join("\n")
+}
+
+/// The statement's SQL with its values listed after it.
+fn shown(statement: &Statement) -> String {
+    let values = statement
+        .values
+        .as_ref()
+        .map(|v| {
+            v.0.iter()
+                .map(|value| format!("{value:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    format!("{}\n-- values: {values}", statement.sql)
+}
+
+async fn create_segment(
+    client: &reqwest::Client,
+    endpoint: &str,
+    key: &str,
+    name: &str,
+    filter: &str,
+    on_entry: &[String],
+) -> serde_json::Value {
+    let query = "mutation($input: SegmentInput!) { createSegment(input: $input) { id } }";
+    let input = json!({
+        "name": name,
+        "subjectKind": "USER",
+        "filter": filter,
+        "onEntry": { "add": on_entry },
+    });
+    let body = post(
+        client,
+        endpoint,
+        key,
+        json!({ "query": query, "variables": { "input": input } }),
+    )
+    .await;
+    body["data"]["createSegment"]["id"].clone()
+}
+
+async fn delete_segment(
+    client: &reqwest::Client,
+    endpoint: &str,
+    key: &str,
+    id: &serde_json::Value,
+) {
+    let query = "mutation($id: ID!) { deleteSegment(id: $id) }";
+    post(
+        client,
+        endpoint,
+        key,
+        json!({ "query": query, "variables": { "id": id } }),
+    )
+    .await;
+}
+
+/// `memberCount` of [`COUNT_FILTER`] through HTTP, the same statement run
+/// directly, and a hand-written count, `args.runs` times each after one
+/// warm-up, interleaved in rotating order; notes the ratios, the SQL and the
+/// plans.
+async fn segment_count(
+    conn: &DatabaseConnection,
+    client: &reqwest::Client,
+    endpoint: &str,
+    key: &str,
+    args: &Args,
+) -> (Vec<Sample>, Vec<String>) {
+    use tagsmith::segments::filter::{Filter, SubjectKind as FilterKind};
+    use tagsmith::segments::membership::{Segments, members_query};
+    use tagsmith::segments::store;
+
+    wait_drained(conn).await;
+    let backend = conn.get_database_backend();
+    let id = create_segment(client, endpoint, key, "Active Pro", COUNT_FILTER, &[]).await;
+    let filter = Filter::parse(COUNT_FILTER, FilterKind::User).expect("the filter parses");
+    let segments = Segments::load(conn, 1).await.expect("segments");
+    let query = "query($id: ID!) { segment(id: $id) { memberCount } }";
+    let mut graphql = Vec::new();
+    let mut compiled = Vec::new();
+    let mut hand = Vec::new();
+    let mut found = (0, 0, 0);
+    let started = Instant::now();
+    for run in 0..=args.runs {
+        // Each goes first, second and third in turn: the one after the
+        // hand-written scan finds a colder cache.
+        let mut via_api = 0;
+        let mut direct = 0;
+        let mut by_hand = 0;
+        let (mut through_http, mut compiled_time, mut hand_time) = Default::default();
+        let now = chrono::Utc::now();
+        for step in 0..3 {
+            let t = Instant::now();
+            match (run + step) % 3 {
+                0 => {
+                    let body = post(
+                        client,
+                        endpoint,
+                        key,
+                        json!({ "query": query, "variables": { "id": id } }),
+                    )
+                    .await;
+                    via_api = body["data"]["segment"]["memberCount"]
+                        .as_i64()
+                        .expect("memberCount");
+                    through_http = t.elapsed();
+                }
+                1 => {
+                    let select = members_query(backend, 1, &filter, &segments, now);
+                    direct = store::count(conn, select).await.expect("count") as i64;
+                    compiled_time = t.elapsed();
+                }
+                _ => {
+                    by_hand = conn
+                        .query_one_raw(hand_written_count(backend, now))
+                        .await
+                        .expect("hand-written count")
+                        .expect("a row")
+                        .try_get_by_index(0)
+                        .expect("count");
+                    hand_time = t.elapsed();
+                }
+            }
+        }
+        assert_eq!(
+            direct, by_hand,
+            "the compiled and hand-written counts agree"
+        );
+        // The API evaluates at its own clock's now, a little later: a user
+        // may have crossed the 30-day edge meanwhile.
+        assert!((via_api - by_hand).abs() <= 2, "{via_api} vs {by_hand}");
+        found = (via_api, direct, by_hand);
+        if run > 0 {
+            graphql.push(through_http);
+            compiled.push(compiled_time);
+            hand.push(hand_time);
+        }
+    }
+    let elapsed = started.elapsed();
+    let sample = |name: String, latencies: Vec<Duration>| Sample {
+        name,
+        count: latencies.len(),
+        elapsed: latencies.iter().sum(),
+        latencies,
+    };
+    let users = args.users;
+    let mut rows = vec![
+        sample(
+            format!(
+                "segments: memberCount of a 3-clause filter over {users} users (HTTP), {} members",
+                found.0
+            ),
+            graphql,
+        ),
+        sample(
+            "segments: the server's count statement, run directly".into(),
+            compiled,
+        ),
+        sample(
+            "segments: hand-written COUNT(*) with EXISTS, run directly".into(),
+            hand,
+        ),
+    ];
+    let p50 = |s: &mut Sample| s.percentile(0.5).expect("runs").as_secs_f64();
+    let hand_p50 = p50(&mut rows[2]);
+    let mut notes = vec![format!(
+        "segment-count: {} runs of each in {:.1} s. p50 ratios to the hand-written count: \
+         memberCount through HTTP {:.2}x, the server's statement run directly {:.2}x.",
+        args.runs,
+        elapsed.as_secs_f64(),
+        p50(&mut rows[0]) / hand_p50,
+        p50(&mut rows[1]) / hand_p50,
+    )];
+    let now = chrono::Utc::now();
+    let ours = compiled_count(backend, members_query(backend, 1, &filter, &segments, now));
+    let theirs = hand_written_count(backend, now);
+    notes.push(format!(
+        "segment-count, the server's statement:\n```sql\n{}\n```\nplan:\n```\n{}\n```",
+        shown(&ours),
+        explain(conn, &ours).await
+    ));
+    notes.push(format!(
+        "segment-count, the hand-written statement:\n```sql\n{}\n```\nplan:\n```\n{}\n```",
+        shown(&theirs),
+        explain(conn, &theirs).await
+    ));
+    delete_segment(client, endpoint, key, &id).await;
+    (rows, notes)
+}
+
+/// Small filters for the 100 triggered segments, each entered by adding
+/// `Tag {n}` (the tags `add_tags` uses are `Tag 0` to `Tag 49`).
+fn trigger_filter(n: usize) -> String {
+    match n % 4 {
+        0 => format!(r#"tagged("Tag {n}") or attr.score >= {n}"#),
+        1 => format!(r#"tagged("Tag {n}") and email contains "@example.com""#),
+        2 => format!(r#"tagged_any("Tag {n}", "Beta {n}") and not tagged("Churned")"#),
+        _ => format!(r#"tagged("Tag {n}") or (attr.plan = "gold" and attr.seats > {n})"#),
+    }
+}
+
+async fn count_rows(conn: &DatabaseConnection, sql: &str) -> i64 {
+    conn.query_one_raw(Statement::from_string(conn.get_database_backend(), sql))
+        .await
+        .expect("count")
+        .expect("row")
+        .try_get_by_index(0)
+        .expect("count")
+}
+
+/// `addTags` through HTTP without segments, then with 100 segments with
+/// entry actions: changes that enter none, and changes that enter one (whose
+/// entry action the worker applies meanwhile).
+async fn segment_reevaluation(
+    conn: &DatabaseConnection,
+    client: &reqwest::Client,
+    endpoint: &str,
+    key: &str,
+    ids: &[i64],
+    args: &Args,
+) -> (Vec<Sample>, Vec<String>) {
+    wait_drained(conn).await;
+    let mut baseline = add_tags_named(client, endpoint, key, ids, args, "Tag", 1).await;
+    baseline.name = "segments: addTags on one user, no segments (HTTP)".into();
+    wait_drained(conn).await;
+
+    let started = Instant::now();
+    let mut segment_ids = Vec::new();
+    for n in 0..100 {
+        let name = format!("Trigger {n}");
+        let id = create_segment(
+            client,
+            endpoint,
+            key,
+            &name,
+            &trigger_filter(n),
+            &[format!("Seg {n}")],
+        )
+        .await;
+        segment_ids.push(id);
+    }
+    let created = started.elapsed();
+    wait_drained(conn).await;
+
+    let mut quiet = add_tags_named(client, endpoint, key, ids, args, "Other", 2).await;
+    quiet.name =
+        "segments: addTags on one user, 100 triggered segments, entering none (HTTP)".into();
+    let entries_before = count_rows(conn, "SELECT COUNT(*) FROM segment_changes").await;
+    assert_eq!(entries_before, 0, "no entries while adding Other tags");
+    wait_drained(conn).await;
+
+    let mut entering = add_tags_named(client, endpoint, key, ids, args, "Tag", 3).await;
+    let entries = count_rows(
+        conn,
+        "SELECT COUNT(*) FROM segment_changes WHERE op = 'ENTERED'",
+    )
+    .await;
+    let drained = Instant::now();
+    wait_drained(conn).await;
+    let drain = drained.elapsed();
+    let actions = count_rows(
+        conn,
+        "SELECT COUNT(*) FROM tag_changes WHERE source = 'TRIGGER'",
+    )
+    .await;
+    entering.name = format!(
+        "segments: addTags on one user, 100 triggered segments, entering one ({entries} entries) (HTTP)"
+    );
+
+    for id in &segment_ids {
+        delete_segment(client, endpoint, key, id).await;
+    }
+    wait_drained(conn).await;
+    let rate = |s: &Sample| s.count as f64 / s.elapsed.as_secs_f64();
+    let notes = vec![format!(
+        "segment-reevaluation: 100 segments created in {:.1} s; addTags/s with 100 triggered \
+         segments vs none: {:.2}x (entering none), {:.2}x (entering one); {actions} entry \
+         actions applied, the worker's backlog drained {:.1} s after the timed run.",
+        created.as_secs_f64(),
+        rate(&quiet) / rate(&baseline),
+        rate(&entering) / rate(&baseline),
+        drain.as_secs_f64(),
+    )];
+    (vec![baseline, quiet, entering], notes)
+}
+
+/// From the commit of an `addTags` of "Go" to the commit of the tag the
+/// segment `tagged("Go")` adds on entry, while other clients keep tagging:
+/// the trigger's change (source TRIGGER) names the entry, which names the
+/// MANUAL change; their `at` are the two write times.
+async fn segment_latency(
+    conn: &DatabaseConnection,
+    client: &reqwest::Client,
+    endpoint: &str,
+    key: &str,
+    ids: &[i64],
+    args: &Args,
+) -> Sample {
+    wait_drained(conn).await;
+    let segment = create_segment(
+        client,
+        endpoint,
+        key,
+        "Go latency",
+        r#"tagged("Go")"#,
+        &["Went".to_owned()],
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let query = "mutation($id: ID!, $tags: [String!]!) { addTags(subjectId: $id, tags: $tags) { __typename } }";
+    // Background load: other clients tagging random users.
+    let load = (0..Ord::max(args.concurrency / 2, 1))
+        .map(|worker| {
+            let client = client.clone();
+            let endpoint = endpoint.to_owned();
+            let key = key.to_owned();
+            let ids = ids.to_vec();
+            tokio::spawn(async move {
+                let mut n: u64 = 31 + worker as u64;
+                let mut sent = 0u64;
+                while Instant::now() < deadline {
+                    n = n
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let id = ids[(n >> 33) as usize % ids.len()];
+                    let body = json!({ "query": query, "variables": {
+                        "id": global_id("User", id), "tags": [format!("Load {}", n % 20)] } });
+                    post(&client, &endpoint, &key, body).await;
+                    sent += 1;
+                }
+                sent
+            })
+        })
+        .collect::<Vec<_>>();
+    // Probes: "Go" on a new user every 10 ms.
+    let mut probes = 0usize;
+    while Instant::now() < deadline {
+        let id = ids[probes % ids.len()];
+        let body = json!({ "query": query, "variables": {
+            "id": global_id("User", id), "tags": ["Go"] } });
+        post(client, endpoint, key, body).await;
+        probes += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut background = 0;
+    for task in load {
+        background += task.await.expect("load");
+    }
+    wait_drained(conn).await;
+    let rows = conn
+        .query_all_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT cause.at, answer.at FROM tag_changes answer \
+             JOIN segment_changes entry ON entry.id = answer.cause_segment_change_id \
+             JOIN tag_changes cause ON cause.id = entry.cause_id \
+             WHERE answer.source = 'TRIGGER' AND answer.actor = 'Go latency' \
+             AND cause.source = 'MANUAL'",
+        ))
+        .await
+        .expect("latencies");
+    let latencies: Vec<Duration> = rows
+        .iter()
+        .map(|row| {
+            let cause: chrono::DateTime<chrono::Utc> = row.try_get_by_index(0).expect("at");
+            let answer: chrono::DateTime<chrono::Utc> = row.try_get_by_index(1).expect("at");
+            (answer - cause).to_std().unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(
+        latencies.len(),
+        probes.min(ids.len()),
+        "every probe answered"
+    );
+    delete_segment(client, endpoint, key, &segment).await;
+    wait_drained(conn).await;
+    Sample {
+        name: format!(
+            "segments: addTags commit to entry action committed ({background} other tag changes meanwhile)"
+        ),
+        count: latencies.len(),
+        elapsed: Duration::from_secs(args.seconds),
+        latencies,
     }
 }
