@@ -86,6 +86,14 @@ pub async fn claim_batch(
     max: u64,
 ) -> Result<Vec<automation_event::Model>, DbErr> {
     let txn = begin_write(db).await?;
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // Plan the claim for the outbox as it is now. A generic plan cached
+        // while the outbox was empty (the statement is prepared once per
+        // connection) rescans every open event for each candidate: minutes,
+        // not milliseconds, once a bulk change has queued 100,000 events.
+        txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
+            .await?;
+    }
     let at = now();
     let ids = due(&txn, at, max).await?;
     if ids.is_empty() {

@@ -132,10 +132,31 @@ impl Segments {
     }
 }
 
-/// The filter a segment stores (canonical text, so it parses).
+/// The filter a segment stores (canonical text, so it parses). Parsed
+/// filters are kept by their text, so the many changes that read the same
+/// segments parse each filter once.
 pub fn stored_filter(segment: &segment::Model) -> Option<Filter> {
+    use std::sync::{LazyLock, Mutex, PoisonError};
+    /// Distinct filter texts kept at most (then the cache starts afresh).
+    const KEPT: usize = 10_000;
+    type Parsed = HashMap<(SubjectKind, String), Filter>;
+    static PARSED: LazyLock<Mutex<Parsed>> = LazyLock::new(Default::default);
     let kind = SubjectKind::from(DomainKind::from_stored(&segment.subject_kind));
-    Filter::parse(&segment.filter, kind).ok()
+    let key = (kind, segment.filter.clone());
+    if let Some(filter) = PARSED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&key)
+    {
+        return Some(filter.clone());
+    }
+    let filter = Filter::parse(&segment.filter, kind).ok()?;
+    let mut parsed = PARSED.lock().unwrap_or_else(PoisonError::into_inner);
+    if parsed.len() >= KEPT {
+        parsed.clear();
+    }
+    parsed.insert(key, filter.clone());
+    Some(filter)
 }
 
 /// Whether the workspace has a tracked segment (one cheap query, made on
