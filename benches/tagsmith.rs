@@ -244,6 +244,7 @@ async fn main() {
     }
     if wants("hook-run") {
         rows.push(hook_run());
+        rows.push(hook_runs_batched());
     }
     if wants("automation-latency") {
         rows.push(automation_latency(&conn, &client, &endpoint, &key.secret, &ids, &args).await);
@@ -628,6 +629,49 @@ fn on_tag_added(event) {
     }
 }
 "#;
+
+/// Hook runs as the worker makes them: a batch of 64 handed to the script
+/// threads at once (`run_many`); the latency of each is the batch's time / 64.
+fn hook_runs_batched() -> Sample {
+    use tagsmith::automation::script::{
+        HookEvent, HookKind, ScriptEngine, SubjectKind, SubjectSnapshot,
+    };
+    const BATCH: usize = 64;
+    let engine = ScriptEngine::new(Default::default());
+    let compiled = engine.compile(DESIGN_EXAMPLE).expect("compiles");
+    let mut subject = SubjectSnapshot::new(SubjectKind::User, "VXNlcjox");
+    subject.email = Some("ana@example.com".into());
+    subject.tags = vec!["Clicked Demo".into(), "Webinar Attendee".into()];
+    let event = HookEvent {
+        hook: HookKind::TagAdded,
+        tag: Some("Webinar Attendee".into()),
+        segment: None,
+        source: "MANUAL".into(),
+        depth: 0,
+        subject,
+    };
+    let batch = || vec![(compiled.clone(), event.clone()); BATCH];
+    for _ in 0..20 {
+        engine.run_many(batch());
+    }
+    let batches = 400;
+    let mut latencies = Vec::with_capacity(batches * BATCH);
+    let started = Instant::now();
+    for _ in 0..batches {
+        let runs = batch();
+        let t = Instant::now();
+        let outcomes = engine.run_many(runs);
+        let each = t.elapsed() / BATCH as u32;
+        assert!(outcomes.iter().all(|o| o.ok && o.actions.len() == 1));
+        latencies.extend(std::iter::repeat_n(each, BATCH));
+    }
+    Sample {
+        name: format!("one hook run in a worker batch of {BATCH} (run_many, in process)"),
+        count: batches * BATCH,
+        elapsed: started.elapsed(),
+        latencies,
+    }
+}
 
 /// One run of the DESIGN example's hook on a snapshot, AST compiled once.
 fn hook_run() -> Sample {
