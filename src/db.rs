@@ -133,3 +133,44 @@ pub fn is_unique_violation(error: &DbErr) -> bool {
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
     )
 }
+
+/// The highest id of a table so far (0 when empty): rows a set-based
+/// insert makes next are the ones above it.
+pub async fn max_id<E: sea_orm::EntityTrait>(
+    db: &impl ConnectionTrait,
+    table: E,
+    id: E::Column,
+) -> Result<i64, DbErr> {
+    use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
+    let query = Query::select()
+        .expr(Func::coalesce([Expr::col(id).max(), Expr::val(0i64)]))
+        .from(table)
+        .to_owned();
+    Ok(match db.query_one(&query).await? {
+        Some(row) => row.try_get_by_index(0)?,
+        None => 0,
+    })
+}
+
+/// On PostgreSQL, locks one row (`FOR UPDATE`) until the transaction ends,
+/// so that writers about that row take turns. SQLite's `BEGIN IMMEDIATE`
+/// serializes every writer already: nothing to do there.
+pub async fn lock_row<E: sea_orm::EntityTrait>(
+    db: &impl ConnectionTrait,
+    table: E,
+    id: E::Column,
+    value: i64,
+) -> Result<(), DbErr> {
+    use sea_orm::sea_query::{Expr, ExprTrait, LockType, Query};
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let lock = Query::select()
+        .column(id)
+        .from(table)
+        .and_where(Expr::col(id).eq(value))
+        .lock(LockType::Update)
+        .to_owned();
+    db.query_one(&lock).await?;
+    Ok(())
+}

@@ -13,12 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use entity::tag_change;
-use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
+use sea_orm::sea_query::{Expr, Func, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect,
 };
 use tokio::sync::broadcast;
+
+use crate::db::max_id;
 
 /// The PostgreSQL channel writes announce themselves on.
 pub const CHANNEL: &str = "tagsmith_changes";
@@ -92,16 +94,8 @@ impl ChangeFeed {
             let last = match watermark {
                 Some(last) => last,
                 None => {
-                    let max = Query::select()
-                        .expr(Func::coalesce([
-                            Expr::col(tag_change::Column::Id).max(),
-                            Expr::val(0i64),
-                        ]))
-                        .from(tag_change::Entity)
-                        .to_owned();
-                    let last = match db.query_one(&max).await {
-                        Ok(Some(row)) => row.try_get_by_index(0)?,
-                        Ok(None) => 0,
+                    let last = match max_id(db, tag_change::Entity, tag_change::Column::Id).await {
+                        Ok(last) => last,
                         Err(e) => {
                             tracing::warn!(error = %e, "change feed: cannot read the last change");
                             continue;

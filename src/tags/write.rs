@@ -9,13 +9,12 @@
 //! SCRIPT), every tag change goes through here.
 
 use entity::{account, automation_event, tag, tag_assignment, tag_change, user};
-use sea_orm::sea_query::{
-    Expr, ExprTrait, Func, LockType, OnConflict, Query, SelectStatement, SimpleExpr,
-};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityName};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query, SelectStatement, SimpleExpr};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, EntityName};
 
 use super::{Cause, Op, Source};
 use crate::automation::outbox;
+use crate::db::{lock_row, max_id};
 use crate::subjects::SubjectKind;
 use crate::time::now;
 
@@ -69,31 +68,11 @@ pub async fn apply(
     if matches!(target, Target::Ids(ids) if ids.is_empty()) {
         return Ok(0);
     }
-    let backend = txn.get_database_backend();
-    if backend == DbBackend::Postgres {
-        // Writers of one tag take turns, so "has it already?" stays true
-        // between the statements below. (SQLite's BEGIN IMMEDIATE already
-        // serializes every writer.)
-        let lock = Query::select()
-            .column(tag::Column::Id)
-            .from(tag::Entity)
-            .and_where(Expr::col(tag::Column::Id).eq(write.tag_id))
-            .lock(LockType::Update)
-            .to_owned();
-        txn.query_one(&lock).await?;
-    }
+    // Writers of one tag take turns, so "has it already?" stays true
+    // between the statements below.
+    lock_row(txn, tag::Entity, tag::Column::Id, write.tag_id).await?;
     // History rows of this write are those of this tag above the floor.
-    let floor_query = Query::select()
-        .expr(Func::coalesce([
-            Expr::col(tag_change::Column::Id).max(),
-            Expr::val(0i64),
-        ]))
-        .from(tag_change::Entity)
-        .to_owned();
-    let floor: i64 = match txn.query_one(&floor_query).await? {
-        Some(row) => row.try_get_by_index(0)?,
-        None => 0,
-    };
+    let floor = max_id(txn, tag_change::Entity, tag_change::Column::Id).await?;
     let at = now();
     let kind = write.kind.as_str();
 
