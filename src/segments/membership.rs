@@ -14,9 +14,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::{automation_event, segment, segment_change, segment_membership, tag_change, user};
-use sea_orm::sea_query::{
-    Expr, ExprTrait, Func, LockType, OnConflict, Order, Query, SelectStatement,
-};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict, Order, Query, SelectStatement};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -26,6 +24,7 @@ use super::data::{self, Needs};
 use super::filter::{Filter, Reach, SubjectKind, evaluate};
 use super::sql::{Backend, SqlContext, select_ids};
 use crate::automation::outbox;
+use crate::db::{lock_row, max_id};
 use crate::subjects::SubjectKind as DomainKind;
 
 /// More subjects than this in one change are re-evaluated with SQL, one
@@ -203,21 +202,12 @@ const SEGMENTS_LOCK_CLASS: i32 = 0x7473_6567; // "tseg"
 
 /// The highest tag change id so far: the changes a write makes are above it.
 pub async fn tag_change_floor(db: &impl ConnectionTrait) -> Result<i64, SegmentError> {
-    let query = Query::select()
-        .expr(Func::coalesce([
-            Expr::col(tag_change::Column::Id).max(),
-            Expr::val(0i64),
-        ]))
-        .from(tag_change::Entity)
-        .to_owned();
-    Ok(match db.query_one(&query).await? {
-        Some(row) => row.try_get_by_index(0)?,
-        None => 0,
-    })
+    Ok(max_id(db, tag_change::Entity, tag_change::Column::Id).await?)
 }
 
 /// Re-evaluates the subjects whose tags changed above `floor` in this
-/// transaction (the tag write path calls it after its writes).
+/// transaction. The tag write path calls it after its writes, having found
+/// tracked segments and taken the workspace's turn before them.
 pub async fn after_tag_writes(
     db: &impl ConnectionTrait,
     workspace_id: i64,
@@ -249,7 +239,7 @@ pub async fn after_tag_writes(
             cause: Some(cause),
         })
         .collect();
-    reevaluate(db, workspace_id, &changed, Reason::Tags, depth, now).await
+    reevaluate_in_turn(db, workspace_id, &changed, Reason::Tags, depth, now).await
 }
 
 /// Re-evaluates the tracked segments for subjects that changed (and for
@@ -267,6 +257,19 @@ pub async fn reevaluate(
         return Ok(());
     }
     serialize(db, workspace_id).await?;
+    reevaluate_in_turn(db, workspace_id, changed, reason, depth, now).await
+}
+
+/// [`reevaluate`], for a caller that has found tracked segments and taken
+/// the workspace's turn ([`serialize`]) already.
+async fn reevaluate_in_turn(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    changed: &[Changed],
+    reason: Reason,
+    depth: i32,
+    now: DateTime<Utc>,
+) -> Result<(), SegmentError> {
     let segments = Segments::load(db, workspace_id).await?;
     let lookup = |name: &str| segments.filter(name);
     let tracked = segments.tracked();
@@ -618,27 +621,9 @@ async fn announce(
     depth: i32,
     now: DateTime<Utc>,
 ) -> Result<(), SegmentError> {
-    if db.get_database_backend() == DbBackend::Postgres {
-        // Writers of one segment take turns, so the rows above the floor are ours.
-        let lock = Query::select()
-            .column(segment::Column::Id)
-            .from(segment::Entity)
-            .and_where(Expr::col(segment::Column::Id).eq(segment.id))
-            .lock(LockType::Update)
-            .to_owned();
-        db.query_one(&lock).await?;
-    }
-    let floor_query = Query::select()
-        .expr(Func::coalesce([
-            Expr::col(segment_change::Column::Id).max(),
-            Expr::val(0i64),
-        ]))
-        .from(segment_change::Entity)
-        .to_owned();
-    let floor: i64 = match db.query_one(&floor_query).await? {
-        Some(row) => row.try_get_by_index(0)?,
-        None => 0,
-    };
+    // Writers of one segment take turns, so the rows above the floor are ours.
+    lock_row(db, segment::Entity, segment::Column::Id, segment.id).await?;
+    let floor = max_id(db, segment_change::Entity, segment_change::Column::Id).await?;
     let moves = entered
         .iter()
         .map(|m| (Op::Entered, m))
