@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 
 use super::ImportError;
 use crate::ids::{self, NodeKind};
-use crate::segments::membership::{self, Segments};
 use crate::segments::store;
 use crate::subjects::{SubjectKind, accounts, users};
 use crate::tags::catalogue::{self, TagFilter};
@@ -79,24 +78,8 @@ pub async fn segment_members(
     segment: &segment::Model,
     clock: &Clock,
 ) -> Result<Members, ImportError> {
-    let segments = Segments::load(db, workspace_id).await?;
-    let filter = membership::stored_filter(segment).ok_or_else(|| {
-        ImportError::Db(sea_orm::DbErr::Custom(format!(
-            "the stored filter of segment {:?} does not parse",
-            segment.name
-        )))
-    })?;
-    let query = membership::members_query(
-        db.get_database_backend(),
-        workspace_id,
-        &filter,
-        &segments,
-        clock.now(),
-    );
-    Ok(Members {
-        kind: SubjectKind::from_stored(&segment.subject_kind),
-        query,
-    })
+    let (kind, query) = store::members(db, workspace_id, segment, clock.now()).await?;
+    Ok(Members { kind, query })
 }
 
 /// The subjects of a kind a filter selects now, or all of them.
@@ -108,17 +91,7 @@ pub async fn filter_members(
     clock: &Clock,
 ) -> Result<Members, ImportError> {
     let query = match filter.map(str::trim).filter(|f| !f.is_empty()) {
-        Some(text) => {
-            let (filter, segments) =
-                store::check_filter(db, workspace_id, text, kind, None).await?;
-            membership::members_query(
-                db.get_database_backend(),
-                workspace_id,
-                &filter,
-                &segments,
-                clock.now(),
-            )
-        }
+        Some(text) => store::filter_members(db, workspace_id, kind, text, clock.now()).await?,
         None => Query::select()
             .column((Alias::new("s"), Alias::new("id")))
             .from_as(Alias::new(subject_table(kind)), Alias::new("s"))
