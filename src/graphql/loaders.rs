@@ -321,3 +321,28 @@ pub async fn prime_subjects(
     }
     Ok(())
 }
+
+/// [`prime_subjects`] for a page of users (their accounts too).
+pub async fn prime_users(
+    ctx: &async_graphql::Context<'_>,
+    rows: &[user::Model],
+) -> Result<(), ApiError> {
+    let ids: Vec<i64> = rows.iter().map(|u| u.id).collect();
+    let mut account_ids: Vec<i64> = rows.iter().filter_map(|u| u.account_id).collect();
+    account_ids.sort_unstable();
+    account_ids.dedup();
+    prime_subjects(ctx, SubjectKind::User, &ids, &account_ids)
+        .await
+        .map_err(|e| ApiError::new(crate::error::Code::Internal, e.message))
+}
+
+/// [`prime_subjects`] for a page of accounts.
+pub async fn prime_accounts(
+    ctx: &async_graphql::Context<'_>,
+    rows: &[account::Model],
+) -> Result<(), ApiError> {
+    let ids: Vec<i64> = rows.iter().map(|a| a.id).collect();
+    prime_subjects(ctx, SubjectKind::Account, &ids, &[])
+        .await
+        .map_err(|e| ApiError::new(crate::error::Code::Internal, e.message))
+}

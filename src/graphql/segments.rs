@@ -20,7 +20,7 @@ use crate::time::Clock;
 use super::connection::{CountedConnection, TotalCount, connection, page_request};
 use super::context::{require, state, wake_worker};
 use super::ids::{self, NodeKind};
-use super::loaders::{Loaders, prime_subjects};
+use super::loaders::{Loaders, prime_accounts, prime_users};
 use super::subjects::{Account, Subject, User, load_subject};
 use super::tags::{BulkResult, SubjectKind, Tag, TagChange};
 
@@ -83,21 +83,12 @@ async fn subject_connection(
                 ..UserScope::default()
             };
             let page = users::list(db, workspace_id, scope, request).await?;
-            let ids: Vec<i64> = page.rows.iter().map(|u| u.id).collect();
-            let mut account_ids: Vec<i64> = page.rows.iter().filter_map(|u| u.account_id).collect();
-            account_ids.sort_unstable();
-            account_ids.dedup();
-            prime_subjects(ctx, DomainKind::User, &ids, &account_ids)
-                .await
-                .map_err(|e| ApiError::new(crate::error::Code::Internal, e.message))?;
+            prime_users(ctx, &page.rows).await?;
             connection(page, request, |u| u.id, |u| Subject::User(User(u)), total)
         }
         DomainKind::Account => {
             let page = accounts::list(db, workspace_id, None, Some(&matching), request).await?;
-            let ids: Vec<i64> = page.rows.iter().map(|a| a.id).collect();
-            prime_subjects(ctx, DomainKind::Account, &ids, &[])
-                .await
-                .map_err(|e| ApiError::new(crate::error::Code::Internal, e.message))?;
+            prime_accounts(ctx, &page.rows).await?;
             connection(
                 page,
                 request,

@@ -20,7 +20,7 @@ use super::automation::{AutomationEvent, Script, ScriptRun};
 use super::connection::{CountedConnection, TotalCount, connection, page_request};
 use super::context::{require, state, wake_worker};
 use super::ids::{self, NodeKind};
-use super::loaders::{Loaders, prime_subjects};
+use super::loaders::{Loaders, prime_accounts, prime_users};
 use super::segments::{Segment, SegmentChange, filter_query};
 use super::tags::{Tag, TagChange, history_connection, subject_tags};
 use crate::automation::{events, scripts};
@@ -209,13 +209,7 @@ async fn user_connection(
         ..scope
     };
     let page = users::list(&db, workspace_id, scope, request).await?;
-    let ids: Vec<i64> = page.rows.iter().map(|u| u.id).collect();
-    let mut account_ids: Vec<i64> = page.rows.iter().filter_map(|u| u.account_id).collect();
-    account_ids.sort_unstable();
-    account_ids.dedup();
-    prime_subjects(ctx, SubjectKind::User, &ids, &account_ids)
-        .await
-        .map_err(|e| ApiError::new(crate::error::Code::Internal, e.message))?;
+    prime_users(ctx, &page.rows).await?;
     let account_id = scope.account_id;
     let total = TotalCount::new(move || {
         let db = db.clone();
@@ -323,8 +317,7 @@ impl SubjectQuery {
         )
         .await
         .map_err(ApiError::from)?;
-        let ids: Vec<i64> = page.rows.iter().map(|a| a.id).collect();
-        prime_subjects(ctx, SubjectKind::Account, &ids, &[]).await?;
+        prime_accounts(ctx, &page.rows).await?;
         let total = TotalCount::new(move || {
             let db = db.clone();
             let search = search.clone();
