@@ -2,7 +2,7 @@
 //!
 //! Invariant: every function takes the caller's `workspace_id` and never
 //! reads or writes a row of another workspace. Boundary: called by
-//! `graphql/` (and later by import); knows nothing of GraphQL.
+//! `graphql/` and import; knows nothing of GraphQL.
 
 pub mod accounts;
 pub mod attributes;

@@ -5,8 +5,8 @@
 //! writes the assignment, a `tag_changes` history row and an
 //! `automation_events` outbox row in the caller's transaction. Nothing else
 //! writes `tag_assignments`. Pure logic (`name`, `pattern`) does no IO.
-//! Boundary: called by `graphql/` (and later by import, automation and
-//! segments); knows nothing of GraphQL.
+//! Boundary: called by `graphql/`, import, the automation worker and
+//! segments; knows nothing of GraphQL.
 
 pub mod assign;
 pub mod catalogue;
