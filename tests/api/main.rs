@@ -17,3 +17,4 @@ mod schema;
 mod segments;
 mod subscriptions;
 mod tags;
+mod tenancy;
