@@ -48,6 +48,10 @@ pub struct QueryLimits {
     /// Most directives on one field.
     #[arg(long, env = "TAGSMITH_MAX_DIRECTIVES", default_value_t = 8)]
     pub max_directives: usize,
+    /// Most tokens (names, values, punctuators) in one query document,
+    /// checked before it is parsed.
+    #[arg(long, env = "TAGSMITH_MAX_TOKENS", default_value_t = 10_000)]
+    pub max_tokens: usize,
     /// Most operations in one batched request.
     #[arg(long, env = "TAGSMITH_MAX_BATCH", default_value_t = 10)]
     pub max_batch: usize,
@@ -60,6 +64,7 @@ impl Default for QueryLimits {
             max_complexity: 5000,
             max_recursive_depth: 32,
             max_directives: 8,
+            max_tokens: 10_000,
             max_batch: 10,
         }
     }

@@ -12,7 +12,7 @@ use crate::automation::{apply, events, hook_of, scripts, snapshot};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::subjects::SubjectKind as DomainKind;
 
-use super::connection::{CountedConnection, TotalCount, connection, page_request};
+use super::connection::{CountedConnection, TotalCount, connection, page_complexity, page_request};
 use super::context::{require, state};
 use super::ids::{self, NodeKind};
 use super::loaders::Loaders;
@@ -92,6 +92,7 @@ impl Script {
         Ok(compiled.hooks().into_iter().map(Into::into).collect())
     }
     /// The script's runs, newest first.
+    #[graphql(complexity = "page_complexity(first, child_complexity)")]
     async fn runs(
         &self,
         ctx: &Context<'_>,
@@ -381,6 +382,7 @@ impl AutomationQuery {
 
     /// Events of the automation outbox, newest first; e.g. `status: FAILED`
     /// lists the events whose every attempt failed. (DEVELOPER and up.)
+    #[graphql(complexity = "page_complexity(first, child_complexity)")]
     async fn automation_events(
         &self,
         ctx: &Context<'_>,

@@ -53,6 +53,13 @@ pub fn page_request(first: Option<i32>, after: Option<String>) -> Result<PageReq
     Ok(PageRequest { first, after })
 }
 
+/// The complexity of a page: each of its `first` items (20 when not given,
+/// within 1..=100) costs what its selection costs, so nested pages multiply.
+pub fn page_complexity(first: Option<i32>, child_complexity: usize) -> usize {
+    let items = first.map_or(DEFAULT_PAGE, |n| n.clamp(1, MAX_PAGE as i32) as u64);
+    (items as usize).saturating_mul(child_complexity).max(1)
+}
+
 /// Builds a connection from a page of rows, their ids and their GraphQL form.
 pub fn connection<R, T: OutputType>(
     page: Page<R>,

@@ -11,6 +11,7 @@ pub(crate) use crate::ids;
 mod context;
 pub mod http;
 mod import;
+mod limits;
 mod loaders;
 mod segments;
 mod subjects;
@@ -134,7 +135,10 @@ pub fn build_schema(state: Option<AppState>, limits: &QueryLimits) -> TagsmithSc
     .limit_depth(limits.max_depth)
     .limit_complexity(limits.max_complexity)
     .limit_recursive_depth(limits.max_recursive_depth)
-    .limit_directives(limits.max_directives);
+    .limit_directives(limits.max_directives)
+    .extension(limits::TokenLimit {
+        max: limits.max_tokens,
+    });
     if let Some(state) = state {
         builder = builder.data(state);
     }

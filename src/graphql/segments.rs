@@ -17,7 +17,7 @@ use crate::subjects::{SubjectKind as DomainKind, accounts, users};
 use crate::tags::history;
 use crate::time::Clock;
 
-use super::connection::{CountedConnection, TotalCount, connection, page_request};
+use super::connection::{CountedConnection, TotalCount, connection, page_complexity, page_request};
 use super::context::{require, state, wake_worker};
 use super::ids::{self, NodeKind};
 use super::loaders::{Loaders, prime_accounts, prime_users};
@@ -130,6 +130,7 @@ impl Segment {
         Ok(store::count(&app.db, query).await.map_err(ApiError::from)? as i64)
     }
     /// The subjects that match now (evaluated live), in creation order.
+    #[graphql(complexity = "page_complexity(first, child_complexity)")]
     async fn members(
         &self,
         ctx: &Context<'_>,
@@ -161,6 +162,7 @@ impl Segment {
         self.0.time_based
     }
     /// Who entered and left, when and why, newest first (tracked segments).
+    #[graphql(complexity = "page_complexity(first, child_complexity)")]
     async fn history(
         &self,
         ctx: &Context<'_>,
@@ -367,6 +369,7 @@ impl SegmentQuery {
 
     /// Entries into and exits from segments, newest first: of one segment
     /// and/or one subject.
+    #[graphql(complexity = "page_complexity(first, child_complexity)")]
     async fn segment_history(
         &self,
         ctx: &Context<'_>,

@@ -17,7 +17,7 @@ use crate::tags::store;
 use sea_orm::sea_query::SelectStatement;
 
 use super::automation::{AutomationEvent, Script, ScriptRun};
-use super::connection::{CountedConnection, TotalCount, connection, page_request};
+use super::connection::{CountedConnection, TotalCount, connection, page_complexity, page_request};
 use super::context::{require, state, wake_worker};
 use super::ids::{self, NodeKind};
 use super::loaders::{Loaders, prime_accounts, prime_users};
@@ -105,6 +105,7 @@ impl Account {
         subject_segments(ctx, SubjectKind::Account, self.0.id).await
     }
     /// The account's tag changes, newest first.
+    #[graphql(complexity = "page_complexity(first, child_complexity)")]
     async fn history(
         &self,
         ctx: &Context<'_>,
@@ -118,6 +119,7 @@ impl Account {
         Ok(history_connection(ctx, scope, first, after).await?)
     }
     /// The account's users, oldest first.
+    #[graphql(complexity = "page_complexity(first, child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,
@@ -180,6 +182,7 @@ impl User {
         subject_segments(ctx, SubjectKind::User, self.0.id).await
     }
     /// The user's tag changes, newest first.
+    #[graphql(complexity = "page_complexity(first, child_complexity)")]
     async fn history(
         &self,
         ctx: &Context<'_>,
@@ -289,6 +292,7 @@ impl SubjectQuery {
     /// Accounts in creation order; `search` matches name or external id
     /// (case-insensitive); `filter` is a filter expression (DESIGN.md, Filter
     /// language), whose errors are BAD_USER_INPUT with line and column.
+    #[graphql(complexity = "page_complexity(first, child_complexity)")]
     async fn accounts(
         &self,
         ctx: &Context<'_>,
@@ -361,6 +365,7 @@ impl SubjectQuery {
     /// Users in creation order; `search` matches email, names or external id
     /// (case-insensitive); `filter` is a filter expression (DESIGN.md, Filter
     /// language), whose errors are BAD_USER_INPUT with line and column.
+    #[graphql(complexity = "page_complexity(first, child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,

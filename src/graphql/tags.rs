@@ -14,7 +14,7 @@ use crate::tags::name::path_of;
 use crate::tags::write::Target;
 use crate::tags::{Cause, Op, Source, delete, merge, rename, store};
 
-use super::connection::{CountedConnection, TotalCount, connection, page_request};
+use super::connection::{CountedConnection, TotalCount, connection, page_complexity, page_request};
 use super::context::{require, state, wake_worker};
 use super::ids::{self, NodeKind};
 use super::loaders::Loaders;
@@ -248,6 +248,7 @@ pub struct TagQuery;
 impl TagQuery {
     /// The tag catalogue in name order. `search` matches any part of the name
     /// (case-insensitive); `prefix` matches the start exactly ('sports/', 'Department: ').
+    #[graphql(complexity = "page_complexity(first, child_complexity)")]
     async fn tags(
         &self,
         ctx: &Context<'_>,
@@ -292,6 +293,7 @@ impl TagQuery {
     }
 
     /// Tag changes of the workspace, newest first; narrowed to one tag and/or one subject.
+    #[graphql(complexity = "page_complexity(first, child_complexity)")]
     async fn tag_changes(
         &self,
         ctx: &Context<'_>,

@@ -13,6 +13,7 @@ mod bad_input;
 mod http;
 mod import;
 mod isolation;
+mod limits;
 mod schema;
 mod segments;
 mod subscriptions;
