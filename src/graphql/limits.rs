@@ -1,16 +1,21 @@
-//! A cap on the tokens of a query document, checked before it is parsed:
-//! thousands of aliases or directives are refused in microseconds instead
-//! of being parsed and validated first (graphql-js calls this `maxTokens`).
+//! Checks of a request before it is parsed: a cap on the tokens of its
+//! query document (thousands of aliases or directives are refused in
+//! microseconds instead of being parsed and validated first; graphql-js
+//! calls this `maxTokens`), and no NUL character in any string (neither
+//! database can store one in text).
 
 use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
+};
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{ServerError, ServerResult, Variables};
+use async_graphql::{Request, ServerError, ServerResult, Value as ConstValue, Variables};
 
 use crate::error::Code;
 
-/// Refuses documents of more than `max` tokens with LIMIT_EXCEEDED.
+/// Refuses documents of more than `max` tokens with LIMIT_EXCEEDED, and
+/// NUL characters anywhere in the query or its variables with BAD_USER_INPUT.
 pub struct TokenLimit {
     pub max: usize,
 }
@@ -25,8 +30,50 @@ struct TokenLimitExtension {
     max: usize,
 }
 
+fn coded(message: String, code: Code) -> ServerError {
+    let mut error = ServerError::new(message, None);
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code.as_str());
+    error
+}
+
+/// Whether a NUL character is in any string or object key of `value`.
+fn has_nul(value: &ConstValue) -> bool {
+    match value {
+        ConstValue::String(s) => s.contains('\0'),
+        ConstValue::List(items) => items.iter().any(has_nul),
+        ConstValue::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
 #[async_trait::async_trait]
 impl Extension for TokenLimitExtension {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let in_variables = request
+            .variables
+            .iter()
+            .any(|(k, v)| k.contains('\0') || has_nul(v));
+        // A raw NUL, or one spelled as an escape in a string literal.
+        let in_query = request.query.contains('\0')
+            || request.query.contains("\\u0000")
+            || request.query.contains("\\u{0}");
+        if in_query || in_variables {
+            return Err(coded(
+                "strings may not contain the NUL character (U+0000)".to_owned(),
+                Code::BadUserInput,
+            ));
+        }
+        next.run(ctx, request).await
+    }
+
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,
