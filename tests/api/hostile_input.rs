@@ -193,6 +193,33 @@ async fn hostile_strings_in_every_argument(app: TestApp) {
         }
     }
 
+    // The same payloads as CSV cells: stored literally as `Column: value`
+    // tags, or reported for their row; never run.
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let printable: Vec<&str> = PAYLOADS
+        .iter()
+        .copied()
+        .filter(|p| !p.contains('\0') && !p.trim().is_empty())
+        .collect();
+    let mut csv = String::from("email,first_name,Dept\n");
+    for (i, payload) in printable.iter().enumerate() {
+        csv += &format!("csv{i}@example.com,{},{}\n", quote(payload), quote(payload));
+    }
+    let result = app
+        .ok(
+            "mutation($csv: String!) { importUsers(csv: $csv) { created errors { line message } } }",
+            json!({ "csv": csv }),
+        )
+        .await;
+    let created = result["importUsers"]["created"].as_i64().unwrap();
+    let errors = result["importUsers"]["errors"].as_array().unwrap().len() as i64;
+    assert_eq!(created + errors, printable.len() as i64, "{result}");
+    let stored = app
+        .ok("{ tag(name: \"Dept: '; DROP TABLE users; --\") { userCount } users(search: \"csv\") { totalCount } }", json!({}))
+        .await;
+    assert_eq!(stored["tag"]["userCount"], 1, "{stored}");
+    assert_eq!(stored["users"]["totalCount"], created, "{stored}");
+
     // The database is whole: the tables answer and the seeded data is there.
     let data = app
         .ok(
@@ -209,7 +236,8 @@ async fn hostile_strings_in_every_argument(app: TestApp) {
     assert!(tags.contains(&"Keep"), "{data}");
     assert!(app.rows("users").await >= 1);
     eprintln!(
-        "hostile input: {requests} requests ({} payloads over every argument), {refused} refused with a code, 0 INTERNAL",
-        payloads.len()
+        "hostile input: {requests} requests ({} payloads over every argument), {refused} refused with a code, 0 INTERNAL; CSV: {} rows, {created} imported literally, {errors} reported",
+        payloads.len(),
+        printable.len()
     );
 }
