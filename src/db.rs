@@ -86,8 +86,16 @@ impl ConnectionTrait for WriteTxn {
     }
 }
 
-/// One writer's turn per SQLite file in this process.
-static SQLITE_TURNS: LazyLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =
+/// The writers' turn of one SQLite file in this process, and the gate that
+/// ordinary writers pass one at a time before queueing for the turn.
+#[derive(Default)]
+struct Turns {
+    gate: Arc<tokio::sync::Mutex<()>>,
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// The turns of each SQLite file in this process.
+static SQLITE_TURNS: LazyLock<Mutex<HashMap<String, Turns>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// Waits for this process's turn to write to a SQLite file. SQLite has one
@@ -95,7 +103,11 @@ static SQLITE_TURNS: LazyLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>
 /// instead of in SQLite's busy handler, which sleeps in growing steps,
 /// keeps writes flowing under concurrency. Other processes are still kept
 /// out by `BEGIN IMMEDIATE` and the busy timeout.
-async fn sqlite_turn(db: &DatabaseConnection) -> Option<OwnedMutexGuard<()>> {
+///
+/// Ordinary writers pass the gate one at a time, so at most one of them
+/// waits for the turn itself; a `Queue::First` writer skips the gate and
+/// waits behind that one only.
+async fn sqlite_turn(db: &DatabaseConnection, queue: Queue) -> Option<OwnedMutexGuard<()>> {
     if db.get_database_backend() != DbBackend::Sqlite {
         return None;
     }
@@ -105,10 +117,15 @@ async fn sqlite_turn(db: &DatabaseConnection) -> Option<OwnedMutexGuard<()>> {
         .get_filename()
         .to_string_lossy()
         .into_owned();
-    let turn = {
+    let (gate, turn) = {
         let mut turns = SQLITE_TURNS.lock().unwrap_or_else(|p| p.into_inner());
-        Arc::clone(turns.entry(file).or_default())
+        let turns = turns.entry(file).or_default();
+        (Arc::clone(&turns.gate), Arc::clone(&turns.turn))
     };
+    if queue == Queue::First {
+        return Some(turn.lock_owned().await);
+    }
+    let _through_the_gate = gate.lock().await;
     Some(turn.lock_owned().await)
 }
 
@@ -116,7 +133,26 @@ async fn sqlite_turn(db: &DatabaseConnection) -> Option<OwnedMutexGuard<()>> {
 /// process's turn, then takes the write lock at once (`BEGIN IMMEDIATE`),
 /// so two writers never deadlock on a lock upgrade.
 pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
-    let turn = sqlite_turn(db).await;
+    begin_write_in(db, Queue::Normal).await
+}
+
+/// Like `begin_write`, but on SQLite its turn comes before the queue of
+/// ordinary writers: it waits for at most the writer that holds the turn
+/// and the one next in line. The automation worker writes this way, so a
+/// burst of API writes does not delay scripts' follow-on changes.
+pub async fn begin_write_first(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
+    begin_write_in(db, Queue::First).await
+}
+
+/// Which queue a SQLite writer waits in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Queue {
+    Normal,
+    First,
+}
+
+async fn begin_write_in(db: &DatabaseConnection, queue: Queue) -> Result<WriteTxn, DbErr> {
+    let turn = sqlite_turn(db, queue).await;
     let txn = db
         .begin_with_options(TransactionOptions {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),

@@ -20,7 +20,7 @@ use sea_orm::{
     DbBackend, DbErr, EntityTrait, IntoActiveModel, QueryFilter, Set,
 };
 
-use crate::db::begin_write;
+use crate::db::begin_write_first;
 use crate::time::now;
 
 /// How long a claim lasts before another worker may take the event again.
@@ -85,7 +85,7 @@ pub async fn claim_batch(
     db: &DatabaseConnection,
     max: u64,
 ) -> Result<Vec<automation_event::Model>, DbErr> {
-    let txn = begin_write(db).await?;
+    let txn = begin_write_first(db).await?;
     if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
         // Plan the claim for the outbox as it is now. A generic plan cached
         // while the outbox was empty (the statement is prepared once per
@@ -231,7 +231,7 @@ pub async fn fail(
     error: &str,
     max_attempts: i32,
 ) -> Result<(), DbErr> {
-    let txn = begin_write(db).await?;
+    let txn = begin_write_first(db).await?;
     let mut active = event.clone().into_active_model();
     active.last_error = Set(Some(error.chars().take(2000).collect()));
     active.locked_until = Set(None);

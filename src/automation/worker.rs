@@ -23,7 +23,7 @@ use super::outbox::{self, status};
 use super::script::{CompiledScript, HookEvent, RunOutcome};
 use super::scripts::{self, Scripts};
 use super::{AutomationError, cause_of, hook_of, is_segment_event, snapshot};
-use crate::db::begin_write;
+use crate::db::begin_write_first;
 use crate::segments::store::{self as segment_store, TagActions};
 use crate::subjects::SubjectKind;
 use crate::tags::assign::{Actor, apply_tags};
@@ -252,7 +252,7 @@ impl Worker {
         .await
         .map_err(|e| AutomationError::Invalid(format!("script thread failed: {e}")))?;
 
-        let txn = begin_write(&self.db).await?;
+        let txn = begin_write_first(&self.db).await?;
         let mut records = Vec::new();
         let mut stopped: Vec<(i64, String)> = Vec::new();
         let mut scripts_run: Vec<i64> = Vec::new();
