@@ -10,6 +10,7 @@ mod accounts_users;
 mod auth;
 mod automation;
 mod bad_input;
+mod concurrency;
 mod http;
 mod import;
 mod isolation;
