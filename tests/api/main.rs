@@ -11,6 +11,7 @@ mod auth;
 mod automation;
 mod bad_input;
 mod concurrency;
+mod crash;
 mod http;
 mod import;
 mod isolation;
