@@ -82,6 +82,11 @@ pub struct AutomationSettings {
     /// Attempts at an automation event before it is kept as failed.
     #[arg(long, env = "TAGSMITH_AUTOMATION_MAX_ATTEMPTS", default_value_t = 5)]
     pub automation_max_attempts: i32,
+    /// How long a worker's claim on an event lasts, in milliseconds; a
+    /// worker that dies (a crash, `kill -9`) leaves its events to be claimed
+    /// again once it expires. Keep it well above the slowest batch.
+    #[arg(long, env = "TAGSMITH_AUTOMATION_LEASE_MS", default_value_t = 60_000)]
+    pub automation_lease_ms: u64,
     /// Wall-clock budget of one script run, in milliseconds.
     #[arg(long, env = "TAGSMITH_SCRIPT_TIMEOUT_MS", default_value_t = 50)]
     pub script_timeout_ms: u64,
@@ -107,6 +112,7 @@ impl Default for AutomationSettings {
             no_worker: false,
             automation_max_depth: 8,
             automation_max_attempts: 5,
+            automation_lease_ms: 60_000,
             script_timeout_ms: 50,
             script_max_operations: 100_000,
             script_runs_kept: 1000,
@@ -136,6 +142,7 @@ impl AutomationSettings {
             max_depth: self.automation_max_depth,
             max_attempts: self.automation_max_attempts,
             runs_kept: self.script_runs_kept,
+            lease: std::time::Duration::from_millis(self.automation_lease_ms.max(100)),
             ..Default::default()
         }
     }

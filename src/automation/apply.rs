@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::AutomationError;
 use super::script::{PlannedAction, RunOutcome, SubjectSnapshot};
 use super::snapshot::subject_kind;
+use crate::db::lock_row;
 use crate::ids::{self, NodeKind};
 use crate::subjects::{SubjectKind, attributes};
 use crate::tags::assign::{Actor, apply_to_targets};
@@ -125,6 +126,22 @@ async fn set_attributes(
     change: serde_json::Map<String, Value>,
 ) -> Result<(), AutomationError> {
     let table = subject_table(kind);
+    // PostgreSQL: hold the row before reading it, so a concurrent upsert's
+    // attributes are merged into, not overwritten.
+    match kind {
+        SubjectKind::User => {
+            lock_row(txn, entity::user::Entity, entity::user::Column::Id, id).await?
+        }
+        SubjectKind::Account => {
+            lock_row(
+                txn,
+                entity::account::Entity,
+                entity::account::Column::Id,
+                id,
+            )
+            .await?
+        }
+    }
     let current = Query::select()
         .column("attributes")
         .from(table)

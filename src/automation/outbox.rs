@@ -16,14 +16,15 @@ use sea_orm::sea_query::{
     Alias, Expr, ExprTrait, LockBehavior, LockType, Order, Query, SelectStatement,
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbBackend, DbErr, EntityTrait, IntoActiveModel, QueryFilter, Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    EntityTrait, QueryFilter,
 };
 
 use crate::db::begin_write_first;
 use crate::time::now;
 
-/// How long a claim lasts before another worker may take the event again.
+/// How long a claim lasts before another worker may take the event again,
+/// unless the settings say otherwise (`--automation-lease-ms`).
 pub const LEASE: Duration = Duration::from_secs(60);
 
 /// Status values of an event.
@@ -75,7 +76,7 @@ pub async fn enqueue_selected(
 
 /// Claims the next due event, if any (see [`claim_batch`]).
 pub async fn claim(db: &DatabaseConnection) -> Result<Option<automation_event::Model>, DbErr> {
-    Ok(claim_batch(db, 1).await?.pop())
+    Ok(claim_batch(db, 1, LEASE).await?.pop())
 }
 
 /// Claims up to `max` due events, oldest first, at most one per subject (a
@@ -84,6 +85,7 @@ pub async fn claim(db: &DatabaseConnection) -> Result<Option<automation_event::M
 pub async fn claim_batch(
     db: &DatabaseConnection,
     max: u64,
+    lease: Duration,
 ) -> Result<Vec<automation_event::Model>, DbErr> {
     let txn = begin_write_first(db).await?;
     if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
@@ -100,7 +102,7 @@ pub async fn claim_batch(
         txn.commit().await?;
         return Ok(Vec::new());
     }
-    let lease_end = at + chrono::Duration::from_std(LEASE).unwrap_or_default();
+    let lease_end = at + chrono::Duration::from_std(lease).unwrap_or_default();
     let claim = Query::update()
         .table(automation_event::Entity)
         .value(automation_event::Column::Status, status::RUNNING)
@@ -194,6 +196,45 @@ pub async fn refresh_statistics(db: &DatabaseConnection) -> Result<(), DbErr> {
     Ok(())
 }
 
+/// Of the events a worker claimed, those it still holds, in its
+/// transaction: still running under the claim it made (the attempt it
+/// counted). A claim whose lease ran out while the worker was busy may have
+/// been taken by another worker, which now handles the event: this one
+/// must then leave it alone, or the event would be handled twice. On
+/// PostgreSQL the rows are locked until the transaction ends, so no one
+/// claims them meanwhile (a claim skips locked rows).
+pub async fn still_claimed(
+    txn: &DatabaseTransaction,
+    claimed: &[automation_event::Model],
+) -> Result<Vec<i64>, DbErr> {
+    let mut select = Query::select()
+        .columns([
+            automation_event::Column::Id,
+            automation_event::Column::Status,
+            automation_event::Column::Attempts,
+        ])
+        .from(automation_event::Entity)
+        .and_where(Expr::col(automation_event::Column::Id).is_in(claimed.iter().map(|e| e.id)))
+        .order_by(automation_event::Column::Id, Order::Asc)
+        .to_owned();
+    if txn.get_database_backend() == DbBackend::Postgres {
+        select.lock(LockType::Update);
+    }
+    let mut held = Vec::with_capacity(claimed.len());
+    for row in txn.query_all(&select).await? {
+        let id: i64 = row.try_get_by_index(0)?;
+        let status: String = row.try_get_by_index(1)?;
+        let attempts: i32 = row.try_get_by_index(2)?;
+        let ours = claimed
+            .iter()
+            .any(|e| e.id == id && e.attempts == attempts && status == status::RUNNING);
+        if ours {
+            held.push(id);
+        }
+    }
+    Ok(held)
+}
+
 /// Marks events done, in the transaction that applied their effects.
 pub async fn complete_many(txn: &DatabaseTransaction, ids: &[i64]) -> Result<(), DbErr> {
     let done = Query::update()
@@ -232,16 +273,32 @@ pub async fn fail(
     max_attempts: i32,
 ) -> Result<(), DbErr> {
     let txn = begin_write_first(db).await?;
-    let mut active = event.clone().into_active_model();
-    active.last_error = Set(Some(error.chars().take(2000).collect()));
-    active.locked_until = Set(None);
+    let mut update = Query::update()
+        .table(automation_event::Entity)
+        .value(
+            automation_event::Column::LastError,
+            error.chars().take(2000).collect::<String>(),
+        )
+        .value(
+            automation_event::Column::LockedUntil,
+            Option::<DateTime<Utc>>::None,
+        )
+        // Only while the claim is still this worker's (see `still_claimed`).
+        .and_where(Expr::col(automation_event::Column::Id).eq(event.id))
+        .and_where(Expr::col(automation_event::Column::Status).eq(status::RUNNING))
+        .and_where(Expr::col(automation_event::Column::Attempts).eq(event.attempts))
+        .to_owned();
     if event.attempts >= max_attempts {
-        active.status = Set(status::FAILED.to_owned());
+        update.value(automation_event::Column::Status, status::FAILED);
     } else {
-        active.status = Set(status::PENDING.to_owned());
-        active.run_at = Set(now() + backoff(event.attempts));
+        update
+            .value(automation_event::Column::Status, status::PENDING)
+            .value(
+                automation_event::Column::RunAt,
+                now() + backoff(event.attempts),
+            );
     }
-    active.update(&txn).await?;
+    txn.execute(&update).await?;
     txn.commit().await
 }
 

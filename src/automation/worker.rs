@@ -46,6 +46,8 @@ pub struct WorkerSettings {
     pub batch: u64,
     /// How long to let events gather before claiming a batch that would not be full.
     pub gather: Duration,
+    /// How long a claim lasts before another worker may take the event again.
+    pub lease: Duration,
 }
 
 impl Default for WorkerSettings {
@@ -57,6 +59,7 @@ impl Default for WorkerSettings {
             runs_kept: 1000,
             batch: 64,
             gather: Duration::from_millis(5),
+            lease: outbox::LEASE,
         }
     }
 }
@@ -96,7 +99,8 @@ pub struct Worker {
 impl Worker {
     /// Handles the next batch of due events (at most one per subject), if any.
     pub async fn try_execute_one(&self) -> Result<Outcome, AutomationError> {
-        let events = outbox::claim_batch(&self.db, self.settings.batch).await?;
+        let events =
+            outbox::claim_batch(&self.db, self.settings.batch, self.settings.lease).await?;
         if events.is_empty() {
             return Ok(Outcome::Empty);
         }
@@ -253,11 +257,22 @@ impl Worker {
         .map_err(|e| AutomationError::Invalid(format!("script thread failed: {e}")))?;
 
         let txn = begin_write_first(&self.db).await?;
+        // Only the events this worker still holds (a lease that ran out
+        // meanwhile may have passed one to another worker).
+        let held = outbox::still_claimed(&txn, events).await?;
+        if held.len() < events.len() {
+            tracing::warn!(
+                lost = events.len() - held.len(),
+                "automation: claims expired while the batch ran; another worker handles those events"
+            );
+        }
+        let events: Vec<&automation_event::Model> =
+            events.iter().filter(|e| held.contains(&e.id)).collect();
         let mut records = Vec::new();
         let mut stopped: Vec<(i64, String)> = Vec::new();
         let mut scripts_run: Vec<i64> = Vec::new();
         for job in jobs {
-            let Some(event) = events.iter().find(|e| e.id == job.event_id) else {
+            let Some(event) = events.iter().copied().find(|e| e.id == job.event_id) else {
                 continue;
             };
             for (script, _) in &job.scripts {

@@ -395,6 +395,12 @@ impl Writer<'_> {
                 by_tag.entry(tag).or_default().push(id);
             }
         }
+        // Every tag of the batch is made and locked first, in the order
+        // every tag writer locks tags in (see `lock_tags`).
+        let names: Vec<TagName> = by_tag.keys().map(|t| (*t).clone()).collect();
+        let tags = crate::tags::store::ensure(txn, self.workspace_id, &names).await?;
+        let tag_ids: Vec<i64> = tags.iter().map(|t| t.id).collect();
+        crate::tags::write::lock_tags(txn, &tag_ids).await?;
         let mut applied = 0;
         for (tag, mut ids) in by_tag {
             ids.sort_unstable();

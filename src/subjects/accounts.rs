@@ -4,14 +4,14 @@ use chrono::{DateTime, Utc};
 use entity::account;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, SelectStatement};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, Select, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
+    EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, Select, Set,
 };
 use serde_json::Value;
 
 use super::page::{Direction, Page, PageRequest, contains_pattern, fetch};
 use super::{Patch, SubjectError, attributes, clean_text};
-use crate::db::{begin_write, is_unique_violation};
+use crate::db::{begin_write, is_unique_violation, lock_row};
 use crate::segments::membership::{self, Changed, Reason};
 use crate::time::{Clock, now};
 
@@ -72,6 +72,15 @@ async fn upsert_once(
     let existing = match &input.external_id {
         Some(external_id) => find_by_external_id(&txn, workspace_id, external_id).await?,
         None => None,
+    };
+    let existing = match existing {
+        // PostgreSQL: hold the row and read it again, so attributes merged
+        // at the same time by another request are merged into, not lost.
+        Some(found) if txn.get_database_backend() == DbBackend::Postgres => {
+            lock_row(&txn, account::Entity, account::Column::Id, found.id).await?;
+            find(&txn, workspace_id, found.id).await?
+        }
+        other => other,
     };
     let at = now();
     let model = match existing {

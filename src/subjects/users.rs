@@ -5,14 +5,15 @@ use entity::user;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, SelectStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, Select, Set,
+    DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    Select, Set,
 };
 use serde_json::Value;
 
 use super::email::Email;
 use super::page::{Direction, Page, PageRequest, contains_pattern, fetch};
 use super::{Patch, SubjectError, accounts, attributes, clean_text};
-use crate::db::{begin_write, is_unique_violation};
+use crate::db::{begin_write, is_unique_violation, lock_row};
 use crate::segments::membership::{self, Changed, Reason};
 use crate::time::{Clock, now};
 
@@ -97,7 +98,15 @@ async fn upsert_once(
     clock: &Clock,
 ) -> Result<user::Model, SubjectError> {
     let txn = begin_write(db).await?;
-    let existing = find_upsert_target(&txn, workspace_id, input).await?;
+    let existing = match find_upsert_target(&txn, workspace_id, input).await? {
+        // PostgreSQL: hold the row and read it again, so attributes merged
+        // at the same time by another request are merged into, not lost.
+        Some(found) if txn.get_database_backend() == DbBackend::Postgres => {
+            lock_row(&txn, user::Entity, user::Column::Id, found.id).await?;
+            find(&txn, workspace_id, found.id).await?
+        }
+        other => other,
+    };
     let account_id = match &input.account_external_id {
         Patch::Keep => Patch::Keep,
         Patch::Clear => Patch::Clear,

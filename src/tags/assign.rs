@@ -74,6 +74,9 @@ pub async fn apply_tags(
     } else {
         None
     };
+    // Every tag of this change is locked first, in one order for all writers.
+    let tag_ids: Vec<i64> = tags.iter().map(|t| t.id).collect();
+    write::lock_tags(txn, &tag_ids).await?;
     let mut outcome = BulkOutcome::default();
     for (kind, target) in targets {
         outcome.matched += count_target(txn, workspace_id, *kind, target).await?;

@@ -104,6 +104,10 @@ pub async fn ensure(
             wanted.push(name.as_str().to_owned());
         }
     }
+    // Created in name order (a parent's name is a prefix of its children's,
+    // so parents still come first): two requests creating the same new tags
+    // wait for each other's inserts in one order, never in a cycle.
+    wanted.sort_unstable();
     let mut by_name: HashMap<String, tag::Model> = find_live_by_names(db, workspace_id, &wanted)
         .await?
         .into_iter()

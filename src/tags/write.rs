@@ -59,6 +59,31 @@ fn target_condition(target: &Target) -> SimpleExpr {
     }
 }
 
+/// On PostgreSQL, locks these tags' rows (`FOR UPDATE`) in ascending id
+/// order, until the transaction ends. A transaction that writes several
+/// tags takes them all here first: writers then always queue for tags in
+/// the same order, so two of them can never each hold a tag the other is
+/// waiting for (a deadlock, which PostgreSQL resolves by failing one).
+/// [`apply`] locks its one tag again, which is then a no-op.
+pub async fn lock_tags(txn: &DatabaseTransaction, tag_ids: &[i64]) -> Result<(), DbErr> {
+    if txn.get_database_backend() != sea_orm::DbBackend::Postgres || tag_ids.is_empty() {
+        return Ok(());
+    }
+    let mut ids = tag_ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    // The lock is taken as rows leave the sort, so in id order.
+    let lock = Query::select()
+        .column(tag::Column::Id)
+        .from(tag::Entity)
+        .and_where(Expr::col(tag::Column::Id).is_in(ids))
+        .order_by(tag::Column::Id, sea_orm::sea_query::Order::Asc)
+        .lock(sea_orm::sea_query::LockType::Update)
+        .to_owned();
+    txn.query_all(&lock).await?;
+    Ok(())
+}
+
 /// Applies the write; returns how many subjects really changed.
 pub async fn apply(
     txn: &DatabaseTransaction,

@@ -127,31 +127,11 @@ pub async fn spawn_app_full(
     adjust_automation: impl FnOnce(&mut AutomationSettings),
 ) -> Option<TestApp> {
     init_logs();
-    let (database_url, sqlite_dir, postgres) = match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let url = format!("sqlite://{}", dir.path().join("tagsmith.db").display());
-            (url, Some(dir), None)
-        }
-        Backend::Postgres => {
-            let admin_url = std::env::var("TAGSMITH_TEST_DATABASE_URL").ok()?;
-            let name = format!("tagsmith_test_{}", random_suffix());
-            let admin = Database::connect(&admin_url)
-                .await
-                .expect("connect to TAGSMITH_TEST_DATABASE_URL");
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                .await
-                .expect("create test database");
-            admin.close().await.expect("close");
-            let base = admin_url
-                .rsplit_once('/')
-                .map(|(base, _)| base.to_owned())
-                .expect("database URL has a path");
-            let url = format!("{base}/{name}");
-            (url, None, Some(PostgresDatabase { admin_url, name }))
-        }
-    };
+    let FreshDatabase {
+        url: database_url,
+        _sqlite_dir: sqlite_dir,
+        _postgres: postgres,
+    } = fresh_database(backend).await?;
     let database = DatabaseSettings {
         database_url,
         db_max_connections: 8,
@@ -199,6 +179,50 @@ pub async fn spawn_app_full(
         statements,
         _sqlite_dir: sqlite_dir,
         _postgres: postgres,
+    })
+}
+
+/// An empty database of its own for a test: a temp SQLite file, or a new
+/// database on the `TAGSMITH_TEST_DATABASE_URL` server (`None` when unset).
+/// Removed when dropped.
+pub struct FreshDatabase {
+    pub url: String,
+    _sqlite_dir: Option<tempfile::TempDir>,
+    _postgres: Option<PostgresDatabase>,
+}
+
+pub async fn fresh_database(backend: Backend) -> Option<FreshDatabase> {
+    Some(match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}", dir.path().join("tagsmith.db").display());
+            FreshDatabase {
+                url,
+                _sqlite_dir: Some(dir),
+                _postgres: None,
+            }
+        }
+        Backend::Postgres => {
+            let admin_url = std::env::var("TAGSMITH_TEST_DATABASE_URL").ok()?;
+            let name = format!("tagsmith_test_{}", random_suffix());
+            let admin = Database::connect(&admin_url)
+                .await
+                .expect("connect to TAGSMITH_TEST_DATABASE_URL");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .expect("create test database");
+            admin.close().await.expect("close");
+            let base = admin_url
+                .rsplit_once('/')
+                .map(|(base, _)| base.to_owned())
+                .expect("database URL has a path");
+            FreshDatabase {
+                url: format!("{base}/{name}"),
+                _sqlite_dir: None,
+                _postgres: Some(PostgresDatabase { admin_url, name }),
+            }
+        }
     })
 }
 

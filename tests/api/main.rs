@@ -10,6 +10,8 @@ mod accounts_users;
 mod auth;
 mod automation;
 mod bad_input;
+mod concurrency;
+mod crash;
 mod hostile_input;
 mod http;
 mod import;
