@@ -24,6 +24,7 @@ use super::script::{CompiledScript, HookEvent, RunOutcome};
 use super::scripts::{self, Scripts};
 use super::{AutomationError, cause_of, hook_of, is_segment_event, snapshot};
 use crate::db::begin_write;
+use crate::metrics::Metrics;
 use crate::segments::store::{self as segment_store, TagActions};
 use crate::subjects::SubjectKind;
 use crate::tags::assign::{Actor, apply_tags};
@@ -91,6 +92,8 @@ pub struct Worker {
     pub batches: Arc<AtomicU64>,
     /// What segment filters read as `now` when the worker's changes move subjects.
     pub clock: Clock,
+    /// Counts the script runs it records (`/metrics`).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Worker {
@@ -307,6 +310,11 @@ impl Worker {
             );
         }
         let event_ids: Vec<i64> = events.iter().map(|e| e.id).collect();
+        let runs = records.len() as u64;
+        let failed_runs = records
+            .iter()
+            .filter(|r| matches!(r.ok, sea_orm::ActiveValue::Set(false)))
+            .count() as u64;
         record_runs(&txn, &event_ids, records).await?;
         // Prune the runs log now and then, not on every batch.
         let batch_number = self.batches.fetch_add(1, Ordering::Relaxed);
@@ -331,6 +339,7 @@ impl Worker {
             txn.execute(&update).await?;
         }
         txn.commit().await?;
+        self.metrics.script_runs(runs, failed_runs);
         if batch_number.is_multiple_of(256) {
             outbox::refresh_statistics(&self.db).await?;
         }

@@ -12,6 +12,7 @@ mod context;
 pub mod http;
 mod import;
 mod loaders;
+mod ops;
 mod segments;
 mod subjects;
 mod subscription;
@@ -26,7 +27,8 @@ use tokio::sync::Notify;
 use crate::automation::script::{Limits as ScriptLimits, ScriptEngine};
 use crate::automation::scripts::Scripts;
 use crate::automation::worker::{Worker, WorkerSettings};
-use crate::config::{AutomationSettings, QueryLimits};
+use crate::config::{AutomationSettings, ProductionSettings, QueryLimits};
+use crate::metrics::Metrics;
 use crate::server::Shutdown;
 use crate::tags::feed::ChangeFeed;
 use crate::tags::name::{TagName, TagRules};
@@ -45,6 +47,8 @@ pub struct AppState {
     pub feed: ChangeFeed,
     /// What segment filters read as `now` (tests move it forward).
     pub clock: Clock,
+    /// Counters for `/metrics`, shared with the worker.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -66,6 +70,7 @@ impl AppState {
             wake: Arc::new(Notify::new()),
             feed: ChangeFeed::default(),
             clock: Clock::system(),
+            metrics: Arc::default(),
         }
     }
 
@@ -78,6 +83,7 @@ impl AppState {
             settings,
             batches: Default::default(),
             clock: self.clock.clone(),
+            metrics: Arc::clone(&self.metrics),
         }
     }
 
@@ -125,6 +131,15 @@ pub type TagsmithSchema = Schema<Query, Mutation, subscription::Subscription>;
 
 /// Builds the schema with its limits; `state` is reachable from every resolver.
 pub fn build_schema(state: Option<AppState>, limits: &QueryLimits) -> TagsmithSchema {
+    build_schema_with(state, limits, &ProductionSettings::default())
+}
+
+/// [`build_schema`], with introspection or suggestions turned off as `production` says.
+pub fn build_schema_with(
+    state: Option<AppState>,
+    limits: &QueryLimits,
+    production: &ProductionSettings,
+) -> TagsmithSchema {
     let mut builder = Schema::build(
         Query::default(),
         Mutation::default(),
@@ -134,7 +149,14 @@ pub fn build_schema(state: Option<AppState>, limits: &QueryLimits) -> TagsmithSc
     .limit_depth(limits.max_depth)
     .limit_complexity(limits.max_complexity)
     .limit_recursive_depth(limits.max_recursive_depth)
-    .limit_directives(limits.max_directives);
+    .limit_directives(limits.max_directives)
+    .extension(ops::IntrospectionGuard);
+    if production.no_introspection {
+        builder = builder.disable_introspection();
+    }
+    if production.no_suggestions {
+        builder = builder.disable_suggestions();
+    }
     if let Some(state) = state {
         builder = builder.data(state);
     }
