@@ -7,6 +7,7 @@
 mod helpers;
 
 mod accounts_users;
+mod audit;
 mod auth;
 mod automation;
 mod bad_input;
