@@ -548,3 +548,32 @@ async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Respon
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::{Pos, Response, ServerError};
+
+    use super::add_codes;
+
+    /// A resolver's `?` on a database error skips `ApiError`: the edge still
+    /// shows it as INTERNAL, without the driver's message.
+    #[test]
+    fn a_raw_database_error_becomes_internal() {
+        let raw: async_graphql::Error =
+            sea_orm::DbErr::Custom("SELECT * FROM users_gone: no such table".into()).into();
+        let io: async_graphql::Error =
+            std::io::Error::other("/var/lib/tagsmith/tagsmith.db: permission denied").into();
+        let mut response = Response::from_errors(vec![
+            raw.into_server_error(Pos::default()),
+            io.into_server_error(Pos::default()),
+            ServerError::new("Unknown field \"x\" on type \"User\".", None),
+        ]);
+        add_codes(&mut response);
+        let json = serde_json::to_value(&response).unwrap();
+        for error in &json["errors"].as_array().unwrap()[..2] {
+            assert_eq!(error["extensions"]["code"], "INTERNAL", "{json}");
+            assert_eq!(error["message"], crate::error::INTERNAL_MESSAGE, "{json}");
+        }
+        assert_eq!(json["errors"][2]["extensions"]["code"], "BAD_USER_INPUT");
+    }
+}

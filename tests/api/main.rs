@@ -14,6 +14,7 @@ mod bad_input;
 mod http;
 mod import;
 mod isolation;
+mod ops;
 mod schema;
 mod segments;
 mod subscriptions;
