@@ -24,6 +24,7 @@ use super::script::{CompiledScript, HookEvent, RunOutcome};
 use super::scripts::{self, Scripts};
 use super::{AutomationError, cause_of, hook_of, is_segment_event, snapshot};
 use crate::db::begin_write;
+use crate::error::{Code, ErrorCode, INTERNAL_MESSAGE};
 use crate::metrics::Metrics;
 use crate::segments::store::{self as segment_store, TagActions};
 use crate::subjects::SubjectKind;
@@ -110,8 +111,13 @@ impl Worker {
         );
         if let Err(e) = self.handle(&events).instrument(span).await {
             tracing::warn!(error = %e, "automation events failed; will retry");
+            // `lastError` is read through the API: a database error stays in the log.
+            let reason = match e.code() {
+                Code::Internal => INTERNAL_MESSAGE.to_owned(),
+                _ => e.to_string(),
+            };
             for event in &events {
-                outbox::fail(&self.db, event, &e.to_string(), self.settings.max_attempts).await?;
+                outbox::fail(&self.db, event, &reason, self.settings.max_attempts).await?;
             }
         }
         Ok(Outcome::Done(events.len()))

@@ -14,6 +14,7 @@ on_both_databases!(
     metrics_count_requests_and_errors,
     metrics_count_script_runs,
     internal_errors_show_no_internals,
+    failed_automation_shows_no_internals,
 );
 
 const ADD: &str =
@@ -496,5 +497,37 @@ async fn internal_errors_show_no_internals(app: TestApp) {
     assert!(
         errors(&after, "INTERNAL") - errors(&before, "INTERNAL") >= operations.len() as f64,
         "{after}"
+    );
+}
+
+/// The worker's transaction fails on the database (its runs log renamed
+/// away): the event is retried, and `lastError`, which DEVELOPER keys read,
+/// says so without the database's message.
+async fn failed_automation_shows_no_internals(app: TestApp) {
+    use sea_orm::ConnectionTrait;
+
+    app.ok(
+        "mutation($input: ScriptInput!) { uploadScript(input: $input) { id } }",
+        json!({ "input": { "name": "listener", "source": "fn on_tag_added(e) { log(e.tag); }" } }),
+    )
+    .await;
+    app.db
+        .execute_unprepared("ALTER TABLE script_runs RENAME TO script_runs_gone")
+        .await
+        .expect("rename");
+    let ana = app.user("ana@example.com").await;
+    app.ok(ADD, json!({ "id": ana, "tags": ["Go"] })).await;
+    let data = crate::helpers::eventually(
+        &app,
+        "{ automationEvents { nodes { kind lastError attempts } } }",
+        json!({}),
+        |data| !data["automationEvents"]["nodes"][0]["lastError"].is_null(),
+    )
+    .await;
+    let event = &data["automationEvents"]["nodes"][0];
+    assert_eq!(event["kind"], "TAG_ADDED");
+    assert_eq!(
+        event["lastError"], "internal error; the server log has the details",
+        "{data}"
     );
 }
