@@ -214,6 +214,7 @@ async fn main() {
             max_body_bytes: 4 << 20,
             require_key_for_introspection: false,
             limits: QueryLimits::default(),
+            production: Default::default(),
         },
         std::future::pending(),
     )

@@ -31,6 +31,28 @@ pub struct ServerSettings {
     pub require_key_for_introspection: bool,
     #[command(flatten)]
     pub limits: QueryLimits,
+    #[command(flatten)]
+    pub production: ProductionSettings,
+}
+
+/// What a public deployment turns off, and who may read `/metrics`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ProductionSettings {
+    /// Refuse schema introspection (`__schema`, `__type`) for every caller, with FORBIDDEN.
+    #[arg(long, env = "TAGSMITH_NO_INTROSPECTION", default_value_t = false)]
+    pub no_introspection: bool,
+    /// Do not serve the GraphiQL playground at `/` (404 instead).
+    #[arg(long, env = "TAGSMITH_NO_GRAPHIQL", default_value_t = false)]
+    pub no_graphiql: bool,
+    /// Leave "Did you mean ...?" suggestions out of validation errors.
+    #[arg(long, env = "TAGSMITH_NO_SUGGESTIONS", default_value_t = false)]
+    pub no_suggestions: bool,
+    /// Do not serve `/metrics` (404 instead).
+    #[arg(long, env = "TAGSMITH_NO_METRICS", default_value_t = false)]
+    pub no_metrics: bool,
+    /// Serve `/metrics` only to `Authorization: Bearer <this token>` (default: to anyone who can reach the port).
+    #[arg(long, env = "TAGSMITH_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// Limits on what one GraphQL request may ask.

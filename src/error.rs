@@ -7,6 +7,9 @@
 
 use std::fmt::Display;
 
+/// The message of every INTERNAL error a client sees; the details go to the server log.
+pub const INTERNAL_MESSAGE: &str = "internal error; the server log has the details";
+
 /// The error codes of the public API (`extensions.code`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
@@ -83,10 +86,7 @@ impl ApiError {
             source = cause.source();
         }
         tracing::error!(error = %chain, "internal error");
-        Self::new(
-            Code::Internal,
-            "internal error; the server log has the details",
-        )
+        Self::new(Code::Internal, INTERNAL_MESSAGE)
     }
 }
 
@@ -112,7 +112,14 @@ impl ErrorCode for sea_orm::DbErr {
 
 impl From<ApiError> for async_graphql::Error {
     fn from(error: ApiError) -> Self {
-        let mut gql = async_graphql::Error::new(error.message);
+        let message = if error.code == Code::Internal && error.message != INTERNAL_MESSAGE {
+            // Made with `ApiError::new(Code::Internal, ..)`: log the detail, show none.
+            tracing::error!(error = %error.message, "internal error");
+            INTERNAL_MESSAGE.to_owned()
+        } else {
+            error.message
+        };
+        let mut gql = async_graphql::Error::new(message);
         let code = error.code;
         let position = error.position;
         gql = async_graphql::ErrorExtensions::extend_with(gql, |_, ext| {

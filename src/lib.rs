@@ -11,6 +11,7 @@ pub mod error;
 pub mod graphql;
 pub mod ids;
 pub mod import;
+pub mod metrics;
 pub mod segments;
 pub mod server;
 pub mod subjects;

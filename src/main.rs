@@ -372,13 +372,21 @@ async fn serve(
     let shutdown = Shutdown::on(server::shutdown_signal());
     let worker =
         (!automation.no_worker).then(|| app.spawn_automation(&automation, shutdown.clone()));
+    let graphiql = !settings.production.no_graphiql;
     let running = server::start(app, settings, shutdown.wait())
         .await
         .map_err(|e| format!("cannot listen: {e}"))?;
-    println!(
-        "tagsmith: listening on http://{}/ (GraphiQL), GraphQL at /graphql",
-        running.addr
-    );
+    if graphiql {
+        println!(
+            "tagsmith: listening on http://{}/ (GraphiQL), GraphQL at /graphql",
+            running.addr
+        );
+    } else {
+        println!(
+            "tagsmith: listening on http://{}/graphql (GraphiQL is off)",
+            running.addr
+        );
+    }
     let served = running
         .handle
         .await

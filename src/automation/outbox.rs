@@ -235,6 +235,50 @@ pub async fn still_claimed(
     Ok(held)
 }
 
+/// The outbox as operators watch it (`/metrics`): events not handled yet
+/// (pending or running) in every workspace, the age of the oldest of them
+/// at `now`, and events kept as failed. One grouped query over the
+/// `(status, id)` index.
+pub async fn backlog(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+) -> Result<crate::metrics::Backlog, DbErr> {
+    let query = Query::select()
+        .column(automation_event::Column::Status)
+        .expr(Expr::col(automation_event::Column::Id).count())
+        .expr(Expr::col(automation_event::Column::CreatedAt).min())
+        .from(automation_event::Entity)
+        .and_where(Expr::col(automation_event::Column::Status).is_in([
+            status::PENDING,
+            status::RUNNING,
+            status::FAILED,
+        ]))
+        .group_by_col(automation_event::Column::Status)
+        .to_owned();
+    let mut backlog = crate::metrics::Backlog::default();
+    let mut oldest: Option<DateTime<Utc>> = None;
+    for row in db.query_all(&query).await? {
+        let state: String = row.try_get_by_index(0)?;
+        let count: i64 = row.try_get_by_index(1)?;
+        let count = u64::try_from(count).unwrap_or(0);
+        if state == status::FAILED {
+            backlog.failed = count;
+            continue;
+        }
+        backlog.pending += count;
+        let first: Option<DateTime<Utc>> = row.try_get_by_index(2)?;
+        oldest = match (oldest, first) {
+            (Some(a), Some(b)) => Some(Ord::min(a, b)),
+            (a, b) => a.or(b),
+        };
+    }
+    if let Some(oldest) = oldest {
+        let age = (now - oldest).num_microseconds().unwrap_or(i64::MAX);
+        backlog.lag_seconds = Ord::max(age, 0) as f64 / 1e6;
+    }
+    Ok(backlog)
+}
+
 /// Marks events done, in the transaction that applied their effects.
 pub async fn complete_many(txn: &DatabaseTransaction, ids: &[i64]) -> Result<(), DbErr> {
     let done = Query::update()

@@ -24,6 +24,8 @@ use super::script::{CompiledScript, HookEvent, RunOutcome};
 use super::scripts::{self, Scripts};
 use super::{AutomationError, cause_of, hook_of, is_segment_event, snapshot};
 use crate::db::begin_write_first;
+use crate::error::{Code, ErrorCode, INTERNAL_MESSAGE};
+use crate::metrics::Metrics;
 use crate::segments::store::{self as segment_store, TagActions};
 use crate::subjects::SubjectKind;
 use crate::tags::assign::{Actor, apply_tags};
@@ -94,6 +96,8 @@ pub struct Worker {
     pub batches: Arc<AtomicU64>,
     /// What segment filters read as `now` when the worker's changes move subjects.
     pub clock: Clock,
+    /// Counts the script runs it records (`/metrics`).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Worker {
@@ -111,8 +115,13 @@ impl Worker {
         );
         if let Err(e) = self.handle(&events).instrument(span).await {
             tracing::warn!(error = %e, "automation events failed; will retry");
+            // `lastError` is read through the API: a database error stays in the log.
+            let reason = match e.code() {
+                Code::Internal => INTERNAL_MESSAGE.to_owned(),
+                _ => e.to_string(),
+            };
             for event in &events {
-                outbox::fail(&self.db, event, &e.to_string(), self.settings.max_attempts).await?;
+                outbox::fail(&self.db, event, &reason, self.settings.max_attempts).await?;
             }
         }
         Ok(Outcome::Done(events.len()))
@@ -322,6 +331,11 @@ impl Worker {
             );
         }
         let event_ids: Vec<i64> = events.iter().map(|e| e.id).collect();
+        let runs = records.len() as u64;
+        let failed_runs = records
+            .iter()
+            .filter(|r| matches!(r.ok, sea_orm::ActiveValue::Set(false)))
+            .count() as u64;
         record_runs(&txn, &event_ids, records).await?;
         // Prune the runs log now and then, not on every batch.
         let batch_number = self.batches.fetch_add(1, Ordering::Relaxed);
@@ -346,6 +360,7 @@ impl Worker {
             txn.execute(&update).await?;
         }
         txn.commit().await?;
+        self.metrics.script_runs(runs, failed_runs);
         if batch_number.is_multiple_of(256) {
             outbox::refresh_statistics(&self.db).await?;
         }

@@ -1,4 +1,4 @@
-//! HTTP routes: GraphQL over HTTP at `/graphql`, GraphiQL at `/`, `/healthz`.
+//! HTTP routes: GraphQL over HTTP at `/graphql`, GraphiQL at `/`, `/healthz`, `/metrics`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +22,7 @@ use crate::error::Code;
 
 use super::context::RequestAuth;
 use super::loaders::Loaders;
+use super::ops::{ErrorCodes, IntrospectionRefused};
 use super::{AppState, TagsmithSchema};
 
 /// Everything the HTTP handlers share.
@@ -34,11 +35,19 @@ pub struct HttpState {
 
 /// The router of the whole server.
 pub fn router(state: HttpState) -> Router {
-    Router::new()
-        .route("/", get(graphiql))
+    let production = &state.settings.production;
+    let mut router = Router::new();
+    if !production.no_graphiql {
+        router = router
+            .route("/", get(graphiql))
+            .route("/assets/{file}", get(asset));
+    }
+    if !production.no_metrics {
+        router = router.route("/metrics", get(super::ops::metrics));
+    }
+    router
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/healthz", get(healthz))
-        .route("/assets/{file}", get(asset))
         .route(
             "/segments/{id}/members.csv",
             get(super::import::members_csv),
@@ -47,6 +56,10 @@ pub fn router(state: HttpState) -> Router {
             "/segments/{id}/members.ndjson",
             get(super::import::members_ndjson),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state.app.metrics),
+            super::ops::track,
+        ))
         .with_state(state)
 }
 
@@ -61,12 +74,16 @@ pub(super) fn request_error(
     let body = serde_json::json!({
         "errors": [{ "message": message.into(), "extensions": { "code": code.as_str() } }]
     });
-    (
+    let mut response = (
         status,
         [(header::CONTENT_TYPE, "application/json")],
         body.to_string(),
     )
-        .into_response()
+        .into_response();
+    response
+        .extensions_mut()
+        .insert(ErrorCodes(vec![code.as_str().to_owned()]));
+    response
 }
 
 async fn graphql_post(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
@@ -110,6 +127,13 @@ async fn graphql_post(State(state): State<HttpState>, headers: HeaderMap, body: 
             );
         }
     };
+    if batch.iter().any(|request| request.query.trim().is_empty()) {
+        return request_error(
+            StatusCode::BAD_REQUEST,
+            Code::BadUserInput,
+            "the request has no `query`: send {\"query\": \"<a GraphQL document>\"}",
+        );
+    }
     if let BatchRequest::Batch(requests) = &batch {
         let max = state.settings.limits.max_batch;
         if requests.is_empty() {
@@ -282,8 +306,19 @@ fn is_mutation(request: &Request) -> bool {
 /// Attaches the caller and the request's DataLoaders to each operation.
 async fn prepare(state: &HttpState, headers: &HeaderMap, batch: BatchRequest) -> BatchRequest {
     let auth = authenticate(state, headers).await;
-    let introspection_allowed =
-        !state.settings.require_key_for_introspection || matches!(auth, RequestAuth::Key(_));
+    let introspection_refused = if state.settings.production.no_introspection {
+        Some(IntrospectionRefused {
+            code: Code::Forbidden,
+            message: "schema introspection is turned off on this server",
+        })
+    } else if state.settings.require_key_for_introspection && !matches!(auth, RequestAuth::Key(_)) {
+        Some(IntrospectionRefused {
+            code: Code::Unauthenticated,
+            message: "schema introspection needs an API key: send `Authorization: Bearer <key>`",
+        })
+    } else {
+        None
+    };
     let workspace_id = match &auth {
         RequestAuth::Key(caller) => Some(caller.workspace_id),
         _ => None,
@@ -292,8 +327,8 @@ async fn prepare(state: &HttpState, headers: &HeaderMap, batch: BatchRequest) ->
         if let Some(workspace_id) = workspace_id {
             request = request.data(Loaders::new(&state.app.db, workspace_id, &state.app.clock));
         }
-        if !introspection_allowed {
-            request = request.disable_introspection();
+        if let Some(refused) = introspection_refused {
+            request = request.disable_introspection().data(refused);
         }
         request.data(auth.clone())
     };
@@ -328,28 +363,48 @@ pub(super) async fn authenticate(state: &HttpState, headers: &HeaderMap) -> Requ
 
 /// Serializes the response as `application/graphql-response+json` when the
 /// client accepts it (with status 400 for a request that could not run), else as JSON.
+/// A request that could not run (parsing, validation, variables) has no
+/// `data` entry, as the GraphQL spec asks.
 fn respond(headers: &HeaderMap, mut response: BatchResponse) -> Response {
-    match &mut response {
-        BatchResponse::Single(r) => add_codes(r),
-        BatchResponse::Batch(rs) => rs.iter_mut().for_each(add_codes),
-    }
+    let responses = match &mut response {
+        BatchResponse::Single(r) => std::slice::from_mut(r),
+        BatchResponse::Batch(rs) => rs.as_mut_slice(),
+    };
+    responses.iter_mut().for_each(add_codes);
+    let codes: Vec<String> = responses
+        .iter()
+        .flat_map(|r| &r.errors)
+        .filter_map(|e| e.extensions.as_ref()?.get("code"))
+        .filter_map(|code| match code {
+            async_graphql::Value::String(code) => Some(code.clone()),
+            _ => None,
+        })
+        .collect();
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let wants_graphql_response = accept.contains(GRAPHQL_RESPONSE);
     let not_executed = match &response {
-        BatchResponse::Single(r) => r.is_err() && r.data == async_graphql::Value::Null,
+        BatchResponse::Single(r) => is_request_error(r),
         BatchResponse::Batch(_) => false,
     };
-    let body = match serde_json::to_string(&response) {
-        Ok(body) => body,
+    let body = match &response {
+        BatchResponse::Single(r) => response_json(r),
+        BatchResponse::Batch(rs) => rs
+            .iter()
+            .map(response_json)
+            .collect::<Result<Vec<_>, _>>()
+            .map(serde_json::Value::Array),
+    };
+    let body = match body {
+        Ok(body) => body.to_string(),
         Err(e) => {
             tracing::error!(error = %e, "could not serialize a response");
             return request_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Code::Internal,
-                "internal error; the server log has the details",
+                INTERNAL_MESSAGE,
             );
         }
     };
@@ -363,7 +418,28 @@ fn respond(headers: &HeaderMap, mut response: BatchResponse) -> Response {
     } else {
         (StatusCode::OK, "application/json")
     };
-    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
+    let mut response = (status, [(header::CONTENT_TYPE, content_type)], body).into_response();
+    response.extensions_mut().insert(ErrorCodes(codes));
+    response
+}
+
+/// Whether a response is a request error: the operation did not run
+/// (parsing, validation, variables), so its errors have no path.
+fn is_request_error(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+/// One response as JSON, without `data` when it is a request error.
+fn response_json(response: &async_graphql::Response) -> serde_json::Result<serde_json::Value> {
+    let mut json = serde_json::to_value(response)?;
+    if is_request_error(response)
+        && let Some(object) = json.as_object_mut()
+    {
+        object.remove("data");
+    }
+    Ok(json)
 }
 
 /// Gives every error a code: resolver errors have theirs already; the rest
@@ -375,7 +451,14 @@ fn add_codes(response: &mut async_graphql::Response) {
             .extensions
             .as_ref()
             .is_some_and(|ext| ext.get("code").is_some());
-        if !has_code {
+        if !has_code && is_internal(error) {
+            tracing::error!(error = %error.message, path = ?error.path, "internal error");
+            error.message = INTERNAL_MESSAGE.to_owned();
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", Code::Internal.as_str());
+        } else if !has_code {
             let code = if is_limit_error(&error.message) {
                 Code::LimitExceeded
             } else {
@@ -387,6 +470,19 @@ fn add_codes(response: &mut async_graphql::Response) {
                 .set("code", code.as_str());
         }
     }
+}
+
+/// What a client reads of an internal failure (the server log has the rest).
+const INTERNAL_MESSAGE: &str = crate::error::INTERNAL_MESSAGE;
+
+/// Whether an error without a code came from the database or the
+/// filesystem (a resolver's `?` that skipped `ApiError`): never shown raw.
+fn is_internal(error: &async_graphql::ServerError) -> bool {
+    error.source.as_ref().is_some_and(|source| {
+        source.is::<sea_orm::DbErr>()
+            || source.is::<sea_orm::SqlxError>()
+            || source.is::<std::io::Error>()
+    })
 }
 
 /// Whether an async-graphql validation message is about a query limit.
@@ -451,4 +547,33 @@ async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Respon
         bytes,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::{Pos, Response, ServerError};
+
+    use super::add_codes;
+
+    /// A resolver's `?` on a database error skips `ApiError`: the edge still
+    /// shows it as INTERNAL, without the driver's message.
+    #[test]
+    fn a_raw_database_error_becomes_internal() {
+        let raw: async_graphql::Error =
+            sea_orm::DbErr::Custom("SELECT * FROM users_gone: no such table".into()).into();
+        let io: async_graphql::Error =
+            std::io::Error::other("/var/lib/tagsmith/tagsmith.db: permission denied").into();
+        let mut response = Response::from_errors(vec![
+            raw.into_server_error(Pos::default()),
+            io.into_server_error(Pos::default()),
+            ServerError::new("Unknown field \"x\" on type \"User\".", None),
+        ]);
+        add_codes(&mut response);
+        let json = serde_json::to_value(&response).unwrap();
+        for error in &json["errors"].as_array().unwrap()[..2] {
+            assert_eq!(error["extensions"]["code"], "INTERNAL", "{json}");
+            assert_eq!(error["message"], crate::error::INTERNAL_MESSAGE, "{json}");
+        }
+        assert_eq!(json["errors"][2]["extensions"]["code"], "BAD_USER_INPUT");
+    }
 }

@@ -13,6 +13,7 @@ pub mod http;
 mod import;
 mod limits;
 mod loaders;
+mod ops;
 mod segments;
 mod subjects;
 mod subscription;
@@ -27,7 +28,8 @@ use tokio::sync::Notify;
 use crate::automation::script::{Limits as ScriptLimits, ScriptEngine};
 use crate::automation::scripts::Scripts;
 use crate::automation::worker::{Worker, WorkerSettings};
-use crate::config::{AutomationSettings, QueryLimits};
+use crate::config::{AutomationSettings, ProductionSettings, QueryLimits};
+use crate::metrics::Metrics;
 use crate::server::Shutdown;
 use crate::tags::feed::ChangeFeed;
 use crate::tags::name::{TagName, TagRules};
@@ -46,6 +48,8 @@ pub struct AppState {
     pub feed: ChangeFeed,
     /// What segment filters read as `now` (tests move it forward).
     pub clock: Clock,
+    /// Counters for `/metrics`, shared with the worker.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -67,6 +71,7 @@ impl AppState {
             wake: Arc::new(Notify::new()),
             feed: ChangeFeed::default(),
             clock: Clock::system(),
+            metrics: Arc::default(),
         }
     }
 
@@ -79,6 +84,7 @@ impl AppState {
             settings,
             batches: Default::default(),
             clock: self.clock.clone(),
+            metrics: Arc::clone(&self.metrics),
         }
     }
 
@@ -126,6 +132,15 @@ pub type TagsmithSchema = Schema<Query, Mutation, subscription::Subscription>;
 
 /// Builds the schema with its limits; `state` is reachable from every resolver.
 pub fn build_schema(state: Option<AppState>, limits: &QueryLimits) -> TagsmithSchema {
+    build_schema_with(state, limits, &ProductionSettings::default())
+}
+
+/// [`build_schema`], with introspection or suggestions turned off as `production` says.
+pub fn build_schema_with(
+    state: Option<AppState>,
+    limits: &QueryLimits,
+    production: &ProductionSettings,
+) -> TagsmithSchema {
     let mut builder = Schema::build(
         Query::default(),
         Mutation::default(),
@@ -136,9 +151,16 @@ pub fn build_schema(state: Option<AppState>, limits: &QueryLimits) -> TagsmithSc
     .limit_complexity(limits.max_complexity)
     .limit_recursive_depth(limits.max_recursive_depth)
     .limit_directives(limits.max_directives)
+    .extension(ops::IntrospectionGuard)
     .extension(limits::TokenLimit {
         max: limits.max_tokens,
     });
+    if production.no_introspection {
+        builder = builder.disable_introspection();
+    }
+    if production.no_suggestions {
+        builder = builder.disable_suggestions();
+    }
     if let Some(state) = state {
         builder = builder.data(state);
     }

@@ -154,6 +154,7 @@ pub async fn spawn_app_full(
         max_body_bytes: 1024 * 1024,
         require_key_for_introspection: false,
         limits: QueryLimits::default(),
+        production: Default::default(),
     };
     adjust(&mut settings);
     // Debug builds on a busy machine: give well-behaved scripts time.

@@ -7,6 +7,7 @@
 mod helpers;
 
 mod accounts_users;
+mod audit;
 mod auth;
 mod automation;
 mod bad_input;
@@ -17,6 +18,7 @@ mod http;
 mod import;
 mod isolation;
 mod limits;
+mod ops;
 mod schema;
 mod segments;
 mod subscriptions;

@@ -1,0 +1,189 @@
+//! What operators need at the edge: `/metrics`, the counting of requests
+//! and error codes, and refusing introspection when it is turned off.
+
+use std::sync::Arc;
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::{ServerError, ServerResult, Variables};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+use crate::error::Code;
+use crate::metrics::Metrics;
+
+use super::http::HttpState;
+
+/// The `extensions.code`s of the GraphQL errors a response carries, put on
+/// the response by the handlers for [`track`] to count.
+#[derive(Debug, Clone, Default)]
+pub(super) struct ErrorCodes(pub Vec<String>);
+
+/// Counts every answered request by matched route and status class, and
+/// the error codes the response carries.
+pub(super) async fn track(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    metrics.http_request(&route, response.status().as_u16());
+    if let Some(ErrorCodes(codes)) = response.extensions().get::<ErrorCodes>() {
+        for code in codes {
+            metrics.graphql_error(code);
+        }
+    }
+    response
+}
+
+/// `GET /metrics`: the Prometheus text format. With `--metrics-token`, only
+/// for `Authorization: Bearer <token>`.
+pub(super) async fn metrics(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+    if let Some(token) = &state.settings.production.metrics_token
+        && !bearer_matches(&headers, token)
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))],
+            "send the metrics token as `Authorization: Bearer <token>`\n",
+        )
+            .into_response();
+    }
+    let backlog = match crate::automation::outbox::backlog(&state.app.db, crate::time::now()).await
+    {
+        Ok(backlog) => Some(backlog),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: could not read the outbox backlog");
+            None
+        }
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.app.metrics.render(backlog),
+    )
+        .into_response()
+}
+
+/// Whether the request carries `Authorization: Bearer <token>` (compared
+/// through SHA-256 digests, so the time taken says nothing about the token).
+fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
+    let Some(sent) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or(v.strip_prefix("bearer ")))
+    else {
+        return false;
+    };
+    Sha256::digest(sent.trim().as_bytes()) == Sha256::digest(token.as_bytes())
+}
+
+/// Put on a request whose caller may not introspect the schema: its code and message.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct IntrospectionRefused {
+    pub code: Code,
+    pub message: &'static str,
+}
+
+/// Refuses documents that ask for `__schema` or `__type` when the request
+/// carries [`IntrospectionRefused`] (`__typename` stays allowed). Without
+/// this, async-graphql answers a disabled introspection with `null`, which
+/// looks like an empty schema rather than a refusal.
+pub(super) struct IntrospectionGuard;
+
+impl ExtensionFactory for IntrospectionGuard {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(IntrospectionGuard)
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for IntrospectionGuard {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(ctx, query, variables).await?;
+        if let Some(refused) = ctx.data_opt::<IntrospectionRefused>()
+            && asks_introspection(&document)
+        {
+            let mut error = ServerError::new(refused.message, None);
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", refused.code.as_str());
+            return Err(error);
+        }
+        Ok(document)
+    }
+}
+
+/// Whether any operation or fragment of the document selects `__schema` or `__type`.
+fn asks_introspection(document: &ExecutableDocument) -> bool {
+    let mut stack: Vec<&SelectionSet> = document
+        .operations
+        .iter()
+        .map(|(_, op)| &op.node.selection_set.node)
+        .chain(
+            document
+                .fragments
+                .values()
+                .map(|f| &f.node.selection_set.node),
+        )
+        .collect();
+    while let Some(set) = stack.pop() {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => {
+                    let name = field.node.name.node.as_str();
+                    if name == "__schema" || name == "__type" {
+                        return true;
+                    }
+                    stack.push(&field.node.selection_set.node);
+                }
+                Selection::InlineFragment(fragment) => {
+                    stack.push(&fragment.node.selection_set.node);
+                }
+                Selection::FragmentSpread(_) => {} // its definition is walked too
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::asks_introspection;
+
+    #[test]
+    fn finds_introspection_anywhere_in_a_document() {
+        let check = |query: &str| {
+            asks_introspection(&async_graphql::parser::parse_query(query).expect("parses"))
+        };
+        assert!(check("{ __schema { types { name } } }"));
+        assert!(check("{ a: __type(name: \"User\") { name } }"));
+        assert!(check(
+            "query { ...F } fragment F on Query { __schema { queryType { name } } }"
+        ));
+        assert!(check(
+            "{ ... on Query { ... on Query { __type(name: \"X\") { name } } } }"
+        ));
+        assert!(check(
+            "query A { __typename } query B { __schema { __typename } }"
+        ));
+        assert!(!check("{ __typename viewer { name } }"));
+        assert!(!check("{ users { nodes { __typename schema: email } } }"));
+    }
+}
