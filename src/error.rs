@@ -135,3 +135,14 @@ impl From<ApiError> for async_graphql::Error {
 
 /// Results of domain functions.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A request-level GraphQL error (one raised before any resolver runs, by
+/// an extension) with its code.
+pub fn server_error(code: Code, message: impl Into<String>) -> async_graphql::ServerError {
+    let mut error = async_graphql::ServerError::new(message, None);
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code.as_str());
+    error
+}

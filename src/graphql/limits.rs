@@ -10,9 +10,9 @@ use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
 };
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Request, ServerError, ServerResult, Value as ConstValue, Variables};
+use async_graphql::{Request, ServerResult, Value as ConstValue, Variables};
 
-use crate::error::Code;
+use crate::error::{Code, server_error};
 
 /// Refuses documents of more than `max` tokens with LIMIT_EXCEEDED, and
 /// NUL characters anywhere in the query or its variables with BAD_USER_INPUT.
@@ -28,15 +28,6 @@ impl ExtensionFactory for TokenLimit {
 
 struct TokenLimitExtension {
     max: usize,
-}
-
-fn coded(message: String, code: Code) -> ServerError {
-    let mut error = ServerError::new(message, None);
-    error
-        .extensions
-        .get_or_insert_with(Default::default)
-        .set("code", code.as_str());
-    error
 }
 
 /// Whether a NUL character is in any string or object key of `value`.
@@ -66,9 +57,9 @@ impl Extension for TokenLimitExtension {
             || request.query.contains("\\u0000")
             || request.query.contains("\\u{0}");
         if in_query || in_variables {
-            return Err(coded(
-                "strings may not contain the NUL character (U+0000)".to_owned(),
+            return Err(server_error(
                 Code::BadUserInput,
+                "strings may not contain the NUL character (U+0000)",
             ));
         }
         next.run(ctx, request).await
@@ -82,13 +73,10 @@ impl Extension for TokenLimitExtension {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         if exceeds_tokens(query, self.max) {
-            let mut error =
-                ServerError::new(format!("the query has more than {} tokens", self.max), None);
-            error
-                .extensions
-                .get_or_insert_with(Default::default)
-                .set("code", Code::LimitExceeded.as_str());
-            return Err(error);
+            return Err(server_error(
+                Code::LimitExceeded,
+                format!("the query has more than {} tokens", self.max),
+            ));
         }
         next.run(ctx, query, variables).await
     }

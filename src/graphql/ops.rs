@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ServerError, ServerResult, Variables};
+use async_graphql::{ServerResult, Variables};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-use crate::error::Code;
+use crate::error::{Code, server_error};
 use crate::metrics::Metrics;
 
 use super::http::HttpState;
@@ -119,12 +119,7 @@ impl Extension for IntrospectionGuard {
         if let Some(refused) = ctx.data_opt::<IntrospectionRefused>()
             && asks_introspection(&document)
         {
-            let mut error = ServerError::new(refused.message, None);
-            error
-                .extensions
-                .get_or_insert_with(Default::default)
-                .set("code", refused.code.as_str());
-            return Err(error);
+            return Err(server_error(refused.code, refused.message));
         }
         Ok(document)
     }

@@ -279,6 +279,15 @@ impl TestApp {
         (status, response.text().await.expect("body"))
     }
 
+    /// GETs a path of the server, without a key.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// Creates a key of `role` in the default workspace; returns its secret.
     pub async fn key(&self, name: &str, role: &str) -> String {
         let data = self

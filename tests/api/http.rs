@@ -8,12 +8,7 @@ use crate::on_both_databases;
 on_both_databases!(health_and_graphiql, graphql_over_http);
 
 async fn health_and_graphiql(app: TestApp) {
-    let response = app
-        .client
-        .get(format!("{}/healthz", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get("/healthz").await;
     assert_eq!(response.status(), 200);
 
     let page = app.client.get(&app.address).send().await.unwrap();
@@ -35,12 +30,7 @@ async fn health_and_graphiql(app: TestApp) {
         assert_eq!(response.status(), 200, "{asset}");
         assert_eq!(response.headers()["content-encoding"], "gzip");
     }
-    let response = app
-        .client
-        .get(format!("{}/assets/nope.js", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get("/assets/nope.js").await;
     assert_eq!(response.status(), 404);
 }
 
@@ -104,12 +94,7 @@ async fn graphql_over_http(app: TestApp) {
 async fn health_is_503_when_the_database_is_gone() {
     let app = spawn_app_on(Backend::Sqlite).await.unwrap();
     app.db.clone().close().await.unwrap();
-    let response = app
-        .client
-        .get(format!("{}/healthz", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get("/healthz").await;
     assert_eq!(response.status(), 503);
 }
 

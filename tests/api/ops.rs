@@ -121,12 +121,7 @@ async fn metrics_count_requests_and_errors(app: TestApp) {
         .await;
     assert_eq!(status, 200);
     // And a path that is no route.
-    let response = app
-        .client
-        .get(format!("{}/no/such/path", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get("/no/such/path").await;
     assert_eq!(response.status(), 404);
 
     let after = scrape(&app, None).await;
@@ -288,12 +283,7 @@ async fn metrics_can_need_a_token_or_be_off() {
     let app = spawn_app_with(Backend::Sqlite, |s| s.production.no_metrics = true)
         .await
         .unwrap();
-    let response = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get("/metrics").await;
     assert_eq!(response.status(), 404);
 }
 
@@ -374,12 +364,7 @@ async fn graphiql_off_is_not_found() {
             .unwrap();
         assert_eq!(response.status(), 404, "{path}");
     }
-    let response = app
-        .client
-        .get(format!("{}/healthz", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get("/healthz").await;
     assert_eq!(response.status(), 200);
     app.ok("{ users { totalCount } }", json!({})).await;
 }

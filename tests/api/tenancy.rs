@@ -80,35 +80,30 @@ impl Alpha {
     }
 }
 
+/// Runs a mutation whose one field returns an object with an id; returns the id.
+async fn created(app: &TestApp, mutation: &str) -> String {
+    let data = app.ok(mutation, json!({})).await;
+    let object = data.as_object().and_then(|d| d.values().next()).unwrap();
+    object["id"].as_str().unwrap().to_owned()
+}
+
 async fn seed_alpha(app: &TestApp) -> Alpha {
     let account = app.account("alpha-acct", "Alpha Co").await;
-    let user = app
-        .ok(
-            "mutation { upsertUser(input: { email: \"ana@alpha.example\", externalId: \"alpha-user\", firstName: \"Alpha\", accountExternalId: \"alpha-acct\" }) { id } }",
-            json!({}),
-        )
-        .await["upsertUser"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let segment = app
-        .ok(
-            "mutation { createSegment(input: { name: \"Alpha Segment\", subjectKind: USER, filter: \"tagged(\\\"Alpha Tag\\\")\", onEntry: { add: [\"Alpha Member\"] } }) { id } }",
-            json!({}),
-        )
-        .await["createSegment"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let script = app
-        .ok(
-            "mutation { uploadScript(input: { name: \"alpha-script\", source: \"fn on_tag_added(e) { if e.tag == \\\"Alpha Tag\\\" { e.subject.add_tag(\\\"Alpha Follow\\\"); } }\" }) { id } }",
-            json!({}),
-        )
-        .await["uploadScript"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let user = created(
+        app,
+        "mutation { upsertUser(input: { email: \"ana@alpha.example\", externalId: \"alpha-user\", firstName: \"Alpha\", accountExternalId: \"alpha-acct\" }) { id } }",
+    )
+    .await;
+    let segment = created(
+        app,
+        "mutation { createSegment(input: { name: \"Alpha Segment\", subjectKind: USER, filter: \"tagged(\\\"Alpha Tag\\\")\", onEntry: { add: [\"Alpha Member\"] } }) { id } }",
+    )
+    .await;
+    let script = created(
+        app,
+        "mutation { uploadScript(input: { name: \"alpha-script\", source: \"fn on_tag_added(e) { if e.tag == \\\"Alpha Tag\\\" { e.subject.add_tag(\\\"Alpha Follow\\\"); } }\" }) { id } }",
+    )
+    .await;
     app.ok(
         "mutation($id: ID!) { addTags(subjectId: $id, tags: [\"Alpha Tag\"]) { __typename } trackEvent(subjectId: $id, name: \"alpha-login\") }",
         json!({ "id": user }),
