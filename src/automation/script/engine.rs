@@ -215,7 +215,26 @@ fn sandboxed_engine(limits: &Limits) -> Engine {
     run::install_hooks(&mut engine);
     snapshot::register(&mut engine);
     register_bounded_replace(&mut engine, limits.max_string_size);
+    register_unavailable(&mut engine);
     engine
+}
+
+/// Replaces Rhai's `sleep(seconds)`, which blocks the script thread without
+/// looking at the deadline (`sleep(1000000)` would hold one of the few
+/// script threads for days; a huge float panicked inside Rhai), by
+/// functions that fail the run. Registered functions take precedence over
+/// the standard packages, also through `call(Fn("sleep"), ..)`.
+fn register_unavailable(engine: &mut Engine) {
+    fn unavailable() -> Result<(), Box<EvalAltResult>> {
+        Err(EvalAltResult::ErrorRuntime(
+            "sleep is not available to scripts: a run must finish within its time limit".into(),
+            Position::NONE,
+        )
+        .into())
+    }
+    engine
+        .register_fn("sleep", |_seconds: rhai::INT| unavailable())
+        .register_fn("sleep", |_seconds: rhai::FLOAT| unavailable());
 }
 
 /// Replaces the built-in `replace` functions, which build their whole

@@ -637,6 +637,12 @@ const HOSTILE: &[(&str, &[&str])] = &[
         "fn f(x) { g(x) } fn g(x) { f(x) } @@ f(1);",
         &["script exceeded 32 nested function calls"],
     ),
+    ("sleep(1000000);", &[SLEEP]),
+    ("sleep(1e300);", &[SLEEP]),
+    ("sleep(0.001);", &[SLEEP]),
+    ("call(Fn(\"sleep\"), 1000000);", &[SLEEP]),
+    ("Fn(\"sleep\").call(1.5);", &[SLEEP]),
+    ("let t = timestamp(); while t.elapsed < 3600.0 {}", &[OPS]),
     (
         "launch_missiles();",
         &["Function not found: launch_missiles ()"],
@@ -698,6 +704,7 @@ const HOSTILE: &[(&str, &[&str])] = &[
     ),
 ];
 const OPS: &str = "script exceeded 100000 operations";
+const SLEEP: &str = "sleep is not available to scripts";
 const LATE: &str = "script ran longer than 50 ms";
 const STRING: &str = "Length of string exceeds the script limits";
 const ARRAY: &str = "Size of array/BLOB exceeds the script limits";
