@@ -8,6 +8,8 @@ use serde_json::json;
 
 use super::*;
 
+mod hostile_fuzz;
+
 fn account() -> SubjectSnapshot {
     let mut account = SubjectSnapshot::new(SubjectKind::Account, "a1");
     account.name = Some("Acme".into());
@@ -692,7 +694,15 @@ const HOSTILE: &[(&str, &[&str])] = &[
     ),
     (
         "let f = Fn(\"x\"); loop { f = f.curry(f); }",
-        &[OPS, "Function not found"],
+        &["compile error: Expecting name of a property"],
+    ),
+    (
+        "let f = Fn(\"x\"); loop { f = curry(f, f); }",
+        &["compile error: reserved keyword 'curry' is disabled"],
+    ),
+    (
+        "let f = Fn(\"x\"); loop { f = call(Fn(\"curry\"), f, f); }",
+        &["'curry' is a reserved keyword"],
     ),
     (
         "for i in 0..2000 { s.add_tag(`t${i}`); }",
