@@ -360,29 +360,221 @@ async fn test_script_is_a_dry_run(app: TestApp) {
     assert!(body["errors"][0]["extensions"]["line"].is_number());
 }
 
+/// The hostile-script catalogue through the API (issue #8, item 5). Each
+/// script either fails its own `testScript` run with a clear error and no
+/// actions, or is refused at upload as BAD_USER_INPUT with a clear message;
+/// the server keeps serving, and scripts uploaded next to a hostile one
+/// still run through the worker. The 30 s bound is only "did not hang": the
+/// runs are bounded at 50 ms (see RELIABILITY.md for the measured figures).
 async fn hostile_scripts_fail_alone(app: TestApp) {
     let ana = app.user("ana@example.com").await;
-    let query = "mutation($source: String!, $event: TestEventInput!) { testScript(source: $source, event: $event) { ok error actions { tag } } }";
-    let hostile = [
-        "fn on_tag_added(e) { e.subject.add_tag(\"x\"); loop {} }",
-        "fn on_tag_added(e) { while true { e.subject.add_tag(\"x\"); } }",
-        "fn f(n) { f(n + 1) } fn on_tag_added(e) { f(0) }",
-        "fn on_tag_added(e) { let s = \"xx\"; loop { s += s; } }",
-        "fn on_tag_added(e) { let a = []; loop { a.push(a.len()); } }",
-        "fn on_tag_added(e) { let m = #{}; let i = 0; loop { m[`k${i}`] = i; i += 1; } }",
+    let query = "mutation($source: String!, $event: TestEventInput!) { testScript(source: $source, event: $event) { ok error logs actions { tag } } }";
+    let event = json!({ "kind": "TAG_ADDED", "subjectId": ana, "tag": "t" });
+    // (hook body, what the run's error says)
+    let fails_at_run: &[(&str, &str)] = &[
+        ("e.subject.add_tag(\"x\"); loop {}", "script exceeded"),
+        (
+            "while true { e.subject.add_tag(\"x\"); }",
+            "script exceeded",
+        ),
+        (
+            "let t = timestamp(); while t.elapsed < 3600.0 {}",
+            "script exceeded",
+        ),
+        ("fn_f(0);", "Function not found"),
+        (
+            "let s = \"xx\"; loop { s += s; }",
+            "Length of string exceeds the script limits",
+        ),
+        ("let a = []; loop { a.push(a.len()); }", "exceed"),
+        (
+            "let a = [1]; loop { a = [a, a]; }",
+            "Size of array/BLOB exceeds the script limits",
+        ),
+        (
+            "let m = #{}; let i = 0; loop { m[`k${i}`] = i; i += 1; }",
+            "exceed",
+        ),
+        (
+            "let t = \"\"; t.pad(100000000, 'x');",
+            "Length of string exceeds the script limits",
+        ),
+        (
+            "let b = blob(100000000);",
+            "Size of array/BLOB exceeds the script limits",
+        ),
+        ("call(Fn(\"eval\"), \"1\");", "'eval' is a reserved keyword"),
+        ("sleep(1000000);", "sleep is not available to scripts"),
+        ("sleep(1e300);", "sleep is not available to scripts"),
+        (
+            "Fn(\"sleep\").call(0.5);",
+            "sleep is not available to scripts",
+        ),
+        ("open(\"/etc/passwd\");", "Function not found: open"),
+        (
+            "read_file(\"/etc/passwd\");",
+            "Function not found: read_file",
+        ),
+        (
+            "http_get(\"http://example.com\");",
+            "Function not found: http_get",
+        ),
+        ("system(\"rm -rf /\");", "Function not found: system"),
+        ("let t = \"x\"; t.pad(60000, 'x'); throw t;", "xxxx"),
     ];
-    for source in hostile {
+    let functions = "fn f(n) { f(n + 1) }\nfn g(n) { h(n) } fn h(n) { g(n) }\n";
+    let mut sources: Vec<(String, &str)> = fails_at_run
+        .iter()
+        .map(|(body, error)| (format!("fn on_tag_added(e) {{ {body} }}"), *error))
+        .collect();
+    sources.push((
+        format!("{functions}fn on_tag_added(e) {{ f(0) }}"),
+        "nested function calls",
+    ));
+    sources.push((
+        format!("{functions}fn on_tag_added(e) {{ g(0) }}"),
+        "nested function calls",
+    ));
+    for (source, expected) in &sources {
         let started = Instant::now();
         let data = app
-            .ok(query, json!({ "source": source, "event": { "kind": "TAG_ADDED", "subjectId": ana, "tag": "t" } }))
+            .ok(query, json!({ "source": source, "event": event }))
             .await;
-        assert_eq!(data["testScript"]["ok"], false, "{source}");
-        assert_eq!(data["testScript"]["actions"], json!([]), "{source}");
+        let result = &data["testScript"];
+        assert_eq!(result["ok"], false, "{source}: {result}");
+        assert_eq!(result["actions"], json!([]), "{source}");
+        let error = result["error"].as_str().unwrap_or_default();
+        // A busy machine (and a debug build) may reach the deadline first.
+        let late = error.starts_with("script ran longer than");
+        assert!(late || error.contains(expected), "{source}: {error}");
+        assert!(
+            error.len() < 1_200,
+            "{source}: error of {} bytes",
+            error.len()
+        );
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "{source} took {:?}",
             started.elapsed()
         );
+    }
+
+    // Refused before any run: `eval`, `import`, nesting past the limits.
+    let nested = |open: &str, close: &str| {
+        format!(
+            "fn on_tag_added(e) {{ let x = {}1{}; }}",
+            open.repeat(10_000),
+            close.repeat(10_000)
+        )
+    };
+    let refused = [
+        (
+            "fn on_tag_added(e) { eval(\"1\"); }".to_owned(),
+            "reserved keyword 'eval' is disabled",
+        ),
+        (
+            "import \"x\" as y;\nfn on_tag_added(e) {}".to_owned(),
+            "'import' is a reserved keyword",
+        ),
+        (nested("(", ")"), "Expression exceeds maximum complexity"),
+        (nested("[", "]"), "Expression exceeds maximum complexity"),
+        (nested("#{a:", "}"), "Expression exceeds maximum complexity"),
+        (
+            format!("{}fn on_tag_added(e) {{}}", "if true { ".repeat(5_000)),
+            "Expression exceeds maximum complexity",
+        ),
+        (
+            format!(
+                "fn on_tag_added(e) {{ let x = \"{}\"; }}",
+                "x".repeat(70_000)
+            ),
+            "larger than",
+        ),
+    ];
+    for (source, expected) in &refused {
+        for query in [query, UPLOAD] {
+            let variables = if query == UPLOAD {
+                json!({ "input": { "name": "hostile", "source": source } })
+            } else {
+                json!({ "source": source, "event": event })
+            };
+            let body = app.graphql(query, variables).await;
+            assert_eq!(
+                error_code(&body),
+                "BAD_USER_INPUT",
+                "{}: {body}",
+                &source[..60.min(source.len())]
+            );
+            let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+            assert!(
+                message.contains(expected),
+                "{}: {message}",
+                &source[..60.min(source.len())]
+            );
+        }
+    }
+
+    // `print` and `debug` go to the run's logs (not the server's stdout).
+    let data = app
+        .ok(
+            query,
+            json!({ "source": "fn on_tag_added(e) { print(\"p\"); debug(\"d\"); e.subject.add_tag(\"after\"); }", "event": event }),
+        )
+        .await;
+    let result = &data["testScript"];
+    assert_eq!(result["ok"], true, "{result}");
+    assert_eq!(result["logs"].as_array().map(Vec::len), Some(2), "{result}");
+    assert_eq!(result["logs"][0], "p");
+    assert!(
+        result["logs"][1].as_str().unwrap().ends_with("\"d\""),
+        "{result}"
+    );
+    assert_eq!(result["actions"], json!([{ "tag": "after" }]));
+
+    // Uploaded next to hostile ones, a good script still runs in the worker.
+    upload(
+        &app,
+        "a-sleeper",
+        "fn on_tag_added(e) { e.subject.add_tag(\"slept\"); sleep(100000); }",
+    )
+    .await;
+    upload(
+        &app,
+        "b-spinner",
+        "fn on_tag_added(e) { e.subject.add_tag(\"spun\"); loop {} }",
+    )
+    .await;
+    upload(&app, "c-qualify", DESIGN_EXAMPLE).await;
+    app.ok(
+        ADD,
+        json!({ "id": ana, "tags": ["Clicked Demo", "Webinar Attendee"] }),
+    )
+    .await;
+    drained(&app).await;
+    assert_eq!(
+        user_tags(&app, &json!(ana)).await,
+        ["Clicked Demo", "Qualified Lead", "Webinar Attendee"]
+    );
+    let data = app
+        .ok(
+            "{ scripts { name runs(first: 1) { nodes { ok error } } } }",
+            json!({}),
+        )
+        .await;
+    let runs: Vec<(String, Value)> = data["scripts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["runs"]["nodes"][0].clone(),
+            )
+        })
+        .collect();
+    for (name, run) in &runs {
+        let expected_ok = name == "c-qualify";
+        assert_eq!(run["ok"], expected_ok, "{name}: {run}");
     }
     // The server still serves.
     assert_eq!(app.user_count().await, 1);

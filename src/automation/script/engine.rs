@@ -210,12 +210,37 @@ fn sandboxed_engine(limits: &Limits) -> Engine {
         .set_max_functions(limits.max_functions)
         .set_strict_variables(true)
         // `eval` becomes a reserved word: using it is a syntax error.
-        .disable_symbol("eval");
+        .disable_symbol("eval")
+        // So does `curry`: curried arguments escape the array, map and
+        // string size checks, so `loop { f = f.curry(f); }` doubled a
+        // function pointer every operation (memory and time exponential
+        // in the operations, past the deadline; found by the generated
+        // hostile scripts). Without closures scripts never need it.
+        .disable_symbol("curry");
     // Without the `no_module` feature `import` would also need disabling.
     run::install_hooks(&mut engine);
     snapshot::register(&mut engine);
     register_bounded_replace(&mut engine, limits.max_string_size);
+    register_unavailable(&mut engine);
     engine
+}
+
+/// Replaces Rhai's `sleep(seconds)`, which blocks the script thread without
+/// looking at the deadline (`sleep(1000000)` would hold one of the few
+/// script threads for days; a huge float panicked inside Rhai), by
+/// functions that fail the run. Registered functions take precedence over
+/// the standard packages, also through `call(Fn("sleep"), ..)`.
+fn register_unavailable(engine: &mut Engine) {
+    fn unavailable() -> Result<(), Box<EvalAltResult>> {
+        Err(EvalAltResult::ErrorRuntime(
+            "sleep is not available to scripts: a run must finish within its time limit".into(),
+            Position::NONE,
+        )
+        .into())
+    }
+    engine
+        .register_fn("sleep", |_seconds: rhai::INT| unavailable())
+        .register_fn("sleep", |_seconds: rhai::FLOAT| unavailable());
 }
 
 /// Replaces the built-in `replace` functions, which build their whole

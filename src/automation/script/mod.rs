@@ -6,7 +6,9 @@
 //! - A run never changes anything; it returns a [`RunOutcome`] whose
 //!   `actions` the caller applies (or not). A failed run has no actions.
 //! - Scripts cannot reach files, the network, processes, `eval` or modules,
-//!   and every run is bounded by [`Limits`] (operations, call depth, data
+//!   nor block: `sleep` fails the run. `print` and `debug` go to the run's
+//!   logs, not to stdout; `timestamp()` reads only a monotonic clock.
+//!   Every run is bounded by [`Limits`] (operations, call depth, data
 //!   sizes, wall clock). Nothing a run does is visible to the next one.
 //! - [`ScriptEngine`] is built once and shared across threads; a
 //!   [`CompiledScript`] is compiled once and run many times. Runs happen on

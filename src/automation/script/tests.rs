@@ -8,6 +8,8 @@ use serde_json::json;
 
 use super::*;
 
+mod hostile_fuzz;
+
 fn account() -> SubjectSnapshot {
     let mut account = SubjectSnapshot::new(SubjectKind::Account, "a1");
     account.name = Some("Acme".into());
@@ -637,6 +639,12 @@ const HOSTILE: &[(&str, &[&str])] = &[
         "fn f(x) { g(x) } fn g(x) { f(x) } @@ f(1);",
         &["script exceeded 32 nested function calls"],
     ),
+    ("sleep(1000000);", &[SLEEP]),
+    ("sleep(1e300);", &[SLEEP]),
+    ("sleep(0.001);", &[SLEEP]),
+    ("call(Fn(\"sleep\"), 1000000);", &[SLEEP]),
+    ("Fn(\"sleep\").call(1.5);", &[SLEEP]),
+    ("let t = timestamp(); while t.elapsed < 3600.0 {}", &[OPS]),
     (
         "launch_missiles();",
         &["Function not found: launch_missiles ()"],
@@ -686,7 +694,15 @@ const HOSTILE: &[(&str, &[&str])] = &[
     ),
     (
         "let f = Fn(\"x\"); loop { f = f.curry(f); }",
-        &[OPS, "Function not found"],
+        &["compile error: Expecting name of a property"],
+    ),
+    (
+        "let f = Fn(\"x\"); loop { f = curry(f, f); }",
+        &["compile error: reserved keyword 'curry' is disabled"],
+    ),
+    (
+        "let f = Fn(\"x\"); loop { f = call(Fn(\"curry\"), f, f); }",
+        &["'curry' is a reserved keyword"],
     ),
     (
         "for i in 0..2000 { s.add_tag(`t${i}`); }",
@@ -698,6 +714,7 @@ const HOSTILE: &[(&str, &[&str])] = &[
     ),
 ];
 const OPS: &str = "script exceeded 100000 operations";
+const SLEEP: &str = "sleep is not available to scripts";
 const LATE: &str = "script ran longer than 50 ms";
 const STRING: &str = "Length of string exceeds the script limits";
 const ARRAY: &str = "Size of array/BLOB exceeds the script limits";

@@ -1,0 +1,485 @@
+//! The bodies of tagsmith's fuzz targets, one function per target, shared by
+//! the cargo-fuzz binaries (`fuzz_targets/`) and the stable replay runner
+//! (`examples/replay.rs`). Each takes arbitrary bytes, drives one pure
+//! parser of the server with them, and panics when a property below fails
+//! (a panic inside the parser is a finding too).
+//!
+//! - [`tag_name`]: `tags::name` (validation, key:value and hierarchy) and
+//!   `tags::pattern`.
+//! - [`filter`]: the segment filter language: parse and type check for both
+//!   kinds, the canonical printer (printed text parses back to the same
+//!   tree and prints the same), `in_segment` resolution, and evaluation.
+//! - [`csv_rows`]: the import's CSV reader on in-memory text, header
+//!   matching, a record becoming a row (fields and tags), de-duplication
+//!   and batch planning.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::json;
+use tagsmith::import::dedup::Dedup;
+use tagsmith::import::header::{Column, Header, Kind};
+use tagsmith::import::plan::{self, Action, ExistingAccount, ExistingUser};
+use tagsmith::import::read::Source;
+use tagsmith::import::rows::{self, Row};
+use tagsmith::segments::filter::{Filter, SubjectData, SubjectKind, evaluate};
+use tagsmith::subjects::email::Email;
+use tagsmith::tags::name::{self, MAX_LEN, TagName, TagRules};
+use tagsmith::tags::pattern::{TagPattern, tag_matches};
+
+/// The targets by name, for the replay runner.
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("tag_name", tag_name),
+    ("filter", filter),
+    ("csv_rows", csv_rows),
+];
+
+/// The rule sets every input is tried under.
+const RULES: [TagRules; 4] = [
+    TagRules {
+        lowercase: false,
+        max_depth: 3,
+    },
+    TagRules {
+        lowercase: true,
+        max_depth: 3,
+    },
+    TagRules {
+        lowercase: false,
+        max_depth: 1,
+    },
+    TagRules {
+        lowercase: true,
+        max_depth: 8,
+    },
+];
+
+/// Tag names: what parses is the trimmed input, valid again as itself,
+/// within the length, depth and case rules; its parts are consistent.
+pub fn tag_name(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    for rules in RULES {
+        check_tag_name(&text, rules);
+        // Every line as a name, and the lines as one request.
+        let lines: Vec<&str> = text.lines().collect();
+        if lines.len() > 1 {
+            for line in &lines {
+                check_tag_name(line, rules);
+            }
+        }
+        match name::parse_all(&lines, rules) {
+            Ok(names) => {
+                let distinct: HashSet<&TagName> = names.iter().collect();
+                assert_eq!(distinct.len(), names.len(), "parse_all kept a duplicate");
+                assert!(names.len() <= lines.len());
+            }
+            Err(message) => assert!(!message.is_empty()),
+        }
+    }
+    // Any text as a pattern against any text as a name never panics.
+    let (pattern, tag) = text.split_once('\n').unwrap_or((&text, &text));
+    let parsed = TagPattern::parse(pattern);
+    assert_eq!(parsed.matches(tag), tag_matches(pattern, tag));
+}
+
+fn check_tag_name(raw: &str, rules: TagRules) {
+    let Ok(name) = TagName::parse(raw, rules) else {
+        return;
+    };
+    let text = name.as_str();
+    assert_eq!(text, raw.trim(), "a name is its trimmed input");
+    assert_eq!(
+        TagName::parse(text, rules).as_ref(),
+        Ok(&name),
+        "a valid name parses as itself"
+    );
+    assert_eq!(name.to_string(), text);
+    assert!((1..=MAX_LEN).contains(&text.chars().count()), "{text:?}");
+    assert!(!text.chars().any(char::is_control), "{text:?}");
+    if rules.lowercase {
+        assert!(!text.chars().any(char::is_uppercase), "{text:?}");
+    }
+    let path = name.path();
+    match name.key_value() {
+        Some((key, value)) => {
+            assert!(!key.is_empty() && !value.is_empty(), "{text:?}");
+            assert!(key != "*" && value != "*", "{text:?}");
+            assert_eq!(path, [text], "a key:value tag is flat");
+            assert!(name.ancestors().is_empty() && name.parent().is_none());
+        }
+        None => {
+            assert!(path.len() <= rules.max_depth, "{text:?} is too deep");
+            assert_eq!(path.join("/"), text);
+            assert!(
+                path.iter()
+                    .all(|level| !level.trim().is_empty() && *level != "*")
+            );
+            let ancestors = name.ancestors();
+            assert_eq!(ancestors.len(), path.len() - 1);
+            for (n, ancestor) in ancestors.iter().enumerate() {
+                assert_eq!(ancestor, &path[..=n].join("/"));
+                assert!(text.starts_with(&format!("{ancestor}/")));
+            }
+            assert_eq!(name.parent(), ancestors.last().cloned());
+        }
+    }
+    assert_eq!(tagsmith::tags::name::path_of(text), path);
+    // A name that is not a pattern selects itself.
+    if !text.ends_with('*') {
+        assert!(tag_matches(text, text), "{text:?} does not match itself");
+    }
+}
+
+/// Saved segments that `in_segment` can name in the fuzzed filters.
+fn segment(name: &str) -> Option<Filter> {
+    let (text, kind) = match name {
+        "Champions" => (r#"tagged("vip") and attr.seats >= 10"#, SubjectKind::User),
+        "Loop" => (r#"in_segment("Loop")"#, SubjectKind::User),
+        "Ping" => (r#"in_segment("Pong") or tagged("x")"#, SubjectKind::User),
+        "Pong" => (r#"in_segment("Ping")"#, SubjectKind::User),
+        "Big accounts" => (
+            r#"attr.seats > 100 or any_user(in_segment("Champions"))"#,
+            SubjectKind::Account,
+        ),
+        _ => return None,
+    };
+    Some(Filter::parse(text, kind).expect("the fixture segments parse"))
+}
+
+fn subjects() -> (SubjectData, SubjectData, DateTime<Utc>) {
+    let now = Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0).unwrap();
+    let day = chrono::TimeDelta::days(1);
+    let mut account = SubjectData::new(SubjectKind::Account, now - day * 400);
+    account.name = Some("Acme Ünïcode".into());
+    account.external_id = Some("A-1".into());
+    account.last_activity_at = Some(now - day * 3);
+    account.tags = vec!["plan/enterprise".into(), "Region: EMEA".into()];
+    account.attributes.insert("seats".into(), json!(250));
+    account
+        .attributes
+        .insert("renewal_date".into(), json!("2024-07-15"));
+    account.events = vec![("login".into(), now - day)];
+    let mut user = SubjectData::new(SubjectKind::User, now - day * 30);
+    user.email = Some("ana@example.com".into());
+    user.first_name = Some("Ana".into());
+    user.last_seen_at = Some(now - day * 2);
+    user.tags = vec![
+        "vip".into(),
+        "sports/football".into(),
+        "Dept: Sales/EMEA".into(),
+    ];
+    user.attributes.insert("seats".into(), json!(12.5));
+    user.attributes.insert("trial".into(), json!(true));
+    user.attributes.insert("nick".into(), json!("ana"));
+    user.attributes.insert("nothing".into(), json!(null));
+    user.events = vec![
+        ("login".into(), now - day),
+        ("login".into(), now - day * 8),
+        ("Clicked Demo".into(), now + day),
+    ];
+    account.users = vec![user.clone()];
+    user.account = Some(Box::new(account.clone()));
+    (user, account, now)
+}
+
+/// Filters: whatever parses prints as text that parses back to the same
+/// tree and prints the same; what does not parse has diagnostics; a
+/// resolved parse agrees with the plain one; `not (f)` evaluates to the
+/// negation of `f`.
+pub fn filter(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (user, account, now) = subjects();
+    let lookup = |name: &str| segment(name);
+    for (kind, subject) in [(SubjectKind::User, &user), (SubjectKind::Account, &account)] {
+        let parsed = Filter::parse(&text, kind);
+        match &parsed {
+            Ok(filter) => {
+                assert_eq!(filter.kind(), kind);
+                let printed = filter.to_string();
+                let reparsed = Filter::parse(&printed, kind).unwrap_or_else(|diagnostics| {
+                    panic!("{text:?} printed as {printed:?}, which does not parse: {diagnostics:?}")
+                });
+                assert_eq!(&reparsed, filter, "{text:?} printed as {printed:?}");
+                assert_eq!(reparsed.to_string(), printed, "printing is not stable");
+                let refs = filter.segment_refs();
+                let distinct: HashSet<&String> = refs.iter().collect();
+                assert_eq!(distinct.len(), refs.len());
+                let matched = evaluate(filter, subject, now, &lookup);
+                assert!(
+                    !evaluate(
+                        filter,
+                        if kind == SubjectKind::User {
+                            &account
+                        } else {
+                            &user
+                        },
+                        now,
+                        &lookup
+                    ),
+                    "a filter matches only its kind"
+                );
+                if let Ok(negated) = Filter::parse(&format!("not ({printed})"), kind) {
+                    assert_eq!(
+                        evaluate(&negated, subject, now, &lookup),
+                        !matched,
+                        "{printed}"
+                    );
+                }
+            }
+            Err(diagnostics) => {
+                assert!(
+                    !diagnostics.is_empty(),
+                    "{text:?} fails without a diagnostic"
+                );
+                for diagnostic in diagnostics {
+                    assert!(diagnostic.line >= 1 && diagnostic.column >= 1);
+                    assert!(
+                        diagnostic.span.start <= diagnostic.span.end,
+                        "{diagnostic:?}"
+                    );
+                    assert!(!diagnostic.to_string().is_empty());
+                }
+            }
+        }
+        let resolved = Filter::parse_with_segments(&text, kind, Some("Self"), &lookup);
+        match (&resolved, &parsed) {
+            (Ok(resolved), Ok(plain)) => assert_eq!(resolved, plain),
+            (Ok(_), Err(_)) => panic!("{text:?} parses only with segments"),
+            (Err(diagnostics), _) => assert!(!diagnostics.is_empty()),
+        }
+    }
+}
+
+/// CSV rows: records come in line order; a header either names its
+/// columns or is refused; a row is valid only with one cell per column,
+/// and then its email, names and tags are valid again as themselves; the
+/// planner, re-run on the rest of a batch as the writer does, plans every
+/// row in at most one pass per row.
+pub fn csv_rows(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    for delimiter in [b',', b';'] {
+        let mut records = Vec::new();
+        let read = Source::Text(&text).for_each(delimiter, |record| {
+            records.push(record);
+            // Bounded work per input.
+            if records.len() > 500 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        if read.is_err() {
+            assert!(records.is_empty(), "a refused file yields no records");
+            continue;
+        }
+        assert!(
+            records.windows(2).all(|w| w[0].line <= w[1].line),
+            "records out of line order"
+        );
+        let Some((first, rest)) = records.split_first() else {
+            continue;
+        };
+        let Ok(header_cells) = &first.cells else {
+            continue;
+        };
+        for kind in [Kind::Users, Kind::Accounts] {
+            let Ok(header) = Header::parse(kind, header_cells) else {
+                continue;
+            };
+            check_header(&header, header_cells);
+            for rules in [RULES[0], RULES[1]] {
+                check_rows(&header, rest, rules);
+            }
+        }
+    }
+}
+
+fn check_header(header: &Header, cells: &[String]) {
+    assert_eq!(header.len(), cells.len());
+    let fields: Vec<&Column> = header
+        .columns
+        .iter()
+        .filter(|c| !matches!(c, Column::Tag(_) | Column::Ignored))
+        .collect();
+    let distinct: HashSet<String> = fields.iter().map(|c| format!("{c:?}")).collect();
+    assert_eq!(distinct.len(), fields.len(), "a field column twice");
+    match header.kind {
+        Kind::Users => assert!(header.columns.contains(&Column::Email)),
+        Kind::Accounts => assert!(
+            header.columns.contains(&Column::ExternalId) || header.columns.contains(&Column::Name)
+        ),
+    }
+    for column in &header.columns {
+        if let Column::Tag(name) = column {
+            assert!(!name.is_empty() && name.trim() == name, "{name:?}");
+        }
+    }
+}
+
+fn check_rows(header: &Header, records: &[tagsmith::import::read::Record], rules: TagRules) {
+    let mut valid = Vec::new();
+    for record in records {
+        let Ok(cells) = &record.cells else {
+            continue;
+        };
+        match rows::parse(header, record.line, cells, rules) {
+            Ok(row) => {
+                assert_eq!(cells.len(), header.len());
+                assert_eq!(row.line(), record.line);
+                check_row(&row, rules);
+                valid.push(row);
+            }
+            Err(error) => {
+                assert_eq!(error.line, record.line);
+                assert!(!error.message.is_empty());
+            }
+        }
+    }
+    // The first pass records every key; the second keeps the last row of each.
+    let mut dedup = Dedup::default();
+    for row in &valid {
+        for report in dedup.record(row.line(), &row.keys()) {
+            assert!(report.line < row.line(), "a row supersedes a later one");
+        }
+    }
+    let kept: Vec<Row> = valid
+        .into_iter()
+        .filter(|row| dedup.keeps(row.line(), &row.keys()))
+        .collect();
+    let users: Vec<_> = kept
+        .iter()
+        .filter_map(|row| match row {
+            Row::User(user) => Some(user.clone()),
+            Row::Account(_) => None,
+        })
+        .collect();
+    let accounts: Vec<_> = kept
+        .iter()
+        .filter_map(|row| match row {
+            Row::Account(account) => Some(account.clone()),
+            Row::User(_) => None,
+        })
+        .collect();
+    plan_users(&users);
+    plan_accounts(&accounts);
+}
+
+fn check_row(row: &Row, rules: TagRules) {
+    let tags = match row {
+        Row::User(user) => {
+            let email = Email::parse(user.email.as_str()).expect("a row's email is valid");
+            assert_eq!(email.as_str(), user.email.as_str());
+            for text in [&user.external_id, &user.first_name, &user.last_name]
+                .into_iter()
+                .flatten()
+            {
+                assert!(
+                    !text.is_empty() && text.trim() == text && !text.chars().any(char::is_control)
+                );
+            }
+            assert!(!row.keys().is_empty());
+            &user.tags
+        }
+        Row::Account(account) => {
+            assert!(account.external_id.is_some() || account.name.is_some());
+            assert!(!row.keys().is_empty());
+            &account.tags
+        }
+    };
+    assert!(
+        tags.windows(2).all(|w| w[0] < w[1]),
+        "tags sorted and distinct"
+    );
+    for tag in tags {
+        assert_eq!(TagName::parse(tag.as_str(), rules).as_ref(), Ok(tag));
+    }
+}
+
+/// Plans user rows against one existing user, applying each plan as the
+/// writer would and planning the rest again until every row is planned.
+fn plan_users(rows: &[tagsmith::import::rows::UserRow]) {
+    let mut existing = vec![ExistingUser {
+        id: 1,
+        email: "ana@example.com".into(),
+        external_id: Some("U-1".into()),
+    }];
+    let mut next_id = 2;
+    let mut rest = rows;
+    let mut passes = 0;
+    while !rest.is_empty() {
+        passes += 1;
+        assert!(passes <= rows.len(), "planning does not progress");
+        let actions = plan::users(rest, &existing);
+        assert!(!actions.is_empty() && actions.len() <= rest.len());
+        for (row, action) in rest.iter().zip(&actions) {
+            match action {
+                Action::Insert => {
+                    existing.push(ExistingUser {
+                        id: next_id,
+                        email: row.email.as_str().to_owned(),
+                        external_id: row.external_id.clone(),
+                    });
+                    next_id += 1;
+                }
+                Action::Update { id } => {
+                    let user = existing
+                        .iter_mut()
+                        .find(|u| u.id == *id)
+                        .expect("updates an existing user");
+                    user.email = row.email.as_str().to_owned();
+                    if row.external_id.is_some() {
+                        user.external_id = row.external_id.clone();
+                    }
+                }
+                Action::Conflict(reason) => assert!(!reason.is_empty()),
+            }
+        }
+        rest = &rest[actions.len()..];
+    }
+}
+
+/// As [`plan_users`], for accounts.
+fn plan_accounts(rows: &[tagsmith::import::rows::AccountRow]) {
+    let mut existing = vec![ExistingAccount {
+        id: 1,
+        external_id: Some("A-1".into()),
+        name: "Acme".into(),
+    }];
+    let mut next_id = 2;
+    let mut rest = rows;
+    let mut passes = 0;
+    while !rest.is_empty() {
+        passes += 1;
+        assert!(passes <= rows.len(), "planning does not progress");
+        let actions = plan::accounts(rest, &existing);
+        assert!(!actions.is_empty() && actions.len() <= rest.len());
+        for (row, action) in rest.iter().zip(&actions) {
+            match action {
+                Action::Insert => {
+                    let name = row.name.clone().or_else(|| row.external_id.clone());
+                    existing.push(ExistingAccount {
+                        id: next_id,
+                        external_id: row.external_id.clone(),
+                        name: name.expect("an account row has a name or an external id"),
+                    });
+                    next_id += 1;
+                }
+                Action::Update { id } => {
+                    let account = existing
+                        .iter_mut()
+                        .find(|a| a.id == *id)
+                        .expect("updates an existing account");
+                    if let Some(name) = &row.name {
+                        account.name = name.clone();
+                    }
+                    if row.external_id.is_some() {
+                        account.external_id = row.external_id.clone();
+                    }
+                }
+                Action::Conflict(reason) => assert!(!reason.is_empty()),
+            }
+        }
+        rest = &rest[actions.len()..];
+    }
+}
