@@ -450,10 +450,10 @@ async fn run(args: &Args, users: usize) -> Report {
 }
 
 /// `ANALYZE` of the tables the harness seeds, on PostgreSQL. Not the
-/// outbox: statistics taken while it is empty make the worker's claim crawl
-/// once a bulk write queues 100,000 events (more than 10 minutes without
-/// claiming one, seen on 2026-11-27; see BENCHMARKS.md), so it is left to
-/// autovacuum and to the worker's own `ANALYZE`, as in production.
+/// outbox: its statistics are left to autovacuum and the worker, as in
+/// production. (With or without statistics taken while it was empty, the
+/// worker's claim stalled for minutes once `bulk-write` queued 100,000
+/// events, on 2026-11-27; see BENCHMARKS.md, finding 1.)
 const SEEDED_TABLES: &str = "ANALYZE users, accounts, tags, tag_assignments, events";
 
 /// How many seeded tags there are (`Seed 0` to `Seed 19`); every user has
