@@ -2,13 +2,21 @@
 //!
 //! ```sh
 //! cargo bench --bench tagsmith -- [--users N] [--seconds S] [--concurrency C] [--postgres URL]
-//!     [--scenarios NAME,NAME,...] [--runs R]
+//!     [--postgraphile] [--scenarios NAME,NAME,...] [--runs R] [--growth N,N,...] [--svg FILE]
+//! cargo test --release --bench tagsmith -- --quick [--postgres URL]   # or without --release
 //! ```
 //! Seeds N users (default 100,000) into a fresh database (a temp SQLite file,
-//! or a new database on the PostgreSQL server of URL), with `last_seen_at`
-//! spread over the last 90 days, then measures the chosen scenarios
-//! (`--scenarios`, default `all`; `segments` names the three segment ones;
-//! `--only` is a synonym):
+//! or a new database on the PostgreSQL server of URL): N / 10 accounts, each
+//! user in one, with three of 20 tags and `last_seen_at` spread over the last
+//! 90 days; then measures the chosen scenarios (`--scenarios`, default
+//! `all`; `segments` names the three segment ones; `--only` is a synonym):
+//! - `compare`: the same reads and writes through tagsmith's GraphQL, a
+//!   hand-written SQL baseline (sqlx, served as JSON by a minimal axum app,
+//!   see `handwritten.rs`) and, with `--postgraphile` on PostgreSQL,
+//!   PostGraphile (see `postgraphile.rs`), one after the other with the same
+//!   load client: list 50 users with tags and account at 1 and 32 clients,
+//!   a user by id, `addTags` of a new tag on one user, the count of one tag,
+//!   `memberCount` of the 3-clause filter below; a table with the ratios;
 //! - `add-tags`: `addTags` on one user through HTTP: mutations/s, p50, p99;
 //! - `bulk-write`: bulk add of one tag to every seeded user through the one
 //!   write path (the set-based statement a segment or filter target uses),
@@ -36,8 +44,14 @@
 //! `events`: a "login" for two users in three and a "page_view" for every
 //! user, spread over 90 days.
 //!
-//! Prints a Markdown table for BENCHMARKS.md, then the notes (ratios, the
+//! Prints Markdown tables for BENCHMARKS.md, then the notes (ratios, the
 //! compiled SQL and the query plans).
+//!
+//! `--growth 10000,100000,1000000` runs the chosen scenarios at each size
+//! (a fresh database each) and prints how the comparison's figures grow;
+//! with `--svg FILE` it also draws them (`growth.rs`). `--quick` checks that
+//! the harness works in well under two minutes (2,000 users, 1 s per timed
+//! scenario, 2 runs; for CI, never a verdict on speed).
 
 use std::time::{Duration, Instant};
 
@@ -51,6 +65,11 @@ use tagsmith::tags::write::Target;
 use tagsmith::tags::{Op, Source};
 use tagsmith::{db, server};
 
+mod compare;
+mod growth;
+mod handwritten;
+mod postgraphile;
+
 struct Args {
     users: usize,
     seconds: u64,
@@ -60,10 +79,17 @@ struct Args {
     scenarios: Vec<&'static str>,
     /// Timed runs of each count in `segment-count`.
     runs: usize,
+    /// Start PostGraphile beside tagsmith (PostgreSQL only).
+    postgraphile: bool,
+    /// Run the scenarios at each of these sizes instead of `users`.
+    growth: Vec<usize>,
+    /// Where `--growth` draws its chart.
+    svg: Option<String>,
 }
 
 /// Every scenario, in the order they run.
 const SCENARIOS: &[&str] = &[
+    "compare",
     "add-tags",
     "bulk-write",
     "bulk-api",
@@ -108,6 +134,9 @@ fn args() -> Args {
         postgres: None,
         scenarios: SCENARIOS.to_vec(),
         runs: 10,
+        postgraphile: false,
+        growth: Vec::new(),
+        svg: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -119,6 +148,20 @@ fn args() -> Args {
             "--postgres" => args.postgres = Some(value()),
             "--scenarios" | "--only" => args.scenarios = scenarios(&value()),
             "--runs" => args.runs = value().parse().expect("--runs R"),
+            "--postgraphile" => args.postgraphile = true,
+            "--growth" => {
+                args.growth = value()
+                    .split(',')
+                    .map(|n| n.trim().parse().expect("--growth N,N,..."))
+                    .collect()
+            }
+            "--svg" => args.svg = Some(value()),
+            "--quick" => {
+                args.users = 2_000;
+                args.seconds = 1;
+                args.runs = 2;
+                args.concurrency = 4;
+            }
             "--bench" => {} // passed by `cargo bench`
             other => panic!("unknown argument {other}"),
         }
@@ -126,6 +169,10 @@ fn args() -> Args {
     assert!(
         args.users > 0 && args.runs > 0,
         "--users and --runs must be positive"
+    );
+    assert!(
+        !args.postgraphile || args.postgres.is_some(),
+        "--postgraphile needs --postgres URL"
     );
     args
 }
@@ -169,10 +216,71 @@ impl Sample {
 #[tokio::main]
 async fn main() {
     let args = args();
+    if args.growth.is_empty() {
+        run(&args, args.users).await.print();
+        return;
+    }
+    let mut reports = Vec::new();
+    for &users in &args.growth {
+        let mut report = run(&args, users).await;
+        report.print();
+        reports.push(report);
+    }
+    println!("\n{}", growth::table(&mut reports));
+    if let Some(path) = &args.svg {
+        std::fs::write(path, growth::svg(&mut reports)).expect("write the chart");
+        eprintln!("chart written to {path}");
+    }
+}
+
+/// What one run at one size measured.
+struct Report {
+    label: &'static str,
+    users: usize,
+    concurrency: usize,
+    seconds: u64,
+    rows: Vec<Sample>,
+    comparisons: Vec<compare::Comparison>,
+    notes: Vec<String>,
+}
+
+impl Report {
+    fn print(&mut self) {
+        let (label, users) = (self.label, self.users);
+        if !self.comparisons.is_empty() {
+            println!(
+                "\n{label}, {users} users, {} s per system and scenario: tagsmith beside hand-written SQL{}\n",
+                self.seconds,
+                if self.comparisons[0].samples.len() > 2 {
+                    " and PostGraphile"
+                } else {
+                    ""
+                }
+            );
+            println!("{}", compare::table(&mut self.comparisons));
+        }
+        println!(
+            "\n{label}, {users} users, concurrency {}, {} s per timed scenario\n",
+            self.concurrency, self.seconds
+        );
+        println!("| scenario | operations | seconds | per second | p50 ms | p99 ms |");
+        println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+        for row in &mut self.rows {
+            println!("{}", row.row());
+        }
+        for note in &self.notes {
+            println!("\n{note}");
+        }
+    }
+}
+
+/// One run at `users` users: a fresh database, tagsmith serving it (and the
+/// baselines when compared), the chosen scenarios.
+async fn run(args: &Args, users: usize) -> Report {
     let tmp = tempfile::tempdir().expect("temp dir");
     let (url, label) = match &args.postgres {
         Some(admin_url) => {
-            let name = format!("tagsmith_bench_{}", std::process::id());
+            let name = format!("tagsmith_bench_{}_{users}", std::process::id());
             let admin = Database::connect(admin_url)
                 .await
                 .expect("connect to PostgreSQL");
@@ -193,7 +301,7 @@ async fn main() {
         ),
     };
     let settings = DatabaseSettings {
-        database_url: url,
+        database_url: url.clone(),
         db_max_connections: 16,
     };
     let conn = db::connect(&settings).await.expect("connect");
@@ -203,10 +311,11 @@ async fn main() {
         .expect("bootstrap")
         .expect("fresh");
     let app = tagsmith::graphql::AppState::new(conn.clone(), Default::default());
-    tokio::spawn(
-        app.worker(Default::default())
-            .run(std::future::pending::<()>()),
-    );
+    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(app.worker(Default::default()).run(async move {
+        let _ = worker_stopped.await;
+    }));
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let running = server::start(
         app,
         ServerSettings {
@@ -216,44 +325,33 @@ async fn main() {
             limits: QueryLimits::default(),
             production: Default::default(),
         },
-        std::future::pending(),
+        async move {
+            let _ = server_stopped.await;
+        },
     )
     .await
     .expect("server");
     let endpoint = format!("http://{}/graphql", running.addr);
     let client = reqwest::Client::new();
 
-    eprintln!("seeding {} users on {label}...", args.users);
+    eprintln!("seeding {users} users on {label}...");
     let started = Instant::now();
-    let ids = seed(&conn, args.users).await;
+    let ids = seed(&conn, users).await;
     eprintln!("seeded in {:.1}s", started.elapsed().as_secs_f64());
+    let args = &Args {
+        users,
+        scenarios: args.scenarios.clone(),
+        postgres: args.postgres.clone(),
+        growth: Vec::new(),
+        svg: None,
+        ..*args
+    };
 
     let wants = |name: &str| args.scenarios.contains(&name);
     let mut rows = Vec::new();
     let mut notes = Vec::new();
-    if wants("add-tags") {
-        rows.push(add_tags(&client, &endpoint, &key.secret, &ids, &args).await);
-    }
-    if wants("bulk-write") {
-        rows.push(bulk_write_path(&conn, args.users).await);
-    }
-    if wants("bulk-api") {
-        rows.push(bulk_api(&client, &endpoint, &key.secret, &ids).await);
-    }
-    if wants("list-users") {
-        rows.push(list_users(&client, &endpoint, &key.secret, &args).await);
-    }
-    if wants("hook-run") {
-        rows.push(hook_run());
-        rows.push(hook_runs_batched());
-    }
-    if wants("automation-latency") {
-        rows.push(automation_latency(&conn, &client, &endpoint, &key.secret, &ids, &args).await);
-    }
-    if wants("automation-events") {
-        rows.push(events_per_second(&conn, &client, &endpoint, &key.secret, &ids).await);
-    }
-    if args.scenarios.iter().any(|s| s.starts_with("segment-")) {
+    let mut comparisons = Vec::new();
+    if wants("compare") || args.scenarios.iter().any(|s| s.starts_with("segment-")) {
         eprintln!("seeding segment data (Plan: Pro, events)...");
         let started = Instant::now();
         seed_segment_data(&conn).await;
@@ -262,69 +360,200 @@ async fn main() {
             started.elapsed().as_secs_f64()
         );
     }
+    if wants("compare") {
+        let pg = match args.postgraphile {
+            true => Some(postgraphile::start(&conn, &url).await),
+            false => None,
+        };
+        let sql = handwritten::start(&url).await;
+        let segment = create_segment(
+            &client,
+            &endpoint,
+            &key.secret,
+            "Compare count",
+            COUNT_FILTER,
+            &[],
+        )
+        .await;
+        let setup = compare::Setup {
+            client: &client,
+            graphql: compare::System {
+                name: compare::GRAPHQL,
+                endpoint: endpoint.clone(),
+                key: Some(key.secret.clone()),
+            },
+            sql,
+            postgraphile: pg.as_ref().map(|pg| compare::System {
+                name: compare::POSTGRAPHILE,
+                endpoint: pg.endpoint.clone(),
+                key: None,
+            }),
+            ids: &ids,
+            seconds: args.seconds,
+            concurrency: args.concurrency,
+        };
+        comparisons = compare::run(&setup, &segment).await;
+        // Shown at once too: the other scenarios may take long.
+        eprintln!("\n{}", compare::table(&mut comparisons));
+        delete_segment(&client, &endpoint, &key.secret, &segment).await;
+        drop(pg);
+        wait_drained(&conn).await;
+    }
+    if wants("add-tags") {
+        rows.push(add_tags(&client, &endpoint, &key.secret, &ids, args).await);
+    }
+    if wants("bulk-write") {
+        rows.push(bulk_write_path(&conn, args.users).await);
+    }
+    if wants("bulk-api") {
+        rows.push(bulk_api(&client, &endpoint, &key.secret, &ids).await);
+    }
+    if wants("list-users") {
+        rows.push(list_users(&client, &endpoint, &key.secret, args).await);
+    }
+    if wants("hook-run") {
+        rows.push(hook_run());
+        rows.push(hook_runs_batched());
+    }
+    if wants("automation-latency") {
+        rows.push(automation_latency(&conn, &client, &endpoint, &key.secret, &ids, args).await);
+    }
+    if wants("automation-events") {
+        rows.push(events_per_second(&conn, &client, &endpoint, &key.secret, &ids).await);
+    }
     if wants("segment-count") {
-        let (samples, found) = segment_count(&conn, &client, &endpoint, &key.secret, &args).await;
+        let (samples, found) = segment_count(&conn, &client, &endpoint, &key.secret, args).await;
         rows.extend(samples);
         notes.extend(found);
     }
     if wants("segment-reevaluation") {
         let (samples, found) =
-            segment_reevaluation(&conn, &client, &endpoint, &key.secret, &ids, &args).await;
+            segment_reevaluation(&conn, &client, &endpoint, &key.secret, &ids, args).await;
         rows.extend(samples);
         notes.extend(found);
     }
     if wants("segment-latency") {
-        rows.push(segment_latency(&conn, &client, &endpoint, &key.secret, &ids, &args).await);
+        rows.push(segment_latency(&conn, &client, &endpoint, &key.secret, &ids, args).await);
     }
 
-    println!(
-        "\n{label}, {} users, concurrency {}, {} s per timed scenario\n",
-        args.users, args.concurrency, args.seconds
-    );
-    println!("| scenario | operations | seconds | per second | p50 ms | p99 ms |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
-    for mut row in rows {
-        println!("{}", row.row());
-    }
-    for note in notes {
-        println!("\n{note}");
+    let _ = stop_server.send(());
+    let _ = stop_worker.send(());
+    let _ = worker.await;
+    Report {
+        label,
+        users,
+        concurrency: args.concurrency,
+        seconds: args.seconds,
+        rows,
+        comparisons,
+        notes,
     }
 }
 
-/// Inserts `n` users (`userI@example.com`, `last_seen_at` spread over the
-/// last 90 days) with set-based insert-selects of 100,000 rows each; returns
-/// their ids.
+/// `ANALYZE` of the tables the harness seeds, on PostgreSQL. Not the
+/// outbox: its statistics are left to autovacuum and the worker, as in
+/// production. (With or without statistics taken while it was empty, the
+/// worker's claim stalled for minutes once `bulk-write` queued 100,000
+/// events, on 2026-11-27; see BENCHMARKS.md, finding 1.)
+const SEEDED_TABLES: &str = "ANALYZE users, accounts, tags, tag_assignments, events";
+
+/// How many seeded tags there are (`Seed 0` to `Seed 19`); every user has
+/// three of them.
+const SEED_TAGS: i64 = 20;
+
+/// Inserts `n / 10` accounts (at least one; `Account I`), then `n` users
+/// (`userI@example.com`, the account `I % accounts`, `last_seen_at` spread
+/// over the last 90 days) with set-based insert-selects of 100,000 rows
+/// each, then gives each user three of [`SEED_TAGS`] tags (`Seed (id + k)
+/// % 20` for k = 0, 7, 13) with insert-selects (assignments only: no
+/// history or outbox rows, as an import of existing data would leave them);
+/// returns the users' ids.
 async fn seed(conn: &DatabaseConnection, n: usize) -> Vec<i64> {
     let now = chrono::Utc::now();
     let backend = conn.get_database_backend();
+    let accounts = (n / 10).max(1) as i64;
+    let series = |from: &str, to: &str| match backend {
+        DbBackend::Postgres => format!("generate_series({from}::bigint, {to}::bigint) AS n(i)"),
+        _ => format!(
+            "(WITH RECURSIVE n(i) AS (SELECT {from} UNION ALL SELECT i + 1 FROM n WHERE i < {to}) SELECT i FROM n) AS n"
+        ),
+    };
+    // Numbered placeholders: SQLite (through sqlx) reads `$N` too.
+    let p = |i: usize| format!("${i}");
+    let stamp = match backend {
+        DbBackend::Postgres => sea_orm::Value::from(now),
+        _ => sea_orm::Value::from(sqlite_instant(now)),
+    };
+    conn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        format!(
+            "INSERT INTO accounts (workspace_id, external_id, name, attributes, created_at, updated_at) \
+             SELECT 1, 'acct' || i, 'Account ' || i, '{{}}', {now}, {now} FROM {series} ORDER BY i",
+            now = p(1),
+            series = series("1", &accounts.to_string()),
+        ),
+        [now.into()],
+    ))
+    .await
+    .expect("seed accounts");
+    let first_account = count_rows(conn, "SELECT MIN(id) FROM accounts").await;
     for start in (0..n).step_by(100_000) {
         let end = (start + 100_000).min(n);
-        let statement = match backend {
-            DbBackend::Postgres => Statement::from_sql_and_values(
-                backend,
-                "INSERT INTO users (workspace_id, email, attributes, last_seen_at, created_at, updated_at) \
-                 SELECT 1, 'user' || i || '@example.com', '{}', \
-                 $1::timestamptz - ((i * 7919) % 7776000) * interval '1 second', $1, $1 \
-                 FROM generate_series($2::bigint, $3::bigint) AS i",
-                [now.into(), (start as i64).into(), (end as i64 - 1).into()],
-            ),
-            _ => Statement::from_sql_and_values(
-                backend,
-                "WITH RECURSIVE n(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?) \
-                 INSERT INTO users (workspace_id, email, attributes, last_seen_at, created_at, updated_at) \
-                 SELECT 1, 'user' || i || '@example.com', '{}', \
-                 strftime('%Y-%m-%dT%H:%M:%f+00:00', ?, '-' || ((i * 7919) % 7776000) || ' seconds'), ?, ? \
-                 FROM n",
-                [
-                    (start as i64).into(),
-                    (end as i64).into(),
-                    sqlite_instant(now).into(),
-                    now.into(),
-                    now.into(),
-                ],
+        let last_seen = match backend {
+            DbBackend::Postgres => {
+                format!(
+                    "{}::timestamptz - ((i * 7919) % 7776000) * interval '1 second'",
+                    p(1)
+                )
+            }
+            _ => format!(
+                "strftime('%Y-%m-%dT%H:%M:%f+00:00', {}, '-' || ((i * 7919) % 7776000) || ' seconds')",
+                p(1)
             ),
         };
+        let statement = Statement::from_sql_and_values(
+            backend,
+            format!(
+                "INSERT INTO users (workspace_id, email, account_id, attributes, last_seen_at, created_at, updated_at) \
+                 SELECT 1, 'user' || i || '@example.com', {first_account} + i % {accounts}, '{{}}', {last_seen}, {now}, {now} \
+                 FROM {series} ORDER BY i",
+                now = p(2),
+                series = series(&start.to_string(), &(end - 1).to_string()),
+            ),
+            [stamp.clone(), now.into()],
+        );
         conn.execute_raw(statement).await.expect("seed");
+    }
+    let values = (0..SEED_TAGS)
+        .map(|i| format!("(1, 'Seed {i}', {})", p(1)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    conn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        format!("INSERT INTO tags (workspace_id, name, created_at) VALUES {values}"),
+        [now.into()],
+    ))
+    .await
+    .expect("seed tags");
+    let first_tag = count_rows(conn, "SELECT MIN(id) FROM tags WHERE name = 'Seed 0'").await;
+    for k in [0, 7, 13] {
+        conn.execute_raw(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "INSERT INTO tag_assignments (workspace_id, tag_id, subject_kind, subject_id, source, actor, at) \
+                 SELECT 1, {first_tag} + (id + {k}) % {SEED_TAGS}, 'USER', id, 'IMPORT', 'bench seed', {} \
+                 FROM users WHERE workspace_id = 1",
+                p(1)
+            ),
+            [now.into()],
+        ))
+        .await
+        .expect("seed tag assignments");
+    }
+    if backend == DbBackend::Postgres {
+        conn.execute_unprepared(SEEDED_TABLES)
+            .await
+            .expect("analyze");
     }
     let rows = conn
         .query_all_raw(Statement::from_string(
@@ -427,7 +656,9 @@ async fn seed_segment_data(conn: &DatabaseConnection) {
     if backend == DbBackend::Postgres {
         // What autovacuum does soon after a bulk load; SQLite is left as the
         // server leaves it (no ANALYZE).
-        conn.execute_unprepared("ANALYZE").await.expect("analyze");
+        conn.execute_unprepared(SEEDED_TABLES)
+            .await
+            .expect("analyze");
     }
     wait_drained(conn).await;
 }
