@@ -79,13 +79,21 @@ pub async fn counts(
     workspace_id: i64,
     tag_ids: &[i64],
 ) -> Result<HashMap<i64, (u64, u64)>, TagError> {
+    // Scoped to the workspace through its tags, and counting a column of
+    // the (tag_id, subject_kind, subject_id) index: an index-only count,
+    // not a read of every assignment row.
+    let own_tags = sea_orm::sea_query::Query::select()
+        .column(tag::Column::Id)
+        .from(tag::Entity)
+        .and_where(tag::Column::WorkspaceId.eq(workspace_id))
+        .and_where(tag::Column::Id.is_in(tag_ids.iter().copied()))
+        .to_owned();
     let rows: Vec<(i64, String, i64)> = tag_assignment::Entity::find()
         .select_only()
         .column(tag_assignment::Column::TagId)
         .column(tag_assignment::Column::SubjectKind)
-        .column_as(tag_assignment::Column::Id.count(), "n")
-        .filter(tag_assignment::Column::WorkspaceId.eq(workspace_id))
-        .filter(tag_assignment::Column::TagId.is_in(tag_ids.iter().copied()))
+        .column_as(tag_assignment::Column::TagId.count(), "n")
+        .filter(tag_assignment::Column::TagId.in_subquery(own_tags))
         .group_by(tag_assignment::Column::TagId)
         .group_by(tag_assignment::Column::SubjectKind)
         .into_tuple()
