@@ -186,6 +186,24 @@ struct Sample {
 }
 
 impl Sample {
+    /// The latencies the load clients recorded, since `started`.
+    async fn of_clients(
+        name: &str,
+        started: Instant,
+        clients: Vec<tokio::task::JoinHandle<Vec<Duration>>>,
+    ) -> Sample {
+        let mut latencies = Vec::new();
+        for client in clients {
+            latencies.extend(client.await.expect("load client"));
+        }
+        Sample {
+            name: name.into(),
+            count: latencies.len(),
+            elapsed: started.elapsed(),
+            latencies,
+        }
+    }
+
     /// The latency at quantile `p` (nearest rank), if any was recorded.
     fn percentile(&mut self, p: f64) -> Option<Duration> {
         self.latencies.sort();
@@ -738,16 +756,7 @@ async fn add_tags_named(
             })
         })
         .collect::<Vec<_>>();
-    let mut latencies = Vec::new();
-    for worker in workers {
-        latencies.extend(worker.await.expect("worker"));
-    }
-    Sample {
-        name: "addTags on one user (HTTP)".into(),
-        count: latencies.len(),
-        elapsed: started.elapsed(),
-        latencies,
-    }
+    Sample::of_clients("addTags on one user (HTTP)", started, workers).await
 }
 
 /// One tag to every user through the write path, with a query target.
@@ -839,16 +848,12 @@ async fn list_users(client: &reqwest::Client, endpoint: &str, key: &str, args: &
             })
         })
         .collect::<Vec<_>>();
-    let mut latencies = Vec::new();
-    for worker in workers {
-        latencies.extend(worker.await.expect("worker"));
-    }
-    Sample {
-        name: "users(first: 50) with tags and account (HTTP)".into(),
-        count: latencies.len(),
-        elapsed: started.elapsed(),
-        latencies,
-    }
+    Sample::of_clients(
+        "users(first: 50) with tags and account (HTTP)",
+        started,
+        workers,
+    )
+    .await
 }
 
 const DESIGN_EXAMPLE: &str = r#"
