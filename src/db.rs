@@ -170,6 +170,24 @@ pub fn is_unique_violation(error: &DbErr) -> bool {
     )
 }
 
+/// Whether a database error ended the transaction only because of other
+/// transactions running at the same time (PostgreSQL's deadlock detected,
+/// 40P01, or serialization failure, 40001): trying the whole transaction
+/// again is safe, and usually succeeds.
+pub fn is_transient(error: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = error
+    else {
+        return false;
+    };
+    match e.as_ref() {
+        sea_orm::sqlx::Error::Database(e) => {
+            matches!(e.code().as_deref(), Some("40P01") | Some("40001"))
+        }
+        _ => false,
+    }
+}
+
 /// The highest id of a table so far (0 when empty): rows a set-based
 /// insert makes next are the ones above it.
 pub async fn max_id<E: sea_orm::EntityTrait>(

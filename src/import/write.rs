@@ -23,7 +23,7 @@ use serde_json::json;
 use super::ImportError;
 use super::plan::{self, Action, ExistingAccount, ExistingUser};
 use super::rows::{AccountRef, AccountRow, RowError, UserRow};
-use crate::db::{begin_write, is_unique_violation};
+use crate::db::{begin_write, is_transient, is_unique_violation};
 use crate::segments::membership::{self, Changed, MAX_IN_MEMORY, Reason};
 use crate::subjects::SubjectKind;
 use crate::tags::assign::{Actor, apply_to_targets};
@@ -36,7 +36,8 @@ use crate::time::{Clock, now};
 const IN_CHUNK: usize = 1_000;
 /// Rows per multi-row insert (at most 10 values each).
 const INSERT_CHUNK: usize = 500;
-/// A batch that loses a race with another writer (PostgreSQL) is tried again.
+/// A batch that loses a race with another writer (PostgreSQL: a unique key
+/// taken meanwhile, a deadlock) is tried again.
 const ATTEMPTS: usize = 3;
 
 /// Writes batches of rows into one workspace.
@@ -76,7 +77,9 @@ impl Writer<'_> {
         let mut attempt = 1;
         loop {
             match self.users_once(rows).await {
-                Err(ImportError::Db(e)) if is_unique_violation(&e) && attempt < ATTEMPTS => {
+                Err(ImportError::Db(e))
+                    if (is_unique_violation(&e) || is_transient(&e)) && attempt < ATTEMPTS =>
+                {
                     attempt += 1;
                 }
                 other => return other,
@@ -89,7 +92,9 @@ impl Writer<'_> {
         let mut attempt = 1;
         loop {
             match self.accounts_once(rows).await {
-                Err(ImportError::Db(e)) if is_unique_violation(&e) && attempt < ATTEMPTS => {
+                Err(ImportError::Db(e))
+                    if (is_unique_violation(&e) || is_transient(&e)) && attempt < ATTEMPTS =>
+                {
                     attempt += 1;
                 }
                 other => return other,

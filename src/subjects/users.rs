@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::email::Email;
 use super::page::{Direction, Page, PageRequest, contains_pattern, fetch};
 use super::{Patch, SubjectError, accounts, attributes, clean_text};
-use crate::db::{begin_write, is_unique_violation, lock_row};
+use crate::db::{begin_write, is_transient, is_unique_violation, lock_row};
 use crate::segments::membership::{self, Changed, Reason};
 use crate::time::{Clock, now};
 
@@ -72,9 +72,10 @@ pub async fn upsert(
 ) -> Result<user::Model, SubjectError> {
     let input = validate(input)?;
     // A concurrent insert of the same key makes the first try fail on the
-    // unique index; the second try finds and updates that row.
+    // unique index (or, on PostgreSQL, end in a deadlock with it); the
+    // second try finds and updates that row.
     match upsert_once(db, workspace_id, &input, clock).await {
-        Err(SubjectError::Db(e)) if is_unique_violation(&e) => {
+        Err(SubjectError::Db(e)) if is_unique_violation(&e) || is_transient(&e) => {
             upsert_once(db, workspace_id, &input, clock)
                 .await
                 .map_err(|e| match e {
