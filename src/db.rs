@@ -188,6 +188,13 @@ pub fn is_transient(error: &DbErr) -> bool {
     }
 }
 
+/// Whether a transaction failed only for racing another writer: a unique
+/// key it meant to insert was taken meanwhile, or it was ended as transient
+/// (see [`is_transient`]). Trying it again reads the winner's rows.
+pub fn lost_race(error: &DbErr) -> bool {
+    is_unique_violation(error) || is_transient(error)
+}
+
 /// The highest id of a table so far (0 when empty): rows a set-based
 /// insert makes next are the ones above it.
 pub async fn max_id<E: sea_orm::EntityTrait>(

@@ -23,7 +23,7 @@ use serde_json::json;
 use super::ImportError;
 use super::plan::{self, Action, ExistingAccount, ExistingUser};
 use super::rows::{AccountRef, AccountRow, RowError, UserRow};
-use crate::db::{begin_write, is_transient, is_unique_violation};
+use crate::db::{begin_write, lost_race};
 use crate::segments::membership::{self, Changed, MAX_IN_MEMORY, Reason};
 use crate::subjects::SubjectKind;
 use crate::tags::assign::{Actor, apply_to_targets};
@@ -74,32 +74,12 @@ impl Writer<'_> {
 
     /// Upserts a batch of user rows (distinct emails and external ids) and adds their tags.
     pub async fn users(&self, rows: &[UserRow]) -> Result<Outcome, ImportError> {
-        let mut attempt = 1;
-        loop {
-            match self.users_once(rows).await {
-                Err(ImportError::Db(e))
-                    if (is_unique_violation(&e) || is_transient(&e)) && attempt < ATTEMPTS =>
-                {
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        retry_lost_races(|| self.users_once(rows)).await
     }
 
     /// Upserts a batch of account rows (distinct keys) and adds their tags.
     pub async fn accounts(&self, rows: &[AccountRow]) -> Result<Outcome, ImportError> {
-        let mut attempt = 1;
-        loop {
-            match self.accounts_once(rows).await {
-                Err(ImportError::Db(e))
-                    if (is_unique_violation(&e) || is_transient(&e)) && attempt < ATTEMPTS =>
-                {
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        retry_lost_races(|| self.accounts_once(rows)).await
     }
 
     async fn users_once(&self, rows: &[UserRow]) -> Result<Outcome, ImportError> {
@@ -110,13 +90,7 @@ impl Writer<'_> {
             // depends on an earlier row of the batch (an email it frees) is
             // counted as if that row had not been written.
             let existing = lookup_users(self.db, ws, rows).await?;
-            let mut start = 0;
-            while start < rows.len() {
-                let actions = plan::users(&rows[start..], &existing);
-                count(&mut outcome, &rows[start..], &actions, |r| r.line);
-                start += actions.len();
-            }
-            return Ok(outcome);
+            return Ok(dry_run(rows, &existing, plan::users, |r| r.line));
         }
         let txn = begin_write(self.db).await?;
         let mut ids: Vec<Option<i64>> = vec![None; rows.len()];
@@ -266,13 +240,7 @@ impl Writer<'_> {
         let mut outcome = Outcome::default();
         if self.dry_run {
             let existing = lookup_accounts(self.db, ws, rows).await?;
-            let mut start = 0;
-            while start < rows.len() {
-                let actions = plan::accounts(&rows[start..], &existing);
-                count(&mut outcome, &rows[start..], &actions, |r| r.line);
-                start += actions.len();
-            }
-            return Ok(outcome);
+            return Ok(dry_run(rows, &existing, plan::accounts, |r| r.line));
         }
         let txn = begin_write(self.db).await?;
         let mut ids: Vec<Option<i64>> = vec![None; rows.len()];
@@ -451,6 +419,39 @@ fn changed(kind: SubjectKind, id: i64) -> Changed {
         id,
         cause: None,
     }
+}
+
+/// Runs one try of a batch, and again (up to `ATTEMPTS` tries in all) when
+/// it lost a race with another writer (PostgreSQL: a unique key taken
+/// meanwhile, a deadlock); the failed try wrote nothing.
+async fn retry_lost_races<F: Future<Output = Result<Outcome, ImportError>>>(
+    mut once: impl FnMut() -> F,
+) -> Result<Outcome, ImportError> {
+    let mut attempt = 1;
+    loop {
+        match once().await {
+            Err(ImportError::Db(e)) if lost_race(&e) && attempt < ATTEMPTS => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+/// What a dry run counts: the rows planned, in turns as a write would plan
+/// them, all against what existed before the batch.
+fn dry_run<R, E>(
+    rows: &[R],
+    existing: &[E],
+    plan: impl Fn(&[R], &[E]) -> Vec<Action>,
+    line: impl Fn(&R) -> u64,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    let mut start = 0;
+    while start < rows.len() {
+        let actions = plan(&rows[start..], existing);
+        count(&mut outcome, &rows[start..], &actions, &line);
+        start += actions.len();
+    }
+    outcome
 }
 
 /// Adds a batch's actions to the counts; conflicts become row errors.

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::page::{Direction, Page, PageRequest, contains_pattern, fetch};
 use super::{Patch, SubjectError, attributes, clean_text};
-use crate::db::{begin_write, is_transient, is_unique_violation, lock_row};
+use crate::db::{begin_write, lock_row, lost_race};
 use crate::segments::membership::{self, Changed, Reason};
 use crate::time::{Clock, now};
 
@@ -53,9 +53,10 @@ pub async fn upsert(
 ) -> Result<account::Model, SubjectError> {
     let input = validate(input)?;
     // A concurrent insert of the same externalId makes the first try fail on
-    // the unique index; the second try then finds and updates that row.
+    // the unique index (or, on PostgreSQL, end in a deadlock with it); the
+    // second try then finds and updates that row.
     match upsert_once(db, workspace_id, &input, clock).await {
-        Err(SubjectError::Db(e)) if is_unique_violation(&e) || is_transient(&e) => {
+        Err(SubjectError::Db(e)) if lost_race(&e) => {
             upsert_once(db, workspace_id, &input, clock).await
         }
         other => other,

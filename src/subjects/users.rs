@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::email::Email;
 use super::page::{Direction, Page, PageRequest, contains_pattern, fetch};
 use super::{Patch, SubjectError, accounts, attributes, clean_text};
-use crate::db::{begin_write, is_transient, is_unique_violation, lock_row};
+use crate::db::{begin_write, is_unique_violation, lock_row, lost_race};
 use crate::segments::membership::{self, Changed, Reason};
 use crate::time::{Clock, now};
 
@@ -75,19 +75,15 @@ pub async fn upsert(
     // unique index (or, on PostgreSQL, end in a deadlock with it); the
     // second try finds and updates that row.
     match upsert_once(db, workspace_id, &input, clock).await {
-        Err(SubjectError::Db(e)) if is_unique_violation(&e) || is_transient(&e) => {
-            upsert_once(db, workspace_id, &input, clock)
-                .await
-                .map_err(|e| match e {
-                    SubjectError::Db(e) if is_unique_violation(&e) => {
-                        SubjectError::Conflict(format!(
-                            "another user already has email \"{}\"",
-                            input.email.as_str()
-                        ))
-                    }
-                    other => other,
-                })
-        }
+        Err(SubjectError::Db(e)) if lost_race(&e) => upsert_once(db, workspace_id, &input, clock)
+            .await
+            .map_err(|e| match e {
+                SubjectError::Db(e) if is_unique_violation(&e) => SubjectError::Conflict(format!(
+                    "another user already has email \"{}\"",
+                    input.email.as_str()
+                )),
+                other => other,
+            }),
         other => other,
     }
 }
