@@ -216,9 +216,11 @@ async fn metrics_show_the_outbox_backlog() {
         let written = Instant::now();
         // A pause, so the oldest event is measurably old (a lower bound, not a timing test).
         tokio::time::sleep(Duration::from_millis(200)).await;
+        // The lag is taken while the scrape runs: at least the age at its
+        // start, at most the age at its end.
+        let lower = written.elapsed().as_secs_f64();
         let text = scrape(&app, None).await;
         let upper = started.elapsed().as_secs_f64();
-        let lower = written.elapsed().as_secs_f64();
         let pending = app
             .rows("automation_events WHERE status IN ('pending', 'running')")
             .await;
@@ -229,7 +231,7 @@ async fn metrics_show_the_outbox_backlog() {
             "{text}"
         );
         let lag = series(&text, "tagsmith_outbox_lag_seconds").expect("lag");
-        // The events were written between `started` and `written`; the scrape came after `lower` seconds.
+        // The events were written between `started` and `written`; the scrape began `lower` seconds after.
         assert!(
             lag >= lower - 0.001 && lag <= upper + 0.001,
             "lag {lag} not within [{lower}, {upper}]"
