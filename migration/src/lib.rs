@@ -8,6 +8,7 @@ mod m20261126_000002_create_accounts_and_users;
 mod m20261126_000003_create_tags;
 mod m20261126_000004_create_scripts;
 mod m20261126_000005_create_segments;
+mod m20261127_000006_pending_events_index;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_create_tags::Migration),
             Box::new(m20261126_000004_create_scripts::Migration),
             Box::new(m20261126_000005_create_segments::Migration),
+            Box::new(m20261127_000006_pending_events_index::Migration),
         ]
     }
 }

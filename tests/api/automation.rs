@@ -733,6 +733,50 @@ mod outbox {
     async fn postgres() {
         run(Backend::Postgres).await;
     }
+
+    /// A subject with hundreds of queued events holds back only itself: the
+    /// claim looks past them (more than a page of candidates) to the next
+    /// subject's event, and takes the first subject's earliest alone.
+    async fn a_long_queue_blocks_only_its_subject(backend: Backend) {
+        let Some(app) = spawn_app_full(backend, |_| {}, |a| a.no_worker = true).await else {
+            eprintln!("skipped: TAGSMITH_TEST_DATABASE_URL is not set");
+            return;
+        };
+        let ana = app.user("ana@example.com").await;
+        let bo = app.user("bo@example.com").await;
+        for round in 0..3 {
+            let tags: Vec<String> = (0..100).map(|i| format!("T{round}-{i}")).collect();
+            app.ok(ADD, json!({ "id": ana, "tags": tags })).await;
+        }
+        app.ok(ADD, json!({ "id": bo, "tags": ["B1"] })).await;
+        assert_eq!(app.rows("automation_events").await, 301);
+
+        let claimed = outbox::claim_batch(&app.db, 8, outbox::LEASE)
+            .await
+            .unwrap();
+        let ids: Vec<i64> = claimed.iter().map(|e| e.id).collect();
+        assert_eq!(ids.len(), 2, "{ids:?}");
+        let before = |id: i64| format!("automation_events WHERE id < {id}");
+        assert_eq!(app.rows(&before(ids[0])).await, 0, "ana's earliest event");
+        assert_eq!(
+            app.rows(&before(ids[1])).await,
+            300,
+            "bo's, behind ana's 300"
+        );
+        assert!(claimed.iter().all(|e| e.attempts == 1));
+        // Nothing more is claimable until one of them is finished.
+        assert!(outbox::claim(&app.db).await.unwrap().is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn long_queue_sqlite() {
+        a_long_queue_blocks_only_its_subject(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn long_queue_postgres() {
+        a_long_queue_blocks_only_its_subject(Backend::Postgres).await;
+    }
 }
 
 async fn user_tags(app: &TestApp, id: &Value) -> Vec<String> {
