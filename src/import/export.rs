@@ -211,7 +211,7 @@ impl Export {
                                 user.last_name.as_deref().unwrap_or(""),
                                 account_external_id.as_deref().unwrap_or(""),
                                 account_name.as_deref().unwrap_or(""),
-                                tags.join(";").as_str(),
+                                super::tags_cell::join(&tags).as_str(),
                             ],
                         ),
                         Format::Ndjson => json_line(
@@ -242,7 +242,7 @@ impl Export {
                             [
                                 account.external_id.as_deref().unwrap_or(""),
                                 account.name.as_str(),
-                                tags.join(";").as_str(),
+                                super::tags_cell::join(&tags).as_str(),
                             ],
                         ),
                         Format::Ndjson => json_line(

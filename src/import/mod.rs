@@ -25,6 +25,7 @@ pub mod plan;
 pub mod read;
 pub mod rows;
 pub mod run;
+pub mod tags_cell;
 pub mod write;
 
 use crate::error::{Code, ErrorCode};

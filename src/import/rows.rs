@@ -121,8 +121,8 @@ pub fn parse<S: AsRef<str>>(
         match column {
             Column::Ignored => {}
             Column::Tags => {
-                for piece in value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-                    if let Some(tag) = problems.take(tag(piece, rules)) {
+                for piece in super::tags_cell::split(value) {
+                    if let Some(tag) = problems.take(tag(&piece, rules)) {
                         tags.insert(tag);
                     }
                 }
@@ -387,7 +387,7 @@ mod tests {
                     for tag in &row.tags {
                         prop_assert!(TagName::parse(tag.as_str(), TagRules::default()).is_ok());
                         let from_column = tag.as_str() == format!("Department: {}", dept.trim());
-                        let from_tags = tags.split(';').any(|p| p.trim() == tag.as_str());
+                        let from_tags = crate::import::tags_cell::split(&tags).iter().any(|p| p == tag.as_str());
                         prop_assert!(from_column || from_tags, "{:?} came from nowhere", tag);
                     }
                     let dept_tag = !dept.trim().is_empty();

@@ -334,10 +334,20 @@ async fn download(app: &TestApp, key: Option<&str>, path: &str) -> (u16, String,
 
 async fn export_reimports_to_the_same_tags(app: TestApp) {
     let csv = "email,first_name,external_id,account_external_id,account_name,Department,tags\n\
-               ana@x.io,Ana,u-1,acme,\"Acme, Inc\",Sales,\"VIP;sports/football;Note: a, b\"\n\
+               ana@x.io,Ana,u-1,acme,\"Acme, Inc\",Sales,\"VIP;sports/football;Note: a, b\\; c\"\n\
                bo@x.io,Bo,,,,Sales,\n\
                cy@x.io,Cy,,,,Engineering,VIP\n";
     import_users(&app, csv).await;
+    // `\;` in the tags cell is a `;` inside a tag.
+    assert_eq!(
+        tags_of(&app, "ana@x.io").await,
+        [
+            "Department: Sales",
+            "Note: a, b; c",
+            "VIP",
+            "sports/football"
+        ]
+    );
     let segment = app
         .ok(
             CREATE_SEGMENT,
@@ -357,7 +367,7 @@ async fn export_reimports_to_the_same_tags(app: TestApp) {
     assert_eq!(
         body,
         "email,external_id,first_name,last_name,account_external_id,account_name,tags\n\
-         ana@x.io,u-1,Ana,,acme,\"Acme, Inc\",\"Department: Sales;Note: a, b;VIP;sports/football\"\n\
+         ana@x.io,u-1,Ana,,acme,\"Acme, Inc\",\"Department: Sales;Note: a, b\\; c;VIP;sports/football\"\n\
          bo@x.io,,Bo,,,,Department: Sales\n"
     );
     let (status, content_type, ndjson) = download(
