@@ -8,15 +8,16 @@
 //! On PostgreSQL the claim uses `FOR UPDATE SKIP LOCKED`, so several
 //! servers share the work without waiting on each other.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use entity::automation_event;
-use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Order, Query, SelectStatement};
+use sea_orm::sea_query::{
+    Alias, Expr, ExprTrait, LockBehavior, LockType, Order, Query, SelectStatement, SimpleExpr,
+};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, QueryFilter,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use crate::db::begin_write_first;
@@ -125,28 +126,20 @@ pub async fn claim_batch(
 /// The ids of the oldest claimable events: pending and due, or running with
 /// an expired lease; each the earliest unfinished event of its subject.
 ///
-/// Three plain steps instead of one anti-join, so no plan can turn the
-/// claim slow however the outbox grows: a page of candidates in id order
-/// (pending ones from the partial index that holds only them, expired
-/// claims from the `(status, id)` index); the earliest unfinished event of
-/// each of their subjects, from the partial index on unfinished events; on
-/// PostgreSQL, a lock of the candidates that are their subject's earliest,
-/// skipping rows another worker is claiming (the lock re-checks that each
-/// is still claimable). The next page follows when candidates wait behind
-/// earlier events of their subjects. (One anti-join, planned on statistics
-/// that lagged behind the outbox, walked every finished event per claim.)
+/// Plain steps instead of one anti-join over the whole outbox, so that no
+/// plan can make the claim slow however the outbox grows: a page of
+/// candidates in id order (on PostgreSQL, pending ones from a partial index
+/// that holds only them); those of the page that are their subject's
+/// earliest unfinished event, by id with one index probe each; on
+/// PostgreSQL, a lock of those, skipping rows another worker is claiming,
+/// and a check of each locked row's latest version. The next page follows
+/// when candidates wait behind earlier events of their subjects. (The
+/// anti-join, planned on statistics that lagged behind the outbox, walked
+/// every finished event on each claim.)
 async fn due(txn: &DatabaseTransaction, at: DateTime<Utc>, max: u64) -> Result<Vec<i64>, DbErr> {
-    let candidates = [
-        // A dead worker's event first: it is the oldest of its subject.
-        Expr::col(automation_event::Column::Status)
-            .eq(status::RUNNING)
-            .and(Expr::col(automation_event::Column::LockedUntil).lt(at)),
-        Expr::col(automation_event::Column::Status)
-            .eq(status::PENDING)
-            .and(Expr::col(automation_event::Column::RunAt).lte(at)),
-    ];
     let mut ids = Vec::new();
-    for candidate in candidates {
+    // A dead worker's events first: each is the oldest of its subject.
+    for class in [Claimable::Expired, Claimable::Pending] {
         let mut after = 0_i64;
         loop {
             let room = max.saturating_sub(ids.len() as u64);
@@ -155,40 +148,27 @@ async fn due(txn: &DatabaseTransaction, at: DateTime<Utc>, max: u64) -> Result<V
             }
             let page_size = Ord::max(room * 4, 64);
             let query = Query::select()
-                .columns([
-                    automation_event::Column::Id,
-                    automation_event::Column::SubjectKind,
-                    automation_event::Column::SubjectId,
-                ])
+                .column(automation_event::Column::Id)
                 .from(automation_event::Entity)
-                .and_where(candidate.clone())
+                .and_where(class.condition(at))
                 .and_where(Expr::col(automation_event::Column::Id).gt(after))
                 .order_by(automation_event::Column::Id, Order::Asc)
                 .limit(page_size)
                 .to_owned();
-            let mut page: Vec<(i64, String, i64)> = Vec::new();
-            for row in txn.query_all(&query).await? {
-                page.push((
-                    row.try_get_by_index(0)?,
-                    row.try_get_by_index(1)?,
-                    row.try_get_by_index(2)?,
-                ));
-            }
-            let Some(&(last, _, _)) = page.last() else {
+            let page: Vec<i64> = txn
+                .query_all(&query)
+                .await?
+                .iter()
+                .map(|row| row.try_get_by_index(0))
+                .collect::<Result<_, _>>()?;
+            let Some(&last) = page.last() else {
                 break;
             };
             after = last;
-            let earliest = earliest_unfinished(txn, &page).await?;
-            let first_of_subject: Vec<i64> = page
-                .iter()
-                .filter(|(id, kind, subject)| {
-                    earliest.get(&(kind.clone(), *subject)) == Some(id) && !ids.contains(id)
-                })
-                .map(|(id, _, _)| *id)
-                .take(usize::try_from(room).unwrap_or(usize::MAX))
-                .collect();
-            ids.extend(lock_still_claimable(txn, &candidate, first_of_subject).await?);
-            if (page.len() as u64) < page_size {
+            let full = page.len() as u64 == page_size;
+            let first = first_of_their_subjects(txn, page, room).await?;
+            ids.extend(lock_still_claimable(txn, class, at, first).await?);
+            if !full {
                 break;
             }
         }
@@ -196,66 +176,106 @@ async fn due(txn: &DatabaseTransaction, at: DateTime<Utc>, max: u64) -> Result<V
     Ok(ids)
 }
 
-/// The earliest unfinished (pending or running) event of each subject of
-/// `events` (id, subject kind, subject id), by subject.
-async fn earliest_unfinished(
-    txn: &DatabaseTransaction,
-    events: &[(i64, String, i64)],
-) -> Result<HashMap<(String, i64), i64>, DbErr> {
-    let mut by_kind: BTreeMap<&str, BTreeSet<i64>> = BTreeMap::new();
-    for (_, kind, subject) in events {
-        by_kind.entry(kind.as_str()).or_default().insert(*subject);
-    }
-    let mut earliest = HashMap::new();
-    for (kind, subjects) in by_kind {
-        let query = Query::select()
-            .column(automation_event::Column::SubjectId)
-            .expr(Expr::col(automation_event::Column::Id).min())
-            .from(automation_event::Entity)
-            .and_where(unfinished())
-            .and_where(Expr::col(automation_event::Column::SubjectKind).eq(kind))
-            .and_where(Expr::col(automation_event::Column::SubjectId).is_in(subjects))
-            .group_by_col(automation_event::Column::SubjectId)
-            .to_owned();
-        for row in txn.query_all(&query).await? {
-            let subject: i64 = row.try_get_by_index(0)?;
-            let first: i64 = row.try_get_by_index(1)?;
-            earliest.insert((kind.to_owned(), subject), first);
+/// The two kinds of claimable event.
+#[derive(Debug, Clone, Copy)]
+enum Claimable {
+    /// Running under a lease that has run out: its worker died.
+    Expired,
+    /// Pending and due.
+    Pending,
+}
+
+impl Claimable {
+    fn condition(self, at: DateTime<Utc>) -> SimpleExpr {
+        match self {
+            Claimable::Expired => Expr::col(automation_event::Column::Status)
+                .eq(status::RUNNING)
+                .and(Expr::col(automation_event::Column::LockedUntil).lt(at)),
+            Claimable::Pending => Expr::col(automation_event::Column::Status)
+                .eq(status::PENDING)
+                .and(Expr::col(automation_event::Column::RunAt).lte(at)),
         }
     }
-    Ok(earliest)
+
+    fn holds(self, event: &automation_event::Model, at: DateTime<Utc>) -> bool {
+        match self {
+            Claimable::Expired => {
+                event.status == status::RUNNING && event.locked_until.is_some_and(|l| l < at)
+            }
+            Claimable::Pending => event.status == status::PENDING && event.run_at <= at,
+        }
+    }
 }
 
-/// Pending or running: not handled yet (what the partial index holds).
-fn unfinished() -> sea_orm::sea_query::SimpleExpr {
-    Expr::col(automation_event::Column::Status).is_in([status::PENDING, status::RUNNING])
+/// Of the events `page`, up to `room` that are the earliest unfinished
+/// event of their subject, in id order. Only the ids are searched on (the
+/// primary key), and the earliest of each subject is one probe of the
+/// partial index on unfinished events.
+async fn first_of_their_subjects(
+    txn: &DatabaseTransaction,
+    page: Vec<i64>,
+    room: u64,
+) -> Result<Vec<i64>, DbErr> {
+    let (e, p) = (Alias::new("e"), Alias::new("p"));
+    let earliest = Query::select()
+        .expr(Expr::col((p.clone(), automation_event::Column::Id)).min())
+        .from_as(automation_event::Entity, p.clone())
+        .and_where(
+            Expr::col((p.clone(), automation_event::Column::Status))
+                .is_in([status::PENDING, status::RUNNING]),
+        )
+        .and_where(
+            Expr::col((p.clone(), automation_event::Column::SubjectKind))
+                .equals((e.clone(), automation_event::Column::SubjectKind)),
+        )
+        .and_where(
+            Expr::col((p.clone(), automation_event::Column::SubjectId))
+                .equals((e.clone(), automation_event::Column::SubjectId)),
+        )
+        .to_owned();
+    let query = Query::select()
+        .column((e.clone(), automation_event::Column::Id))
+        .from_as(automation_event::Entity, e.clone())
+        .and_where(Expr::col((e.clone(), automation_event::Column::Id)).is_in(page))
+        .and_where(
+            Expr::col((e.clone(), automation_event::Column::Id))
+                .eq(Expr::SubQuery(None, Box::new(earliest.into()))),
+        )
+        .order_by((e.clone(), automation_event::Column::Id), Order::Asc)
+        .limit(room)
+        .to_owned();
+    txn.query_all(&query)
+        .await?
+        .iter()
+        .map(|row| row.try_get_by_index(0))
+        .collect()
 }
 
-/// On PostgreSQL, locks those of `ids` still claimable (as `candidate`
-/// says, re-checked on the row's latest version) and not being claimed by
-/// another worker (skipped); on SQLite, where this transaction is the one
-/// writer, all of them.
+/// On PostgreSQL, locks the events `ids`, skipping those another worker is
+/// claiming, and keeps those whose latest version is still claimable (a
+/// worker may have claimed or finished one since this transaction's
+/// earlier reads). On SQLite this transaction is the one writer: nothing
+/// changed since, all of them.
 async fn lock_still_claimable(
     txn: &DatabaseTransaction,
-    candidate: &sea_orm::sea_query::SimpleExpr,
+    class: Claimable,
+    at: DateTime<Utc>,
     ids: Vec<i64>,
 ) -> Result<Vec<i64>, DbErr> {
     if ids.is_empty() || txn.get_database_backend() != DbBackend::Postgres {
         return Ok(ids);
     }
-    let lock = Query::select()
-        .column(automation_event::Column::Id)
-        .from(automation_event::Entity)
-        .and_where(Expr::col(automation_event::Column::Id).is_in(ids))
-        .and_where(candidate.clone())
-        .order_by(automation_event::Column::Id, Order::Asc)
+    let locked = automation_event::Entity::find()
+        .filter(automation_event::Column::Id.is_in(ids))
+        .order_by_asc(automation_event::Column::Id)
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-        .to_owned();
-    txn.query_all(&lock)
-        .await?
+        .all(txn)
+        .await?;
+    Ok(locked
         .iter()
-        .map(|row| row.try_get_by_index(0))
-        .collect()
+        .filter(|event| class.holds(event, at))
+        .map(|event| event.id)
+        .collect())
 }
 
 /// On PostgreSQL, refreshes the planner's statistics of the outbox. The
