@@ -3,6 +3,7 @@
 //! ```sh
 //! cargo bench --bench tagsmith -- [--users N] [--seconds S] [--concurrency C] [--postgres URL]
 //!     [--postgraphile] [--scenarios NAME,NAME,...] [--runs R] [--growth N,N,...] [--svg FILE]
+//!     [--import-rows M]
 //! cargo test --release --bench tagsmith -- --quick [--postgres URL]   # or without --release
 //! ```
 //! Seeds N users (default 100,000) into a fresh database (a temp SQLite file,
@@ -37,7 +38,16 @@
 //!   segments, then with 100 segments with entry actions (a change that
 //!   enters none of them, and one that enters one);
 //! - `segment-latency`: from an `addTags` commit to the tag a segment's entry
-//!   action adds, p50/p99, under a steady load of other tag changes.
+//!   action adds, p50/p99, under a steady load of other tag changes;
+//! - `import`: a generated CSV of M rows (`--import-rows`, default
+//!   1,000,000; the shape of `benches/generate_people.py`: email,
+//!   first_name, last_name and 3 tag columns) imported by the real
+//!   `tagsmith import users` binary as a child process (the one cargo builds
+//!   beside the bench: wall time and its peak RSS), through `importUsers`
+//!   over HTTP in chunks of 10,000 rows, and by a hand-written sqlx import
+//!   (users, tags, assignments; no history or outbox rows), each into a
+//!   fresh workspace, the automation worker stopped; rows/s against the
+//!   50,000 rows/s target and the hand-written SQL (see `import.rs`).
 //!
 //! The segment scenarios first give 10% of the users "Plan: Pro" (the tag
 //! through the write path, its assignments with one insert-select) and seed
@@ -51,7 +61,7 @@
 //! (a fresh database each) and prints how the comparison's figures grow;
 //! with `--svg FILE` it also draws them (`growth.rs`). `--quick` checks that
 //! the harness works in well under two minutes (2,000 users, 1 s per timed
-//! scenario, 2 runs; for CI, never a verdict on speed).
+//! scenario, 2 runs, 5,000 import rows; for CI, never a verdict on speed).
 
 use std::time::{Duration, Instant};
 
@@ -68,6 +78,7 @@ use tagsmith::{db, server};
 mod compare;
 mod growth;
 mod handwritten;
+mod import;
 mod postgraphile;
 
 struct Args {
@@ -85,6 +96,8 @@ struct Args {
     growth: Vec<usize>,
     /// Where `--growth` draws its chart.
     svg: Option<String>,
+    /// Rows of the CSV the `import` scenario generates.
+    import_rows: usize,
 }
 
 /// Every scenario, in the order they run.
@@ -100,6 +113,7 @@ const SCENARIOS: &[&str] = &[
     "segment-count",
     "segment-reevaluation",
     "segment-latency",
+    "import",
 ];
 
 /// `all`, `segments`, or a comma-separated list of names of [`SCENARIOS`].
@@ -137,6 +151,7 @@ fn args() -> Args {
         postgraphile: false,
         growth: Vec::new(),
         svg: None,
+        import_rows: 1_000_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -156,19 +171,21 @@ fn args() -> Args {
                     .collect()
             }
             "--svg" => args.svg = Some(value()),
+            "--import-rows" => args.import_rows = value().parse().expect("--import-rows M"),
             "--quick" => {
                 args.users = 2_000;
                 args.seconds = 1;
                 args.runs = 2;
                 args.concurrency = 4;
+                args.import_rows = 5_000;
             }
             "--bench" => {} // passed by `cargo bench`
             other => panic!("unknown argument {other}"),
         }
     }
     assert!(
-        args.users > 0 && args.runs > 0,
-        "--users and --runs must be positive"
+        args.users > 0 && args.runs > 0 && args.import_rows > 0,
+        "--users, --runs and --import-rows must be positive"
     );
     assert!(
         !args.postgraphile || args.postgres.is_some(),
@@ -277,14 +294,16 @@ impl Report {
             );
             println!("{}", compare::table(&mut self.comparisons));
         }
-        println!(
-            "\n{label}, {users} users, concurrency {}, {} s per timed scenario\n",
-            self.concurrency, self.seconds
-        );
-        println!("| scenario | operations | seconds | per second | p50 ms | p99 ms |");
-        println!("| --- | ---: | ---: | ---: | ---: | ---: |");
-        for row in &mut self.rows {
-            println!("{}", row.row());
+        if !self.rows.is_empty() {
+            println!(
+                "\n{label}, {users} users, concurrency {}, {} s per timed scenario\n",
+                self.concurrency, self.seconds
+            );
+            println!("| scenario | operations | seconds | per second | p50 ms | p99 ms |");
+            println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+            for row in &mut self.rows {
+                println!("{}", row.row());
+            }
         }
         for note in &self.notes {
             println!("\n{note}");
@@ -453,10 +472,23 @@ async fn run(args: &Args, users: usize) -> Report {
     if wants("segment-latency") {
         rows.push(segment_latency(&conn, &client, &endpoint, &key.secret, &ids, args).await);
     }
+    let mut worker = Some((stop_worker, worker));
+    if wants("import") {
+        // The last scenario: each system imports with the worker stopped,
+        // leaving the outbox events of its tags pending (see import.rs).
+        wait_drained(&conn).await;
+        if let Some((stop, worker)) = worker.take() {
+            let _ = stop.send(());
+            let _ = worker.await;
+        }
+        notes.push(import::run(&conn, &url, &client, &endpoint, args.import_rows).await);
+    }
 
     let _ = stop_server.send(());
-    let _ = stop_worker.send(());
-    let _ = worker.await;
+    if let Some((stop, worker)) = worker.take() {
+        let _ = stop.send(());
+        let _ = worker.await;
+    }
     Report {
         label,
         users,
