@@ -246,14 +246,14 @@ pub async fn import_file(
         clock,
         dry_run: request.dry_run,
     };
-    let (mut done, mut batches) = (0, 0);
+    let mut done = 0;
+    let mut statistics = super::write::Statistics::start(db).await?;
     while let Some(batch) = receiver.recv().await {
         let size = batch.len() as u64;
         let outcome = run::write_batch(&writer, batch).await?;
         summary.add(outcome, MAX_ERRORS);
-        batches += 1;
         if !request.dry_run {
-            super::write::refresh_statistics(db, batches).await?;
+            statistics.written(db, size).await?;
         }
         done += size;
         progress.set(done);

@@ -244,14 +244,14 @@ pub async fn import_text(
     };
     let mut summary = checked.summary;
     let mut kept = kept.into_iter().peekable();
-    let mut batches = 0;
+    let mut statistics = super::write::Statistics::start(db).await?;
     while kept.peek().is_some() {
         let batch: Vec<Row> = kept.by_ref().take(options.batch_size.max(1)).collect();
+        let size = batch.len() as u64;
         let outcome = write_batch(&writer, batch).await?;
         summary.add(outcome, options.max_errors);
-        batches += 1;
         if !options.dry_run {
-            super::write::refresh_statistics(db, batches).await?;
+            statistics.written(db, size).await?;
         }
     }
     summary.finish();
