@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use crate::auth::{AuthError, Role, keys, workspaces};
 use crate::config::ServerSettings;
 use crate::graphql::http::{HttpState, router};
-use crate::graphql::{AppState, build_schema_with};
+use crate::graphql::{AppState, Checks, build_schema_with};
 
 /// On an empty database, creates the `default` workspace and its first
 /// ADMIN key, and returns the key (to be shown once). Otherwise `None`.
@@ -37,11 +37,21 @@ pub async fn start(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<RunningServer> {
     app.feed.spawn(app.db.clone());
-    let schema = build_schema_with(Some(app.clone()), &settings.limits, &settings.production);
+    let schema = |checks| {
+        build_schema_with(
+            Some(app.clone()),
+            &settings.limits,
+            &settings.production,
+            checks,
+        )
+    };
+    let (http_schema, websocket_schema) =
+        (schema(Checks::BeforeExecution), schema(Checks::InSchema));
     let listener = TcpListener::bind(&settings.bind).await?;
     let addr = listener.local_addr()?;
     let state = HttpState {
-        schema,
+        schema: http_schema,
+        websocket_schema,
         app,
         settings: Arc::new(settings),
     };

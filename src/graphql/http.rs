@@ -21,14 +21,18 @@ use crate::config::ServerSettings;
 use crate::error::Code;
 
 use super::context::RequestAuth;
+use super::limits;
 use super::loaders::Loaders;
-use super::ops::{ErrorCodes, IntrospectionRefused};
+use super::ops::{self, ErrorCodes, IntrospectionRefused};
 use super::{AppState, TagsmithSchema};
 
 /// Everything the HTTP handlers share.
 #[derive(Clone)]
 pub struct HttpState {
+    /// For HTTP requests, checked before execution ([`execute`]).
     pub schema: TagsmithSchema,
+    /// For WebSocket connections: the same, with the checks in the schema.
+    pub websocket_schema: TagsmithSchema,
     pub app: AppState,
     pub settings: Arc<ServerSettings>,
 }
@@ -154,8 +158,7 @@ async fn graphql_post(State(state): State<HttpState>, headers: HeaderMap, body: 
             );
         }
     }
-    let batch = prepare(&state, &headers, batch).await;
-    let response = state.schema.execute_batch(batch).await;
+    let response = execute(&state, &headers, batch).await;
     respond(&headers, response)
 }
 
@@ -214,7 +217,7 @@ async fn websocket(state: HttpState, parts: &mut axum::http::request::Parts) -> 
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
-    let schema = state.schema.clone();
+    let schema = state.websocket_schema.clone();
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| async move {
@@ -282,8 +285,7 @@ async fn graphql_query_string(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    let batch = prepare(&state, &headers, BatchRequest::Single(request)).await;
-    let response = state.schema.execute_batch(batch).await;
+    let response = execute(&state, &headers, BatchRequest::Single(request)).await;
     respond(&headers, response)
 }
 
@@ -303,8 +305,35 @@ fn is_mutation(request: &Request) -> bool {
     operation.is_some_and(|op| op.node.ty != OperationType::Query)
 }
 
-/// Attaches the caller and the request's DataLoaders to each operation.
-async fn prepare(state: &HttpState, headers: &HeaderMap, batch: BatchRequest) -> BatchRequest {
+/// Runs the operations of a request: each one refused by the checks that
+/// run before execution ([`limits::refuse`], and
+/// [`ops::refuse_introspection`] when the caller may not introspect) gets
+/// its error without running; the others run as a batch does.
+async fn execute(state: &HttpState, headers: &HeaderMap, batch: BatchRequest) -> BatchResponse {
+    let (batch, introspection_refused) = prepare(state, headers, batch).await;
+    let run = |request: Request| async move {
+        let refusal = limits::refuse(&request, state.settings.limits.max_tokens)
+            .or_else(|| ops::refuse_introspection(&request.query, introspection_refused));
+        match refusal {
+            Some(error) => async_graphql::Response::from_errors(vec![error]),
+            None => state.schema.execute(request).await,
+        }
+    };
+    match batch {
+        BatchRequest::Single(request) => BatchResponse::Single(run(request).await),
+        BatchRequest::Batch(requests) => BatchResponse::Batch(
+            futures_util::future::join_all(requests.into_iter().map(run)).await,
+        ),
+    }
+}
+
+/// Attaches the caller and the request's DataLoaders to each operation;
+/// also says whether the caller may introspect.
+async fn prepare(
+    state: &HttpState,
+    headers: &HeaderMap,
+    batch: BatchRequest,
+) -> (BatchRequest, Option<IntrospectionRefused>) {
     let auth = authenticate(state, headers).await;
     let introspection_refused = if state.settings.production.no_introspection {
         Some(IntrospectionRefused {
@@ -327,17 +356,18 @@ async fn prepare(state: &HttpState, headers: &HeaderMap, batch: BatchRequest) ->
         if let Some(workspace_id) = workspace_id {
             request = request.data(Loaders::new(&state.app.db, workspace_id, &state.app.clock));
         }
-        if let Some(refused) = introspection_refused {
-            request = request.disable_introspection().data(refused);
+        if introspection_refused.is_some() {
+            request = request.disable_introspection();
         }
         request.data(auth.clone())
     };
-    match batch {
+    let batch = match batch {
         BatchRequest::Single(request) => BatchRequest::Single(decorate(request)),
         BatchRequest::Batch(requests) => {
             BatchRequest::Batch(requests.into_iter().map(decorate).collect())
         }
-    }
+    };
+    (batch, introspection_refused)
 }
 
 /// Reads `Authorization: Bearer <key>`.

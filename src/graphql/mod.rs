@@ -132,14 +132,33 @@ pub type TagsmithSchema = Schema<Query, Mutation, subscription::Subscription>;
 
 /// Builds the schema with its limits; `state` is reachable from every resolver.
 pub fn build_schema(state: Option<AppState>, limits: &QueryLimits) -> TagsmithSchema {
-    build_schema_with(state, limits, &ProductionSettings::default())
+    build_schema_with(
+        state,
+        limits,
+        &ProductionSettings::default(),
+        Checks::InSchema,
+    )
 }
 
-/// [`build_schema`], with introspection or suggestions turned off as `production` says.
+/// Where a request's token cap and NUL check ([`limits::refuse`]) run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checks {
+    /// In a schema extension: for the operations of WebSocket connections,
+    /// which async-graphql-axum executes.
+    InSchema,
+    /// Before execution, by the HTTP handlers (`http::execute`): a schema
+    /// without extensions resolves each field directly instead of through
+    /// the extensions' hooks.
+    BeforeExecution,
+}
+
+/// [`build_schema`], with introspection or suggestions turned off as
+/// `production` says, and the request checks where `checks` says.
 pub fn build_schema_with(
     state: Option<AppState>,
     limits: &QueryLimits,
     production: &ProductionSettings,
+    checks: Checks,
 ) -> TagsmithSchema {
     let mut builder = Schema::build(
         Query::default(),
@@ -150,11 +169,12 @@ pub fn build_schema_with(
     .limit_depth(limits.max_depth)
     .limit_complexity(limits.max_complexity)
     .limit_recursive_depth(limits.max_recursive_depth)
-    .limit_directives(limits.max_directives)
-    .extension(ops::IntrospectionGuard)
-    .extension(limits::TokenLimit {
-        max: limits.max_tokens,
-    });
+    .limit_directives(limits.max_directives);
+    if checks == Checks::InSchema {
+        builder = builder.extension(limits::TokenLimit {
+            max: limits.max_tokens,
+        });
+    }
     if production.no_introspection {
         builder = builder.disable_introspection();
     }

@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ServerResult, Variables};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -94,35 +92,20 @@ pub(super) struct IntrospectionRefused {
     pub message: &'static str,
 }
 
-/// Refuses documents that ask for `__schema` or `__type` when the request
-/// carries [`IntrospectionRefused`] (`__typename` stays allowed). Without
-/// this, async-graphql answers a disabled introspection with `null`, which
-/// looks like an empty schema rather than a refusal.
-pub(super) struct IntrospectionGuard;
-
-impl ExtensionFactory for IntrospectionGuard {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(IntrospectionGuard)
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for IntrospectionGuard {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        if let Some(refused) = ctx.data_opt::<IntrospectionRefused>()
-            && asks_introspection(&document)
-        {
-            return Err(server_error(refused.code, refused.message));
-        }
-        Ok(document)
-    }
+/// The refusal of a document that asks for `__schema` or `__type` when its
+/// caller may not introspect (`refused`; `__typename` stays allowed).
+/// Without it, async-graphql answers a disabled introspection with `null`,
+/// which looks like an empty schema rather than a refusal. Checked before
+/// execution (`http::execute`), not by a schema extension: any extension
+/// makes async-graphql wrap every field's resolution in its hooks.
+pub(super) fn refuse_introspection(
+    query: &str,
+    refused: Option<IntrospectionRefused>,
+) -> Option<async_graphql::ServerError> {
+    let refused = refused?;
+    // A document that does not parse is refused by the execution, with its position.
+    let document = async_graphql::parser::parse_query(query).ok()?;
+    asks_introspection(&document).then(|| server_error(refused.code, refused.message))
 }
 
 /// Whether any operation or fragment of the document selects `__schema` or `__type`.

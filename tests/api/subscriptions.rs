@@ -11,7 +11,10 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use crate::helpers::TestApp;
 use crate::on_both_databases;
 
-on_both_databases!(tag_changes_reach_subscribers_of_their_workspace_only);
+on_both_databases!(
+    tag_changes_reach_subscribers_of_their_workspace_only,
+    websocket_operations_meet_the_request_checks
+);
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -128,4 +131,48 @@ async fn tag_changes_reach_subscribers_of_their_workspace_only(app: TestApp) {
             .await
             .is_none_or(|m| m["type"] != "connection_ack")
     );
+}
+
+/// The checks HTTP requests get before execution (the token cap, no NUL
+/// character) hold for operations sent over a WebSocket too.
+async fn websocket_operations_meet_the_request_checks(app: TestApp) {
+    let mut socket = connect(&app, &app.admin_key).await;
+    let aliases: String = (0..6_000).map(|i| format!("a{i}: op ")).collect();
+    let huge = format!("subscription {{ tagChanges {{ {aliases} }} }}");
+    send(
+        &mut socket,
+        json!({ "id": "1", "type": "subscribe", "payload": { "query": huge } }),
+    )
+    .await;
+    let refused = next(&mut socket).await.expect("an answer");
+    assert_eq!(refused["id"], "1", "{refused}");
+    assert_eq!(error_code(&refused), Some("LIMIT_EXCEEDED"), "{refused}");
+    let ended = next(&mut socket).await.expect("the end of operation 1");
+    assert_eq!(
+        (&ended["id"], &ended["type"]),
+        (&json!("1"), &json!("complete"))
+    );
+
+    send(
+        &mut socket,
+        json!({ "id": "2", "type": "subscribe", "payload": {
+            "query": "subscription($tag: String) { tagChanges(tag: $tag) { op } }",
+            "variables": { "tag": "a\u{0}b" } } }),
+    )
+    .await;
+    let refused = next(&mut socket).await.expect("an answer");
+    assert_eq!(refused["id"], "2", "{refused}");
+    assert_eq!(error_code(&refused), Some("BAD_USER_INPUT"), "{refused}");
+}
+
+/// The code of the first error a message carries: an operation refused
+/// before it runs comes as `next` with `errors` (as async-graphql-axum sends
+/// an execution's errors), one refused by validation as `error`.
+fn error_code(message: &Value) -> Option<&str> {
+    let errors = match message["type"].as_str()? {
+        "error" => &message["payload"],
+        "next" => &message["payload"]["errors"],
+        _ => return None,
+    };
+    errors[0]["extensions"]["code"].as_str()
 }
