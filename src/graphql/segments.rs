@@ -20,7 +20,7 @@ use crate::time::Clock;
 use super::connection::{CountedConnection, TotalCount, connection, page_complexity, page_request};
 use super::context::{require, state, wake_worker};
 use super::ids::{self, NodeKind};
-use super::loaders::{Loaders, prime_accounts, prime_users};
+use super::loaders::{Loaders, Shape, prime_accounts, prime_users};
 use super::subjects::{Account, Subject, User, load_subject};
 use super::tags::{BulkResult, SubjectKind, Tag, TagChange};
 
@@ -83,12 +83,12 @@ async fn subject_connection(
                 ..UserScope::default()
             };
             let page = users::list(db, workspace_id, scope, request).await?;
-            prime_users(ctx, &page.rows).await?;
+            prime_users(ctx, Shape::Page, &page.rows).await?;
             connection(page, request, |u| u.id, |u| Subject::User(User(u)), total)
         }
         DomainKind::Account => {
             let page = accounts::list(db, workspace_id, None, Some(&matching), request).await?;
-            prime_accounts(ctx, &page.rows).await?;
+            prime_accounts(ctx, Shape::Page, &page.rows).await?;
             connection(
                 page,
                 request,

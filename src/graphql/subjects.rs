@@ -20,7 +20,7 @@ use super::automation::{AutomationEvent, Script, ScriptRun};
 use super::connection::{CountedConnection, TotalCount, connection, page_complexity, page_request};
 use super::context::{require, state, wake_worker};
 use super::ids::{self, NodeKind};
-use super::loaders::{Loaders, prime_accounts, prime_users};
+use super::loaders::{Loaders, Shape, prime_accounts, prime_users};
 use super::segments::{Segment, SegmentChange, filter_query};
 use super::tags::{Tag, TagChange, history_connection, subject_tags};
 use crate::automation::{events, scripts};
@@ -212,7 +212,7 @@ async fn user_connection(
         ..scope
     };
     let page = users::list(&db, workspace_id, scope, request).await?;
-    prime_users(ctx, &page.rows).await?;
+    prime_users(ctx, Shape::Page, &page.rows).await?;
     let account_id = scope.account_id;
     let total = TotalCount::new(move || {
         let db = db.clone();
@@ -321,7 +321,7 @@ impl SubjectQuery {
         )
         .await
         .map_err(ApiError::from)?;
-        prime_accounts(ctx, &page.rows).await?;
+        prime_accounts(ctx, Shape::Page, &page.rows).await?;
         let total = TotalCount::new(move || {
             let db = db.clone();
             let search = search.clone();
@@ -428,7 +428,11 @@ impl SubjectQuery {
                 .into());
             }
         };
-        Ok(found.map_err(ApiError::from)?.map(User))
+        let found = found.map_err(ApiError::from)?;
+        if let Some(user) = &found {
+            prime_users(ctx, Shape::Single, std::slice::from_ref(user)).await?;
+        }
+        Ok(found.map(User))
     }
 }
 
