@@ -888,24 +888,18 @@ async fn list_users(client: &reqwest::Client, endpoint: &str, key: &str, args: &
     .await
 }
 
-const DESIGN_EXAMPLE: &str = r#"
-fn on_tag_added(event) {
-    let s = event.subject;
-    if event.tag == "Webinar Attendee" && s.has_tag("Clicked Demo") {
-        s.add_tag("Qualified Lead");
-    } else {
-        log(`no demo click for ${s.email}`);
-    }
-}
-"#;
+const DESIGN_EXAMPLE: &str = include_str!("../../scripts/design_example.rhai");
 
-/// Hook runs as the worker makes them: a batch of 64 handed to the script
-/// threads at once (`run_many`); the latency of each is the batch's time / 64.
-fn hook_runs_batched() -> Sample {
+/// The DESIGN example compiled once, and the event its hook runs on: "Webinar
+/// Attendee" added to a user who has "Clicked Demo" (one action planned).
+fn design_example_hook() -> (
+    tagsmith::automation::script::ScriptEngine,
+    tagsmith::automation::script::CompiledScript,
+    tagsmith::automation::script::HookEvent,
+) {
     use tagsmith::automation::script::{
         HookEvent, HookKind, ScriptEngine, SubjectKind, SubjectSnapshot,
     };
-    const BATCH: usize = 64;
     let engine = ScriptEngine::new(Default::default());
     let compiled = engine.compile(DESIGN_EXAMPLE).expect("compiles");
     let mut subject = SubjectSnapshot::new(SubjectKind::User, "VXNlcjox");
@@ -919,6 +913,14 @@ fn hook_runs_batched() -> Sample {
         depth: 0,
         subject,
     };
+    (engine, compiled, event)
+}
+
+/// Hook runs as the worker makes them: a batch of 64 handed to the script
+/// threads at once (`run_many`); the latency of each is the batch's time / 64.
+fn hook_runs_batched() -> Sample {
+    const BATCH: usize = 64;
+    let (engine, compiled, event) = design_example_hook();
     let batch = || vec![(compiled.clone(), event.clone()); BATCH];
     for _ in 0..20 {
         engine.run_many(batch());
@@ -944,22 +946,7 @@ fn hook_runs_batched() -> Sample {
 
 /// One run of the DESIGN example's hook on a snapshot, AST compiled once.
 fn hook_run() -> Sample {
-    use tagsmith::automation::script::{
-        HookEvent, HookKind, ScriptEngine, SubjectKind, SubjectSnapshot,
-    };
-    let engine = ScriptEngine::new(Default::default());
-    let compiled = engine.compile(DESIGN_EXAMPLE).expect("compiles");
-    let mut subject = SubjectSnapshot::new(SubjectKind::User, "VXNlcjox");
-    subject.email = Some("ana@example.com".into());
-    subject.tags = vec!["Clicked Demo".into(), "Webinar Attendee".into()];
-    let event = HookEvent {
-        hook: HookKind::TagAdded,
-        tag: Some("Webinar Attendee".into()),
-        segment: None,
-        source: "MANUAL".into(),
-        depth: 0,
-        subject,
-    };
+    let (engine, compiled, event) = design_example_hook();
     for _ in 0..1000 {
         engine.run(&compiled, &event);
     }

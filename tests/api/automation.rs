@@ -29,16 +29,7 @@ const UPLOAD: &str = "mutation($input: ScriptInput!) {
 const ADD: &str =
     "mutation($id: ID!, $tags: [String!]!) { addTags(subjectId: $id, tags: $tags) { __typename } }";
 
-const DESIGN_EXAMPLE: &str = r#"
-fn on_tag_added(event) {        // event.tag, event.subject, event.source, event.depth
-    let s = event.subject;
-    if event.tag == "Webinar Attendee" && s.has_tag("Clicked Demo") {
-        s.add_tag("Qualified Lead");
-    } else {
-        log(`no demo click for ${s.email}`);
-    }
-}
-"#;
+const DESIGN_EXAMPLE: &str = include_str!("../../scripts/design_example.rhai");
 
 async fn upload(app: &TestApp, name: &str, source: &str) -> Value {
     app.ok(
