@@ -236,17 +236,19 @@ pub async fn apply_runs(
     Ok(records)
 }
 
-/// Records the runs of a batch of events, replacing earlier attempts' runs
-/// of those events (delivery is at least once).
+/// Records the runs of a batch of events, replacing the runs that earlier
+/// attempts of the `retried` ones may have left (delivery is at least once).
 pub async fn record_runs(
     txn: &DatabaseTransaction,
-    event_ids: &[i64],
+    retried: &[i64],
     records: Vec<script_run::ActiveModel>,
 ) -> Result<(), AutomationError> {
-    script_run::Entity::delete_many()
-        .filter(script_run::Column::EventId.is_in(event_ids.iter().copied()))
-        .exec(txn)
-        .await?;
+    if !retried.is_empty() {
+        script_run::Entity::delete_many()
+            .filter(script_run::Column::EventId.is_in(retried.iter().copied()))
+            .exec(txn)
+            .await?;
+    }
     let mut records = records.into_iter().peekable();
     while records.peek().is_some() {
         let chunk: Vec<_> = records.by_ref().take(500).collect();

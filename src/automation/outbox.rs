@@ -17,7 +17,7 @@ use sea_orm::sea_query::{
 };
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use crate::db::begin_write_first;
@@ -88,18 +88,31 @@ pub async fn claim_batch(
     lease: Duration,
 ) -> Result<Vec<automation_event::Model>, DbErr> {
     let txn = begin_write_first(db).await?;
+    let claimed = claim_in(&txn, max, lease).await?;
+    txn.commit().await?;
+    Ok(claimed)
+}
+
+/// [`claim_batch`] in the caller's write transaction: the worker claims its
+/// next batch in the transaction that finishes the last one, one write
+/// turn (and one commit) where two would be.
+pub async fn claim_in(
+    txn: &DatabaseTransaction,
+    max: u64,
+    lease: Duration,
+) -> Result<Vec<automation_event::Model>, DbErr> {
     if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
         // Plan the claim for the outbox as it is now. A generic plan cached
         // while the outbox was empty (the statement is prepared once per
         // connection) rescans every open event for each candidate: minutes,
         // not milliseconds, once a bulk change has queued 100,000 events.
+        // (For the rest of the transaction: the claim is its last step.)
         txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
             .await?;
     }
     let at = now();
-    let ids = due(&txn, at, max).await?;
+    let ids = due(txn, at, max).await?;
     if ids.is_empty() {
-        txn.commit().await?;
         return Ok(Vec::new());
     }
     let lease_end = at + chrono::Duration::from_std(lease).unwrap_or_default();
@@ -111,16 +124,47 @@ pub async fn claim_batch(
             automation_event::Column::Attempts,
             Expr::col(automation_event::Column::Attempts).add(1),
         )
-        .and_where(Expr::col(automation_event::Column::Id).is_in(ids.iter().copied()))
+        .and_where(Expr::col(automation_event::Column::Id).is_in(ids))
+        .returning_all()
         .to_owned();
-    txn.execute(&claim).await?;
-    let mut claimed = automation_event::Entity::find()
-        .filter(automation_event::Column::Id.is_in(ids))
-        .all(&txn)
-        .await?;
-    txn.commit().await?;
+    let mut claimed = txn
+        .query_all(&claim)
+        .await?
+        .iter()
+        .map(|row| automation_event::Model::from_query_result(row, ""))
+        .collect::<Result<Vec<_>, _>>()?;
     claimed.sort_by_key(|e| e.id);
     Ok(claimed)
+}
+
+/// Gives claimed events back untouched (a worker stopping before it
+/// started them): pending again, the attempt uncounted, so the next worker
+/// takes them at once instead of after the lease. Only claims still this
+/// worker's (see [`still_claimed`]).
+pub async fn release(
+    db: &DatabaseConnection,
+    claimed: &[automation_event::Model],
+) -> Result<(), DbErr> {
+    if claimed.is_empty() {
+        return Ok(());
+    }
+    let txn = begin_write_first(db).await?;
+    for event in claimed {
+        let release = Query::update()
+            .table(automation_event::Entity)
+            .value(automation_event::Column::Status, status::PENDING)
+            .value(
+                automation_event::Column::LockedUntil,
+                Option::<DateTime<Utc>>::None,
+            )
+            .value(automation_event::Column::Attempts, event.attempts - 1)
+            .and_where(Expr::col(automation_event::Column::Id).eq(event.id))
+            .and_where(Expr::col(automation_event::Column::Status).eq(status::RUNNING))
+            .and_where(Expr::col(automation_event::Column::Attempts).eq(event.attempts))
+            .to_owned();
+        txn.execute(&release).await?;
+    }
+    txn.commit().await
 }
 
 /// The ids of the oldest claimable events: pending and due, or running with

@@ -60,9 +60,21 @@ pub async fn load_many(
         .filter(|(k, _)| *k == SubjectKind::User)
         .map(|(_, id)| *id)
         .collect();
-    let users = users::find_many(db, workspace_id, &user_ids)
-        .await
-        .map_err(invalid)?;
+    let tags_of = |e: crate::tags::TagError| AutomationError::Invalid(e.to_string());
+    // Two rounds of two reads at once: the users with their tags, then
+    // their accounts (and the accounts asked for) with theirs.
+    let (users, user_tags) = tokio::try_join!(
+        async {
+            users::find_many(db, workspace_id, &user_ids)
+                .await
+                .map_err(invalid)
+        },
+        async {
+            catalogue::subject_tags(db, workspace_id, SubjectKind::User, &user_ids)
+                .await
+                .map_err(tags_of)
+        },
+    )?;
     let mut account_ids: Vec<i64> = subjects
         .iter()
         .filter(|(k, _)| *k == SubjectKind::Account)
@@ -71,17 +83,22 @@ pub async fn load_many(
         .collect();
     account_ids.sort_unstable();
     account_ids.dedup();
-    let accounts = accounts::find_many(db, workspace_id, &account_ids)
-        .await
-        .map_err(invalid)?;
-    let tags_of = |e: crate::tags::TagError| AutomationError::Invalid(e.to_string());
-    let user_tags = catalogue::subject_tags(db, workspace_id, SubjectKind::User, &user_ids)
-        .await
-        .map_err(tags_of)?;
-    let account_tags =
-        catalogue::subject_tags(db, workspace_id, SubjectKind::Account, &account_ids)
-            .await
-            .map_err(tags_of)?;
+    let (accounts, account_tags) = if account_ids.is_empty() {
+        Default::default()
+    } else {
+        tokio::try_join!(
+            async {
+                accounts::find_many(db, workspace_id, &account_ids)
+                    .await
+                    .map_err(invalid)
+            },
+            async {
+                catalogue::subject_tags(db, workspace_id, SubjectKind::Account, &account_ids)
+                    .await
+                    .map_err(tags_of)
+            },
+        )?
+    };
     let names = |tags: Option<&Vec<entity::tag::Model>>| -> Vec<String> {
         tags.map(|t| t.iter().map(|t| t.name.clone()).collect())
             .unwrap_or_default()

@@ -1,15 +1,16 @@
 //! The automation worker: a loop over [`Worker::try_execute_one`].
 //!
-//! Each step claims one event from the outbox, runs the matching hook of
-//! every enabled script of the event's workspace on a snapshot of the
-//! subject, and applies the successful runs' plans in one transaction that
-//! also records the runs and marks the event done; the tag changes it makes
-//! write the next events, one step deeper. An error leaves the event to be
-//! retried with backoff, and failed after the last attempt.
+//! Each step takes a batch of events from the outbox (at most one per
+//! subject), runs the matching hooks of every enabled script of each
+//! event's workspace on snapshots of the subjects, and applies the
+//! successful runs' plans in one transaction that also records the runs,
+//! marks the events done and claims the next batch; the tag changes it
+//! makes write the next events, one step deeper. An error leaves the
+//! events to be retried with backoff, and failed after the last attempt.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use entity::{automation_event, script, segment};
@@ -60,7 +61,7 @@ impl Default for WorkerSettings {
             poll_interval: Duration::from_secs(1),
             runs_kept: 1000,
             batch: 64,
-            gather: Duration::from_millis(5),
+            gather: Duration::from_millis(1),
             lease: outbox::LEASE,
         }
     }
@@ -98,13 +99,19 @@ pub struct Worker {
     pub clock: Clock,
     /// Counts the script runs it records (`/metrics`).
     pub metrics: Arc<Metrics>,
+    /// The next batch, claimed in the transaction that finished the last one.
+    pub next: Arc<Mutex<Vec<automation_event::Model>>>,
 }
 
 impl Worker {
-    /// Handles the next batch of due events (at most one per subject), if any.
+    /// Handles the next batch of due events (at most one per subject), if
+    /// any: the one claimed with the last batch, or a new claim.
     pub async fn try_execute_one(&self) -> Result<Outcome, AutomationError> {
-        let events =
-            outbox::claim_batch(&self.db, self.settings.batch, self.settings.lease).await?;
+        let mut events = self.take_next();
+        if events.is_empty() {
+            events =
+                outbox::claim_batch(&self.db, self.settings.batch, self.settings.lease).await?;
+        }
         if events.is_empty() {
             return Ok(Outcome::Empty);
         }
@@ -113,22 +120,46 @@ impl Worker {
             events = events.len(),
             first = events[0].id
         );
-        if let Err(e) = self.handle(&events).instrument(span).await {
-            tracing::warn!(error = %e, "automation events failed; will retry");
-            // `lastError` is read through the API: a database error stays in the log.
-            let reason = match e.code() {
-                Code::Internal => INTERNAL_MESSAGE.to_owned(),
-                _ => e.to_string(),
-            };
-            for event in &events {
-                outbox::fail(&self.db, event, &reason, self.settings.max_attempts).await?;
-            }
+        match self.handle(&events).instrument(span).await {
+            Ok(next) => *self.next.lock().unwrap_or_else(PoisonError::into_inner) = next,
+            Err(e) => self.fail(&events, &e).await?,
         }
         Ok(Outcome::Done(events.len()))
     }
 
-    /// Runs the hooks of a batch of events and applies their plans in one transaction.
-    async fn handle(&self, events: &[automation_event::Model]) -> Result<(), AutomationError> {
+    /// The batch claimed with the last one, taken out.
+    fn take_next(&self) -> Vec<automation_event::Model> {
+        std::mem::take(&mut *self.next.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Records a batch's failed attempt: retried later, or failed for good.
+    async fn fail(
+        &self,
+        events: &[automation_event::Model],
+        e: &AutomationError,
+    ) -> Result<(), AutomationError> {
+        tracing::warn!(error = %e, "automation events failed; will retry");
+        // `lastError` is read through the API: a database error stays in the log.
+        let reason = match e.code() {
+            Code::Internal => INTERNAL_MESSAGE.to_owned(),
+            _ => e.to_string(),
+        };
+        for event in events {
+            outbox::fail(&self.db, event, &reason, self.settings.max_attempts).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs the hooks of a batch of events and applies their plans in one
+    /// transaction, which also claims the next batch (returned).
+    async fn handle(
+        &self,
+        events: &[automation_event::Model],
+    ) -> Result<Vec<automation_event::Model>, AutomationError> {
+        let batch_number = self.batches.fetch_add(1, Ordering::Relaxed);
+        if batch_number.is_multiple_of(256) {
+            outbox::refresh_statistics(&self.db).await?;
+        }
         let mut jobs: Vec<Job> = Vec::new();
         let mut unheard: Vec<(i64, String)> = Vec::new();
         let mut by_workspace: BTreeMap<i64, Vec<&automation_event::Model>> = BTreeMap::new();
@@ -139,26 +170,30 @@ impl Worker {
                 .push(event);
         }
         for (workspace_id, events) in by_workspace {
-            let listening: Vec<(Arc<script::Model>, Arc<CompiledScript>)> =
-                scripts::enabled(&self.db, workspace_id)
-                    .await?
-                    .into_iter()
-                    .filter_map(|script| {
-                        let compiled = self.scripts.compiled(&script).ok()?;
-                        Some((Arc::new(script), compiled))
-                    })
-                    .collect();
             let segment_ids: Vec<i64> = events.iter().filter_map(|e| e.segment_id).collect();
-            let segments: HashMap<i64, Arc<segment::Model>> = if segment_ids.is_empty() {
-                HashMap::new()
-            } else {
-                segment_store::find_many(&self.db, workspace_id, &segment_ids)
-                    .await
-                    .map_err(|e| AutomationError::Invalid(e.to_string()))?
-                    .into_iter()
-                    .map(|s| (s.id, Arc::new(s)))
-                    .collect()
-            };
+            // The reads of a step run at once: round trips, not the
+            // database, are most of a batch's time.
+            let (enabled, segments) =
+                tokio::try_join!(scripts::enabled(&self.db, workspace_id), async {
+                    if segment_ids.is_empty() {
+                        return Ok(HashMap::new());
+                    }
+                    Ok(
+                        segment_store::find_many(&self.db, workspace_id, &segment_ids)
+                            .await
+                            .map_err(|e| AutomationError::Invalid(e.to_string()))?
+                            .into_iter()
+                            .map(|s| (s.id, Arc::new(s)))
+                            .collect::<HashMap<i64, Arc<segment::Model>>>(),
+                    )
+                },)?;
+            let listening: Vec<(Arc<script::Model>, Arc<CompiledScript>)> = enabled
+                .into_iter()
+                .filter_map(|script| {
+                    let compiled = self.scripts.compiled(&script).ok()?;
+                    Some((Arc::new(script), compiled))
+                })
+                .collect();
             let mut heard = Vec::new();
             for event in events {
                 let Some(hook) = hook_of(&event.kind) else {
@@ -193,26 +228,37 @@ impl Worker {
                 .iter()
                 .map(|(e, _, _, _)| (SubjectKind::from_stored(&e.subject_kind), e.subject_id))
                 .collect();
-            let snapshots = snapshot::load_many(&self.db, workspace_id, &subjects).await?;
             let tag_ids: Vec<i64> = heard.iter().filter_map(|(e, _, _, _)| e.tag_id).collect();
-            let tags: HashMap<i64, String> = store::find_many(&self.db, workspace_id, &tag_ids)
-                .await
-                .map_err(|e| AutomationError::Invalid(e.to_string()))?
-                .into_iter()
-                .map(|t| (t.id, t.name))
-                .collect();
             let change_ids: Vec<i64> = heard
                 .iter()
                 .filter(|(e, _, _, _)| !is_segment_event(&e.kind))
                 .filter_map(|(e, _, _, _)| e.change_id)
                 .collect();
-            let sources: HashMap<i64, String> =
-                history::find_many(&self.db, workspace_id, &change_ids)
-                    .await
-                    .map_err(|e| AutomationError::Invalid(e.to_string()))?
-                    .into_iter()
-                    .map(|c| (c.id, c.source))
-                    .collect();
+            let (snapshots, tags, sources) = tokio::try_join!(
+                snapshot::load_many(&self.db, workspace_id, &subjects),
+                async {
+                    if tag_ids.is_empty() {
+                        return Ok(HashMap::new());
+                    }
+                    Ok(store::find_many(&self.db, workspace_id, &tag_ids)
+                        .await
+                        .map_err(|e| AutomationError::Invalid(e.to_string()))?
+                        .into_iter()
+                        .map(|t| (t.id, t.name))
+                        .collect::<HashMap<i64, String>>())
+                },
+                async {
+                    if change_ids.is_empty() {
+                        return Ok(HashMap::new());
+                    }
+                    Ok(history::find_many(&self.db, workspace_id, &change_ids)
+                        .await
+                        .map_err(|e| AutomationError::Invalid(e.to_string()))?
+                        .into_iter()
+                        .map(|c| (c.id, c.source))
+                        .collect::<HashMap<i64, String>>())
+                },
+            )?;
             for (event, hook, scripts, segment) in heard {
                 // A subject deleted since: nothing to run.
                 let Some(subject) = snapshots.get(&(
@@ -336,9 +382,15 @@ impl Worker {
             .iter()
             .filter(|r| matches!(r.ok, sea_orm::ActiveValue::Set(false)))
             .count() as u64;
-        record_runs(&txn, &event_ids, records).await?;
+        // A first attempt has no earlier runs to replace (a claim counts the
+        // attempt; one given back unstarted is uncounted).
+        let retried: Vec<i64> = events
+            .iter()
+            .filter(|e| e.attempts > 1)
+            .map(|e| e.id)
+            .collect();
+        record_runs(&txn, &retried, records).await?;
         // Prune the runs log now and then, not on every batch.
-        let batch_number = self.batches.fetch_add(1, Ordering::Relaxed);
         if batch_number.is_multiple_of(32) {
             for script_id in scripts_run {
                 prune_runs(&txn, script_id, self.settings.runs_kept).await?;
@@ -359,34 +411,40 @@ impl Worker {
                 .to_owned();
             txn.execute(&update).await?;
         }
+        // The next batch, in this write turn: it sees the events this
+        // batch's changes wrote, and those finished here no longer hold
+        // back their subjects' next ones.
+        let next = outbox::claim_in(&txn, self.settings.batch, self.settings.lease).await?;
         txn.commit().await?;
         self.metrics.script_runs(runs, failed_runs);
-        if batch_number.is_multiple_of(256) {
-            outbox::refresh_statistics(&self.db).await?;
-        }
-        self.wake.notify_one(); // the changes may have written new events
-        Ok(())
+        Ok(next)
     }
 
     /// Runs until `shutdown` resolves: handles events while there are some,
-    /// then sleeps until woken (a change was committed) or the poll interval passes.
+    /// then sleeps until woken (a change was committed) or the poll interval
+    /// passes. A batch claimed but not started is given back at shutdown.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut failures: u32 = 0;
         loop {
             let step = tokio::select! {
-                _ = &mut shutdown => return,
+                _ = &mut shutdown => break,
                 step = self.try_execute_one() => step,
             };
             let pause = match step {
-                Ok(Outcome::Done(handled)) => {
+                Ok(Outcome::Done(_)) => {
                     failures = 0;
-                    if handled as u64 >= self.settings.batch {
-                        continue; // more are likely waiting
+                    if !self
+                        .next
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .is_empty()
+                    {
+                        continue;
                     }
-                    // Let the next events gather: fewer, fuller transactions.
-                    tokio::time::sleep(self.settings.gather).await;
-                    continue;
+                    // Nothing was due when the batch finished: wait for a
+                    // change (its writer wakes the worker) or the poll.
+                    self.settings.poll_interval
                 }
                 Ok(Outcome::Empty) => self.settings.poll_interval,
                 Err(e) => {
@@ -396,11 +454,21 @@ impl Worker {
                 }
             };
             tokio::select! {
-                _ = &mut shutdown => return,
+                _ = &mut shutdown => break,
+                // Let the next events gather: fewer, fuller transactions.
                 _ = self.wake.notified() => tokio::time::sleep(self.settings.gather).await,
                 _ = tokio::time::sleep(pause) => {}
             }
         }
+        if let Err(e) = self.release_claimed().await {
+            tracing::warn!(error = %e, "automation: giving back the claimed events failed; they wait for their lease");
+        }
+    }
+
+    /// Gives back the batch claimed with the last one, unstarted (see
+    /// [`outbox::release`]): the next worker takes it at once.
+    pub async fn release_claimed(&self) -> Result<(), sea_orm::DbErr> {
+        outbox::release(&self.db, &self.take_next()).await
     }
 }
 

@@ -85,6 +85,7 @@ impl AppState {
             batches: Default::default(),
             clock: self.clock.clone(),
             metrics: Arc::clone(&self.metrics),
+            next: Default::default(),
         }
     }
 

@@ -973,3 +973,56 @@ async fn two_workers_share_the_outbox_without_double_handling() {
         assert_eq!(app.rows("tag_assignments").await, 100);
     }
 }
+
+/// The worker claims its next batch in the transaction that finishes the
+/// last one; a worker that stops gives that batch back, unstarted, and
+/// another worker handles it at once (not after the lease).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_worker_gives_back_its_next_batch() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(app) = spawn_app_full(backend, |_| {}, |a| a.no_worker = true).await else {
+            eprintln!("skipped PostgreSQL: TAGSMITH_TEST_DATABASE_URL is not set");
+            continue;
+        };
+        upload(&app, "echo", r#"fn on_tag_added(e) { if e.tag.starts_with("In ") { e.subject.add_tag(`Out ${e.tag}`); } }"#).await;
+        for i in 0..2 {
+            let user = app.user(&format!("u{i}@example.com")).await;
+            app.ok(ADD, json!({ "id": user, "tags": ["In 0"] })).await;
+        }
+        let state = tagsmith::graphql::AppState::new(app.db.clone(), Default::default());
+        let one_at_a_time = tagsmith::automation::worker::WorkerSettings {
+            batch: 1,
+            ..Default::default()
+        };
+        let worker = state.worker(one_at_a_time);
+        assert_eq!(worker.try_execute_one().await.unwrap(), Outcome::Done(1));
+        assert_eq!(app.rows("automation_events WHERE status = 'done'").await, 1);
+        assert_eq!(
+            app.rows("automation_events WHERE status = 'running' AND attempts = 1")
+                .await,
+            1,
+            "the second user's event, claimed with the first one's completion"
+        );
+        worker.release_claimed().await.unwrap();
+        assert_eq!(
+            app.rows("automation_events WHERE status = 'running'").await,
+            0
+        );
+        assert_eq!(
+            app.rows("automation_events WHERE status = 'pending' AND attempts = 0 AND locked_until IS NULL")
+                .await,
+            2,
+            "the given-back event and the first one's follow-on"
+        );
+        let other = state.worker(Default::default());
+        while let Outcome::Done(_) = other.try_execute_one().await.unwrap() {}
+        assert_eq!(app.rows("automation_events WHERE status = 'done'").await, 4);
+        assert_eq!(app.rows("automation_events WHERE attempts <> 1").await, 0);
+        assert_eq!(app.rows("script_runs").await, 4);
+        assert_eq!(
+            app.rows("tag_assignments").await,
+            4,
+            "In 0 and Out In 0 on each user"
+        );
+    }
+}
