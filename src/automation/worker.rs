@@ -30,6 +30,7 @@ use crate::metrics::Metrics;
 use crate::segments::store::{self as segment_store, TagActions};
 use crate::subjects::SubjectKind;
 use crate::tags::assign::{Actor, apply_tags};
+use crate::tags::feed::ChangeFeed;
 use crate::tags::write::Target;
 use crate::tags::{Op, Source, history, store};
 use crate::time::Clock;
@@ -101,6 +102,8 @@ pub struct Worker {
     pub metrics: Arc<Metrics>,
     /// The next batch, claimed in the transaction that finished the last one.
     pub next: Arc<Mutex<Vec<automation_event::Model>>>,
+    /// Told when the worker's changes are committed (subscriptions).
+    pub feed: ChangeFeed,
 }
 
 impl Worker {
@@ -416,6 +419,7 @@ impl Worker {
         // back their subjects' next ones.
         let next = outbox::claim_in(&txn, self.settings.batch, self.settings.lease).await?;
         txn.commit().await?;
+        self.feed.committed();
         self.metrics.script_runs(runs, failed_runs);
         Ok(next)
     }

@@ -33,9 +33,11 @@ pub fn require<'a>(ctx: &Context<'a>, role: Role) -> Result<&'a Caller, ApiError
     }
 }
 
-/// Tells the automation worker that new events may be waiting.
+/// Tells the automation worker that new events may be waiting, and the
+/// change feed that new changes are committed.
 pub fn wake_worker(ctx: &Context<'_>) {
     if let Ok(state) = ctx.data::<AppState>() {
         state.wake.notify_one();
+        state.feed.committed();
     }
 }

@@ -86,6 +86,7 @@ impl AppState {
             clock: self.clock.clone(),
             metrics: Arc::clone(&self.metrics),
             next: Default::default(),
+            feed: self.feed.clone(),
         }
     }
 

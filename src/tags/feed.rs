@@ -1,7 +1,10 @@
 //! The feed of committed tag changes, for subscriptions.
 //!
 //! On SQLite, where writers take turns and ids grow in commit order, a
-//! task polls `tag_changes` past the last id it delivered. On PostgreSQL,
+//! task polls `tag_changes` past the last id it delivered: at once when
+//! this server commits a change (then at most every 5 ms), and every 50 ms
+//! for the changes of other processes (the CLI's imports, a standalone
+//! worker). On PostgreSQL,
 //! where ids are not committed in order, every write announces itself with
 //! `pg_notify` inside its transaction (delivered at commit, to every
 //! server listening on the database), naming its tag and the id floor of
@@ -18,7 +21,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect,
 };
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 
 use crate::db::max_id;
 
@@ -26,6 +29,8 @@ use crate::db::max_id;
 pub const CHANNEL: &str = "tagsmith_changes";
 /// How often SQLite is polled while someone listens.
 const POLL: Duration = Duration::from_millis(50);
+/// The least time between two polls of SQLite, however often it is nudged.
+const POLL_GAP: Duration = Duration::from_millis(5);
 /// Changes buffered per subscriber; a slower one skips the oldest.
 const BUFFER: usize = 4096;
 
@@ -49,12 +54,15 @@ pub async fn announce(txn: &impl ConnectionTrait, tag_id: i64, floor: i64) -> Re
 #[derive(Clone)]
 pub struct ChangeFeed {
     sender: broadcast::Sender<Arc<tag_change::Model>>,
+    /// Nudged when this server commits tag changes (SQLite's poll).
+    nudge: Arc<Notify>,
 }
 
 impl Default for ChangeFeed {
     fn default() -> Self {
         ChangeFeed {
             sender: broadcast::channel(BUFFER).0,
+            nudge: Arc::default(),
         }
     }
 }
@@ -63,6 +71,11 @@ impl ChangeFeed {
     /// Every change committed from now on (of every workspace: filter!).
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<tag_change::Model>> {
         self.sender.subscribe()
+    }
+
+    /// This server committed tag changes: on SQLite, poll for them now.
+    pub fn committed(&self) {
+        self.nudge.notify_one();
     }
 
     /// Starts following the database in the background.
@@ -86,7 +99,10 @@ impl ChangeFeed {
     async fn poll(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
         let mut watermark: Option<i64> = None;
         loop {
-            tokio::time::sleep(POLL).await;
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = self.nudge.notified() => {}
+            }
             if self.sender.receiver_count() == 0 {
                 watermark = None;
                 continue;
@@ -120,6 +136,7 @@ impl ChangeFeed {
                 }
                 Err(e) => tracing::warn!(error = %e, "change feed: cannot read changes"),
             }
+            tokio::time::sleep(POLL_GAP).await;
         }
     }
 
