@@ -92,6 +92,17 @@ impl Default for QueryLimits {
     }
 }
 
+/// Where a standalone worker (`tagsmith worker`) serves `/healthz` and `/metrics`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerHttpSettings {
+    /// Serve `/healthz` and `/metrics` (this worker's script runs, the outbox backlog) on this address, e.g. 127.0.0.1:9091 (default: none).
+    #[arg(long, env = "TAGSMITH_WORKER_METRICS_BIND")]
+    pub metrics_bind: Option<String>,
+    /// Serve `/metrics` only to `Authorization: Bearer <this token>`.
+    #[arg(long, env = "TAGSMITH_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+}
+
 /// How automation runs.
 #[derive(Debug, Clone, Args)]
 pub struct AutomationSettings {

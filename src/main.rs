@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tagsmith::auth::{Role, keys, workspaces};
-use tagsmith::config::{AutomationSettings, DatabaseSettings, ServerSettings};
+use tagsmith::config::{AutomationSettings, DatabaseSettings, ServerSettings, WorkerHttpSettings};
 use tagsmith::graphql::AppState;
 use tagsmith::server::Shutdown;
 use tagsmith::{db, graphql, server};
@@ -35,6 +35,8 @@ enum Command {
         database: DatabaseSettings,
         #[command(flatten)]
         automation: AutomationSettings,
+        #[command(flatten)]
+        http: WorkerHttpSettings,
     },
     /// Apply pending database migrations and exit.
     Migrate {
@@ -258,14 +260,37 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Worker {
             database,
             automation,
+            http,
         } => {
             let conn = open(&database).await?;
             let app = AppState::new(conn, automation.script_limits());
-            eprintln!("tagsmith: automation worker running; Ctrl-C stops it");
             let shutdown = Shutdown::on(server::shutdown_signal());
+            let ops = match &http.metrics_bind {
+                Some(bind) => {
+                    let running = server::start_worker_http(
+                        app.clone(),
+                        bind,
+                        http.metrics_token.clone(),
+                        shutdown.clone().wait(),
+                    )
+                    .await
+                    .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
+                    eprintln!(
+                        "tagsmith: the worker's /healthz and /metrics at http://{}/",
+                        running.addr
+                    );
+                    Some(running)
+                }
+                None => None,
+            };
+            eprintln!("tagsmith: automation worker running; Ctrl-C stops it");
             app.spawn_automation(&automation, shutdown)
                 .await
-                .map_err(|e| format!("worker task failed: {e}"))
+                .map_err(|e| format!("worker task failed: {e}"))?;
+            if let Some(running) = ops {
+                let _ = running.handle.await;
+            }
+            Ok(())
         }
         Command::Migrate { database } => {
             open(&database).await?;

@@ -63,6 +63,26 @@ pub async fn start(
     Ok(RunningServer { addr, handle })
 }
 
+/// Serves a standalone worker's `/healthz` and `/metrics` on `bind` until
+/// `shutdown` resolves.
+pub async fn start_worker_http(
+    app: AppState,
+    bind: &str,
+    metrics_token: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<RunningServer> {
+    let listener = TcpListener::bind(bind).await?;
+    let addr = listener.local_addr()?;
+    let router =
+        crate::graphql::ops::worker_router(crate::graphql::ops::OpsState { app, metrics_token });
+    let handle = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    });
+    Ok(RunningServer { addr, handle })
+}
+
 /// A shutdown that several tasks (server, worker) can wait for.
 #[derive(Clone)]
 pub struct Shutdown(tokio::sync::watch::Receiver<bool>);

@@ -1,7 +1,6 @@
 //! HTTP routes: GraphQL over HTTP at `/graphql`, GraphiQL at `/`, `/healthz`, `/metrics`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, parse_query_string};
 use async_graphql::parser::types::OperationType;
@@ -14,7 +13,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use futures_util::StreamExt;
-use sea_orm::ConnectionTrait;
 
 use crate::auth::keys;
 use crate::config::ServerSettings;
@@ -51,7 +49,7 @@ pub fn router(state: HttpState) -> Router {
     }
     router
         .route("/graphql", get(graphql_get).post(graphql_post))
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(super::ops::healthz))
         .route(
             "/segments/{id}/members.csv",
             get(super::import::members_csv),
@@ -524,22 +522,6 @@ fn is_limit_error(message: &str) -> bool {
 }
 
 /// 200 when the database answers within 2 s, 503 otherwise.
-async fn healthz(State(state): State<HttpState>) -> Response {
-    let ping = tokio::time::timeout(
-        Duration::from_secs(2),
-        state.app.db.execute_unprepared("SELECT 1"),
-    )
-    .await;
-    match ping {
-        Ok(Ok(_)) => (StatusCode::OK, "ok\n").into_response(),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "health check: database error");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
-        }
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database timed out\n").into_response(),
-    }
-}
-
 const GRAPHIQL_HTML: &str = include_str!("graphiql.html");
 
 async fn graphiql() -> Html<&'static str> {

@@ -13,7 +13,7 @@ pub mod http;
 mod import;
 mod limits;
 mod loaders;
-mod ops;
+pub mod ops;
 mod segments;
 mod subjects;
 mod subscription;

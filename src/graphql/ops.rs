@@ -1,19 +1,74 @@
-//! What operators need at the edge: `/metrics`, the counting of requests
-//! and error codes, and refusing introspection when it is turned off.
+//! What operators need at the edge: `/healthz`, `/metrics`, the counting
+//! of requests and error codes, and refusing introspection when it is
+//! turned off. A standalone worker serves the first two on its own
+//! ([`worker_router`]).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use axum::extract::{MatchedPath, Request, State};
+use axum::Router;
+use axum::extract::{FromRef, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sea_orm::ConnectionTrait;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Code, server_error};
 use crate::metrics::Metrics;
 
+use super::AppState;
 use super::http::HttpState;
+
+/// What `/healthz` and `/metrics` need: the server's or a standalone
+/// worker's.
+#[derive(Clone)]
+pub struct OpsState {
+    pub app: AppState,
+    /// `/metrics` only for `Authorization: Bearer <token>`.
+    pub metrics_token: Option<String>,
+}
+
+impl FromRef<HttpState> for OpsState {
+    fn from_ref(state: &HttpState) -> Self {
+        OpsState {
+            app: state.app.clone(),
+            metrics_token: state.settings.production.metrics_token.clone(),
+        }
+    }
+}
+
+/// The routes of a standalone worker (`tagsmith worker --metrics-bind`):
+/// `/healthz` and `/metrics`, its own script runs counted.
+pub fn worker_router(state: OpsState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state.app.metrics),
+            track,
+        ))
+        .with_state(state)
+}
+
+/// `GET /healthz`: 200 while the database answers within 2 s, else 503.
+pub(super) async fn healthz(State(state): State<OpsState>) -> Response {
+    let ping = tokio::time::timeout(
+        Duration::from_secs(2),
+        state.app.db.execute_unprepared("SELECT 1"),
+    )
+    .await;
+    match ping {
+        Ok(Ok(_)) => (StatusCode::OK, "ok\n").into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health check: database error");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
+        }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database timed out\n").into_response(),
+    }
+}
 
 /// The `extensions.code`s of the GraphQL errors a response carries, put on
 /// the response by the handlers for [`track`] to count.
@@ -43,8 +98,8 @@ pub(super) async fn track(
 
 /// `GET /metrics`: the Prometheus text format. With `--metrics-token`, only
 /// for `Authorization: Bearer <token>`.
-pub(super) async fn metrics(State(state): State<HttpState>, headers: HeaderMap) -> Response {
-    if let Some(token) = &state.settings.production.metrics_token
+pub(super) async fn metrics(State(state): State<OpsState>, headers: HeaderMap) -> Response {
+    if let Some(token) = &state.metrics_token
         && !bearer_matches(&headers, token)
     {
         return (

@@ -196,6 +196,73 @@ async fn metrics_count_script_runs(app: TestApp) {
     );
 }
 
+/// `tagsmith worker --metrics-bind`: a worker in its own process (here, its
+/// own state on the same database, the server running none) serves
+/// `/healthz` and `/metrics` with the script runs it made, behind the
+/// token when one is set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standalone_worker_serves_its_own_metrics() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(app) = spawn_app_full(backend, |_| {}, |a| a.no_worker = true).await else {
+            eprintln!("skipped on {backend:?}: TAGSMITH_TEST_DATABASE_URL is not set");
+            continue;
+        };
+        use tagsmith::server::{Shutdown, start_worker_http};
+        let worker_app = tagsmith::graphql::AppState::new(app.db.clone(), Default::default());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = Shutdown::on(async move {
+            let _ = stopped.await;
+        });
+        let http = start_worker_http(
+            worker_app.clone(),
+            "127.0.0.1:0",
+            Some("s3cret".into()),
+            shutdown.clone().wait(),
+        )
+        .await
+        .expect("worker http");
+        let worker = worker_app.spawn_automation(&Default::default(), shutdown);
+        let base = format!("http://{}", http.addr);
+        let get = |path: &str, token: Option<&str>| {
+            let mut request = app.client.get(format!("{base}{path}"));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            request.send()
+        };
+        assert_eq!(get("/healthz", None).await.unwrap().status(), 200);
+        assert_eq!(get("/metrics", None).await.unwrap().status(), 401);
+        assert_eq!(get("/graphql", None).await.unwrap().status(), 404);
+
+        app.ok(
+            "mutation($input: ScriptInput!) { uploadScript(input: $input) { id } }",
+            json!({ "input": { "name": "seen", "source":
+                r#"fn on_tag_added(e) { if e.tag == "Fine" { e.subject.add_tag("Seen"); } }"# } }),
+        )
+        .await;
+        let ana = app.user("ana@example.com").await;
+        app.ok(ADD, json!({ "id": ana, "tags": ["Fine"] })).await;
+        drained(&app).await;
+        let text = get("/metrics", Some("s3cret"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        // Fine (adds Seen) and Seen: two runs, both by this worker.
+        assert_eq!(app.rows("script_runs").await, 2);
+        assert_eq!(counter(&text, "tagsmith_script_runs_total"), 2.0, "{text}");
+        assert_eq!(series(&text, "tagsmith_outbox_pending_events"), Some(0.0));
+        // The serving process ran no script.
+        let served = scrape(&app, None).await;
+        assert_eq!(counter(&served, "tagsmith_script_runs_total"), 0.0);
+
+        stop.send(()).unwrap();
+        worker.await.unwrap();
+        http.handle.await.unwrap().unwrap();
+    }
+}
+
 /// Without a worker, events wait: the backlog counts them and the lag is
 /// the age of the oldest.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
