@@ -401,12 +401,8 @@ fn respond(headers: &HeaderMap, mut response: BatchResponse) -> Response {
     responses.iter_mut().for_each(add_codes);
     let codes: Vec<String> = responses
         .iter()
-        .flat_map(|r| &r.errors)
-        .filter_map(|e| e.extensions.as_ref()?.get("code"))
-        .filter_map(|code| match code {
-            async_graphql::Value::String(code) => Some(code.clone()),
-            _ => None,
-        })
+        .flat_map(ops::response_codes)
+        .map(str::to_owned)
         .collect();
     let accept = headers
         .get(header::ACCEPT)
@@ -473,7 +469,7 @@ fn response_json(response: &async_graphql::Response) -> serde_json::Result<serde
 /// Gives every error a code: resolver errors have theirs already; the rest
 /// come from parsing and validating the request (BAD_USER_INPUT) or from
 /// its limits (LIMIT_EXCEEDED).
-fn add_codes(response: &mut async_graphql::Response) {
+pub(super) fn add_codes(response: &mut async_graphql::Response) {
     for error in &mut response.errors {
         let has_code = error
             .extensions

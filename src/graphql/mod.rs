@@ -173,9 +173,13 @@ pub fn build_schema_with(
     .limit_recursive_depth(limits.max_recursive_depth)
     .limit_directives(limits.max_directives);
     if checks == Checks::InSchema {
-        builder = builder.extension(limits::TokenLimit {
-            max: limits.max_tokens,
-        });
+        builder = builder
+            .extension(limits::TokenLimit {
+                max: limits.max_tokens,
+            })
+            .extension(ops::ResponseCodes {
+                metrics: state.as_ref().map(|s| Arc::clone(&s.metrics)),
+            });
     }
     if production.no_introspection {
         builder = builder.disable_introspection();

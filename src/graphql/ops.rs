@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextSubscribe};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use axum::Router;
 use axum::extract::{FromRef, MatchedPath, Request, State};
@@ -13,6 +14,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use sea_orm::ConnectionTrait;
 use sha2::{Digest, Sha256};
 
@@ -74,6 +77,60 @@ pub(super) async fn healthz(State(state): State<OpsState>) -> Response {
 /// the response by the handlers for [`track`] to count.
 #[derive(Debug, Clone, Default)]
 pub(super) struct ErrorCodes(pub Vec<String>);
+
+/// For the operations of WebSocket connections, which async-graphql-axum
+/// executes and answers itself: every response's errors get their codes
+/// (and internal ones a generic message) as over HTTP
+/// ([`super::http::add_codes`]), and the codes are counted in `/metrics`.
+pub struct ResponseCodes {
+    pub metrics: Option<Arc<Metrics>>,
+}
+
+impl ExtensionFactory for ResponseCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ResponseCodesExtension {
+            metrics: self.metrics.clone(),
+        })
+    }
+}
+
+struct ResponseCodesExtension {
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl Extension for ResponseCodesExtension {
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, async_graphql::Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, async_graphql::Response> {
+        let metrics = self.metrics.clone();
+        next.run(ctx, stream)
+            .map(move |mut response| {
+                super::http::add_codes(&mut response);
+                if let Some(metrics) = &metrics {
+                    for code in response_codes(&response) {
+                        metrics.graphql_error(code);
+                    }
+                }
+                response
+            })
+            .boxed()
+    }
+}
+
+/// The `extensions.code` of each of a response's errors.
+pub(super) fn response_codes(response: &async_graphql::Response) -> impl Iterator<Item = &str> {
+    response
+        .errors
+        .iter()
+        .filter_map(|e| e.extensions.as_ref()?.get("code"))
+        .filter_map(|code| match code {
+            async_graphql::Value::String(code) => Some(code.as_str()),
+            _ => None,
+        })
+}
 
 /// Counts every answered request by matched route and status class, and
 /// the error codes the response carries.

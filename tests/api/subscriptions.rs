@@ -134,8 +134,10 @@ async fn tag_changes_reach_subscribers_of_their_workspace_only(app: TestApp) {
 }
 
 /// The checks HTTP requests get before execution (the token cap, no NUL
-/// character) hold for operations sent over a WebSocket too.
+/// character) hold for operations sent over a WebSocket too; every error
+/// there carries its code, as over HTTP, and `/metrics` counts it.
 async fn websocket_operations_meet_the_request_checks(app: TestApp) {
+    let before = error_counts(&app).await;
     let mut socket = connect(&app, &app.admin_key).await;
     let aliases: String = (0..6_000).map(|i| format!("a{i}: op ")).collect();
     let huge = format!("subscription {{ tagChanges {{ {aliases} }} }}");
@@ -163,6 +165,65 @@ async fn websocket_operations_meet_the_request_checks(app: TestApp) {
     let refused = next(&mut socket).await.expect("an answer");
     assert_eq!(refused["id"], "2", "{refused}");
     assert_eq!(error_code(&refused), Some("BAD_USER_INPUT"), "{refused}");
+    let ended = next(&mut socket).await.expect("the end of operation 2");
+    assert_eq!(ended["type"], "complete", "{ended}");
+
+    // Validation and resolver errors: codes added as over HTTP.
+    for (id, query, code) in [
+        (
+            "3",
+            "subscription { tagChanges { nope } }",
+            "BAD_USER_INPUT",
+        ),
+        (
+            "4",
+            "{ tags(search: 5) { nodes { id } } }",
+            "BAD_USER_INPUT",
+        ),
+        (
+            "5",
+            "{ users(first: 500) { nodes { id } } }",
+            "LIMIT_EXCEEDED",
+        ),
+    ] {
+        send(
+            &mut socket,
+            json!({ "id": id, "type": "subscribe", "payload": { "query": query } }),
+        )
+        .await;
+        let refused = next(&mut socket).await.expect("an answer");
+        assert_eq!(refused["id"], id, "{refused}");
+        assert_eq!(error_code(&refused), Some(code), "{query}: {refused}");
+        let ended = next(&mut socket).await.expect("the end of the operation");
+        assert_eq!(ended["type"], "complete", "{ended}");
+    }
+    let after = error_counts(&app).await;
+    let rise = |code: &str| {
+        after.get(code).copied().unwrap_or(0.0) - before.get(code).copied().unwrap_or(0.0)
+    };
+    assert_eq!(rise("LIMIT_EXCEEDED"), 2.0, "{after:?}");
+    assert_eq!(rise("BAD_USER_INPUT"), 3.0, "{after:?}");
+    assert_eq!(rise("INTERNAL"), 0.0, "{after:?}");
+}
+
+/// `tagsmith_graphql_errors_total` by code, from `/metrics`.
+async fn error_counts(app: &TestApp) -> std::collections::HashMap<String, f64> {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("tagsmith_graphql_errors_total{code=\"")?;
+            let (code, value) = rest.split_once("\"} ")?;
+            Some((code.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
 }
 
 /// The code of the first error a message carries: an operation refused
