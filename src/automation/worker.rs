@@ -160,8 +160,10 @@ impl Worker {
         events: &[automation_event::Model],
     ) -> Result<Vec<automation_event::Model>, AutomationError> {
         let batch_number = self.batches.fetch_add(1, Ordering::Relaxed);
-        if batch_number.is_multiple_of(256) {
-            outbox::refresh_statistics(&self.db).await?;
+        if batch_number.is_multiple_of(256)
+            && let Err(e) = outbox::refresh_statistics(&self.db).await
+        {
+            tracing::warn!(error = %e, "automation: refreshing the outbox's statistics failed");
         }
         let mut jobs: Vec<Job> = Vec::new();
         let mut unheard: Vec<(i64, String)> = Vec::new();
