@@ -54,27 +54,21 @@ pub async fn load_many(
     subjects: &[(SubjectKind, i64)],
 ) -> Result<std::collections::HashMap<(SubjectKind, i64), SubjectSnapshot>, AutomationError> {
     use std::collections::HashMap;
-    let invalid = |e: crate::subjects::SubjectError| AutomationError::Invalid(e.to_string());
     let user_ids: Vec<i64> = subjects
         .iter()
         .filter(|(k, _)| *k == SubjectKind::User)
         .map(|(_, id)| *id)
         .collect();
-    let tags_of = |e: crate::tags::TagError| AutomationError::Invalid(e.to_string());
     // Two rounds of two reads at once: the users with their tags, then
     // their accounts (and the accounts asked for) with theirs.
-    let (users, user_tags) = tokio::try_join!(
-        async {
-            users::find_many(db, workspace_id, &user_ids)
-                .await
-                .map_err(invalid)
-        },
-        async {
-            catalogue::subject_tags(db, workspace_id, SubjectKind::User, &user_ids)
-                .await
-                .map_err(tags_of)
-        },
-    )?;
+    let (users, user_tags) = with_tags(
+        db,
+        workspace_id,
+        SubjectKind::User,
+        &user_ids,
+        users::find_many(db, workspace_id, &user_ids),
+    )
+    .await?;
     let mut account_ids: Vec<i64> = subjects
         .iter()
         .filter(|(k, _)| *k == SubjectKind::Account)
@@ -83,22 +77,14 @@ pub async fn load_many(
         .collect();
     account_ids.sort_unstable();
     account_ids.dedup();
-    let (accounts, account_tags) = if account_ids.is_empty() {
-        Default::default()
-    } else {
-        tokio::try_join!(
-            async {
-                accounts::find_many(db, workspace_id, &account_ids)
-                    .await
-                    .map_err(invalid)
-            },
-            async {
-                catalogue::subject_tags(db, workspace_id, SubjectKind::Account, &account_ids)
-                    .await
-                    .map_err(tags_of)
-            },
-        )?
-    };
+    let (accounts, account_tags) = with_tags(
+        db,
+        workspace_id,
+        SubjectKind::Account,
+        &account_ids,
+        accounts::find_many(db, workspace_id, &account_ids),
+    )
+    .await?;
     let names = |tags: Option<&Vec<entity::tag::Model>>| -> Vec<String> {
         tags.map(|t| t.iter().map(|t| t.name.clone()).collect())
             .unwrap_or_default()
@@ -137,4 +123,31 @@ pub async fn load_many(
         }
     }
     Ok(result)
+}
+
+/// Subjects of one kind (`rows`, the read of `ids`) and their tags, read at once.
+async fn with_tags<T>(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    kind: SubjectKind,
+    ids: &[i64],
+    rows: impl Future<Output = Result<Vec<T>, crate::subjects::SubjectError>>,
+) -> Result<
+    (
+        Vec<T>,
+        std::collections::HashMap<i64, Vec<entity::tag::Model>>,
+    ),
+    AutomationError,
+> {
+    tokio::try_join!(
+        async {
+            rows.await
+                .map_err(|e| AutomationError::Invalid(e.to_string()))
+        },
+        async {
+            catalogue::subject_tags(db, workspace_id, kind, ids)
+                .await
+                .map_err(|e| AutomationError::Invalid(e.to_string()))
+        },
+    )
 }

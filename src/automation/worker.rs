@@ -180,9 +180,6 @@ impl Worker {
             // database, are most of a batch's time.
             let (enabled, segments) =
                 tokio::try_join!(scripts::enabled(&self.db, workspace_id), async {
-                    if segment_ids.is_empty() {
-                        return Ok(HashMap::new());
-                    }
                     Ok(
                         segment_store::find_many(&self.db, workspace_id, &segment_ids)
                             .await
@@ -242,9 +239,6 @@ impl Worker {
             let (snapshots, tags, sources) = tokio::try_join!(
                 snapshot::load_many(&self.db, workspace_id, &subjects),
                 async {
-                    if tag_ids.is_empty() {
-                        return Ok(HashMap::new());
-                    }
                     Ok(store::find_many(&self.db, workspace_id, &tag_ids)
                         .await
                         .map_err(|e| AutomationError::Invalid(e.to_string()))?
@@ -253,9 +247,6 @@ impl Worker {
                         .collect::<HashMap<i64, String>>())
                 },
                 async {
-                    if change_ids.is_empty() {
-                        return Ok(HashMap::new());
-                    }
                     Ok(history::find_many(&self.db, workspace_id, &change_ids)
                         .await
                         .map_err(|e| AutomationError::Invalid(e.to_string()))?

@@ -368,6 +368,9 @@ pub async fn find_many(
     workspace_id: i64,
     ids: &[i64],
 ) -> Result<Vec<segment::Model>, SegmentError> {
+    if ids.is_empty() {
+        return Ok(Vec::new()); // no statement for nothing
+    }
     Ok(segment::Entity::find()
         .filter(segment::Column::WorkspaceId.eq(workspace_id))
         .filter(segment::Column::Id.is_in(ids.iter().copied()))

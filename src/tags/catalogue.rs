@@ -140,6 +140,9 @@ pub async fn subject_tags(
     kind: SubjectKind,
     subject_ids: &[i64],
 ) -> Result<HashMap<i64, Vec<tag::Model>>, TagError> {
+    if subject_ids.is_empty() {
+        return Ok(HashMap::new()); // no statement for nothing
+    }
     let assignments: Vec<(i64, i64)> = tag_assignment::Entity::find()
         .select_only()
         .column(tag_assignment::Column::SubjectId)

@@ -47,6 +47,9 @@ pub async fn find_many(
     workspace_id: i64,
     ids: &[i64],
 ) -> Result<Vec<tag_change::Model>, TagError> {
+    if ids.is_empty() {
+        return Ok(Vec::new()); // no statement for nothing
+    }
     Ok(tag_change::Entity::find()
         .filter(tag_change::Column::WorkspaceId.eq(workspace_id))
         .filter(tag_change::Column::Id.is_in(ids.iter().copied()))

@@ -78,6 +78,9 @@ pub async fn find_many(
     workspace_id: i64,
     ids: &[i64],
 ) -> Result<Vec<tag::Model>, TagError> {
+    if ids.is_empty() {
+        return Ok(Vec::new()); // no statement for nothing
+    }
     Ok(tag::Entity::find()
         .filter(tag::Column::WorkspaceId.eq(workspace_id))
         .filter(tag::Column::Id.is_in(ids.iter().copied()))
