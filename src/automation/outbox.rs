@@ -158,9 +158,7 @@ pub async fn release(
                 Option::<DateTime<Utc>>::None,
             )
             .value(automation_event::Column::Attempts, event.attempts - 1)
-            .and_where(Expr::col(automation_event::Column::Id).eq(event.id))
-            .and_where(Expr::col(automation_event::Column::Status).eq(status::RUNNING))
-            .and_where(Expr::col(automation_event::Column::Attempts).eq(event.attempts))
+            .and_where(still_ours(event))
             .to_owned();
         txn.execute(&release).await?;
     }
@@ -373,6 +371,17 @@ pub async fn still_claimed(
     Ok(held)
 }
 
+/// The row of a claimed event while the claim is still the one that
+/// claimed it (running, with the attempt it counted): the condition of the
+/// updates that give the event back or record its failure (see
+/// [`still_claimed`]).
+fn still_ours(claimed: &automation_event::Model) -> SimpleExpr {
+    Expr::col(automation_event::Column::Id)
+        .eq(claimed.id)
+        .and(Expr::col(automation_event::Column::Status).eq(status::RUNNING))
+        .and(Expr::col(automation_event::Column::Attempts).eq(claimed.attempts))
+}
+
 /// The outbox as operators watch it (`/metrics`): events not handled yet
 /// (pending or running) in every workspace, the age of the oldest of them
 /// at `now`, and events kept as failed. One grouped query over the
@@ -465,10 +474,7 @@ pub async fn fail(
             automation_event::Column::LockedUntil,
             Option::<DateTime<Utc>>::None,
         )
-        // Only while the claim is still this worker's (see `still_claimed`).
-        .and_where(Expr::col(automation_event::Column::Id).eq(event.id))
-        .and_where(Expr::col(automation_event::Column::Status).eq(status::RUNNING))
-        .and_where(Expr::col(automation_event::Column::Attempts).eq(event.attempts))
+        .and_where(still_ours(event))
         .to_owned();
     if event.attempts >= max_attempts {
         update.value(automation_event::Column::Status, status::FAILED);
