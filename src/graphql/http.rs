@@ -517,7 +517,6 @@ fn is_limit_error(message: &str) -> bool {
         || message.contains("directives")
 }
 
-/// 200 when the database answers within 2 s, 503 otherwise.
 const GRAPHIQL_HTML: &str = include_str!("graphiql.html");
 
 async fn graphiql() -> Html<&'static str> {
