@@ -58,9 +58,25 @@ pub struct ProductionSettings {
 /// Limits on what one GraphQL request may ask.
 #[derive(Debug, Clone, Args)]
 pub struct QueryLimits {
-    /// Deepest selection nesting allowed.
+    /// Deepest selection nesting allowed (outside introspection).
     #[arg(long, env = "TAGSMITH_MAX_DEPTH", default_value_t = 12)]
     pub max_depth: usize,
+    /// Most fields in one operation once every fragment spread is replaced
+    /// by its fragment (measured before anything runs).
+    #[arg(long, env = "TAGSMITH_MAX_FIELDS", default_value_t = 2_000)]
+    pub max_fields: u64,
+    /// Deepest nesting inside `__schema` / `__type` (the `ofType` chains of
+    /// introspection queries).
+    #[arg(long, env = "TAGSMITH_MAX_INTROSPECTION_DEPTH", default_value_t = 20)]
+    pub max_introspection_depth: u64,
+    /// Largest estimated introspection answer of one operation, in values
+    /// (the full introspection query of graphql-js is about 162,000).
+    #[arg(
+        long,
+        env = "TAGSMITH_MAX_INTROSPECTION_COST",
+        default_value_t = 1_000_000
+    )]
+    pub max_introspection_cost: u64,
     /// Largest query complexity (each field counts 1, lists multiply by `first`).
     #[arg(long, env = "TAGSMITH_MAX_COMPLEXITY", default_value_t = 5000)]
     pub max_complexity: usize,
@@ -74,19 +90,35 @@ pub struct QueryLimits {
     /// checked before it is parsed.
     #[arg(long, env = "TAGSMITH_MAX_TOKENS", default_value_t = 10_000)]
     pub max_tokens: usize,
+    /// Longest a query or mutation may run, in milliseconds: past it the
+    /// work is stopped (a mutation's transaction rolls back) and the answer
+    /// is LIMIT_EXCEEDED. A client that goes away stops its request too.
+    #[arg(long, env = "TAGSMITH_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
     /// Most operations in one batched request.
     #[arg(long, env = "TAGSMITH_MAX_BATCH", default_value_t = 10)]
     pub max_batch: usize,
+}
+
+impl QueryLimits {
+    /// How long one operation may run.
+    pub fn request_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.request_timeout_ms)
+    }
 }
 
 impl Default for QueryLimits {
     fn default() -> Self {
         QueryLimits {
             max_depth: 12,
+            max_fields: 2_000,
+            max_introspection_depth: 20,
+            max_introspection_cost: 1_000_000,
             max_complexity: 5000,
             max_recursive_depth: 32,
             max_directives: 8,
             max_tokens: 10_000,
+            request_timeout_ms: 30_000,
             max_batch: 10,
         }
     }

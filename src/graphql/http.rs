@@ -309,12 +309,14 @@ fn is_mutation(request: &Request) -> bool {
 /// its error without running; the others run as a batch does.
 async fn execute(state: &HttpState, headers: &HeaderMap, batch: BatchRequest) -> BatchResponse {
     let (batch, introspection_refused) = prepare(state, headers, batch).await;
-    let run = |request: Request| async move {
-        let refusal = limits::refuse(&request, state.settings.limits.max_tokens)
+    let run = |mut request: Request| async move {
+        let refusal = limits::refuse(&mut request, &state.settings.limits)
             .or_else(|| ops::refuse_introspection(&request.query, introspection_refused));
         match refusal {
             Some(error) => async_graphql::Response::from_errors(vec![error]),
-            None => state.schema.execute(request).await,
+            None => {
+                limits::within_deadline(&state.settings.limits, state.schema.execute(request)).await
+            }
         }
     };
     match batch {

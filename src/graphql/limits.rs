@@ -1,26 +1,34 @@
-//! Checks of a request before it is parsed: a cap on the tokens of its
-//! query document (thousands of aliases or directives are refused in
-//! microseconds instead of being parsed and validated first; graphql-js
-//! calls this `maxTokens`), and no NUL character in any string (neither
-//! database can store one in text).
+//! Checks of a request before it runs: a cap on the tokens of its query
+//! document, before it is parsed (thousands of aliases or directives are
+//! refused in microseconds instead of being parsed and validated first;
+//! graphql-js calls this `maxTokens`), no NUL character in any string
+//! (neither database can store one in text), then the cost of the parsed
+//! document ([`super::cost`]): fields with fragments multiplied out, depth,
+//! and the size of the introspection answer.
 
 use std::sync::Arc;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextPrepareRequest,
 };
-use async_graphql::{Request, ServerError, ServerResult, Value as ConstValue};
+use async_graphql::{Request, Response, ServerError, ServerResult, Value as ConstValue};
 
+use crate::config::QueryLimits;
 use crate::error::{Code, server_error};
 
-/// The refusal of a request whose query has more than `max` tokens
-/// (LIMIT_EXCEEDED), or a NUL character anywhere in the query or its
-/// variables (BAD_USER_INPUT). HTTP requests are checked before execution
+use super::cost::{self, Budget};
+
+/// The refusal of a request whose query has more than `max_tokens` tokens
+/// or costs more than the budget of `limits` (LIMIT_EXCEEDED), or has a NUL
+/// character anywhere in the query or its variables (BAD_USER_INPUT). The
+/// document parsed here is kept in the request, so execution does not
+/// parse it again. HTTP requests are checked before execution
 /// (`http::execute`): a schema extension would make async-graphql wrap
 /// every field's resolution in its hooks (20% of a 50-user list's
 /// throughput). WebSocket operations, executed by async-graphql-axum, are
-/// checked by the [`TokenLimit`] extension of the subscriptions' schema.
-pub fn refuse(request: &Request, max: usize) -> Option<ServerError> {
+/// checked by the [`RequestLimits`] extension of the subscriptions' schema.
+pub fn refuse(request: &mut Request, limits: &QueryLimits) -> Option<ServerError> {
+    let max = limits.max_tokens;
     let in_variables = request
         .variables
         .iter()
@@ -41,23 +49,39 @@ pub fn refuse(request: &Request, max: usize) -> Option<ServerError> {
             format!("the query has more than {max} tokens"),
         ));
     }
-    None
+    // A syntax error is reported by execution, with its position.
+    let document = request.parsed_query().ok()?;
+    cost::check(document, &budget(limits))
+        .err()
+        .map(|over| server_error(Code::LimitExceeded, over.to_string()))
+}
+
+/// The cost budget of one operation under `limits`.
+pub fn budget(limits: &QueryLimits) -> Budget {
+    Budget {
+        max_fields: limits.max_fields,
+        max_depth: limits.max_depth as u64,
+        max_introspection_depth: limits.max_introspection_depth,
+        max_introspection_cost: limits.max_introspection_cost,
+    }
 }
 
 /// [`refuse`] as a schema extension, for the operations of WebSocket
 /// connections.
-pub struct TokenLimit {
-    pub max: usize,
+pub struct RequestLimits {
+    pub limits: QueryLimits,
 }
 
-impl ExtensionFactory for TokenLimit {
+impl ExtensionFactory for RequestLimits {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(TokenLimitExtension { max: self.max })
+        Arc::new(RequestLimitsExtension {
+            limits: self.limits.clone(),
+        })
     }
 }
 
-struct TokenLimitExtension {
-    max: usize,
+struct RequestLimitsExtension {
+    limits: QueryLimits,
 }
 
 /// Whether a NUL character is in any string or object key of `value`.
@@ -71,16 +95,67 @@ fn has_nul(value: &ConstValue) -> bool {
 }
 
 #[async_trait::async_trait]
-impl Extension for TokenLimitExtension {
+impl Extension for RequestLimitsExtension {
     async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
-        request: Request,
+        mut request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
-        match refuse(&request, self.max) {
+        match refuse(&mut request, &self.limits) {
             Some(error) => Err(error),
             None => next.run(ctx, request).await,
+        }
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        within_deadline(&self.limits, next.run(ctx, operation_name)).await
+    }
+}
+
+/// Runs `execution` until `limits`' deadline; past it the execution is
+/// dropped (its work stops at its next await, a transaction rolls back)
+/// and the answer is LIMIT_EXCEEDED.
+pub async fn within_deadline(
+    limits: &QueryLimits,
+    execution: impl std::future::Future<Output = Response>,
+) -> Response {
+    use std::task::Poll;
+    let deadline = tokio::time::Instant::now() + limits.request_timeout();
+    let mut execution = std::pin::pin!(execution);
+    let mut timer = std::pin::pin!(tokio::time::sleep_until(deadline));
+    // The execution is polled first, and the clock read at every wake-up
+    // (not only when the timer fires, whose ticks are a millisecond): an
+    // operation that has to wait past its deadline is stopped there.
+    let finished = std::future::poll_fn(|cx| {
+        if let Poll::Ready(response) = execution.as_mut().poll(cx) {
+            return Poll::Ready(Ok(response));
+        }
+        if tokio::time::Instant::now() >= deadline || timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(()));
+        }
+        Poll::Pending
+    })
+    .await;
+    match finished {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(
+                timeout_ms = limits.request_timeout_ms,
+                "an operation ran past its deadline and was stopped"
+            );
+            Response::from_errors(vec![server_error(
+                Code::LimitExceeded,
+                format!(
+                    "the operation ran longer than {} ms and was stopped",
+                    limits.request_timeout_ms
+                ),
+            )])
         }
     }
 }

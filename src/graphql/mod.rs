@@ -7,6 +7,7 @@
 mod auth;
 mod automation;
 mod connection;
+mod cost;
 pub(crate) use crate::ids;
 mod context;
 pub mod http;
@@ -168,14 +169,15 @@ pub fn build_schema_with(
         subscription::Subscription,
     )
     .register_output_type::<subjects::Node>()
-    .limit_depth(limits.max_depth)
+    // Depth is measured by `limits::refuse` (with introspection by its
+    // own rules), before any of async-graphql's checks walk the document.
     .limit_complexity(limits.max_complexity)
     .limit_recursive_depth(limits.max_recursive_depth)
     .limit_directives(limits.max_directives);
     if checks == Checks::InSchema {
         builder = builder
-            .extension(limits::TokenLimit {
-                max: limits.max_tokens,
+            .extension(limits::RequestLimits {
+                limits: limits.clone(),
             })
             .extension(ops::ResponseCodes {
                 metrics: state.as_ref().map(|s| Arc::clone(&s.metrics)),

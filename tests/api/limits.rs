@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, spawn_app_on};
+use crate::helpers::{Backend, error_code, error_message, spawn_app_on, spawn_app_with};
 
 /// How long one refusal may take. Generous on purpose (debug build, two
 /// cores shared with the bystander): the point is that no request gets to
@@ -44,6 +44,26 @@ fn hostile_requests() -> Vec<Hostile> {
     let fragments: String = (0..2000)
         .map(|i| format!("fragment F{i} on Query {{ ...F{} }} ", (i + 1) % 2000))
         .collect();
+    // Each fragment spreads the next three times: 3^25 fields from 1 KB.
+    let fan_out = |levels: usize, on: &str, leaf: &str| {
+        let mut fragments: String = (0..levels)
+            .map(|i| {
+                format!(
+                    "fragment F{i} on {on} {{ {leaf} ...F{n} ...F{n} ...F{n} }} ",
+                    n = i + 1
+                )
+            })
+            .collect();
+        fragments.push_str(&format!("fragment F{levels} on {on} {{ {leaf} }}"));
+        fragments
+    };
+    let schema_aliases: String = (0..500)
+        .map(|i| format!("a{i}: __schema {{ types {{ name fields {{ name }} }} }} "))
+        .collect();
+    let types_aliases: String = (0..300)
+        .map(|i| format!("t{i}: types {{ fields {{ args {{ name }} }} }} "))
+        .collect();
+    let flat_fields: String = (0..2001).map(|i| format!("f{i}: __typename ")).collect();
     let batch: Vec<Value> = (0..11)
         .map(|_| json!({ "query": "{ viewer { role } }" }))
         .collect();
@@ -99,6 +119,52 @@ fn hostile_requests() -> Vec<Hostile> {
         Hostile {
             name: "2,000 fragments spreading in a cycle",
             body: single(&format!("{{ ...F0 }} {fragments}")),
+            status: 200,
+            code: "LIMIT_EXCEEDED",
+        },
+        Hostile {
+            name: "fragments spreading 3 ways, 25 levels",
+            body: single(&format!(
+                "query {{ ...F0 }} {}",
+                fan_out(25, "Query", "__typename")
+            )),
+            status: 200,
+            code: "LIMIT_EXCEEDED",
+        },
+        Hostile {
+            name: "2,001 fields",
+            body: single(&format!("{{ {flat_fields} }}")),
+            status: 200,
+            code: "LIMIT_EXCEEDED",
+        },
+        Hostile {
+            name: "500 aliases of __schema",
+            body: single(&format!("{{ {schema_aliases} }}")),
+            status: 200,
+            code: "LIMIT_EXCEEDED",
+        },
+        Hostile {
+            name: "300 aliases inside __schema",
+            body: single(&format!("{{ __schema {{ {types_aliases} }} }}")),
+            status: 200,
+            code: "LIMIT_EXCEEDED",
+        },
+        Hostile {
+            name: "fragments spreading 3 ways inside __type",
+            body: single(&format!(
+                "{{ __type(name: \"User\") {{ ...F0 }} }} {}",
+                fan_out(20, "__Type", "name")
+            )),
+            status: 200,
+            code: "LIMIT_EXCEEDED",
+        },
+        Hostile {
+            name: "ofType chain 30 deep",
+            body: single(&format!(
+                "{{ __type(name: \"User\") {{ {} name {} }} }}",
+                "ofType { ".repeat(30),
+                "}".repeat(30)
+            )),
             status: 200,
             code: "LIMIT_EXCEEDED",
         },
@@ -274,5 +340,35 @@ async fn hostile_requests_are_refused_fast_and_spare_other_clients() {
         latencies.last().unwrap(),
         rss_before / 1024,
         rss_after / 1024
+    );
+}
+
+/// An operation still running at its deadline is stopped: its answer is
+/// LIMIT_EXCEEDED and a mutation's transaction is rolled back. A deadline
+/// of 0 ms stops every operation at its first wait (here the mutation's
+/// transaction), so the test does not depend on the machine's speed;
+/// `__typename` never waits.
+#[tokio::test]
+async fn an_operation_past_its_deadline_is_stopped_and_changes_nothing() {
+    let app = spawn_app_with(Backend::Sqlite, |s| s.limits.request_timeout_ms = 0)
+        .await
+        .unwrap();
+    let data = app.ok("{ __typename }", json!({})).await;
+    assert_eq!(data["__typename"], "Query");
+    let body = app
+        .graphql(
+            "mutation { upsertUser(input: { email: \"late@example.com\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "LIMIT_EXCEEDED", "{body}");
+    assert!(
+        error_message(&body).contains("ran longer than 0 ms"),
+        "{body}"
+    );
+    assert_eq!(
+        app.rows("users").await,
+        0,
+        "the stopped mutation left a user"
     );
 }

@@ -1,0 +1,62 @@
+//! The introspection queries that GraphQL tools send (kept verbatim in
+//! `tests/api/introspection/`) answer, with and without a key, while an
+//! alias or fragment bomb inside `__schema` is still refused (see
+//! `limits.rs`); `--require-key-for-introspection` still asks them for a key.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, error_code, spawn_app, spawn_app_with};
+
+/// Each tool's introspection document, as it sends it.
+const FIXTURES: [(&str, &str); 2] = [
+    (
+        "graphql-js 16 getIntrospectionQuery, every option on",
+        include_str!("introspection/graphql-js-16-all-options.graphql"),
+    ),
+    (
+        "graphql-js 16 getIntrospectionQuery, default options",
+        include_str!("introspection/graphql-js-16-default.graphql"),
+    ),
+];
+
+/// The names of the types an introspection answer lists.
+fn type_names(body: &Value) -> Vec<&str> {
+    body["data"]["__schema"]["types"]
+        .as_array()
+        .map(|types| types.iter().filter_map(|t| t["name"].as_str()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_introspection_queries_of_tools_answer_with_and_without_a_key() {
+    let app = spawn_app().await;
+    for (tool, query) in FIXTURES {
+        for key in [Some(app.admin_key.as_str()), None] {
+            let body = app.graphql_as(key, query, json!({})).await;
+            assert!(body.get("errors").is_none(), "{tool}: {body:.400}");
+            let names = type_names(&body);
+            for expected in [
+                "Query", "Mutation", "User", "Account", "Tag", "Segment", "__Type",
+            ] {
+                assert!(
+                    names.contains(&expected),
+                    "{tool}: no {expected} in {names:?}"
+                );
+            }
+            assert_eq!(body["data"]["__schema"]["queryType"]["name"], "Query");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_introspection_queries_of_tools_need_a_key_when_asked() {
+    let app = spawn_app_with(Backend::Sqlite, |s| s.require_key_for_introspection = true)
+        .await
+        .unwrap();
+    for (tool, query) in FIXTURES {
+        let body = app.graphql_as(None, query, json!({})).await;
+        assert_eq!(error_code(&body), "UNAUTHENTICATED", "{tool}: {body:.300}");
+        let body = app.graphql(query, json!({})).await;
+        assert!(body.get("errors").is_none(), "{tool}: {body:.300}");
+    }
+}
