@@ -29,10 +29,40 @@ pub struct ServerSettings {
         default_value_t = false
     )]
     pub require_key_for_introspection: bool,
+    /// Most operations (subscriptions, and queries still running) one
+    /// WebSocket connection may have open at once.
+    #[arg(
+        long,
+        env = "TAGSMITH_MAX_SUBSCRIPTIONS_PER_CONNECTION",
+        default_value_t = 100
+    )]
+    pub max_subscriptions_per_connection: usize,
+    /// Most WebSocket operations one API key may have open at once on this server.
+    #[arg(
+        long,
+        env = "TAGSMITH_MAX_SUBSCRIPTIONS_PER_KEY",
+        default_value_t = 1_000
+    )]
+    pub max_subscriptions_per_key: usize,
     #[command(flatten)]
     pub limits: QueryLimits,
     #[command(flatten)]
     pub production: ProductionSettings,
+}
+
+impl Default for ServerSettings {
+    /// The flags' defaults.
+    fn default() -> Self {
+        ServerSettings {
+            bind: "127.0.0.1:8080".into(),
+            max_body_bytes: 1024 * 1024,
+            require_key_for_introspection: false,
+            max_subscriptions_per_connection: 100,
+            max_subscriptions_per_key: 1_000,
+            limits: QueryLimits::default(),
+            production: ProductionSettings::default(),
+        }
+    }
 }
 
 /// What a public deployment turns off, and who may read `/metrics`.

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use crate::error::Code;
 
@@ -32,6 +32,9 @@ pub struct Metrics {
     errors: Mutex<BTreeMap<String, u64>>,
     script_runs: AtomicU64,
     script_run_failures: AtomicU64,
+    websocket_connections: AtomicI64,
+    websocket_operations: AtomicI64,
+    subscription_streams: AtomicI64,
 }
 
 /// The automation outbox as `/metrics` reports it.
@@ -73,6 +76,24 @@ impl Metrics {
         self.script_runs.fetch_add(runs, Ordering::Relaxed);
         self.script_run_failures
             .fetch_add(failed, Ordering::Relaxed);
+    }
+
+    /// WebSocket connections opened (+1) or closed (-1).
+    pub fn websocket_connections(&self, delta: i64) {
+        self.websocket_connections
+            .fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// WebSocket operations started (+1) or finished (-1).
+    pub fn websocket_operations(&self, delta: i64) {
+        self.websocket_operations
+            .fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// Counts a live subscription stream until the returned guard is dropped.
+    pub fn subscription_stream(self: &std::sync::Arc<Self>) -> StreamGuard {
+        self.subscription_streams.fetch_add(1, Ordering::Relaxed);
+        StreamGuard(std::sync::Arc::clone(self))
     }
 
     /// The Prometheus text exposition (format 0.0.4) of the counters and `backlog`.
@@ -129,6 +150,26 @@ impl Metrics {
             "Script runs that failed (error, limit, bad plan), of those recorded by this process's worker.",
         );
         let _ = writeln!(out, "tagsmith_script_run_failures_total {failures}");
+        for (name, help, value) in [
+            (
+                "tagsmith_websocket_connections",
+                "Open WebSocket connections with a valid key.",
+                &self.websocket_connections,
+            ),
+            (
+                "tagsmith_websocket_operations",
+                "Operations running on WebSocket connections (subscriptions, and queries not finished).",
+                &self.websocket_operations,
+            ),
+            (
+                "tagsmith_subscription_streams",
+                "Subscription streams alive in this process (each holds its place in the change feed).",
+                &self.subscription_streams,
+            ),
+        ] {
+            family(&mut out, name, "gauge", help);
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
         family(
             &mut out,
             "tagsmith_outbox_up",
@@ -167,6 +208,16 @@ impl Metrics {
     }
 }
 
+/// A live subscription stream, counted until dropped.
+#[derive(Debug)]
+pub struct StreamGuard(std::sync::Arc<Metrics>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.subscription_streams.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
@@ -197,7 +248,7 @@ mod tests {
             lag_seconds: 1.5,
             failed: 2,
         }));
-        expect_test::expect![[r#"
+        expect_test::expect![[r##"
             # HELP tagsmith_http_requests_total HTTP requests answered, by matched route and status class.
             # TYPE tagsmith_http_requests_total counter
             tagsmith_http_requests_total{route="/graphql",status="2xx"} 2
@@ -219,6 +270,15 @@ mod tests {
             # HELP tagsmith_script_run_failures_total Script runs that failed (error, limit, bad plan), of those recorded by this process's worker.
             # TYPE tagsmith_script_run_failures_total counter
             tagsmith_script_run_failures_total 1
+            # HELP tagsmith_websocket_connections Open WebSocket connections with a valid key.
+            # TYPE tagsmith_websocket_connections gauge
+            tagsmith_websocket_connections 0
+            # HELP tagsmith_websocket_operations Operations running on WebSocket connections (subscriptions, and queries not finished).
+            # TYPE tagsmith_websocket_operations gauge
+            tagsmith_websocket_operations 0
+            # HELP tagsmith_subscription_streams Subscription streams alive in this process (each holds its place in the change feed).
+            # TYPE tagsmith_subscription_streams gauge
+            tagsmith_subscription_streams 0
             # HELP tagsmith_outbox_up 1 when the outbox figures below could be read from the database, else 0.
             # TYPE tagsmith_outbox_up gauge
             tagsmith_outbox_up 1
@@ -231,7 +291,7 @@ mod tests {
             # HELP tagsmith_outbox_failed_events Automation events kept as failed after their last attempt.
             # TYPE tagsmith_outbox_failed_events gauge
             tagsmith_outbox_failed_events 2
-        "#]]
+        "##]]
         .assert_eq(&text);
     }
 }

@@ -49,11 +49,20 @@ pub async fn start(
         (schema(Checks::BeforeExecution), schema(Checks::InSchema));
     let listener = TcpListener::bind(&settings.bind).await?;
     let addr = listener.local_addr()?;
+    let sockets = crate::graphql::websocket::Sockets::start(
+        app.db.clone(),
+        crate::graphql::websocket::Caps {
+            per_connection: settings.max_subscriptions_per_connection,
+            per_key: settings.max_subscriptions_per_key,
+        },
+        Arc::clone(&app.metrics),
+    );
     let state = HttpState {
         schema: http_schema,
         websocket_schema,
         app,
         settings: Arc::new(settings),
+        sockets,
     };
     let handle = tokio::spawn(async move {
         axum::serve(listener, router(state))

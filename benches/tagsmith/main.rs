@@ -68,7 +68,7 @@ use std::time::{Duration, Instant};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 use serde_json::json;
-use tagsmith::config::{DatabaseSettings, QueryLimits, ServerSettings};
+use tagsmith::config::{DatabaseSettings, ServerSettings};
 use tagsmith::subjects::SubjectKind;
 use tagsmith::tags::assign::{Actor, apply_to_targets};
 use tagsmith::tags::write::Target;
@@ -358,9 +358,7 @@ async fn run(args: &Args, users: usize) -> Report {
         ServerSettings {
             bind: "127.0.0.1:0".into(),
             max_body_bytes: 4 << 20,
-            require_key_for_introspection: false,
-            limits: QueryLimits::default(),
-            production: Default::default(),
+            ..ServerSettings::default()
         },
         async move {
             let _ = server_stopped.await;

@@ -2,7 +2,8 @@
 
 use entity::api_key;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QuerySelect, Set,
 };
 use sha2::{Digest, Sha256};
 
@@ -74,6 +75,25 @@ pub async fn revoke(
         active.update(db).await?;
     }
     Ok(count)
+}
+
+/// Which of the keys `ids` are still active (neither revoked nor gone).
+pub async fn active_among(
+    db: &impl ConnectionTrait,
+    ids: &[i64],
+) -> Result<std::collections::HashSet<i64>, AuthError> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let active = api_key::Entity::find()
+        .select_only()
+        .column(api_key::Column::Id)
+        .filter(api_key::Column::Id.is_in(ids.iter().copied()))
+        .filter(api_key::Column::RevokedAt.is_null())
+        .into_tuple::<i64>()
+        .all(db)
+        .await?;
+    Ok(active.into_iter().collect())
 }
 
 /// Finds the caller behind a secret; unknown and revoked keys are `InvalidKey`.

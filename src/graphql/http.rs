@@ -2,10 +2,9 @@
 
 use std::sync::Arc;
 
-use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, parse_query_string};
+use async_graphql::http::parse_query_string;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, Request};
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -33,6 +32,8 @@ pub struct HttpState {
     pub websocket_schema: TagsmithSchema,
     pub app: AppState,
     pub settings: Arc<ServerSettings>,
+    /// The open WebSocket connections, by key.
+    pub sockets: Arc<super::websocket::Sockets>,
 }
 
 /// The router of the whole server.
@@ -190,71 +191,10 @@ async fn graphql_get(State(state): State<HttpState>, request: axum::extract::Req
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     let (mut parts, _) = request.into_parts();
     if wants_websocket {
-        return websocket(state, &mut parts).await;
+        return super::websocket::upgrade(state, &mut parts).await;
     }
     let query = parts.uri.query().map(str::to_owned);
     graphql_query_string(state, parts.headers, query).await
-}
-
-/// Serves subscriptions on a WebSocket; the key comes in `connection_init`.
-async fn websocket(state: HttpState, parts: &mut axum::http::request::Parts) -> Response {
-    use axum::extract::FromRequestParts;
-    use axum::extract::ws::WebSocketUpgrade;
-
-    let protocol = match GraphQLProtocol::from_request_parts(parts, &()).await {
-        Ok(protocol) => protocol,
-        Err(_) => {
-            return request_error(
-                StatusCode::BAD_REQUEST,
-                Code::BadUserInput,
-                "ask for the graphql-transport-ws (or graphql-ws) subprotocol",
-            );
-        }
-    };
-    let upgrade = match WebSocketUpgrade::from_request_parts(parts, &()).await {
-        Ok(upgrade) => upgrade,
-        Err(rejection) => return rejection.into_response(),
-    };
-    let schema = state.websocket_schema.clone();
-    upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| async move {
-            GraphQLWebSocket::new(socket, schema, protocol)
-                .on_connection_init(move |payload| async move {
-                    let secret = connection_key(&payload).ok_or_else(|| {
-                        async_graphql::Error::new(
-                            "send the API key in connection_init: {\"Authorization\": \"Bearer <key>\"}",
-                        )
-                    })?;
-                    let caller = keys::authenticate(&state.app.db, &secret)
-                        .await
-                        .map_err(|_| async_graphql::Error::new("the API key is not valid"))?;
-                    let mut data = async_graphql::Data::default();
-                    data.insert(Loaders::new(&state.app.db, caller.workspace_id, &state.app.clock));
-                    data.insert(RequestAuth::Key(caller));
-                    Ok(data)
-                })
-                .serve()
-                .await
-        })
-}
-
-/// The key of a `connection_init` payload: `Authorization: Bearer <key>` (any case) or `key`.
-fn connection_key(payload: &serde_json::Value) -> Option<String> {
-    let object = payload.as_object()?;
-    for (name, value) in object {
-        let Some(text) = value.as_str() else { continue };
-        if name.eq_ignore_ascii_case("authorization") {
-            let key = text
-                .strip_prefix("Bearer ")
-                .or_else(|| text.strip_prefix("bearer "))?;
-            return Some(key.trim().to_owned());
-        }
-        if name == "key" {
-            return Some(text.trim().to_owned());
-        }
-    }
-    None
 }
 
 async fn graphql_query_string(

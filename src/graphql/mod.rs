@@ -19,6 +19,7 @@ mod segments;
 mod subjects;
 mod subscription;
 mod tags;
+pub mod websocket;
 
 use std::sync::Arc;
 

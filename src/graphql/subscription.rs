@@ -35,9 +35,10 @@ impl Subscription {
         let receiver = app.feed.subscribe();
         let kind: Option<DomainKind> = subject_kind.map(Into::into);
         let loaders = ctx.data::<Loaders>()?.clone();
+        let alive = app.metrics.subscription_stream();
         Ok(futures_util::stream::unfold(
-            (receiver, db, loaders),
-            move |(mut receiver, db, loaders)| {
+            (receiver, db, loaders, alive),
+            move |(mut receiver, db, loaders, alive)| {
                 let tag = tag.clone();
                 async move {
                     loop {
@@ -68,7 +69,10 @@ impl Subscription {
                         }
                         // Fields read fresh rows: the connection lives long.
                         loaders.clear();
-                        return Some((TagChange((*change).clone()), (receiver, db, loaders)));
+                        return Some((
+                            TagChange((*change).clone()),
+                            (receiver, db, loaders, alive),
+                        ));
                     }
                 }
             },

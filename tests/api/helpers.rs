@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
-use tagsmith::config::{AutomationSettings, DatabaseSettings, QueryLimits, ServerSettings};
+use tagsmith::config::{AutomationSettings, DatabaseSettings, ServerSettings};
 use tagsmith::graphql::AppState;
 use tagsmith::server::Shutdown;
 use tagsmith::time::Clock;
@@ -151,10 +151,7 @@ pub async fn spawn_app_full(
         .expect("an empty database makes a first key");
     let mut settings = ServerSettings {
         bind: "127.0.0.1:0".into(),
-        max_body_bytes: 1024 * 1024,
-        require_key_for_introspection: false,
-        limits: QueryLimits::default(),
-        production: Default::default(),
+        ..ServerSettings::default()
     };
     adjust(&mut settings);
     // Debug builds on a busy machine: give well-behaved scripts time.

@@ -8,19 +8,24 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::helpers::TestApp;
+use crate::helpers::{Backend, TestApp, spawn_app_with};
 use crate::on_both_databases;
 
 on_both_databases!(
     tag_changes_reach_subscribers_of_their_workspace_only,
-    websocket_operations_meet_the_request_checks
+    websocket_operations_meet_the_request_checks,
+    a_revoked_key_closes_its_connections_on_every_server
 );
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(app: &TestApp, key: &str) -> Socket {
-    let url = format!("{}/graphql", app.address.replace("http://", "ws://"));
+    connect_to(&app.address, key).await
+}
+
+async fn connect_to(address: &str, key: &str) -> Socket {
+    let url = format!("{}/graphql", address.replace("http://", "ws://"));
     let mut request = url.into_client_request().unwrap();
     request.headers_mut().insert(
         "sec-websocket-protocol",
@@ -236,4 +241,191 @@ fn error_code(message: &Value) -> Option<&str> {
         _ => return None,
     };
     errors[0]["extensions"]["code"].as_str()
+}
+
+/// How the server ended the connection: the close code, or None when it
+/// said nothing for 10 s (or sent something else first: returned as Err).
+async fn close_code(socket: &mut Socket) -> Result<Option<u16>, Value> {
+    loop {
+        let Ok(Some(Ok(message))) =
+            tokio::time::timeout(Duration::from_secs(10), socket.next()).await
+        else {
+            return Ok(None);
+        };
+        match message {
+            Message::Close(frame) => return Ok(frame.map(|f| u16::from(f.code))),
+            Message::Text(text) => {
+                return Err(serde_json::from_str(&text).unwrap_or(Value::Null));
+            }
+            _ => continue,
+        }
+    }
+}
+
+/// A second server on the same database, as behind a load balancer.
+async fn second_server(app: &TestApp) -> String {
+    let state = tagsmith::graphql::AppState::new(
+        app.db.clone(),
+        tagsmith::config::AutomationSettings::default().script_limits(),
+    );
+    let settings = tagsmith::config::ServerSettings {
+        bind: "127.0.0.1:0".into(),
+        ..Default::default()
+    };
+    let running = tagsmith::server::start(state, settings, std::future::pending())
+        .await
+        .expect("a second server");
+    format!("http://{}", running.addr)
+}
+
+/// Revoking a key closes, with 4403, the connections it opened on this
+/// server and on another one sharing the database, subscriptions and
+/// all; an operation sent after the revocation never runs.
+async fn a_revoked_key_closes_its_connections_on_every_server(app: TestApp) {
+    let key = app.key("watcher", "VIEWER").await;
+    let other = second_server(&app).await;
+    let mut here = connect(&app, &key).await;
+    let mut there = connect_to(&other, &key).await;
+    let mut idle = connect_to(&other, &key).await;
+    subscribe(&mut here, "1", "").await;
+    subscribe(&mut there, "1", "").await;
+    // On SQLite a server follows the others' changes from its next poll (50 ms).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let user = app.user("seen@example.com").await;
+    app.ok(
+        "mutation($id: ID!) { addTags(subjectId: $id, tags: [\"A\"]) { __typename } }",
+        json!({ "id": user }),
+    )
+    .await;
+    for socket in [&mut here, &mut there] {
+        let change = next(socket).await.expect("a change");
+        assert_eq!(
+            change["payload"]["data"]["tagChanges"]["tag"]["name"], "A",
+            "{change}"
+        );
+    }
+
+    let revoked_at = std::time::Instant::now();
+    app.ok("mutation { revokeApiKey(name: \"watcher\") }", json!({}))
+        .await;
+    // An operation sent at once, before any poll: refused, the data never sent.
+    send(
+        &mut idle,
+        json!({ "id": "q", "type": "subscribe", "payload": { "query": "{ users { nodes { email } } }" } }),
+    )
+    .await;
+    assert_eq!(close_code(&mut idle).await, Ok(Some(4403)));
+    for socket in [&mut here, &mut there] {
+        assert_eq!(close_code(socket).await, Ok(Some(4403)));
+    }
+    let took = revoked_at.elapsed();
+    println!("revoked key: connections on both servers closed in {took:?}");
+    assert!(took < Duration::from_secs(5), "closing took {took:?}");
+    // The key cannot open a new one either.
+    let url = format!("{}/graphql", app.address.replace("http://", "ws://"));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    send(&mut socket, json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {key}") } })).await;
+    assert!(
+        matches!(close_code(&mut socket).await, Ok(Some(code)) if code != 4403),
+        "a revoked key was acknowledged"
+    );
+}
+
+/// A value of `/metrics`.
+async fn gauge(app: &TestApp, name: &str) -> f64 {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} "))?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+}
+
+/// Subscriptions are capped per connection and per key (the refused one
+/// gets LIMIT_EXCEEDED and the connection goes on), a duplicate id closes
+/// the connection with 4409, and closed connections free their
+/// subscriptions: the streams alive go back to zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_are_capped_and_freed() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.max_subscriptions_per_connection = 3;
+        s.max_subscriptions_per_key = 4;
+    })
+    .await
+    .unwrap();
+    let key = app.key("many", "VIEWER").await;
+    let mut first = connect(&app, &key).await;
+    for id in ["1", "2", "3"] {
+        subscribe(&mut first, id, "").await;
+    }
+    subscribe(&mut first, "4", "").await;
+    let refused = next(&mut first).await.expect("a refusal");
+    assert_eq!(refused["id"], "4", "{refused}");
+    assert_eq!(error_code(&refused), Some("LIMIT_EXCEEDED"), "{refused}");
+    assert!(
+        refused["payload"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 3"),
+        "{refused}"
+    );
+    // Completing one makes room.
+    send(&mut first, json!({ "id": "3", "type": "complete" })).await;
+    subscribe(&mut first, "4", "").await;
+
+    let mut second = connect(&app, &key).await;
+    subscribe(&mut second, "a", "").await;
+    subscribe(&mut second, "b", "").await;
+    let refused = next(&mut second).await.expect("a refusal");
+    assert_eq!(refused["id"], "b", "{refused}");
+    assert!(
+        refused["payload"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("API key runs at most 4"),
+        "{refused}"
+    );
+    // The connections still serve their subscriptions.
+    let user = app.user("capped@example.com").await;
+    app.ok(
+        "mutation($id: ID!) { addTags(subjectId: $id, tags: [\"B\"]) { __typename } }",
+        json!({ "id": user }),
+    )
+    .await;
+    let change = next(&mut second).await.expect("a change");
+    assert_eq!(change["id"], "a", "{change}");
+    assert_eq!(gauge(&app, "tagsmith_subscription_streams").await, 4.0);
+    assert_eq!(gauge(&app, "tagsmith_websocket_operations").await, 4.0);
+
+    // The same id twice: 4409.
+    subscribe(&mut second, "a", "").await;
+    assert_eq!(close_code(&mut second).await, Ok(Some(4409)));
+
+    // Many connections opened and closed: nothing stays behind.
+    let other = app.key("churn", "VIEWER").await;
+    for _ in 0..20 {
+        let mut socket = connect(&app, &other).await;
+        for id in ["x", "y", "z"] {
+            subscribe(&mut socket, id, "").await;
+        }
+        socket.close(None).await.unwrap();
+    }
+    drop(first);
+    let started = std::time::Instant::now();
+    loop {
+        let streams = gauge(&app, "tagsmith_subscription_streams").await;
+        let operations = gauge(&app, "tagsmith_websocket_operations").await;
+        let connections = gauge(&app, "tagsmith_websocket_connections").await;
+        if (streams, operations, connections) == (0.0, 0.0, 0.0) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still held: {streams} streams, {operations} operations, {connections} connections"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
