@@ -19,6 +19,12 @@ use std::{env, fs};
 
 /// Tokens of the three input languages, inserted by the mutator.
 const TOKENS: &[&str] = &[
+    "...F0 ",
+    "fragment F0 on Query { ",
+    "__schema { types { ",
+    "__type(name: \"User\") { ofType { ",
+    " } ",
+    "a: __typename ",
     "tagged(",
     "tagged_any(",
     "tagged_all(",

@@ -12,9 +12,17 @@
 //! - [`csv_rows`]: the import's CSV reader on in-memory text, header
 //!   matching, a record becoming a row (fields and tags), de-duplication
 //!   and batch planning.
+//! - [`graphql_cost`]: the cost of a GraphQL document, measured before it
+//!   runs: documents built from the bytes (fragments spreading each other,
+//!   aliases, introspection) and the bytes as a document; whatever the
+//!   measure accepts, a plain walk of the expanded selection confirms.
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
+
+use async_graphql_parser::parse_query;
+use async_graphql_parser::types::{ExecutableDocument, Selection, SelectionSet};
+use tagsmith::graphql::cost::{self, Budget};
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
@@ -33,6 +41,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("tag_name", tag_name),
     ("filter", filter),
     ("csv_rows", csv_rows),
+    ("graphql_cost", graphql_cost),
 ];
 
 /// The rule sets every input is tried under.
@@ -481,5 +490,143 @@ fn plan_accounts(rows: &[tagsmith::import::rows::AccountRow]) {
             }
         }
         rest = &rest[actions.len()..];
+    }
+}
+
+/// The budget the GraphQL target measures against (the server's defaults).
+const BUDGET: Budget = Budget {
+    max_fields: 2_000,
+    max_depth: 12,
+    max_introspection_depth: 20,
+    max_introspection_cost: 1_000_000,
+};
+
+/// GraphQL documents against the cost measure: it never panics, it is
+/// fast on any document (the fuzzer's timeout catches a walk that
+/// multiplies out), and every operation it accepts really has at most
+/// `max_fields` fields and `max_depth` levels once expanded.
+pub fn graphql_cost(data: &[u8]) {
+    if let Ok(document) = parse_query(String::from_utf8_lossy(data)) {
+        check_cost(&document);
+    }
+    let built = build_document(data);
+    match parse_query(&built) {
+        Ok(document) => check_cost(&document),
+        Err(e) => panic!("a built document does not parse: {e}\n{built}"),
+    }
+}
+
+/// A document from the bytes: a few fragments on Query, each selecting
+/// fields, aliases, nested selections, introspection and spreads of any
+/// fragment (cycles included).
+fn build_document(data: &[u8]) -> String {
+    let mut bytes = data.iter().copied();
+    let mut next = move || bytes.next().unwrap_or(0) as usize;
+    let fragments = 1 + next() % 12;
+    let selection = |next: &mut dyn FnMut() -> usize, depth: usize| -> String {
+        let mut out = String::new();
+        for i in 0..(1 + next() % 6) {
+            match next() % 7 {
+                0 => out.push_str("__typename "),
+                1 => out.push_str(&format!("a{i}: __typename ")),
+                2 => out.push_str(&format!("...F{} ", next() % fragments)),
+                3 => out.push_str(&format!(
+                    "...F{n} ...F{n} ...F{n} ",
+                    n = next() % fragments
+                )),
+                4 => out.push_str(&format!(
+                    "s{i}: __schema {{ types {{ {} }} }} ",
+                    chain("ofType", next() % 4, "name")
+                )),
+                5 => {
+                    let levels = next() % 16;
+                    out.push_str(&format!(
+                        "users {{ nodes {{ {} }} }} ",
+                        chain("account { users { nodes", levels.min(depth + 1), "id } }")
+                    ));
+                }
+                _ => out.push_str(&format!(
+                    "t{i}: __type(name: \"User\") {{ {} }} ",
+                    chain("ofType", next() % 24, "name")
+                )),
+            }
+        }
+        out
+    };
+    let mut document = String::from("query { ...F0 }\n");
+    for f in 0..fragments {
+        let body = selection(&mut next, f);
+        document.push_str(&format!("fragment F{f} on Query {{ {body} }}\n"));
+    }
+    document
+}
+
+/// `field { field { ... leaf } }`, `levels` deep (`field` may open more
+/// than one brace: `leaf` closes the extra ones).
+fn chain(field: &str, levels: usize, leaf: &str) -> String {
+    format!("{}{leaf}{}", format!("{field} {{ ").repeat(levels), " }".repeat(levels))
+}
+
+fn check_cost(document: &ExecutableDocument) {
+    for (_, operation) in document.operations.iter() {
+        let Ok(measure) = cost::measure(document, &operation.node.selection_set.node) else {
+            continue; // nested past the walk's own bound: refused
+        };
+        if cost::check(document, &BUDGET).is_err() {
+            continue;
+        }
+        // Accepted: a plain walk (with its own step bound) finds no more.
+        let mut walk = PlainWalk {
+            document,
+            steps: 0,
+            fields: 0,
+            path: Vec::new(),
+        };
+        if walk.selection(&operation.node.selection_set.node).is_ok() {
+            assert!(walk.fields <= BUDGET.max_fields, "{} fields accepted", walk.fields);
+            assert_eq!(walk.fields, measure.fields, "the measure and the walk disagree");
+        }
+    }
+}
+
+/// Walks the expanded selection one field at a time; gives up (Err) after
+/// a million steps or on a cycle, which validation refuses.
+struct PlainWalk<'a> {
+    document: &'a ExecutableDocument,
+    steps: u64,
+    fields: u64,
+    path: Vec<&'a str>,
+}
+
+impl<'a> PlainWalk<'a> {
+    fn selection(&mut self, set: &'a SelectionSet) -> Result<(), ()> {
+        for item in &set.items {
+            self.steps += 1;
+            if self.steps > 1_000_000 {
+                return Err(());
+            }
+            match &item.node {
+                Selection::Field(field) => {
+                    self.fields += 1;
+                    self.selection(&field.node.selection_set.node)?;
+                }
+                Selection::InlineFragment(inline) => {
+                    self.selection(&inline.node.selection_set.node)?;
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    if self.path.contains(&name) {
+                        return Err(());
+                    }
+                    let Some(fragment) = self.document.fragments.get(name) else {
+                        continue;
+                    };
+                    self.path.push(name);
+                    self.selection(&fragment.node.selection_set.node)?;
+                    self.path.pop();
+                }
+            }
+        }
+        Ok(())
     }
 }

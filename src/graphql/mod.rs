@@ -7,7 +7,7 @@
 mod auth;
 mod automation;
 mod connection;
-mod cost;
+pub mod cost;
 pub(crate) use crate::ids;
 mod context;
 pub mod http;

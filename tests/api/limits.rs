@@ -392,3 +392,32 @@ async fn an_operation_past_its_deadline_is_stopped_and_changes_nothing_sqlite() 
 async fn an_operation_past_its_deadline_is_stopped_and_changes_nothing_postgres() {
     an_operation_past_its_deadline_is_stopped_and_changes_nothing(Backend::Postgres).await;
 }
+
+/// A client that goes away stops its operation: a mutation waiting for the
+/// write lock when its client hangs up never runs, even once the lock is free.
+#[tokio::test]
+async fn an_operation_whose_client_went_away_is_stopped() {
+    let app = spawn_app_on(Backend::Sqlite).await.unwrap();
+    let lock = tagsmith::db::begin_write(&app.db).await.unwrap();
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let sent = impatient
+        .post(format!("{}/graphql", app.address))
+        .bearer_auth(&app.admin_key)
+        .json(&json!({ "query": "mutation { upsertUser(input: { email: \"gone@example.com\" }) { id } }" }))
+        .send()
+        .await;
+    assert!(sent.is_err(), "the request was answered while the lock was held");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(lock);
+    // Another write goes through, after which the abandoned one would have run.
+    app.user("present@example.com").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        app.rows("users WHERE email = 'gone@example.com'").await,
+        0,
+        "the abandoned mutation ran after its client left"
+    );
+}
