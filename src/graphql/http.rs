@@ -58,11 +58,34 @@ pub fn router(state: HttpState) -> Router {
             "/segments/{id}/members.ndjson",
             get(super::import::members_ndjson),
         )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state.app.metrics),
             super::ops::track,
         ))
         .with_state(state)
+}
+
+/// Any path the server does not serve: 404 with a body in the GraphQL error shape.
+pub(super) async fn not_found(uri: axum::http::Uri) -> Response {
+    request_error(
+        StatusCode::NOT_FOUND,
+        Code::NotFound,
+        format!("no such path: {}", uri.path()),
+    )
+}
+
+/// A path served, with another method: 405 in the GraphQL error shape.
+pub(super) async fn method_not_allowed(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> Response {
+    request_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        Code::BadUserInput,
+        format!("{} does not accept {method}", uri.path()),
+    )
 }
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
@@ -213,7 +236,13 @@ async fn websocket(state: HttpState, parts: &mut axum::http::request::Parts) -> 
     };
     let upgrade = match WebSocketUpgrade::from_request_parts(parts, &()).await {
         Ok(upgrade) => upgrade,
-        Err(rejection) => return rejection.into_response(),
+        Err(rejection) => {
+            return request_error(
+                rejection.status(),
+                Code::BadUserInput,
+                rejection.body_text(),
+            );
+        }
     };
     let schema = state.websocket_schema.clone();
     upgrade
@@ -543,7 +572,13 @@ async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Respon
             include_bytes!("../../assets/graphiql/react-dom.production.min.js.gz"),
             "text/javascript",
         ),
-        _ => return (StatusCode::NOT_FOUND, "no such asset\n").into_response(),
+        _ => {
+            return request_error(
+                StatusCode::NOT_FOUND,
+                Code::NotFound,
+                format!("no such asset: {file}"),
+            );
+        }
     };
     (
         [
