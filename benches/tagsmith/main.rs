@@ -358,6 +358,8 @@ async fn run(args: &Args, users: usize) -> Report {
         ServerSettings {
             bind: "127.0.0.1:0".into(),
             max_body_bytes: 4 << 20,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
             require_key_for_introspection: false,
             limits: QueryLimits::default(),
             production: Default::default(),

@@ -129,9 +129,25 @@ async fn graphql_post(State(state): State<HttpState>, headers: HeaderMap, body: 
             "send the request as `Content-Type: application/json`",
         );
     }
-    let bytes: Bytes = match read_body(body, state.settings.max_body_bytes).await {
-        Some(bytes) => bytes,
-        None => {
+    let timeout = state.settings.body_timeout();
+    let read = tokio::time::timeout(timeout, read_body(body, state.settings.max_body_bytes));
+    let bytes: Bytes = match read.await {
+        Ok(Some(bytes)) => bytes,
+        Err(_) => {
+            let mut response = request_error(
+                StatusCode::REQUEST_TIMEOUT,
+                Code::LimitExceeded,
+                format!(
+                    "the request body was not received within {} ms",
+                    timeout.as_millis()
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
+        Ok(None) => {
             return request_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 Code::LimitExceeded,

@@ -152,6 +152,8 @@ pub async fn spawn_app_full(
     let mut settings = ServerSettings {
         bind: "127.0.0.1:0".into(),
         max_body_bytes: 1024 * 1024,
+        header_timeout_ms: 10_000,
+        body_timeout_ms: 30_000,
         require_key_for_introspection: false,
         limits: QueryLimits::default(),
         production: Default::default(),
