@@ -316,12 +316,10 @@ fn xlsx_records(
 /// declares. A zip bomb costs at most that much decompression, in a buffer
 /// of 64 KiB.
 pub fn check_workbook(path: &Path) -> Result<(), ImportError> {
-    let refuse = |why: String| ImportError::TooLarge(format!("{}: {why}", path.display()));
+    // The CLI names the file before the message.
+    let refuse = ImportError::TooLarge;
     let unreadable = |e: &dyn std::fmt::Display| {
-        ImportError::NotCsv(format!(
-            "{}: not a readable .xlsx workbook: {e}",
-            path.display()
-        ))
+        ImportError::NotCsv(format!("not a readable .xlsx workbook: {e}"))
     };
     let file = File::open(path).map_err(|e| ImportError::Io(format!("{}: {e}", path.display())))?;
     let mut archive = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| unreadable(&e))?;
