@@ -22,6 +22,15 @@ pub struct ServerSettings {
     /// Largest request body in bytes.
     #[arg(long, env = "TAGSMITH_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// How long a client has to send a request's headers, in milliseconds,
+    /// from the connection's start or the end of its previous request; past
+    /// it the connection is closed.
+    #[arg(long, env = "TAGSMITH_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+    /// How long a client has to send a request's body, in milliseconds;
+    /// past it the request is answered 408.
+    #[arg(long, env = "TAGSMITH_BODY_TIMEOUT_MS", default_value_t = 30_000)]
+    pub body_timeout_ms: u64,
     /// Require an API key for schema introspection too.
     #[arg(
         long,
@@ -56,6 +65,8 @@ impl Default for ServerSettings {
         ServerSettings {
             bind: "127.0.0.1:8080".into(),
             max_body_bytes: 1024 * 1024,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
             require_key_for_introspection: false,
             max_subscriptions_per_connection: 100,
             max_subscriptions_per_key: 1_000,
@@ -83,6 +94,18 @@ pub struct ProductionSettings {
     /// Serve `/metrics` only to `Authorization: Bearer <this token>` (default: to anyone who can reach the port).
     #[arg(long, env = "TAGSMITH_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+}
+
+impl ServerSettings {
+    /// [`Self::header_timeout_ms`] (at least 10 ms).
+    pub fn header_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.header_timeout_ms.max(10))
+    }
+
+    /// [`Self::body_timeout_ms`] (at least 10 ms).
+    pub fn body_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.body_timeout_ms.max(10))
+    }
 }
 
 /// Limits on what one GraphQL request may ask.

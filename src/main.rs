@@ -510,6 +510,21 @@ async fn import_command(command: ImportCommand) -> Result<(), String> {
         "{}",
         report(kind, &args.file, args.dry_run, &summary, started.elapsed())
     );
+    // A file that gave nothing to import fails the command, so that a
+    // script running it notices.
+    if summary.rows == 0 {
+        return Err(format!(
+            "{}: the file has no rows below its header: nothing was imported",
+            args.file.display()
+        ));
+    }
+    if summary.skipped >= summary.rows {
+        return Err(format!(
+            "{}: every row ({}) was skipped: nothing was imported",
+            args.file.display(),
+            tagsmith::import::limits::thousands(summary.rows)
+        ));
+    }
     Ok(())
 }
 

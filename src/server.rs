@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
@@ -64,11 +65,8 @@ pub async fn start(
         settings: Arc::new(settings),
         sockets,
     };
-    let handle = tokio::spawn(async move {
-        axum::serve(listener, router(state))
-            .with_graceful_shutdown(shutdown)
-            .await
-    });
+    let header_timeout = state.settings.header_timeout();
+    let handle = tokio::spawn(serve(listener, router(state), header_timeout, shutdown));
     Ok(RunningServer { addr, handle })
 }
 
@@ -84,12 +82,78 @@ pub async fn start_worker_http(
     let addr = listener.local_addr()?;
     let router =
         crate::graphql::ops::worker_router(crate::graphql::ops::OpsState { app, metrics_token });
-    let handle = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-    });
+    let handle = tokio::spawn(serve(listener, router, WORKER_HEADER_TIMEOUT, shutdown));
     Ok(RunningServer { addr, handle })
+}
+
+/// How long a client of a standalone worker's port has to send its headers.
+const WORKER_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `router` on `listener` until `shutdown` resolves, then waits for
+/// the requests in flight. What `axum::serve` does, over HTTP/1 with a
+/// header read timeout: a connection that has not sent a whole request's
+/// headers within `header_timeout` of its start (or of its previous
+/// request's end) is closed, so half-sent requests cannot pile up until the
+/// process runs out of file descriptors.
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    header_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    // Each connection holds a receiver; all are dropped once all are closed.
+    let (all_closed, open) = tokio::sync::watch::channel(());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    tracing::warn!(error = %e, "could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let mut stopping = stopping.clone();
+        let open = open.clone();
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            let mut connection = std::pin::pin!(connection);
+            let mut stopped = false;
+            loop {
+                tokio::select! {
+                    result = connection.as_mut() => {
+                        if let Err(e) = result {
+                            tracing::trace!(error = %e, "connection ended");
+                        }
+                        break;
+                    }
+                    _ = stopping.wait_for(|stop| *stop), if !stopped => {
+                        stopped = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+            drop(open);
+        });
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    drop(open);
+    all_closed.closed().await;
+    Ok(())
 }
 
 /// A shutdown that several tasks (server, worker) can wait for.

@@ -6,7 +6,7 @@ use std::str::FromStr;
 pub enum Role {
     /// Read everything.
     Viewer,
-    /// Read, tag single subjects, create segments.
+    /// Read, tag single subjects, preview segments (creating a segment needs DEVELOPER).
     Member,
     /// Scripts, tags, segments, bulk operations.
     Developer,

@@ -15,7 +15,7 @@ pub enum Role {
     Admin,
     /// Scripts, tags, segments, bulk operations.
     Developer,
-    /// Read, tag single subjects, create segments.
+    /// Read, tag single subjects, preview segments (creating a segment needs DEVELOPER).
     Member,
     /// Read only.
     Viewer,

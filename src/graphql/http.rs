@@ -59,11 +59,34 @@ pub fn router(state: HttpState) -> Router {
             "/segments/{id}/members.ndjson",
             get(super::import::members_ndjson),
         )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state.app.metrics),
             super::ops::track,
         ))
         .with_state(state)
+}
+
+/// Any path the server does not serve: 404 with a body in the GraphQL error shape.
+pub(super) async fn not_found(uri: axum::http::Uri) -> Response {
+    request_error(
+        StatusCode::NOT_FOUND,
+        Code::NotFound,
+        format!("no such path: {}", uri.path()),
+    )
+}
+
+/// A path served, with another method: 405 in the GraphQL error shape.
+pub(super) async fn method_not_allowed(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> Response {
+    request_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        Code::BadUserInput,
+        format!("{} does not accept {method}", uri.path()),
+    )
 }
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
@@ -107,9 +130,25 @@ async fn graphql_post(State(state): State<HttpState>, headers: HeaderMap, body: 
             "send the request as `Content-Type: application/json`",
         );
     }
-    let bytes: Bytes = match read_body(body, state.settings.max_body_bytes).await {
-        Some(bytes) => bytes,
-        None => {
+    let timeout = state.settings.body_timeout();
+    let read = tokio::time::timeout(timeout, read_body(body, state.settings.max_body_bytes));
+    let bytes: Bytes = match read.await {
+        Ok(Some(bytes)) => bytes,
+        Err(_) => {
+            let mut response = request_error(
+                StatusCode::REQUEST_TIMEOUT,
+                Code::LimitExceeded,
+                format!(
+                    "the request body was not received within {} ms",
+                    timeout.as_millis()
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
+        Ok(None) => {
             return request_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 Code::LimitExceeded,
@@ -485,7 +524,13 @@ async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Respon
             include_bytes!("../../assets/graphiql/react-dom.production.min.js.gz"),
             "text/javascript",
         ),
-        _ => return (StatusCode::NOT_FOUND, "no such asset\n").into_response(),
+        _ => {
+            return request_error(
+                StatusCode::NOT_FOUND,
+                Code::NotFound,
+                format!("no such asset: {file}"),
+            );
+        }
     };
     (
         [

@@ -49,6 +49,8 @@ pub fn worker_router(state: OpsState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
+        .fallback(super::http::not_found)
+        .method_not_allowed_fallback(super::http::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state.app.metrics),
             track,
@@ -159,12 +161,15 @@ pub(super) async fn metrics(State(state): State<OpsState>, headers: HeaderMap) -
     if let Some(token) = &state.metrics_token
         && !bearer_matches(&headers, token)
     {
-        return (
+        let mut response = super::http::request_error(
             StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))],
-            "send the metrics token as `Authorization: Bearer <token>`\n",
-        )
-            .into_response();
+            crate::error::Code::Unauthenticated,
+            "send the metrics token as `Authorization: Bearer <token>`",
+        );
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
     }
     let backlog = match crate::automation::outbox::backlog(&state.app.db, crate::time::now()).await
     {

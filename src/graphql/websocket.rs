@@ -19,7 +19,7 @@ use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -219,7 +219,13 @@ pub async fn upgrade(state: HttpState, parts: &mut axum::http::request::Parts) -
     };
     let upgrade = match WebSocketUpgrade::from_request_parts(parts, &()).await {
         Ok(upgrade) => upgrade,
-        Err(rejection) => return rejection.into_response(),
+        Err(rejection) => {
+            return request_error(
+                rejection.status(),
+                Code::BadUserInput,
+                rejection.body_text(),
+            );
+        }
     };
     // The same choice as GraphQLProtocol's: the first protocol named that
     // async-graphql speaks; "graphql-ws" is the older protocol.

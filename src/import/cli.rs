@@ -152,18 +152,7 @@ fn progress_line(label: &str, position: u64, total: Option<u64>, elapsed: Durati
     }
 }
 
-/// `1234567` as `1,234,567`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use super::limits::thousands;
 
 fn file_name(path: &Path) -> String {
     path.file_name()

@@ -4,6 +4,15 @@
 //! name is ignored.
 
 use super::ImportError;
+use super::limits::{MAX_COLUMNS, thousands};
+
+/// The refusal of a header wider than [`MAX_COLUMNS`].
+pub fn too_many_columns(columns: usize) -> ImportError {
+    ImportError::TooLarge(format!(
+        "the header has {} columns; an import takes at most {MAX_COLUMNS} (fields and tag columns): split the file",
+        thousands(columns as u64)
+    ))
+}
 
 /// What a file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +80,9 @@ impl Header {
     /// (`email` for users; `external_id` or `name` for accounts), with a
     /// field named twice, or with control characters (not CSV text).
     pub fn parse<S: AsRef<str>>(kind: Kind, cells: &[S]) -> Result<Header, ImportError> {
+        if cells.len() > MAX_COLUMNS {
+            return Err(too_many_columns(cells.len()));
+        }
         let mut columns = Vec::with_capacity(cells.len());
         for (index, cell) in cells.iter().enumerate() {
             let raw = cell.as_ref();
@@ -207,6 +219,12 @@ mod tests {
             Kind::Users,
             &["PK\u{3}\u{4}", "email"],
             expect![[r#"error: the file is not CSV text: its header has control characters"#]],
+        );
+        let wide: Vec<String> = (0..=MAX_COLUMNS).map(|i| format!("c{i}")).collect();
+        let error = Header::parse(Kind::Users, &wide).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "the header has 201 columns; an import takes at most 200 (fields and tag columns): split the file"
         );
         check(
             Kind::Accounts,

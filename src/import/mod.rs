@@ -21,6 +21,7 @@ pub mod cli;
 pub mod dedup;
 pub mod export;
 pub mod header;
+pub mod limits;
 pub mod plan;
 pub mod read;
 pub mod rows;
@@ -45,6 +46,9 @@ pub enum ImportError {
     BadHeader(String),
     #[error("{0}")]
     NotFound(String),
+    /// Over one of the limits of `limits`.
+    #[error("{0}")]
+    TooLarge(String),
     #[error("cannot read {0}")]
     Io(String),
     #[error(transparent)]
@@ -64,6 +68,7 @@ impl ErrorCode for ImportError {
                 Code::BadUserInput
             }
             ImportError::NotFound(_) => Code::NotFound,
+            ImportError::TooLarge(_) => Code::LimitExceeded,
             ImportError::Tags(e) => e.code(),
             ImportError::Segments(e) => e.code(),
             ImportError::Subjects(e) => e.code(),

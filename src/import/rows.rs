@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::header::{Column, Header, Kind};
+use super::limits::{MAX_CELL_BYTES, MAX_TAGS_PER_CELL, MAX_TAGS_PER_ROW, thousands};
 use crate::subjects::clean_text;
 use crate::subjects::email::Email;
 use crate::tags::name::{TagName, TagRules};
@@ -116,12 +117,38 @@ pub fn parse<S: AsRef<str>>(
     let mut problems = Problems::default();
     let mut fields: Vec<(&Column, &str)> = Vec::new();
     let mut tags: BTreeSet<TagName> = BTreeSet::new();
-    for (column, cell) in header.columns.iter().zip(cells) {
+    for (index, (column, cell)) in header.columns.iter().zip(cells).enumerate() {
         let value = cell.as_ref().trim();
+        // A `tags` cell over the tag limit says so, whatever its size.
+        if value.len() > MAX_CELL_BYTES && *column != Column::Tags {
+            problems.0.push(format!(
+                "the cell of column {} is {} bytes long; a cell holds at most {}",
+                column_name(header.kind, column, index),
+                thousands(value.len() as u64),
+                thousands(MAX_CELL_BYTES as u64)
+            ));
+            continue;
+        }
         match column {
             Column::Ignored => {}
             Column::Tags => {
-                for piece in super::tags_cell::split(value) {
+                let pieces = super::tags_cell::split(value);
+                if pieces.len() > MAX_TAGS_PER_CELL {
+                    problems.0.push(format!(
+                        "the tags cell holds {} tags; a cell holds at most {MAX_TAGS_PER_CELL}",
+                        thousands(pieces.len() as u64)
+                    ));
+                    continue;
+                }
+                if value.len() > MAX_CELL_BYTES {
+                    problems.0.push(format!(
+                        "the tags cell is {} bytes long; a cell holds at most {}",
+                        thousands(value.len() as u64),
+                        thousands(MAX_CELL_BYTES as u64)
+                    ));
+                    continue;
+                }
+                for piece in pieces {
                     if let Some(tag) = problems.take(tag(&piece, rules)) {
                         tags.insert(tag);
                     }
@@ -137,6 +164,12 @@ pub fn parse<S: AsRef<str>>(
             Column::Tag(_) => {}
             field => fields.push((field, value)),
         }
+    }
+    if tags.len() > MAX_TAGS_PER_ROW {
+        problems.0.push(format!(
+            "gives {} tags (its tags cell and tag columns); a row gives at most {MAX_TAGS_PER_ROW}",
+            thousands(tags.len() as u64)
+        ));
     }
     let get = |wanted: &Column| {
         fields
@@ -197,6 +230,19 @@ pub fn parse<S: AsRef<str>>(
     match row {
         Some(row) if problems.0.is_empty() => Ok(row),
         _ => Err(fail(problems.0.join("; "))),
+    }
+}
+
+/// A column as a row error names it: its header name, else its position.
+fn column_name(kind: Kind, column: &Column, index: usize) -> String {
+    match column {
+        Column::Tag(key) => format!("{:?}", shorten(key)),
+        Column::Ignored => format!("{}", index + 1),
+        field => kind
+            .fields()
+            .iter()
+            .find(|(_, c)| c == field)
+            .map_or_else(|| format!("{}", index + 1), |(name, _)| (*name).to_owned()),
     }
 }
 
@@ -350,6 +396,39 @@ mod tests {
             &["email", "first_name"],
             &["ana@acme.com", &"x".repeat(101)],
             expect![[r#"line 7: first_name is longer than 100 characters"#]],
+        );
+    }
+
+    #[test]
+    fn rows_over_the_limits_are_refused() {
+        let many: Vec<String> = (0..=MAX_TAGS_PER_CELL).map(|i| format!("t{i}")).collect();
+        check(
+            Kind::Users,
+            &["email", "tags"],
+            &["ana@acme.com", &many.join(";")],
+            expect![[r#"line 7: the tags cell holds 101 tags; a cell holds at most 100"#]],
+        );
+        check(
+            Kind::Users,
+            &["email", "Notes"],
+            &["ana@acme.com", &"x".repeat(MAX_CELL_BYTES + 1)],
+            expect![[
+                r#"line 7: the cell of column "Notes" is 16,385 bytes long; a cell holds at most 16,384"#
+            ]],
+        );
+        let mut header = vec!["email".to_owned(), "tags".to_owned()];
+        let mut cells = vec!["ana@acme.com".to_owned(), many[..100].join(";")];
+        for i in 0..150 {
+            header.push(format!("C{i}"));
+            cells.push("x".to_owned());
+        }
+        check(
+            Kind::Users,
+            &header.iter().map(String::as_str).collect::<Vec<_>>(),
+            &cells.iter().map(String::as_str).collect::<Vec<_>>(),
+            expect![[
+                r#"line 7: gives 250 tags (its tags cell and tag columns); a row gives at most 200"#
+            ]],
         );
     }
 

@@ -11,7 +11,7 @@ use sea_orm::DatabaseConnection;
 use super::ImportError;
 use super::dedup::Dedup;
 use super::header::{Header, Kind};
-use super::read::Source;
+use super::read::{Source, Unreadable};
 use super::rows::{self, Row, RowError};
 use super::write::{Outcome, Writer};
 use crate::tags::name::TagRules;
@@ -112,7 +112,12 @@ pub fn check(
         let Some(header) = &header else {
             let parsed = match &record.cells {
                 Ok(cells) => Header::parse(options.kind, cells),
-                Err(_) => Err(ImportError::NotCsv(
+                Err(Unreadable::TooManyCells(n)) => Err(super::header::too_many_columns(*n)),
+                Err(Unreadable::TooLong) => Err(ImportError::TooLarge(format!(
+                    "the header row is longer than {} bytes",
+                    super::limits::thousands(super::limits::MAX_ROW_BYTES as u64)
+                ))),
+                Err(Unreadable::NotUtf8) => Err(ImportError::NotCsv(
                     "the file is not CSV text: its header is not UTF-8".into(),
                 )),
             };
@@ -130,11 +135,11 @@ pub fn check(
         let cells = match record.cells {
             Ok(cells) if blank(&cells) => return ControlFlow::Continue(()),
             Ok(cells) => cells,
-            Err(message) => {
+            Err(unreadable) => {
                 summary.rows += 1;
                 let error = RowError {
                     line: record.line,
-                    message,
+                    message: unreadable.to_string(),
                 };
                 summary.error(error, options.max_errors);
                 return ControlFlow::Continue(());

@@ -1,7 +1,7 @@
 //! Tag rows: finding, creating on first use (with their implicit parents),
 //! and the workspace's naming rules.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use entity::{tag, workspace};
 use sea_orm::sea_query::OnConflict;
@@ -64,12 +64,20 @@ pub async fn find_live_by_names(
     workspace_id: i64,
     names: &[String],
 ) -> Result<Vec<tag::Model>, TagError> {
-    Ok(tag::Entity::find()
-        .filter(tag::Column::WorkspaceId.eq(workspace_id))
-        .filter(tag::Column::Name.is_in(names.iter().cloned()))
-        .filter(tag::Column::DeletedAt.is_null())
-        .all(db)
-        .await?)
+    // In chunks: one statement for any number of names would pass SQLite's
+    // limit on bound values.
+    let mut found = Vec::new();
+    for chunk in names.chunks(1_000) {
+        found.extend(
+            tag::Entity::find()
+                .filter(tag::Column::WorkspaceId.eq(workspace_id))
+                .filter(tag::Column::Name.is_in(chunk.iter().cloned()))
+                .filter(tag::Column::DeletedAt.is_null())
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(found)
 }
 
 /// Tags by id, deleted ones included (history refers to them).
@@ -96,21 +104,16 @@ pub async fn ensure(
     workspace_id: i64,
     names: &[TagName],
 ) -> Result<Vec<tag::Model>, TagError> {
-    let mut wanted: Vec<String> = Vec::new();
+    // A set, not a list searched for each name: many names cost n log n, not n².
+    let mut wanted: BTreeSet<String> = BTreeSet::new();
     for name in names {
-        for ancestor in name.ancestors() {
-            if !wanted.contains(&ancestor) {
-                wanted.push(ancestor);
-            }
-        }
-        if !wanted.iter().any(|w| w == name.as_str()) {
-            wanted.push(name.as_str().to_owned());
-        }
+        wanted.extend(name.ancestors());
+        wanted.insert(name.as_str().to_owned());
     }
     // Created in name order (a parent's name is a prefix of its children's,
     // so parents still come first): two requests creating the same new tags
     // wait for each other's inserts in one order, never in a cycle.
-    wanted.sort_unstable();
+    let wanted: Vec<String> = wanted.into_iter().collect();
     let mut by_name: HashMap<String, tag::Model> = find_live_by_names(db, workspace_id, &wanted)
         .await?
         .into_iter()

@@ -409,7 +409,10 @@ async fn an_operation_whose_client_went_away_is_stopped() {
         .json(&json!({ "query": "mutation { upsertUser(input: { email: \"gone@example.com\" }) { id } }" }))
         .send()
         .await;
-    assert!(sent.is_err(), "the request was answered while the lock was held");
+    assert!(
+        sent.is_err(),
+        "the request was answered while the lock was held"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(lock);
     // Another write goes through, after which the abandoned one would have run.

@@ -16,6 +16,7 @@ mod crash;
 mod hostile_input;
 mod http;
 mod import;
+mod input_limits;
 mod introspection;
 mod isolation;
 mod limits;
