@@ -540,9 +540,11 @@ fn build_document(data: &[u8]) -> String {
                 )),
                 5 => {
                     let levels = next() % 16;
+                    let levels = levels.min(depth + 1);
                     out.push_str(&format!(
-                        "users {{ nodes {{ {} }} }} ",
-                        chain("account { users { nodes", levels.min(depth + 1), "id } }")
+                        "users {{ nodes {{ {}id{} }} }} ",
+                        "account { users { nodes { ".repeat(levels),
+                        " } } }".repeat(levels)
                     ));
                 }
                 _ => out.push_str(&format!(
@@ -561,8 +563,7 @@ fn build_document(data: &[u8]) -> String {
     document
 }
 
-/// `field { field { ... leaf } }`, `levels` deep (`field` may open more
-/// than one brace: `leaf` closes the extra ones).
+/// `field { field { ... leaf } }`, `levels` deep.
 fn chain(field: &str, levels: usize, leaf: &str) -> String {
     format!("{}{leaf}{}", format!("{field} {{ ").repeat(levels), " }".repeat(levels))
 }

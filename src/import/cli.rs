@@ -208,21 +208,19 @@ pub async fn import_file(
         let batch_size = options.batch_size;
         let options = options.clone();
         tokio::task::spawn_blocking(move || {
-            let mut batch = Vec::with_capacity(batch_size);
+            let mut batcher = run::Batcher::new(batch_size);
             let mut stopped = false;
             let read = run::rows(&source, &options, &checked, rules, |row| {
-                batch.push(row);
-                if batch.len() >= batch_size {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
-                    if sender.blocking_send(full).is_err() {
-                        stopped = true;
-                        return std::ops::ControlFlow::Break(());
-                    }
+                if let Some(full) = batcher.push(row)
+                    && sender.blocking_send(full).is_err()
+                {
+                    stopped = true;
+                    return std::ops::ControlFlow::Break(());
                 }
                 std::ops::ControlFlow::Continue(())
             });
-            if !stopped && !batch.is_empty() {
-                let _ = sender.blocking_send(batch);
+            if !stopped && let Some(rest) = batcher.finish() {
+                let _ = sender.blocking_send(rest);
             }
             read
         })

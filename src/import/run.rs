@@ -198,6 +198,60 @@ pub fn rows(
     })
 }
 
+/// Most distinct tags one batch (one write transaction) adds: a batch of
+/// rows whose cells are all new tags is cut early, so no import holds the
+/// database's writer for long (each new tag costs a few statements).
+pub const MAX_BATCH_TAGS: usize = 2_000;
+
+/// Gathers rows into batches of at most `max_rows` rows and
+/// [`MAX_BATCH_TAGS`] distinct tags.
+pub struct Batcher {
+    max_rows: usize,
+    rows: Vec<Row>,
+    tags: std::collections::HashSet<crate::tags::name::TagName>,
+}
+
+impl Batcher {
+    pub fn new(max_rows: usize) -> Self {
+        Batcher {
+            max_rows: max_rows.max(1),
+            rows: Vec::new(),
+            tags: Default::default(),
+        }
+    }
+
+    /// Adds a row; returns the batch it filled, if any.
+    pub fn push(&mut self, row: Row) -> Option<Vec<Row>> {
+        let tags = match &row {
+            Row::User(row) => &row.tags,
+            Row::Account(row) => &row.tags,
+        };
+        let new = tags.iter().filter(|t| !self.tags.contains(*t)).count();
+        // A row that would take the batch past its tags starts the next one.
+        let full =
+            (!self.rows.is_empty() && self.tags.len() + new > MAX_BATCH_TAGS).then(|| self.take());
+        match &row {
+            Row::User(r) => self.tags.extend(r.tags.iter().cloned()),
+            Row::Account(r) => self.tags.extend(r.tags.iter().cloned()),
+        }
+        self.rows.push(row);
+        if full.is_some() {
+            return full;
+        }
+        (self.rows.len() >= self.max_rows || self.tags.len() >= MAX_BATCH_TAGS).then(|| self.take())
+    }
+
+    /// The rows not yet handed out.
+    pub fn finish(mut self) -> Option<Vec<Row>> {
+        (!self.rows.is_empty()).then(|| self.take())
+    }
+
+    fn take(&mut self) -> Vec<Row> {
+        self.tags.clear();
+        std::mem::take(&mut self.rows)
+    }
+}
+
 /// Writes one batch of rows (all of the import's kind).
 pub async fn write_batch(writer: &Writer<'_>, batch: Vec<Row>) -> Result<Outcome, ImportError> {
     let mut users = Vec::new();
@@ -248,10 +302,14 @@ pub async fn import_text(
         dry_run: options.dry_run,
     };
     let mut summary = checked.summary;
-    let mut kept = kept.into_iter().peekable();
+    let mut batcher = Batcher::new(options.batch_size);
+    let mut batches: Vec<Vec<Row>> = kept
+        .into_iter()
+        .filter_map(|row| batcher.push(row))
+        .collect();
+    batches.extend(batcher.finish());
     let mut statistics = super::write::Statistics::start(db).await?;
-    while kept.peek().is_some() {
-        let batch: Vec<Row> = kept.by_ref().take(options.batch_size.max(1)).collect();
+    for batch in batches {
         let size = batch.len() as u64;
         let outcome = write_batch(&writer, batch).await?;
         summary.add(outcome, options.max_errors);
@@ -261,4 +319,72 @@ pub async fn import_text(
     }
     summary.finish();
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Batcher, MAX_BATCH_TAGS};
+    use crate::import::rows::{Row, UserRow};
+    use crate::subjects::email::Email;
+    use crate::tags::name::{TagName, TagRules};
+
+    fn row(line: u64, tags: impl Iterator<Item = String>) -> Row {
+        let rules = TagRules {
+            lowercase: false,
+            max_depth: 3,
+        };
+        Row::User(UserRow {
+            line,
+            email: Email::parse(&format!("u{line}@example.com")).unwrap(),
+            external_id: None,
+            first_name: None,
+            last_name: None,
+            account: None,
+            tags: tags.map(|t| TagName::parse(&t, rules).unwrap()).collect(),
+        })
+    }
+
+    fn batches(rows: Vec<Row>, max_rows: usize) -> Vec<Vec<Row>> {
+        let mut batcher = Batcher::new(max_rows);
+        let mut out: Vec<Vec<Row>> = rows.into_iter().filter_map(|r| batcher.push(r)).collect();
+        out.extend(batcher.finish());
+        out
+    }
+
+    fn distinct_tags(batch: &[Row]) -> usize {
+        let mut tags = std::collections::HashSet::new();
+        for row in batch {
+            if let Row::User(row) = row {
+                tags.extend(row.tags.iter().cloned());
+            }
+        }
+        tags.len()
+    }
+
+    #[test]
+    fn rows_of_new_tags_are_cut_into_small_batches() {
+        // 1,000 rows of 199 tags each, every one new: 199,000 tags.
+        let rows: Vec<Row> = (0..1000)
+            .map(|i| row(i, (0..199).map(move |c| format!("C{c}: {i}"))))
+            .collect();
+        let batches = batches(rows, 5_000);
+        assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 1000);
+        for batch in &batches {
+            assert!(
+                distinct_tags(batch) <= MAX_BATCH_TAGS,
+                "{}",
+                distinct_tags(batch)
+            );
+        }
+        assert_eq!(batches.len(), 100); // 10 rows (1,990 tags) a batch
+    }
+
+    #[test]
+    fn rows_of_the_same_tags_fill_batches_by_rows() {
+        let rows: Vec<Row> = (0..12_000)
+            .map(|i| row(i, ["VIP", "Plan: Pro"].into_iter().map(String::from)))
+            .collect();
+        let sizes: Vec<usize> = batches(rows, 5_000).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [5_000, 5_000, 2_000]);
+    }
 }
