@@ -367,6 +367,7 @@ impl Worker {
                     &job.hook_event.subject,
                     runs,
                     too_deep,
+                    self.scripts.engine.limits().max_attributes_bytes,
                     &self.clock,
                 )
                 .await?,
