@@ -194,6 +194,12 @@ impl AutomationSettings {
             max_attempts: self.automation_max_attempts,
             runs_kept: self.script_runs_kept,
             lease: std::time::Duration::from_millis(self.automation_lease_ms.max(100)),
+            // One largest plan per write transaction at most (and the
+            // small plans of a batch together).
+            batch_bytes: match self.script_max_output_bytes {
+                0 => crate::automation::worker::WorkerSettings::default().batch_bytes,
+                n => n,
+            },
             ..Default::default()
         }
     }
