@@ -107,7 +107,8 @@ async fn apply_actions(
         if target.attributes.is_empty() {
             continue;
         }
-        let Some(current) = read_attributes(txn, event.workspace_id, target.kind, target.id).await?
+        let Some(current) =
+            read_attributes(txn, event.workspace_id, target.kind, target.id).await?
         else {
             continue; // the subject is gone
         };
@@ -270,8 +271,7 @@ pub async fn apply_runs(
                 outcome.error = Some(format!(
                     "automation cascade deeper than {max} steps stopped; nothing of this run was applied"
                 ));
-            } else if let Err(why) =
-                apply_actions(
+            } else if let Err(why) = apply_actions(
                 txn,
                 event,
                 subject,

@@ -248,10 +248,7 @@ impl Plan {
                     None => continue,
                 },
             };
-            let merged = merge_into(
-                snapshot.attributes.clone(),
-                self.planned_attributes(target),
-            );
+            let merged = merge_into(snapshot.attributes.clone(), self.planned_attributes(target));
             let bytes = serialized_size(&merged);
             if bytes > max_bytes {
                 return Err(attributes_too_large(
@@ -518,7 +515,10 @@ mod tests {
         };
         let mut plan = Plan::default();
         assert_eq!(plan.set_tag(Target::Subject, "a".into(), true, one), Ok(()));
-        assert_eq!(plan.set_tag(Target::Subject, "a".into(), false, one), Ok(()));
+        assert_eq!(
+            plan.set_tag(Target::Subject, "a".into(), false, one),
+            Ok(())
+        );
         assert_eq!(
             plan.set_tag(Target::Account, "a".into(), true, one),
             Err(PlanFull::Changes { max: 1 })
@@ -533,8 +533,14 @@ mod tests {
         };
         let mut plan = Plan::default();
         // "abcd" + "e": 5 bytes; "k" + "\"xxxxxxxx\"": 11 bytes.
-        assert_eq!(plan.set_tag(Target::Subject, "abcd".into(), true, budget), Ok(()));
-        assert_eq!(plan.set_tag(Target::Account, "e".into(), false, budget), Ok(()));
+        assert_eq!(
+            plan.set_tag(Target::Subject, "abcd".into(), true, budget),
+            Ok(())
+        );
+        assert_eq!(
+            plan.set_tag(Target::Account, "e".into(), false, budget),
+            Ok(())
+        );
         let value = |n: usize| Value::String("x".repeat(n));
         assert_eq!(
             plan.set_attribute(Target::Subject, "k".into(), value(8), budget),
@@ -580,7 +586,9 @@ mod tests {
             max_bytes: 0,
         };
         let mut subject = SubjectSnapshot::new(SubjectKind::User, "u1");
-        subject.attributes.insert("old".into(), "x".repeat(20).into());
+        subject
+            .attributes
+            .insert("old".into(), "x".repeat(20).into());
         let mut plan = Plan::default();
         plan.set_tag(Target::Subject, "t".repeat(100), true, budget)
             .unwrap();

@@ -143,9 +143,9 @@ fn run_hook(
             Err(error) => error,
             Ok(()) => {
                 return RunOutcome {
-                ok: true,
-                error: None,
-                logs,
+                    ok: true,
+                    error: None,
+                    logs,
                     actions: record.plan.into_actions(&state.subject),
                     duration: started.elapsed(),
                 };

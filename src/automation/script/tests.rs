@@ -1158,7 +1158,9 @@ fn attributes_past_the_per_subject_limit_fail_the_run() {
     // Removing a key makes room.
     let outcome = run_with(
         &engine,
-        &hook("let v = \"\"; v.pad(970, 'x'); s.set_attribute(\"plan\", ()); s.set_attribute(\"note\", v);"),
+        &hook(
+            "let v = \"\"; v.pad(970, 'x'); s.set_attribute(\"plan\", ()); s.set_attribute(\"note\", v);",
+        ),
         &tag_added("x", user()),
     );
     assert!(outcome.ok, "{outcome:?}");
