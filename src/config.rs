@@ -215,6 +215,20 @@ pub struct AutomationSettings {
         default_value_t = 100_000
     )]
     pub script_max_operations: u64,
+    /// Bytes of output one script run may plan: its tag names, and its
+    /// attribute keys with their values as JSON (0: no limit). A run that
+    /// plans more fails, with nothing applied.
+    #[arg(
+        long,
+        env = "TAGSMITH_SCRIPT_MAX_OUTPUT_BYTES",
+        default_value_t = 256 * 1024
+    )]
+    pub script_max_output_bytes: usize,
+    /// Bytes of a user's or account's attributes (as JSON) that a script
+    /// run may leave after its changes (0: no limit). A run that would
+    /// leave more fails, with nothing applied.
+    #[arg(long, env = "TAGSMITH_MAX_ATTRIBUTES_BYTES", default_value_t = 64 * 1024)]
+    pub max_attributes_bytes: usize,
     /// Runs kept per script (older ones are deleted).
     #[arg(long, env = "TAGSMITH_SCRIPT_RUNS_KEPT", default_value_t = 1000)]
     pub script_runs_kept: u64,
@@ -233,6 +247,8 @@ impl Default for AutomationSettings {
             automation_lease_ms: 60_000,
             script_timeout_ms: 50,
             script_max_operations: 100_000,
+            script_max_output_bytes: 256 * 1024,
+            max_attributes_bytes: 64 * 1024,
             script_runs_kept: 1000,
             segment_sweep_ms: 60_000,
         }
@@ -245,6 +261,8 @@ impl AutomationSettings {
         crate::automation::script::Limits {
             wall_clock: std::time::Duration::from_millis(self.script_timeout_ms),
             max_operations: self.script_max_operations,
+            max_output_bytes: self.script_max_output_bytes,
+            max_attributes_bytes: self.max_attributes_bytes,
             ..Default::default()
         }
     }
@@ -261,6 +279,12 @@ impl AutomationSettings {
             max_attempts: self.automation_max_attempts,
             runs_kept: self.script_runs_kept,
             lease: std::time::Duration::from_millis(self.automation_lease_ms.max(100)),
+            // One largest plan per write transaction at most (and the
+            // small plans of a batch together).
+            batch_bytes: match self.script_max_output_bytes {
+                0 => crate::automation::worker::WorkerSettings::default().batch_bytes,
+                n => n,
+            },
             ..Default::default()
         }
     }

@@ -6,7 +6,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, Qu
 use serde_json::{Value, json};
 
 use super::AutomationError;
-use super::script::{PlannedAction, RunOutcome, SubjectSnapshot};
+use super::script::{PlannedAction, RunOutcome, SubjectSnapshot, attributes_too_large};
 use super::snapshot::subject_kind;
 use crate::db::lock_row;
 use crate::ids::{self, NodeKind};
@@ -39,14 +39,18 @@ fn allowed_target(subject: &SubjectSnapshot, action: &PlannedAction) -> Option<(
 }
 
 /// Applies one successful run's actions; an error fails this run only
-/// when it is the script's fault (a bad tag name): the caller then records
-/// the run as failed with nothing applied.
+/// when it is the script's fault (a bad tag name, attributes past
+/// `max_attributes_bytes`): the caller then records the run as failed with
+/// nothing applied. Linear in the plan: each subject's attribute changes
+/// are merged and written once, and its tags are added (and removed) in
+/// one call each.
 async fn apply_actions(
     txn: &DatabaseTransaction,
     event: &automation_event::Model,
     subject: &SubjectSnapshot,
     script: &script::Model,
     actions: &[PlannedAction],
+    max_attributes_bytes: usize,
     clock: &Clock,
 ) -> Result<Result<(), String>, AutomationError> {
     let actor = Actor {
@@ -61,73 +65,121 @@ async fn apply_actions(
         Err(TagError::Db(db)) => return Err(db.into()),
         Err(other) => return Ok(Err(other.to_string())),
     };
-    let mut names: Vec<Option<TagName>> = Vec::with_capacity(actions.len());
+    // Per target, in order of first touch: its tags to add and to remove,
+    // and its attribute changes.
+    let mut changes: Vec<TargetChanges> = Vec::new();
     for action in actions {
-        match action {
-            PlannedAction::AddTag { tag, .. } | PlannedAction::RemoveTag { tag, .. } => {
-                match TagName::parse(tag, rules) {
-                    Ok(name) => names.push(Some(name)),
-                    Err(e) => return Ok(Err(format!("tag {tag:?} {e}"))),
-                }
-            }
-            PlannedAction::SetAttribute { .. } => names.push(None),
-        }
-    }
-    let mut targets = Vec::with_capacity(actions.len());
-    for action in actions {
-        let Some(target) = allowed_target(subject, action) else {
+        let Some((kind, id)) = allowed_target(subject, action) else {
             return Ok(Err(format!(
                 "a script may only change the event's subject and its account, not {}",
                 action.target_id()
             )));
         };
-        targets.push(target);
-    }
-    for ((action, (kind, id)), name) in actions.iter().zip(targets).zip(names) {
+        let at = match changes.iter().position(|c| c.kind == kind && c.id == id) {
+            Some(at) => at,
+            None => {
+                changes.push(TargetChanges::new(kind, id, action));
+                changes.len() - 1
+            }
+        };
+        let target = &mut changes[at];
         match action {
-            PlannedAction::AddTag { .. } | PlannedAction::RemoveTag { .. } => {
-                let Some(name) = name else { continue };
-                let op = if matches!(action, PlannedAction::AddTag { .. }) {
-                    Op::Added
-                } else {
-                    Op::Removed
+            PlannedAction::AddTag { tag, .. } | PlannedAction::RemoveTag { tag, .. } => {
+                let name = match TagName::parse(tag, rules) {
+                    Ok(name) => name,
+                    Err(e) => return Ok(Err(format!("tag {tag:?} {e}"))),
                 };
-                let targets = [(kind, Target::Ids(vec![id]))];
-                apply_to_targets(
-                    txn,
-                    event.workspace_id,
-                    &targets,
-                    std::slice::from_ref(&name),
-                    op,
-                    actor,
-                    clock,
-                )
+                if matches!(action, PlannedAction::AddTag { .. }) {
+                    target.add.push(name);
+                } else {
+                    target.remove.push(name);
+                }
+            }
+            PlannedAction::SetAttribute { key, value, .. } => {
+                target.attributes.push((key.clone(), value.clone()));
+            }
+        }
+    }
+    // Merge and measure every subject's attributes before writing
+    // anything, so attributes past the limit apply nothing of the plan.
+    let mut merged: Vec<(SubjectKind, i64, Value)> = Vec::new();
+    for target in &mut changes {
+        if target.attributes.is_empty() {
+            continue;
+        }
+        let Some(current) =
+            read_attributes(txn, event.workspace_id, target.kind, target.id).await?
+        else {
+            continue; // the subject is gone
+        };
+        let value = attributes::merge_into(current, std::mem::take(&mut target.attributes));
+        let bytes = attributes::serialized_size(&value);
+        if max_attributes_bytes > 0 && bytes > max_attributes_bytes {
+            return Ok(Err(attributes_too_large(
+                target.kind_name,
+                &target.global_id,
+                bytes,
+                max_attributes_bytes,
+            )));
+        }
+        merged.push((target.kind, target.id, value));
+    }
+    // Attributes first: the segments the tag changes re-evaluate see them.
+    for (kind, id, value) in merged {
+        write_attributes(txn, event.workspace_id, kind, id, value).await?;
+    }
+    for target in &changes {
+        for (op, names) in [(Op::Added, &target.add), (Op::Removed, &target.remove)] {
+            if names.is_empty() {
+                continue;
+            }
+            let targets = [(target.kind, Target::Ids(vec![target.id]))];
+            apply_to_targets(txn, event.workspace_id, &targets, names, op, actor, clock)
                 .await
                 .map_err(|e| match e {
                     TagError::Db(db) => AutomationError::Db(db),
                     other => AutomationError::Invalid(other.to_string()),
                 })?;
-            }
-            PlannedAction::SetAttribute { key, value, .. } => {
-                let mut change = serde_json::Map::new();
-                change.insert(key.clone(), value.clone());
-                set_attributes(txn, event.workspace_id, kind, id, change).await?;
-            }
         }
     }
     Ok(Ok(()))
 }
 
-async fn set_attributes(
+/// What one run changes on one user or account.
+struct TargetChanges {
+    kind: SubjectKind,
+    id: i64,
+    /// How scripts name the subject (`USER`, its global id), for errors.
+    kind_name: &'static str,
+    global_id: String,
+    add: Vec<TagName>,
+    remove: Vec<TagName>,
+    attributes: Vec<(String, Value)>,
+}
+
+impl TargetChanges {
+    fn new(kind: SubjectKind, id: i64, action: &PlannedAction) -> Self {
+        TargetChanges {
+            kind,
+            id,
+            kind_name: action.target_kind().as_str(),
+            global_id: action.target_id().to_owned(),
+            add: Vec::new(),
+            remove: Vec::new(),
+            attributes: Vec::new(),
+        }
+    }
+}
+
+/// A subject's attributes, its row held first on PostgreSQL (so a
+/// concurrent upsert's attributes are merged into, not overwritten);
+/// `None` when the subject is gone.
+async fn read_attributes(
     txn: &DatabaseTransaction,
     workspace_id: i64,
     kind: SubjectKind,
     id: i64,
-    change: serde_json::Map<String, Value>,
-) -> Result<(), AutomationError> {
-    let table = subject_table(kind);
-    // PostgreSQL: hold the row before reading it, so a concurrent upsert's
-    // attributes are merged into, not overwritten.
+) -> Result<Option<serde_json::Map<String, Value>>, AutomationError> {
     match kind {
         SubjectKind::User => {
             lock_row(txn, entity::user::Entity, entity::user::Column::Id, id).await?
@@ -144,17 +196,30 @@ async fn set_attributes(
     }
     let current = Query::select()
         .column("attributes")
-        .from(table)
+        .from(subject_table(kind))
         .and_where(Expr::col("workspace_id").eq(workspace_id))
         .and_where(Expr::col("id").eq(id))
         .to_owned();
     let Some(row) = txn.query_one(&current).await? else {
-        return Ok(()); // the subject is gone
+        return Ok(None);
     };
-    let current: Value = row.try_get_by_index(0)?;
+    Ok(Some(match row.try_get_by_index::<Value>(0)? {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }))
+}
+
+/// Stores a subject's merged attributes (one statement per subject and run).
+async fn write_attributes(
+    txn: &DatabaseTransaction,
+    workspace_id: i64,
+    kind: SubjectKind,
+    id: i64,
+    value: Value,
+) -> Result<(), AutomationError> {
     let update = Query::update()
-        .table(table)
-        .value("attributes", attributes::merge(&current, change))
+        .table(subject_table(kind))
+        .value("attributes", value)
         .value("updated_at", now())
         .and_where(Expr::col("workspace_id").eq(workspace_id))
         .and_where(Expr::col("id").eq(id))
@@ -181,7 +246,8 @@ pub fn actions_json(actions: &[PlannedAction]) -> Value {
     )
 }
 
-/// Applies the successful runs' plans in `txn` and returns the records of
+/// Applies the successful runs' plans in `txn` (a subject's attributes
+/// may take at most `max_attributes_bytes`, 0: no limit) and returns the records of
 /// every run, for [`record_runs`]. With `too_deep`, nothing is applied and
 /// runs that planned changes are recorded as failed: the cascade stops here.
 pub async fn apply_runs(
@@ -190,6 +256,7 @@ pub async fn apply_runs(
     subject: &SubjectSnapshot,
     runs: Vec<Run<'_>>,
     too_deep: Option<i32>,
+    max_attributes_bytes: usize,
     clock: &Clock,
 ) -> Result<Vec<script_run::ActiveModel>, AutomationError> {
     let mut records = Vec::with_capacity(runs.len());
@@ -204,8 +271,16 @@ pub async fn apply_runs(
                 outcome.error = Some(format!(
                     "automation cascade deeper than {max} steps stopped; nothing of this run was applied"
                 ));
-            } else if let Err(why) =
-                apply_actions(txn, event, subject, script, &outcome.actions, clock).await?
+            } else if let Err(why) = apply_actions(
+                txn,
+                event,
+                subject,
+                script,
+                &outcome.actions,
+                max_attributes_bytes,
+                clock,
+            )
+            .await?
             {
                 outcome.ok = false;
                 outcome.error = Some(format!("{why}; nothing of this run was applied"));

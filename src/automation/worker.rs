@@ -3,8 +3,9 @@
 //! Each step takes a batch of events from the outbox (at most one per
 //! subject), runs the matching hooks of every enabled script of each
 //! event's workspace on snapshots of the subjects, and applies the
-//! successful runs' plans in one transaction that also records the runs,
-//! marks the events done and claims the next batch; the tag changes it
+//! successful runs' plans in a transaction that also records the runs,
+//! marks the events done and claims the next batch (in several, each
+//! bounded by the bytes its plans write, when the plans are large); the tag changes it
 //! makes write the next events, one step deeper. An error leaves the
 //! events to be retried with backoff, and failed after the last attempt.
 
@@ -52,6 +53,10 @@ pub struct WorkerSettings {
     pub gather: Duration,
     /// How long a claim lasts before another worker may take the event again.
     pub lease: Duration,
+    /// Bytes of plans applied in one write transaction: a batch whose plans
+    /// write more is applied in several, so no batch holds the database's
+    /// writer for long (0: the whole batch in one).
+    pub batch_bytes: usize,
 }
 
 impl Default for WorkerSettings {
@@ -64,8 +69,47 @@ impl Default for WorkerSettings {
             batch: 64,
             gather: Duration::from_millis(1),
             lease: outbox::LEASE,
+            batch_bytes: 256 * 1024,
         }
     }
+}
+
+/// Part of a batch applied in one write transaction.
+struct Chunk<'a> {
+    /// The events it finishes.
+    events: &'a [automation_event::Model],
+    jobs: Vec<Job>,
+    /// For the batch's last chunk: what only it does.
+    last: Option<Last>,
+}
+
+/// What the last chunk of a batch does besides its jobs.
+struct Last {
+    /// (workspace, event kind) that no script hears: pending events done.
+    unheard: Vec<(i64, String)>,
+    /// Whether to prune the runs log of the scripts that ran.
+    prune: bool,
+}
+
+/// Splits jobs, in order, into chunks whose plans write at most
+/// `max_bytes` together (0: no bound); a job larger than that is a chunk of
+/// its own. There is always at least one chunk (maybe empty): the last
+/// one finishes the batch.
+fn chunk_by_bytes(jobs: Vec<Job>, max_bytes: usize) -> Vec<Vec<Job>> {
+    let mut chunks = Vec::new();
+    let mut current: Vec<Job> = Vec::new();
+    let mut bytes = 0usize;
+    for job in jobs {
+        let size = job.plan_bytes();
+        if max_bytes > 0 && !current.is_empty() && bytes.saturating_add(size) > max_bytes {
+            chunks.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes = bytes.saturating_add(size);
+        current.push(job);
+    }
+    chunks.push(current);
+    chunks
 }
 
 /// One event's hooks to run.
@@ -76,6 +120,25 @@ struct Job {
     hook_event: HookEvent,
     scripts: Vec<(Arc<script::Model>, Arc<CompiledScript>)>,
     outcomes: Vec<RunOutcome>,
+}
+
+impl Job {
+    /// Bytes the plans of the job's runs write (a failed run's plan is
+    /// empty), with a little for each run and action, which write rows
+    /// whatever their size.
+    fn plan_bytes(&self) -> usize {
+        self.outcomes
+            .iter()
+            .map(|outcome| {
+                let actions: usize = outcome
+                    .actions
+                    .iter()
+                    .map(|action| action.bytes().saturating_add(64))
+                    .sum();
+                actions.saturating_add(256)
+            })
+            .sum()
+    }
 }
 
 /// What one step did.
@@ -307,10 +370,61 @@ impl Worker {
         .await
         .map_err(|e| AutomationError::Invalid(format!("script thread failed: {e}")))?;
 
+        // Applied in chunks bounded by the bytes their plans write, each in
+        // a write transaction of its own: a heavy plan commits alone, and
+        // other writers (other workspaces' API requests) take their turns
+        // between chunks instead of waiting for the whole batch.
+        let chunks = chunk_by_bytes(jobs, self.settings.batch_bytes);
+        let count = chunks.len();
+        let mut scripts_run: Vec<i64> = Vec::new();
+        let mut rest: Vec<automation_event::Model> = events.to_vec();
+        let mut unheard = Some(unheard);
+        let mut next = Vec::new();
+        for (at, jobs) in chunks.into_iter().enumerate() {
+            let last = at + 1 == count;
+            // A chunk finishes its jobs' events; the last one also the
+            // batch's events that had nothing to run.
+            let chunk_events: Vec<automation_event::Model> = if last {
+                std::mem::take(&mut rest)
+            } else {
+                let (mine, others) = rest
+                    .into_iter()
+                    .partition(|e| jobs.iter().any(|job| job.event_id == e.id));
+                rest = others;
+                mine
+            };
+            let chunk = Chunk {
+                events: &chunk_events,
+                jobs,
+                last: last.then(|| Last {
+                    unheard: unheard.take().unwrap_or_default(),
+                    prune: batch_number.is_multiple_of(32),
+                }),
+            };
+            next = self.apply_chunk(chunk, &mut scripts_run).await?;
+        }
+        Ok(next)
+    }
+
+    /// Applies one chunk of a batch in a write transaction of its own: the
+    /// plans of its jobs, their runs, the completion of its events; the
+    /// last chunk also finishes the unheard events and claims the next
+    /// batch (returned).
+    async fn apply_chunk(
+        &self,
+        chunk: Chunk<'_>,
+        scripts_run: &mut Vec<i64>,
+    ) -> Result<Vec<automation_event::Model>, AutomationError> {
+        let Chunk { events, jobs, last } = chunk;
+        let max_attributes_bytes = self.scripts.engine.limits().max_attributes_bytes;
         let txn = begin_write_first(&self.db).await?;
         // Only the events this worker still holds (a lease that ran out
         // meanwhile may have passed one to another worker).
-        let held = outbox::still_claimed(&txn, events).await?;
+        let held = if events.is_empty() {
+            Vec::new()
+        } else {
+            outbox::still_claimed(&txn, events).await?
+        };
         if held.len() < events.len() {
             tracing::warn!(
                 lost = events.len() - held.len(),
@@ -321,7 +435,6 @@ impl Worker {
             events.iter().filter(|e| held.contains(&e.id)).collect();
         let mut records = Vec::new();
         let mut stopped: Vec<(i64, String)> = Vec::new();
-        let mut scripts_run: Vec<i64> = Vec::new();
         for job in jobs {
             let Some(event) = events.iter().copied().find(|e| e.id == job.event_id) else {
                 continue;
@@ -367,6 +480,7 @@ impl Worker {
                     &job.hook_event.subject,
                     runs,
                     too_deep,
+                    max_attributes_bytes,
                     &self.clock,
                 )
                 .await?,
@@ -386,31 +500,36 @@ impl Worker {
             .map(|e| e.id)
             .collect();
         record_runs(&txn, &retried, records).await?;
-        // Prune the runs log now and then, not on every batch.
-        if batch_number.is_multiple_of(32) {
-            for script_id in scripts_run {
-                prune_runs(&txn, script_id, self.settings.runs_kept).await?;
-            }
+        if !event_ids.is_empty() {
+            outbox::complete_many(&txn, &event_ids).await?;
         }
-        outbox::complete_many(&txn, &event_ids).await?;
         for (event_id, error) in stopped {
             outbox::stop(&txn, event_id, &error).await?;
         }
-        // Nobody listens to these kinds in these workspaces: their pending events are done too.
-        for (workspace_id, kind) in unheard {
-            let update = Query::update()
-                .table(automation_event::Entity)
-                .value(automation_event::Column::Status, status::DONE)
-                .and_where(Expr::col(automation_event::Column::WorkspaceId).eq(workspace_id))
-                .and_where(Expr::col(automation_event::Column::Kind).eq(kind))
-                .and_where(Expr::col(automation_event::Column::Status).eq(status::PENDING))
-                .to_owned();
-            txn.execute(&update).await?;
+        let mut next = Vec::new();
+        if let Some(Last { unheard, prune }) = last {
+            // Prune the runs log now and then, not on every batch.
+            if prune {
+                for &script_id in scripts_run.iter() {
+                    prune_runs(&txn, script_id, self.settings.runs_kept).await?;
+                }
+            }
+            // Nobody listens to these kinds in these workspaces: their pending events are done too.
+            for (workspace_id, kind) in unheard {
+                let update = Query::update()
+                    .table(automation_event::Entity)
+                    .value(automation_event::Column::Status, status::DONE)
+                    .and_where(Expr::col(automation_event::Column::WorkspaceId).eq(workspace_id))
+                    .and_where(Expr::col(automation_event::Column::Kind).eq(kind))
+                    .and_where(Expr::col(automation_event::Column::Status).eq(status::PENDING))
+                    .to_owned();
+                txn.execute(&update).await?;
+            }
+            // The next batch, in this write turn: it sees the events this
+            // batch's changes wrote, and those finished here no longer hold
+            // back their subjects' next ones.
+            next = outbox::claim_in(&txn, self.settings.batch, self.settings.lease).await?;
         }
-        // The next batch, in this write turn: it sees the events this
-        // batch's changes wrote, and those finished here no longer hold
-        // back their subjects' next ones.
-        let next = outbox::claim_in(&txn, self.settings.batch, self.settings.lease).await?;
         txn.commit().await?;
         self.feed.committed();
         self.metrics.script_runs(runs, failed_runs);
@@ -511,4 +630,77 @@ async fn apply_trigger(
             })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::Value;
+
+    use super::*;
+    use crate::automation::script::{HookKind, PlannedAction, SubjectKind, SubjectSnapshot};
+
+    /// A job whose one run set an attribute of `value_bytes` bytes.
+    fn job(event_id: i64, value_bytes: usize) -> Job {
+        let subject = SubjectSnapshot::new(SubjectKind::User, "u1");
+        Job {
+            event_id,
+            segment: None,
+            hook_event: HookEvent {
+                hook: HookKind::TagAdded,
+                tag: Some("t".into()),
+                segment: None,
+                source: "MANUAL".into(),
+                depth: 0,
+                subject,
+            },
+            scripts: Vec::new(),
+            outcomes: vec![RunOutcome {
+                ok: true,
+                error: None,
+                logs: Vec::new(),
+                actions: vec![PlannedAction::SetAttribute {
+                    target_kind: SubjectKind::User,
+                    target_id: "u1".into(),
+                    key: "k".into(),
+                    // The JSON string's quotes are 2 of the bytes.
+                    value: Value::String("x".repeat(value_bytes - 2)),
+                }],
+                duration: Duration::ZERO,
+            }],
+        }
+    }
+
+    fn ids(chunks: &[Vec<Job>]) -> Vec<Vec<i64>> {
+        chunks
+            .iter()
+            .map(|chunk| chunk.iter().map(|job| job.event_id).collect())
+            .collect()
+    }
+
+    #[test]
+    fn batches_are_applied_in_chunks_bounded_by_plan_bytes() {
+        // Each small job weighs 256 + 64 + 1 + 99 = 420 bytes.
+        assert_eq!(job(1, 99).plan_bytes(), 420);
+        let jobs = vec![
+            job(1, 99),
+            job(2, 99),
+            job(3, 10_000),
+            job(4, 99),
+            job(5, 99),
+        ];
+        assert_eq!(
+            ids(&chunk_by_bytes(jobs, 1_000)),
+            [vec![1, 2], vec![3], vec![4, 5]],
+            "small plans share a chunk; one past the bound is a chunk of its own"
+        );
+        let jobs = vec![job(1, 99), job(2, 10_000)];
+        assert_eq!(ids(&chunk_by_bytes(jobs, 0)), [vec![1, 2]], "0: no bound");
+        assert_eq!(
+            ids(&chunk_by_bytes(Vec::new(), 1_000)),
+            [Vec::<i64>::new()],
+            "always a last chunk, which finishes the batch"
+        );
+    }
 }

@@ -22,12 +22,17 @@ on_both_databases!(
     example_account_rollup,
     example_sports_fan,
     ping_pong_scripts_end_in_bounded_time,
+    a_script_past_its_output_budget_fails_and_stores_nothing,
+    a_heavy_plan_leaves_other_workspaces_answered,
+    test_script_reports_the_budget_errors,
 );
 
 const UPLOAD: &str = "mutation($input: ScriptInput!) {
     uploadScript(input: $input) { id name version enabled hooks } }";
 const ADD: &str =
     "mutation($id: ID!, $tags: [String!]!) { addTags(subjectId: $id, tags: $tags) { __typename } }";
+
+const REMOVE: &str = "mutation($id: ID!, $tags: [String!]!) { removeTags(subjectId: $id, tags: $tags) { __typename } }";
 
 const DESIGN_EXAMPLE: &str = include_str!("../../scripts/design_example.rhai");
 
@@ -1025,4 +1030,257 @@ async fn a_stopping_worker_gives_back_its_next_batch() {
             "In 0 and Out In 0 on each user"
         );
     }
+}
+
+/// F4 of the security review: 999 attributes of 64 KiB each (64 MB).
+const HOARD: &str = r#"
+fn on_tag_added(e) {
+    if e.tag != "go" { return; }
+    let s = e.subject;
+    let v = "";
+    v.pad(65000, 'x');
+    for i in 0..999 { s.set_attribute(`k${i}`, v); }
+}
+"#;
+
+const TEST_SCRIPT: &str = "mutation($source: String!, $event: TestEventInput!) {
+    testScript(source: $source, event: $event) { ok error actions { tag } attributeChanges { key } } }";
+
+const RUNS: &str =
+    "{ scripts { name runs { nodes { ok error actions { tag } attributeChanges { key } } } } }";
+
+/// Bytes the database takes now (SQLite: pages, WAL included; PostgreSQL:
+/// `pg_database_size`).
+async fn database_bytes(app: &TestApp) -> i64 {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let backend = app.db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => "SELECT pg_database_size(current_database())",
+        _ => "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+    };
+    let row = app
+        .db
+        .query_one_raw(Statement::from_string(backend, sql))
+        .await
+        .expect("database size")
+        .expect("a row");
+    row.try_get_by_index::<i64>(0).expect("size")
+}
+
+async fn attributes_of(app: &TestApp, id: &str) -> Value {
+    app.ok(
+        "query($id: ID!) { user(id: $id) { attributes } }",
+        json!({ "id": id }),
+    )
+    .await["user"]["attributes"]
+        .clone()
+}
+
+async fn a_script_past_its_output_budget_fails_and_stores_nothing(app: TestApp) {
+    let ana = app.user("ana@example.com").await;
+    upload(&app, "hoard", HOARD).await;
+    let before = database_bytes(&app).await;
+    let started = Instant::now();
+    app.ok(ADD, json!({ "id": ana, "tags": ["go"] })).await;
+    drained(&app).await;
+    let took = started.elapsed();
+    let grown = database_bytes(&app).await - before;
+    eprintln!("F4 script: event handled in {took:?}, database grew by {grown} bytes");
+
+    let data = app.ok(RUNS, json!({})).await;
+    let runs = &data["scripts"][0]["runs"]["nodes"];
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{data}");
+    let run = &runs[0];
+    assert_eq!(run["ok"], false, "{run}");
+    let error = run["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("more than its output limit of 262144 bytes (--script-max-output-bytes)"),
+        "{error}"
+    );
+    assert!(error.contains("script planned 325020 bytes"), "{error}");
+    assert_eq!(run["actions"], json!([]));
+    assert_eq!(run["attributeChanges"], json!([]));
+    assert_eq!(attributes_of(&app, &ana).await, json!({}), "nothing stored");
+    assert!(
+        grown < 4 * 1024 * 1024,
+        "the database grew by {grown} bytes for a failed run"
+    );
+
+    // The dry run says the same, and is not ok.
+    let data = app
+        .ok(
+            TEST_SCRIPT,
+            json!({ "source": HOARD, "event": { "kind": "TAG_ADDED", "subjectId": ana, "tag": "go" } }),
+        )
+        .await;
+    let result = &data["testScript"];
+    assert_eq!(result["ok"], false, "{result}");
+    assert_eq!(result["error"].as_str(), Some(error), "{result}");
+    assert_eq!(result["actions"], json!([]));
+    assert_eq!(result["attributeChanges"], json!([]));
+}
+
+/// Workspace A's unfinished events (B's own tag changes make events too).
+const A_PENDING: &str = "automation_events WHERE status IN ('pending', 'running') \
+    AND workspace_id = (SELECT workspace_id FROM users WHERE email = 'a0@example.com')";
+
+async fn a_heavy_plan_leaves_other_workspaces_answered(app: TestApp) {
+    // Close to the largest plan allowed: a 60,000-byte attribute and 998
+    // tags of 123 bytes (183 KB of the 256 KiB budget). On a removal, so
+    // that the tags it adds (events no script hears) cause no more runs.
+    let heavy = r#"
+fn on_tag_removed(e) {
+    if e.tag != "go" { return; }
+    let s = e.subject;
+    let v = "";
+    v.pad(60000, 'x');
+    s.set_attribute("blob", v);
+    let t = "";
+    t.pad(120, 't');
+    for i in 0..998 { s.add_tag(`${t}${i}`); }
+}
+"#;
+    let mut users = Vec::new();
+    for i in 0..4 {
+        let user = app.user(&format!("a{i}@example.com")).await;
+        app.ok(ADD, json!({ "id": user, "tags": ["go"] })).await;
+        users.push(user);
+    }
+    upload(&app, "heavy", heavy).await;
+    let b = app.other_workspace("other").await;
+    let b_user = app
+        .graphql_as(
+            Some(&b),
+            "mutation { upsertUser(input: { email: \"b@example.com\" }) { id } }",
+            json!({}),
+        )
+        .await["data"]["upsertUser"]["id"]
+        .clone();
+    for user in &users {
+        app.ok(REMOVE, json!({ "id": user, "tags": ["go"] })).await;
+    }
+    // B tags its user while A's plans (and the events they cause) are applied.
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    let mut i = 0;
+    loop {
+        let pending = app.rows(A_PENDING).await;
+        if (pending == 0 && i >= 10) || i >= 300 {
+            break;
+        }
+        let sent = Instant::now();
+        let body = app
+            .graphql_as(
+                Some(&b),
+                ADD,
+                json!({ "id": b_user, "tags": [format!("b{i}")] }),
+            )
+            .await;
+        latencies.push(sent.elapsed());
+        assert!(body["errors"].is_null(), "{body}");
+        i += 1;
+    }
+    latencies.sort();
+    let max = latencies.last().copied().unwrap_or_default();
+    eprintln!(
+        "other workspace's addTags during heavy plans: {} requests, median {:?}, max {:?} ({:?} in all)",
+        latencies.len(),
+        latencies[latencies.len() / 2],
+        max,
+        started.elapsed()
+    );
+    assert!(max < Duration::from_secs(5), "addTags took {max:?}");
+
+    // The heavy plans were allowed and applied.
+    let wait = Instant::now();
+    while app.rows(A_PENDING).await > 0 {
+        assert!(
+            wait.elapsed() < Duration::from_secs(120),
+            "the outbox did not drain"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for user in &users {
+        let attributes = attributes_of(&app, user).await;
+        assert_eq!(attributes["blob"].as_str().map(str::len), Some(60000));
+    }
+    let data = app.ok(RUNS, json!({})).await;
+    let runs = data["scripts"][0]["runs"]["nodes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(runs.len(), users.len(), "{data}");
+    assert!(runs.iter().all(|run| run["ok"] == true), "{data}");
+}
+
+async fn test_script_reports_the_budget_errors(app: TestApp) {
+    let ana = app.user("ana@example.com").await;
+    let event = json!({ "kind": "TAG_ADDED", "subjectId": ana, "tag": "go" });
+    let dry_run = |source: &'static str| {
+        let app = &app;
+        let event = event.clone();
+        async move {
+            app.ok(TEST_SCRIPT, json!({ "source": source, "event": event }))
+                .await["testScript"]
+                .clone()
+        }
+    };
+    let result = dry_run(HOARD).await;
+    assert_eq!(result["ok"], false, "{result}");
+    let error = result["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with(
+            "script planned 325020 bytes of tag names and attribute values, more than its \
+             output limit of 262144 bytes (--script-max-output-bytes) at line 7"
+        ),
+        "{error}"
+    );
+
+    // Within the output budget, past the attributes allowed per subject.
+    const WIDE: &str = r#"
+fn on_tag_added(e) {
+    let s = e.subject;
+    let v = "";
+    v.pad(40000, 'x');
+    s.set_attribute("a", v);
+    s.set_attribute("b", v);
+}
+"#;
+    let result = dry_run(WIDE).await;
+    assert_eq!(result["ok"], false, "{result}");
+    assert_eq!(result["actions"], json!([]));
+    assert_eq!(result["attributeChanges"], json!([]));
+    let expected = format!(
+        "the attributes of USER {} would take 80015 bytes, more than the limit of 65536 \
+         bytes per subject (--max-attributes-bytes)",
+        &ana
+    );
+    assert_eq!(
+        result["error"].as_str(),
+        Some(expected.as_str()),
+        "{result}"
+    );
+
+    // The worker's run fails the same way, and stores nothing.
+    upload(&app, "wide", WIDE).await;
+    app.ok(ADD, json!({ "id": ana, "tags": ["go"] })).await;
+    drained(&app).await;
+    let data = app.ok(RUNS, json!({})).await;
+    let run = &data["scripts"][0]["runs"]["nodes"][0];
+    assert_eq!(run["ok"], false, "{run}");
+    assert_eq!(run["error"].as_str(), Some(expected.as_str()), "{run}");
+    assert_eq!(attributes_of(&app, &ana).await, json!({}));
+
+    // Half of it is allowed: the dry run and the worker apply it.
+    const HALF: &str = r#"
+fn on_tag_added(e) {
+    let s = e.subject;
+    let v = "";
+    v.pad(40000, 'x');
+    s.set_attribute("a", v);
+}
+"#;
+    let result = dry_run(HALF).await;
+    assert_eq!(result["ok"], true, "{result}");
+    assert_eq!(result["attributeChanges"], json!([{ "key": "a" }]));
 }

@@ -42,6 +42,14 @@ pub struct Limits {
     pub max_source_bytes: usize,
     /// Distinct changes (per target and tag or attribute) one run may plan.
     pub max_changes: usize,
+    /// Bytes of output one run may plan: tag names, and attribute keys with
+    /// their values serialized as JSON (the last value of each key counts).
+    /// 0 means no limit.
+    pub max_output_bytes: usize,
+    /// Bytes of a subject's attributes (serialized as JSON) after a run's
+    /// changes are merged in; checked at the end of the run against its
+    /// snapshot and again when the plan is applied. 0 means no limit.
+    pub max_attributes_bytes: usize,
     /// Log lines kept per run; later ones are counted, not kept.
     pub max_log_lines: usize,
     /// Bytes kept of each log line.
@@ -72,6 +80,8 @@ impl Default for Limits {
             max_functions: 64,
             max_source_bytes: 64 * 1024,
             max_changes: 1_000,
+            max_output_bytes: 256 * 1024,
+            max_attributes_bytes: 64 * 1024,
             max_log_lines: 100,
             max_log_line_bytes: 1_024,
             wall_clock: Duration::from_millis(50),

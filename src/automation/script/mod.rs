@@ -33,7 +33,8 @@
 //! Boundary: the rest of the server calls [`ScriptEngine::compile`] (on
 //! upload) and [`ScriptEngine::run`] (in the worker and `testScript`), and
 //! builds [`HookEvent`]s from its own data. This module knows nothing of
-//! storage or GraphQL; it only uses `crate::tags::pattern` for `has_tag`.
+//! storage or GraphQL; it only uses `crate::tags::pattern` for `has_tag`
+//! and `crate::subjects::attributes` to merge and measure attributes.
 
 mod engine;
 mod plan;
@@ -46,7 +47,7 @@ mod tests;
 use std::fmt;
 
 pub use engine::{CompiledScript, Limits, ScriptEngine};
-pub use plan::PlannedAction;
+pub use plan::{PlannedAction, attributes_too_large};
 pub use run::RunOutcome;
 pub use snapshot::{HookEvent, HookKind, SubjectKind, SubjectSnapshot};
 

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::snapshot::{SubjectKind, SubjectSnapshot};
+use crate::subjects::attributes::{merge_into, serialized_size};
 
 /// Which subject of a run a change is for: the event's subject, or (for a
 /// user) its account.
@@ -48,6 +49,17 @@ impl PlannedAction {
         }
     }
 
+    /// Bytes of output the change holds: the tag's name, or the
+    /// attribute's key and its value serialized as JSON.
+    pub fn bytes(&self) -> usize {
+        match self {
+            PlannedAction::AddTag { tag, .. } | PlannedAction::RemoveTag { tag, .. } => tag.len(),
+            PlannedAction::SetAttribute { key, value, .. } => {
+                key.len().saturating_add(serialized_size(value))
+            }
+        }
+    }
+
     /// The id of the user or account the change is for.
     pub fn target_id(&self) -> &str {
         match self {
@@ -73,6 +85,17 @@ struct Change {
     wanted: Wanted,
 }
 
+impl Change {
+    /// What the change adds to the plan's output: the tag's name, or the
+    /// attribute's key and its value serialized as JSON.
+    fn bytes(name: &str, wanted: &Wanted) -> usize {
+        match wanted {
+            Wanted::Tag(_) => name.len(),
+            Wanted::Attribute(value) => name.len().saturating_add(serialized_size(value)),
+        }
+    }
+}
+
 /// Where each target's tags and attributes are in `Plan::changes`.
 #[derive(Debug, Default)]
 struct Index {
@@ -87,11 +110,39 @@ pub(super) struct Plan {
     changes: Vec<Change>,
     subject: Index,
     account: Index,
+    /// The sum of [`Change::bytes`] over `changes`.
+    bytes: usize,
 }
 
-/// The plan already holds this many changes and cannot take a new one.
+/// How much one plan may hold: distinct changes, and bytes of tag names and
+/// attribute keys and values. 0 bytes means no byte limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct PlanFull;
+pub(super) struct Budget {
+    pub(super) max_changes: usize,
+    pub(super) max_bytes: usize,
+}
+
+/// Why a plan cannot take a change; the plan is left as it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PlanFull {
+    /// It already holds `max` distinct changes.
+    Changes { max: usize },
+    /// With the change it would hold `bytes` bytes, more than `max`.
+    Bytes { max: usize, bytes: usize },
+}
+
+impl PlanFull {
+    /// The run's error, naming the limit, its setting and the numbers.
+    pub(super) fn message(self) -> String {
+        match self {
+            PlanFull::Changes { max } => format!("script planned more than {max} changes"),
+            PlanFull::Bytes { max, bytes } => format!(
+                "script planned {bytes} bytes of tag names and attribute values, \
+                 more than its output limit of {max} bytes (--script-max-output-bytes)"
+            ),
+        }
+    }
+}
 
 impl Plan {
     pub(super) fn set_tag(
@@ -99,9 +150,9 @@ impl Plan {
         target: Target,
         tag: String,
         present: bool,
-        max_changes: usize,
+        budget: Budget,
     ) -> Result<(), PlanFull> {
-        self.set(target, tag, Wanted::Tag(present), max_changes)
+        self.set(target, tag, Wanted::Tag(present), budget)
     }
 
     pub(super) fn set_attribute(
@@ -109,9 +160,15 @@ impl Plan {
         target: Target,
         key: String,
         value: Value,
-        max_changes: usize,
+        budget: Budget,
     ) -> Result<(), PlanFull> {
-        self.set(target, key, Wanted::Attribute(value), max_changes)
+        self.set(target, key, Wanted::Attribute(value), budget)
+    }
+
+    /// Bytes of tag names and attribute keys and values the plan holds.
+    #[cfg(test)]
+    pub(super) fn bytes(&self) -> usize {
+        self.bytes
     }
 
     fn index(&self, target: Target) -> &Index {
@@ -126,7 +183,7 @@ impl Plan {
         target: Target,
         name: String,
         wanted: Wanted,
-        max_changes: usize,
+        budget: Budget,
     ) -> Result<(), PlanFull> {
         let index = match target {
             Target::Subject => &mut self.subject,
@@ -136,12 +193,27 @@ impl Plan {
             Wanted::Tag(_) => &mut index.tags,
             Wanted::Attribute(_) => &mut index.attributes,
         };
-        if let Some(change) = names.get(&name).and_then(|&at| self.changes.get_mut(at)) {
+        let added = Change::bytes(&name, &wanted);
+        let existing = names.get(&name).and_then(|&at| self.changes.get_mut(at));
+        let replaced = existing
+            .as_ref()
+            .map_or(0, |change| Change::bytes(&change.name, &change.wanted));
+        let bytes = self.bytes.saturating_sub(replaced).saturating_add(added);
+        if budget.max_bytes > 0 && bytes > budget.max_bytes {
+            return Err(PlanFull::Bytes {
+                max: budget.max_bytes,
+                bytes,
+            });
+        }
+        if let Some(change) = existing {
             change.wanted = wanted;
+            self.bytes = bytes;
             return Ok(());
         }
-        if self.changes.len() >= max_changes {
-            return Err(PlanFull);
+        if self.changes.len() >= budget.max_changes {
+            return Err(PlanFull::Changes {
+                max: budget.max_changes,
+            });
         }
         names.insert(name.clone(), self.changes.len());
         self.changes.push(Change {
@@ -149,6 +221,44 @@ impl Plan {
             name,
             wanted,
         });
+        self.bytes = bytes;
+        Ok(())
+    }
+
+    /// Checks that the attributes of each subject the plan sets attributes
+    /// on stay within `max_bytes` (serialized, after the plan's changes are
+    /// merged into the snapshot's), or says which subject breaks it and by
+    /// how much. 0 means no limit.
+    pub(super) fn check_attribute_sizes(
+        &self,
+        subject: &SubjectSnapshot,
+        max_bytes: usize,
+    ) -> Result<(), String> {
+        if max_bytes == 0 {
+            return Ok(());
+        }
+        for target in [Target::Subject, Target::Account] {
+            if self.index(target).attributes.is_empty() {
+                continue;
+            }
+            let snapshot = match target {
+                Target::Subject => subject,
+                Target::Account => match subject.visible_account() {
+                    Some(account) => account,
+                    None => continue,
+                },
+            };
+            let merged = merge_into(snapshot.attributes.clone(), self.planned_attributes(target));
+            let bytes = serialized_size(&merged);
+            if bytes > max_bytes {
+                return Err(attributes_too_large(
+                    snapshot.kind.as_str(),
+                    &snapshot.id,
+                    bytes,
+                    max_bytes,
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -270,6 +380,15 @@ impl Plan {
     }
 }
 
+/// The error of a run (or of applying its plan) that would leave a
+/// subject's attributes larger than allowed.
+pub fn attributes_too_large(kind: &str, id: &str, bytes: usize, max_bytes: usize) -> String {
+    format!(
+        "the attributes of {kind} {id} would take {bytes} bytes, more than the limit of \
+         {max_bytes} bytes per subject (--max-attributes-bytes)"
+    )
+}
+
 /// A run's log lines, capped in number and length.
 #[derive(Debug, Default)]
 pub(super) struct LogBook {
@@ -313,6 +432,11 @@ pub(super) fn truncate(text: &str, max_bytes: usize) -> String {
 mod tests {
     use super::*;
 
+    const ROOMY: Budget = Budget {
+        max_changes: 10,
+        max_bytes: 0,
+    };
+
     #[test]
     fn truncate_respects_char_boundaries() {
         assert_eq!(truncate("abc", 3), "abc");
@@ -349,16 +473,16 @@ mod tests {
         ];
         for (tag, present) in steps {
             assert_eq!(
-                plan.set_tag(Target::Subject, tag.into(), present, 10),
+                plan.set_tag(Target::Subject, tag.into(), present, ROOMY),
                 Ok(())
             );
         }
         assert_eq!(
-            plan.set_attribute(Target::Subject, "plan".into(), "free".into(), 10),
+            plan.set_attribute(Target::Subject, "plan".into(), "free".into(), ROOMY),
             Ok(())
         );
         assert_eq!(
-            plan.set_attribute(Target::Subject, "seats".into(), 3.into(), 10),
+            plan.set_attribute(Target::Subject, "seats".into(), 3.into(), ROOMY),
             Ok(())
         );
         assert_eq!(
@@ -385,12 +509,105 @@ mod tests {
 
     #[test]
     fn plan_is_capped_by_distinct_changes() {
+        let one = Budget {
+            max_changes: 1,
+            max_bytes: 0,
+        };
         let mut plan = Plan::default();
-        assert_eq!(plan.set_tag(Target::Subject, "a".into(), true, 1), Ok(()));
-        assert_eq!(plan.set_tag(Target::Subject, "a".into(), false, 1), Ok(()));
+        assert_eq!(plan.set_tag(Target::Subject, "a".into(), true, one), Ok(()));
         assert_eq!(
-            plan.set_tag(Target::Account, "a".into(), true, 1),
-            Err(PlanFull)
+            plan.set_tag(Target::Subject, "a".into(), false, one),
+            Ok(())
         );
+        assert_eq!(
+            plan.set_tag(Target::Account, "a".into(), true, one),
+            Err(PlanFull::Changes { max: 1 })
+        );
+    }
+
+    #[test]
+    fn plan_is_capped_by_bytes_of_tag_names_and_attributes() {
+        let budget = Budget {
+            max_changes: 100,
+            max_bytes: 20,
+        };
+        let mut plan = Plan::default();
+        // "abcd" + "e": 5 bytes; "k" + "\"xxxxxxxx\"": 11 bytes.
+        assert_eq!(
+            plan.set_tag(Target::Subject, "abcd".into(), true, budget),
+            Ok(())
+        );
+        assert_eq!(
+            plan.set_tag(Target::Account, "e".into(), false, budget),
+            Ok(())
+        );
+        let value = |n: usize| Value::String("x".repeat(n));
+        assert_eq!(
+            plan.set_attribute(Target::Subject, "k".into(), value(8), budget),
+            Ok(())
+        );
+        assert_eq!(plan.bytes(), 16);
+        // One more byte than the budget: refused, and the plan is unchanged.
+        assert_eq!(
+            plan.set_attribute(Target::Account, "j".into(), value(2), budget),
+            Err(PlanFull::Bytes { max: 20, bytes: 21 })
+        );
+        assert_eq!(plan.bytes(), 16);
+        assert_eq!(plan.planned_attributes(Target::Account), []);
+        // Replacing a value counts the new value instead of the old one.
+        assert_eq!(
+            plan.set_attribute(Target::Subject, "k".into(), value(12), budget),
+            Ok(())
+        );
+        assert_eq!(plan.bytes(), 20);
+        assert_eq!(
+            plan.set_attribute(Target::Subject, "k".into(), value(13), budget),
+            Err(PlanFull::Bytes { max: 20, bytes: 21 })
+        );
+        assert_eq!(
+            plan.planned_attributes(Target::Subject),
+            [("k".to_owned(), value(12))]
+        );
+        assert_eq!(
+            plan.set_attribute(Target::Subject, "k".into(), Value::Null, budget),
+            Ok(())
+        );
+        assert_eq!(plan.bytes(), 10);
+        let message = PlanFull::Bytes { max: 20, bytes: 21 }.message();
+        assert!(message.contains("21 bytes"), "{message}");
+        assert!(message.contains("limit of 20 bytes"), "{message}");
+        assert!(message.contains("--script-max-output-bytes"), "{message}");
+    }
+
+    #[test]
+    fn attributes_after_the_plan_are_capped_per_subject() {
+        let budget = Budget {
+            max_changes: 100,
+            max_bytes: 0,
+        };
+        let mut subject = SubjectSnapshot::new(SubjectKind::User, "u1");
+        subject
+            .attributes
+            .insert("old".into(), "x".repeat(20).into());
+        let mut plan = Plan::default();
+        plan.set_tag(Target::Subject, "t".repeat(100), true, budget)
+            .unwrap();
+        // Tags alone never count against the attributes.
+        assert_eq!(plan.check_attribute_sizes(&subject, 30), Ok(()));
+        // {"old":"xxxxxxxxxxxxxxxxxxxx","new":1} is 38 bytes.
+        plan.set_attribute(Target::Subject, "new".into(), 1.into(), budget)
+            .unwrap();
+        assert_eq!(plan.check_attribute_sizes(&subject, 38), Ok(()));
+        let error = plan.check_attribute_sizes(&subject, 37).unwrap_err();
+        assert_eq!(
+            error,
+            "the attributes of USER u1 would take 38 bytes, more than the limit of 37 bytes \
+             per subject (--max-attributes-bytes)"
+        );
+        // Removing a key (null) makes room: {"new":1} is 9 bytes.
+        plan.set_attribute(Target::Subject, "old".into(), Value::Null, budget)
+            .unwrap();
+        assert_eq!(plan.check_attribute_sizes(&subject, 9), Ok(()));
+        assert_eq!(plan.check_attribute_sizes(&subject, 0), Ok(()), "no limit");
     }
 }

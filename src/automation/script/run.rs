@@ -9,7 +9,7 @@ use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Position, Scope};
 use serde_json::Value;
 
 use super::engine::{CompiledScript, Limits, ScriptEngine, Shared, TagNameCheck};
-use super::plan::{LogBook, Plan, PlannedAction, Target, truncate};
+use super::plan::{Budget, LogBook, Plan, PlanFull, PlannedAction, Target, truncate};
 use super::runner::RunnerError;
 use super::snapshot::{self, HookEvent, SubjectSnapshot};
 
@@ -136,15 +136,21 @@ fn run_hook(
     let record = std::mem::take(&mut *state.record());
     let logs = record.logs.into_lines();
     let error = match result {
-        Ok(Ok(())) => {
-            return RunOutcome {
-                ok: true,
-                error: None,
-                logs,
-                actions: record.plan.into_actions(&state.subject),
-                duration: started.elapsed(),
-            };
-        }
+        Ok(Ok(())) => match record
+            .plan
+            .check_attribute_sizes(&state.subject, limits.max_attributes_bytes)
+        {
+            Err(error) => error,
+            Ok(()) => {
+                return RunOutcome {
+                    ok: true,
+                    error: None,
+                    logs,
+                    actions: record.plan.into_actions(&state.subject),
+                    duration: started.elapsed(),
+                };
+            }
+        },
         Ok(Err(error)) => describe(*error, limits),
         Err(_) => "the script engine failed unexpectedly".to_owned(),
     };
@@ -183,11 +189,10 @@ impl RunState {
             None if tag.trim().is_empty() => return Err("tag name is empty".to_owned()),
             None => tag.to_owned(),
         };
-        let max = self.limits.max_changes;
         self.record()
             .plan
-            .set_tag(target, tag, present, max)
-            .map_err(|_| format!("script planned more than {max} changes"))
+            .set_tag(target, tag, present, self.budget())
+            .map_err(PlanFull::message)
     }
 
     pub(super) fn plan_attribute(
@@ -199,11 +204,17 @@ impl RunState {
         if key.trim().is_empty() {
             return Err("attribute key is empty".to_owned());
         }
-        let max = self.limits.max_changes;
         self.record()
             .plan
-            .set_attribute(target, key.to_owned(), value, max)
-            .map_err(|_| format!("script planned more than {max} changes"))
+            .set_attribute(target, key.to_owned(), value, self.budget())
+            .map_err(PlanFull::message)
+    }
+
+    fn budget(&self) -> Budget {
+        Budget {
+            max_changes: self.limits.max_changes,
+            max_bytes: self.limits.max_output_bytes,
+        }
     }
 
     pub(super) fn current_tags(&self, target: Target, snapshot: &[String]) -> Vec<String> {

@@ -1079,3 +1079,100 @@ fn run_many_runs_each_hook_alone_in_order() {
     assert!(rendered[3].contains("\"after d\""), "{rendered:?}");
     assert!(engine.run_many(Vec::new()).is_empty());
 }
+
+/// The F4 script: 999 attributes of 64 KiB each (64 MB of output).
+const F4_SCRIPT: &str = r#"
+fn on_tag_added(e) {
+    let s = e.subject;
+    let v = "";
+    v.pad(65000, 'x');
+    for i in 0..999 { s.set_attribute(`k${i}`, v); }
+}
+"#;
+
+#[test]
+fn output_past_the_budget_fails_the_run_naming_the_limit() {
+    let engine = ScriptEngine::new(relaxed());
+    let outcome = run_with(&engine, F4_SCRIPT, &tag_added("x", user()));
+    assert!(!outcome.ok);
+    // The fifth value takes the plan past 256 KiB (each is the key, 2
+    // quotes and 65,000 bytes).
+    expect![[r#"
+        error: script planned 325020 bytes of tag names and attribute values, more than its output limit of 262144 bytes (--script-max-output-bytes) at line 6, column 25
+    "#]]
+    .assert_eq(&render(&outcome));
+
+    // Tag names count too.
+    let engine = ScriptEngine::new(Limits {
+        max_output_bytes: 1_000,
+        ..relaxed()
+    });
+    let outcome = run_with(
+        &engine,
+        &hook("for i in 0..200 { s.add_tag(`tag number ${i}`); }"),
+        &tag_added("x", user()),
+    );
+    let error = outcome.error.unwrap_or_default();
+    assert!(
+        error.starts_with("script planned 1004 bytes of tag names and attribute values, more than its output limit of 1000 bytes"),
+        "{error}"
+    );
+
+    // Overwriting one key costs its last value only; 0 means no limit.
+    for limits in [
+        relaxed(),
+        Limits {
+            max_output_bytes: 0,
+            max_attributes_bytes: 0,
+            ..relaxed()
+        },
+    ] {
+        let engine = ScriptEngine::new(limits);
+        let outcome = run_with(
+            &engine,
+            &hook("let v = \"\"; v.pad(60000, 'x'); for i in 0..50 { s.set_attribute(\"k\", v); }"),
+            &tag_added("x", user()),
+        );
+        assert!(outcome.ok, "{outcome:?}");
+        assert_eq!(outcome.actions.len(), 1);
+    }
+}
+
+#[test]
+fn attributes_past_the_per_subject_limit_fail_the_run() {
+    let engine = ScriptEngine::new(Limits {
+        max_attributes_bytes: 1_000,
+        ..relaxed()
+    });
+    // The user's attributes are {"plan":"free"} (15 bytes) before the run.
+    let outcome = run_with(
+        &engine,
+        &hook("let v = \"\"; v.pad(970, 'x'); s.set_attribute(\"note\", v);"),
+        &tag_added("x", user()),
+    );
+    expect![[r#"
+        ok
+        set_attribute USER u1 "note" = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+    "#]]
+    .assert_eq(&render(&outcome));
+    // Removing a key makes room.
+    let outcome = run_with(
+        &engine,
+        &hook(
+            "let v = \"\"; v.pad(970, 'x'); s.set_attribute(\"plan\", ()); s.set_attribute(\"note\", v);",
+        ),
+        &tag_added("x", user()),
+    );
+    assert!(outcome.ok, "{outcome:?}");
+    // The account has its own limit.
+    let outcome = run_with(
+        &engine,
+        &hook("let v = \"\"; v.pad(990, 'x'); s.account.set_attribute(\"note\", v);"),
+        &tag_added("x", user()),
+    );
+    let error = outcome.error.unwrap_or_default();
+    assert!(
+        error.starts_with("the attributes of ACCOUNT a1 would take 1001 bytes"),
+        "{error}"
+    );
+}
