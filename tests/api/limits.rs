@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Backend, spawn_app_on};
 
+mod filters;
+
 /// How long one refusal may take. Generous on purpose (debug build, two
 /// cores shared with the bystander): the point is that no request gets to
 /// run for long, not a benchmark.

@@ -286,9 +286,9 @@ pub(super) fn expansion(
             return Some((
                 reference.span.clone(),
                 format!(
-                    "filter too large with its segments expanded: in_segment({name:?}) brings \
-                     {} terms, over the limit of {MAX_EXPANDED_TERMS} (a segment named twice \
-                     counts twice)",
+                    "filter too large with its segments expanded: {total} terms or more at \
+                     in_segment({name:?}), which brings {} (at most {MAX_EXPANDED_TERMS}; a \
+                     segment named twice counts twice)",
                     size.terms
                 ),
             ));
@@ -315,6 +315,58 @@ pub(super) fn expansion(
         }
     }
     None
+}
+
+/// [`expansion`] for a whole filter: the problem, if any.
+pub(super) fn expansion_of(root: &Expr, lookup: SegmentLookup<'_>) -> Option<String> {
+    let mut measure = Measure {
+        lookup,
+        sizes: HashMap::new(),
+        visiting: Vec::new(),
+    };
+    let mut size = Size::default();
+    measure.expr(root, 0, 0, &mut size);
+    size.problem()
+}
+
+/// The named segments that break the expansion limits, with the problem;
+/// one pass, each segment measured once.
+pub(super) fn oversized<'n>(
+    names: impl Iterator<Item = &'n str>,
+    lookup: SegmentLookup<'_>,
+) -> Vec<(String, String)> {
+    let mut measure = Measure {
+        lookup,
+        sizes: HashMap::new(),
+        visiting: Vec::new(),
+    };
+    names
+        .filter_map(|name| Some((name.to_string(), measure.segment(name).problem()?)))
+        .collect()
+}
+
+impl Size {
+    fn problem(&self) -> Option<String> {
+        if self.terms > MAX_EXPANDED_TERMS {
+            Some(format!(
+                "{} terms with its segments expanded, over the limit of {MAX_EXPANDED_TERMS}",
+                self.terms
+            ))
+        } else if self.depth > MAX_DEPTH {
+            Some(format!(
+                "nested {} levels deep with its segments expanded (at most {MAX_DEPTH})",
+                self.depth
+            ))
+        } else if self.relations > MAX_RELATION_DEPTH {
+            Some(format!(
+                "account. and any_user(…) nested {} levels deep with its segments expanded \
+                 (at most {MAX_RELATION_DEPTH})",
+                self.relations
+            ))
+        } else {
+            None
+        }
+    }
 }
 
 /// The terms, nesting depth and relation depth of a filter with its

@@ -260,6 +260,25 @@ impl Filter {
         &self.root
     }
 
+    /// What is wrong with this filter once every `in_segment` is replaced
+    /// through `lookup` by the named segment's filter (repeats counted):
+    /// more than [`MAX_EXPANDED_TERMS`] terms, [`MAX_DEPTH`] levels or
+    /// [`MAX_RELATION_DEPTH`] relations; `None` when within the limits.
+    /// [`Filter::parse_with_segments`] checks this for new filters; this is
+    /// for filters stored before the limits, or whose segments changed.
+    pub fn expansion_problem(&self, lookup: SegmentLookup<'_>) -> Option<String> {
+        check::expansion_of(&self.root, lookup)
+    }
+
+    /// The segments among `names` that, expanded through `lookup`, break
+    /// the limits of [`Filter::expansion_problem`], each with its problem.
+    pub fn oversized_segments<'n>(
+        names: impl Iterator<Item = &'n str>,
+        lookup: SegmentLookup<'_>,
+    ) -> Vec<(String, String)> {
+        check::oversized(names, lookup)
+    }
+
     /// Names of the segments this filter names through `in_segment` (also
     /// inside `account.` and `any_user`), first occurrence order, without
     /// duplicates: for dependency tracking.
