@@ -81,7 +81,7 @@ pub(crate) fn worst_user_filters() -> Vec<(&'static str, String)> {
             // The deepest relations, then the deepest nesting, then the
             // most patterns: subqueries in subqueries, 64 levels in all.
             format!(
-                "{}{}{}{}{}",
+                "{}{}{} and {}{}",
                 "account.any_user(".repeat(MAX_RELATION_DEPTH / 2),
                 "not (".repeat((MAX_DEPTH - MAX_RELATION_DEPTH) / 2),
                 chain(
@@ -89,7 +89,7 @@ pub(crate) fn worst_user_filters() -> Vec<(&'static str, String)> {
                     " or ",
                     |i| format!("tagged(\"t{i}\")")
                 ),
-                format!(" and {}", tag_call("tagged_all", MAX_ARGS)),
+                tag_call("tagged_all", MAX_ARGS),
                 ")".repeat((MAX_DEPTH - MAX_RELATION_DEPTH) / 2 + MAX_RELATION_DEPTH / 2)
             ),
         ),
@@ -340,7 +340,7 @@ pub(crate) fn widest() -> impl Fn(&str) -> Option<Filter> + Send + Sync + 'stati
 #[test]
 fn the_widest_allowed_expansion_passes_every_stage() {
     assert_eq!(MAX_EXPANDED_TERMS, 1000);
-    assert!(MAX_SEGMENT_DEPTH >= 10);
+    const { assert!(MAX_SEGMENT_DEPTH >= 10) };
     let filter = with_segments(r#"in_segment("W10")"#.into(), widest()).expect("accepted");
     on_small_stack("widest", move || {
         let lookup = widest();
