@@ -9,6 +9,12 @@
 //! - [`filter`]: the segment filter language: parse and type check for both
 //!   kinds, the canonical printer (printed text parses back to the same
 //!   tree and prints the same), `in_segment` resolution, and evaluation.
+//! - [`filter_size`]: long and deep filters built from the bytes (flat
+//!   `or`/`and` chains of thousands of terms, tag calls with thousands of
+//!   arguments, deep nesting, chains of segments that double): parsing,
+//!   printing, evaluating and compiling to SQL run on a small stack and
+//!   never panic; a filter past the size limits is refused with located
+//!   diagnostics, one within them is accepted.
 //! - [`csv_rows`]: the import's CSV reader on in-memory text, header
 //!   matching, a record becoming a row (fields and tags), de-duplication
 //!   and batch planning.
@@ -31,7 +37,11 @@ use tagsmith::import::header::{Column, Header, Kind};
 use tagsmith::import::plan::{self, Action, ExistingAccount, ExistingUser};
 use tagsmith::import::read::Source;
 use tagsmith::import::rows::{self, Row};
-use tagsmith::segments::filter::{Filter, SubjectData, SubjectKind, evaluate};
+use sea_orm::sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
+use tagsmith::segments::filter::{
+    Diagnostic, Filter, MAX_DIAGNOSTICS, MAX_TERMS, SubjectData, SubjectKind, evaluate,
+};
+use tagsmith::segments::sql::{Backend, SqlContext, select_ids};
 use tagsmith::subjects::email::Email;
 use tagsmith::tags::name::{self, MAX_LEN, TagName, TagRules};
 use tagsmith::tags::pattern::{TagPattern, tag_matches};
@@ -40,6 +50,7 @@ use tagsmith::tags::pattern::{TagPattern, tag_matches};
 pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("tag_name", tag_name),
     ("filter", filter),
+    ("filter_size", filter_size),
     ("csv_rows", csv_rows),
     ("graphql_cost", graphql_cost),
 ];
@@ -257,6 +268,167 @@ pub fn filter(data: &[u8]) {
             (Ok(_), Err(_)) => panic!("{text:?} parses only with segments"),
             (Err(diagnostics), _) => assert!(!diagnostics.is_empty()),
         }
+    }
+}
+
+/// The stack the size target runs each input on: a quarter of a tokio
+/// worker's. Anything that recursed once per term would overflow it.
+const SMALL_STACK: usize = 512 * 1024;
+
+/// A filter built from `data`: byte 0 picks the shape, bytes 1-2 the count
+/// (up to 6,143, so both sides of every limit come up), byte 3 the term,
+/// the rest (lossy UTF-8) is mixed in as tag text. Returns the text, the
+/// kind, and how many terms it has when every term is well formed.
+fn sized_filter(data: &[u8]) -> (String, SubjectKind, Option<usize>) {
+    let byte = |i: usize| data.get(i).copied().unwrap_or(0);
+    let count = (usize::from(byte(1)) << 8 | usize::from(byte(2))) % 6_144;
+    let free = String::from_utf8_lossy(data.get(4..).unwrap_or_default()).into_owned();
+    let terms = [
+        r#"tagged("a")"#.to_string(),
+        r#"tagged("a/*")"#.to_string(),
+        r#"email contains "x""#.to_string(),
+        r#"not tagged("b")"#.to_string(),
+        r#"events("login", 7d) >= 1"#.to_string(),
+        format!("tagged({free:?})"),
+        free.clone(),
+    ];
+    let pick = usize::from(byte(3)) % terms.len();
+    let term = &terms[pick];
+    // The first five are single, valid terms of a user filter.
+    let well_formed = pick < 5;
+    let join = |op: &str| vec![term.as_str(); count.max(1)].join(op);
+    let pattern = format!("{free:?}");
+    let user = SubjectKind::User;
+    match byte(0) % 8 {
+        0 => (join(" or "), user, well_formed.then_some(count.max(1))),
+        1 => (join(" and "), user, well_formed.then_some(count.max(1))),
+        2 => {
+            let call = ["tagged_any", "tagged_all", "tagged"][usize::from(byte(3)) % 3];
+            let args = vec![pattern.as_str(); count.max(1)].join(", ");
+            (format!("{call}({args})"), user, None)
+        }
+        3 => {
+            let opener = ["not ", "(", "not (", "account."][usize::from(byte(3)) % 4];
+            let closer = if opener.ends_with('(') { ")" } else { "" };
+            let text = format!(
+                "{}tagged(\"a\"){}",
+                opener.repeat(count),
+                closer.repeat(count)
+            );
+            (text, user, None)
+        }
+        4 => {
+            let text = format!(
+                "{}tagged(\"a\"){}",
+                "any_user(account.".repeat(count),
+                ")".repeat(count)
+            );
+            (text, SubjectKind::Account, None)
+        }
+        5 => {
+            // Groups of terms in parentheses, alternating operators.
+            let group = vec![term.as_str(); usize::from(byte(3)) % 7 + 1].join(" and ");
+            let groups = vec![format!("({group})"); count.max(1)].join(" or ");
+            (groups, user, None)
+        }
+        6 => {
+            let segment = format!("D{}", count % 40);
+            (format!("in_segment({segment:?}) or {term}"), user, None)
+        }
+        _ => {
+            // The bytes themselves, repeated.
+            (free.repeat(count.min(64).max(1)), user, None)
+        }
+    }
+}
+
+/// Segments `D1`, `D2`, ...: `D1` is `tagged("a")`, `D{i}` names
+/// `D{i-1}` twice (2^(i-1) terms once expanded).
+fn doubling_segment(name: &str) -> Option<Filter> {
+    let index: usize = name.strip_prefix('D')?.parse().ok()?;
+    let text = match index {
+        0 => return None,
+        1 => r#"tagged("a")"#.to_string(),
+        _ => {
+            let previous = format!("D{}", index - 1);
+            format!("in_segment({previous:?}) or in_segment({previous:?})")
+        }
+    };
+    Filter::parse(&text, SubjectKind::User).ok()
+}
+
+fn check_diagnostics(text: &str, diagnostics: &[Diagnostic]) {
+    assert!(!diagnostics.is_empty(), "refused without a diagnostic");
+    assert!(
+        diagnostics.len() <= MAX_DIAGNOSTICS + 1,
+        "{} diagnostics",
+        diagnostics.len()
+    );
+    for diagnostic in diagnostics {
+        assert!(diagnostic.line >= 1 && diagnostic.column >= 1, "{diagnostic:?}");
+        assert!(
+            diagnostic.span.start <= diagnostic.span.end && diagnostic.span.start <= text.len(),
+            "{diagnostic:?}"
+        );
+    }
+}
+
+/// Long and deep filters: see [`sized_filter`]. Every stage runs on a
+/// [`SMALL_STACK`] thread.
+pub fn filter_size(data: &[u8]) {
+    let (text, kind, terms) = sized_filter(data);
+    let worker = std::thread::Builder::new()
+        .stack_size(SMALL_STACK)
+        .spawn(move || check_sized(&text, kind, terms))
+        .expect("spawn");
+    if let Err(panic) = worker.join() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn check_sized(text: &str, kind: SubjectKind, terms: Option<usize>) {
+    let (user, account, now) = subjects();
+    let lookup = |name: &str| doubling_segment(name);
+    let parsed = Filter::parse_with_segments(text, kind, None, &lookup);
+    match (&parsed, terms) {
+        (Ok(_), Some(terms)) => assert!(terms <= MAX_TERMS, "{terms} terms accepted"),
+        (Err(diagnostics), Some(terms)) if terms > MAX_TERMS => {
+            check_diagnostics(text, diagnostics);
+            assert!(
+                diagnostics
+                    .iter()
+                    .any(|d| d.message.starts_with("filter too long")),
+                "{terms} terms: {diagnostics:?}"
+            );
+        }
+        (Err(diagnostics), Some(terms)) => {
+            panic!("{terms} well-formed terms refused: {diagnostics:?}")
+        }
+        (Err(diagnostics), None) => check_diagnostics(text, diagnostics),
+        (Ok(_), None) => {}
+    }
+    let Ok(filter) = parsed else {
+        return;
+    };
+    let printed = filter.to_string();
+    let reparsed = Filter::parse(&printed, kind).expect("the print parses");
+    assert_eq!(reparsed, filter);
+    assert!(filter.expansion_problem(&lookup).is_none());
+    let subject = if kind == SubjectKind::User { &user } else { &account };
+    evaluate(&filter, subject, now, &lookup);
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let ctx = SqlContext {
+            workspace_id: 1,
+            now,
+            backend,
+            segments: &lookup,
+        };
+        let statement = select_ids(&filter, &ctx);
+        let sql = match backend {
+            Backend::Sqlite => statement.to_string(SqliteQueryBuilder),
+            Backend::Postgres => statement.to_string(PostgresQueryBuilder),
+        };
+        assert!(!sql.is_empty());
     }
 }
 

@@ -9,7 +9,7 @@ use entity::{account, user};
 use crate::auth::Role;
 use crate::error::{ApiError, ApiResult};
 use crate::segments::store as segment_store;
-use crate::subjects::page::PageRequest;
+use crate::subjects::page::{PageRequest, check_search};
 use crate::subjects::users::UserScope;
 use crate::subjects::{Patch, SubjectKind, accounts, users};
 use crate::tags::history::{self, HistoryScope};
@@ -303,6 +303,7 @@ impl SubjectQuery {
     ) -> Result<CountedConnection<Account>> {
         let caller = require(ctx, Role::Viewer)?;
         let request = page_request(first, after)?;
+        check_search(search.as_deref()).map_err(ApiError::bad_input)?;
         let app = state(ctx)?;
         let db = app.db.clone();
         let workspace_id = caller.workspace_id;
@@ -376,6 +377,7 @@ impl SubjectQuery {
     ) -> Result<CountedConnection<User>> {
         let caller = require(ctx, Role::Viewer)?;
         let request = page_request(first, after)?;
+        check_search(search.as_deref()).map_err(ApiError::bad_input)?;
         let app = state(ctx)?;
         let matching = match &filter {
             Some(text) => Some(

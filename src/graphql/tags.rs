@@ -7,6 +7,7 @@ use entity::{tag, tag_change};
 use crate::auth::Role;
 use crate::error::{ApiError, ApiResult};
 use crate::subjects::SubjectKind as DomainKind;
+use crate::subjects::page::check_search;
 use crate::tags::assign::{self, Actor, BulkOutcome};
 use crate::tags::catalogue::{self, TagFilter};
 use crate::tags::history::{self, HistoryScope};
@@ -259,6 +260,7 @@ impl TagQuery {
     ) -> Result<CountedConnection<Tag>> {
         let caller = require(ctx, Role::Viewer)?;
         let request = page_request(first, None)?;
+        check_search(search.as_deref()).map_err(ApiError::bad_input)?;
         let after = after.as_deref().map(ids::decode_name_cursor).transpose()?;
         let db = state(ctx)?.db.clone();
         let workspace_id = caller.workspace_id;

@@ -94,7 +94,10 @@ pub struct Changed {
 /// The segments of a workspace with their parsed filters.
 pub struct Segments {
     pub all: Vec<segment::Model>,
+    /// The filters within the size limits, by segment name.
     filters: HashMap<String, Filter>,
+    /// Every filter that parses, by segment name.
+    stored: HashMap<String, Filter>,
 }
 
 impl Segments {
@@ -105,16 +108,46 @@ impl Segments {
             .order_by_asc(segment::Column::Id)
             .all(db)
             .await?;
-        let filters = all
+        let stored: HashMap<String, Filter> = all
             .iter()
             .filter_map(|s| Some((s.name.clone(), stored_filter(s)?)))
             .collect();
-        Ok(Segments { all, filters })
+        let lookup = |name: &str| stored.get(name).cloned();
+        let oversized: HashMap<String, String> =
+            Filter::oversized_segments(stored.keys().map(String::as_str), &lookup)
+                .into_iter()
+                .collect();
+        for (name, problem) in &oversized {
+            tracing::warn!(
+                segment = %name,
+                %problem,
+                "segment past the filter size limits: in_segment reads it as false"
+            );
+        }
+        let filters = stored
+            .iter()
+            .filter(|(name, _)| !oversized.contains_key(*name))
+            .map(|(name, filter)| (name.clone(), filter.clone()))
+            .collect();
+        Ok(Segments {
+            all,
+            filters,
+            stored,
+        })
     }
 
-    /// The filter of the segment named `name`.
+    /// The filter of the segment named `name`, for evaluation: `None` for a
+    /// segment whose filter, its segments expanded, breaks the size limits
+    /// (one stored before the limits): `in_segment` reads it as false, as
+    /// an unknown segment, and the statement stays bounded.
     pub fn filter(&self, name: &str) -> Option<Filter> {
         self.filters.get(name).cloned()
+    }
+
+    /// The stored filter of the segment named `name`, whatever its size:
+    /// for checking new filters, which then report it as too large.
+    pub fn stored(&self, name: &str) -> Option<Filter> {
+        self.stored.get(name).cloned()
     }
 
     /// The tracked segments with their filters and what those read.

@@ -117,7 +117,7 @@ pub async fn check_filter(
             // The stored version of the segment being redefined is replaced.
             return None;
         }
-        segments.filter(name)
+        segments.stored(name)
     };
     let filter = Filter::parse_with_segments(text, SubjectKind::from(kind), defining, &lookup)
         .map_err(SegmentError::Filter)?;
@@ -151,6 +151,39 @@ async fn action_tags(
         )));
     }
     Ok(TagActions { add, remove })
+}
+
+/// Refuses a new `filter` for the segment `name` when it would take a
+/// segment that names it (through any chain of `in_segment`) past the
+/// expansion limits, which that segment was within.
+fn refuse_oversized_dependents(
+    segments: &Segments,
+    name: &str,
+    filter: &Filter,
+) -> Result<(), SegmentError> {
+    let before = |n: &str| segments.stored(n);
+    let after = |n: &str| {
+        if n == name {
+            Some(filter.clone())
+        } else {
+            segments.stored(n)
+        }
+    };
+    for other in segments.all.iter().filter(|s| s.name != name) {
+        let Some(their) = segments.stored(&other.name) else {
+            continue;
+        };
+        if let Some(problem) = their.expansion_problem(&after)
+            && their.expansion_problem(&before).is_none()
+        {
+            return Err(SegmentError::Invalid(format!(
+                "segment {:?} names {name:?} through in_segment and would become too large: \
+                 {problem}",
+                other.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Segments of the workspace whose filters name `name` through `in_segment`.
@@ -241,6 +274,7 @@ pub async fn update(
     if segments.all.iter().any(|s| s.name == name && s.id != id) {
         return Err(conflict(&name));
     }
+    refuse_oversized_dependents(&segments, &name, &filter)?;
     let renamed = current.name != name;
     let rekinded = current.subject_kind != spec.kind.as_str();
     if (renamed || rekinded)

@@ -61,6 +61,23 @@ pub async fn fetch<E: EntityTrait>(
     Ok(Page::from_overfetch(rows, page.first))
 }
 
+/// The longest `search` string (users, accounts, tags) accepted, in
+/// characters. A search is a `LIKE` pattern; SQLite refuses patterns of
+/// 50,000 bytes ("LIKE or GLOB pattern too complex"), and no name, email or
+/// tag is this long (tag names have at most 128 characters).
+pub const MAX_SEARCH: usize = 200;
+
+/// Checks a `search` argument: at most [`MAX_SEARCH`] characters. The
+/// message says what is wrong.
+pub fn check_search(search: Option<&str>) -> Result<(), String> {
+    match search {
+        Some(text) if text.chars().nth(MAX_SEARCH).is_some() => Err(format!(
+            "search is too long: at most {MAX_SEARCH} characters"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A `LIKE` pattern matching `needle` anywhere, with `%`, `_` and `\` escaped
 /// (use with `ESCAPE '\'`), lowercased for case-insensitive search.
 pub fn contains_pattern(needle: &str) -> String {

@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Backend, error_code, error_message, spawn_app_on, spawn_app_with};
 
+mod filters;
+
 /// How long one refusal may take. Generous on purpose (debug build, two
 /// cores shared with the bystander): the point is that no request gets to
 /// run for long, not a benchmark.

@@ -8,7 +8,10 @@ use std::ops::Range;
 
 use super::ast::{Expr, Field, FieldType, Predicate, Target, TextOp, Value};
 use super::lexer::RawDiagnostic;
-use super::{MAX_SEGMENT_DEPTH, SegmentLookup, SubjectKind};
+use super::{
+    MAX_DEPTH, MAX_EXPANDED_TERMS, MAX_RELATION_DEPTH, MAX_SEGMENT_DEPTH, SegmentLookup,
+    SubjectKind,
+};
 
 /// Which part of a predicate a problem is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +29,10 @@ pub(super) struct SegmentRef {
     pub kind: SubjectKind,
     /// The span of the name string.
     pub span: Range<usize>,
+    /// The parser's nesting depth where it is named.
+    pub depth: usize,
+    /// The nesting of `account.` and `any_user` where it is named.
+    pub relations: usize,
 }
 
 /// The fields of `kind`, comma-separated, for messages.
@@ -250,6 +257,224 @@ impl CycleSearch<'_> {
         path.pop();
         self.done.insert(name.to_string());
         Ok(())
+    }
+}
+
+/// Checks the filter as it is once every `in_segment` is replaced by the
+/// named segment's filter: at most [`MAX_EXPANDED_TERMS`] terms (repeats
+/// counted) and [`MAX_DEPTH`] levels of nesting. `terms` is the count of
+/// the filter's own terms (its `in_segment`s included), `refs` its
+/// references in source order. Call it once [`segment_refs`] found no
+/// problem (no unknown segment, no cycle). Reports the first reference
+/// that breaks a limit.
+pub(super) fn expansion(
+    refs: &[SegmentRef],
+    terms: usize,
+    lookup: SegmentLookup<'_>,
+) -> Option<RawDiagnostic> {
+    let mut measure = Measure {
+        lookup,
+        sizes: HashMap::new(),
+        visiting: Vec::new(),
+    };
+    let mut total = terms.saturating_sub(refs.len());
+    for reference in refs {
+        let name = reference.name.as_str();
+        let size = measure.segment(name);
+        total = total.saturating_add(size.terms);
+        if total > MAX_EXPANDED_TERMS {
+            return Some((
+                reference.span.clone(),
+                format!(
+                    "filter too large with its segments expanded: {total} terms or more at \
+                     in_segment({name:?}), which brings {} (at most {MAX_EXPANDED_TERMS}; a \
+                     segment named twice counts twice)",
+                    size.terms
+                ),
+            ));
+        }
+        let relations = reference.relations.saturating_add(size.relations);
+        if relations > MAX_RELATION_DEPTH {
+            return Some((
+                reference.span.clone(),
+                format!(
+                    "in_segment({name:?}) nests account. and any_user(…) too deeply once its \
+                     segments are expanded (at most {MAX_RELATION_DEPTH} levels)"
+                ),
+            ));
+        }
+        let depth = reference.depth.saturating_add(size.depth);
+        if depth > MAX_DEPTH {
+            return Some((
+                reference.span.clone(),
+                format!(
+                    "in_segment({name:?}) nests too deeply once its segments are expanded \
+                     (at most {MAX_DEPTH} levels)"
+                ),
+            ));
+        }
+    }
+    None
+}
+
+/// [`expansion`] for a whole filter: the problem, if any.
+pub(super) fn expansion_of(root: &Expr, lookup: SegmentLookup<'_>) -> Option<String> {
+    let mut measure = Measure {
+        lookup,
+        sizes: HashMap::new(),
+        visiting: Vec::new(),
+    };
+    let mut size = Size::default();
+    measure.expr(root, 0, 0, &mut size);
+    size.problem()
+}
+
+/// The named segments that break the expansion limits, with the problem;
+/// one pass, each segment measured once.
+pub(super) fn oversized<'n>(
+    names: impl Iterator<Item = &'n str>,
+    lookup: SegmentLookup<'_>,
+) -> Vec<(String, String)> {
+    let mut measure = Measure {
+        lookup,
+        sizes: HashMap::new(),
+        visiting: Vec::new(),
+    };
+    names
+        .filter_map(|name| Some((name.to_string(), measure.segment(name).problem()?)))
+        .collect()
+}
+
+impl Size {
+    fn problem(&self) -> Option<String> {
+        if self.terms > MAX_EXPANDED_TERMS {
+            Some(format!(
+                "{} terms with its segments expanded, over the limit of {MAX_EXPANDED_TERMS}",
+                self.terms
+            ))
+        } else if self.depth > MAX_DEPTH {
+            Some(format!(
+                "nested {} levels deep with its segments expanded (at most {MAX_DEPTH})",
+                self.depth
+            ))
+        } else if self.relations > MAX_RELATION_DEPTH {
+            Some(format!(
+                "account. and any_user(…) nested {} levels deep with its segments expanded \
+                 (at most {MAX_RELATION_DEPTH})",
+                self.relations
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+/// The terms, nesting depth and relation depth of a filter with its
+/// segments expanded.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Size {
+    pub terms: usize,
+    pub depth: usize,
+    pub relations: usize,
+}
+
+/// Sizes of segments, memoized. Recursion is bounded: through segments by
+/// [`MAX_SEGMENT_DEPTH`] (deeper, a cycle or an unknown name count as one
+/// term, as the evaluator answers false there), within a filter by
+/// [`MAX_DEPTH`] + 1 levels (past which the size is already too deep).
+struct Measure<'a> {
+    lookup: SegmentLookup<'a>,
+    sizes: HashMap<String, Size>,
+    visiting: Vec<String>,
+}
+
+impl Measure<'_> {
+    fn segment(&mut self, name: &str) -> Size {
+        if let Some(size) = self.sizes.get(name) {
+            return *size;
+        }
+        let unresolved = Size {
+            terms: 1,
+            ..Size::default()
+        };
+        if self.visiting.len() >= MAX_SEGMENT_DEPTH || self.visiting.iter().any(|n| n == name) {
+            return unresolved;
+        }
+        let Some(filter) = (self.lookup)(name) else {
+            return unresolved;
+        };
+        self.visiting.push(name.to_string());
+        let mut size = Size::default();
+        self.expr(filter.root(), 0, 0, &mut size);
+        self.visiting.pop();
+        self.sizes.insert(name.to_string(), size);
+        size
+    }
+
+    /// Adds `expr`, found at nesting `depth` within `relations` levels of
+    /// `account.`/`any_user`, to `size`.
+    fn expr(&mut self, expr: &Expr, depth: usize, relations: usize, size: &mut Size) {
+        if depth > MAX_DEPTH {
+            size.depth = size.depth.max(depth);
+            size.terms = size.terms.saturating_add(1);
+            return;
+        }
+        match expr {
+            Expr::Or(operands) | Expr::And(operands) => {
+                let or = matches!(expr, Expr::Or(_));
+                for operand in operands {
+                    // A nested group needs parentheses, except `and` in `or`.
+                    let grouped = match operand {
+                        Expr::Or(_) => true,
+                        Expr::And(_) => !or,
+                        _ => false,
+                    };
+                    self.expr(operand, depth + usize::from(grouped), relations, size);
+                }
+            }
+            Expr::Not(operand) => {
+                let grouped = matches!(**operand, Expr::Or(_) | Expr::And(_));
+                self.expr(operand, depth + 1 + usize::from(grouped), relations, size);
+            }
+            Expr::Predicate(predicate) => self.predicate(predicate, depth, relations, size),
+        }
+    }
+
+    fn predicate(
+        &mut self,
+        predicate: &Predicate,
+        depth: usize,
+        relations: usize,
+        size: &mut Size,
+    ) {
+        size.depth = size.depth.max(depth);
+        size.relations = size.relations.max(relations);
+        match predicate {
+            Predicate::InSegment(name) => {
+                let inner = self.segment(name);
+                size.terms = size.terms.saturating_add(inner.terms);
+                size.depth = size.depth.max(depth.saturating_add(inner.depth));
+                size.relations = size
+                    .relations
+                    .max(relations.saturating_add(inner.relations));
+            }
+            Predicate::TaggedAny(patterns) | Predicate::TaggedAll(patterns) => {
+                size.terms = size.terms.saturating_add(patterns.len().max(1));
+            }
+            Predicate::Account(inner) => {
+                size.terms = size.terms.saturating_add(1);
+                if depth < MAX_DEPTH {
+                    self.predicate(inner, depth + 1, relations + 1, size);
+                } else {
+                    size.depth = size.depth.max(depth + 1);
+                }
+            }
+            Predicate::AnyUser(inner) => {
+                size.terms = size.terms.saturating_add(1);
+                self.expr(inner, depth + 1, relations + 1, size);
+            }
+            _ => size.terms = size.terms.saturating_add(1),
+        }
     }
 }
 

@@ -30,6 +30,22 @@
 //! Nesting (parentheses, `not`, `account.`, `any_user`) is limited to
 //! [`MAX_DEPTH`] levels.
 //!
+//! # Size limits (checked while parsing, so later passes see bounded trees)
+//!
+//! - At most [`MAX_TERMS`] terms: every predicate is one term (`account.P`
+//!   is two: `account.` and `P`; `any_user(E)` is one plus E's), except
+//!   `tagged_any` and `tagged_all`, which count one term per tag pattern.
+//! - At most [`MAX_ARGS`] patterns in one `tagged_any` or `tagged_all`.
+//! - At most [`MAX_RELATION_DEPTH`] levels of `account.` and `any_user`
+//!   within one another (they count toward [`MAX_DEPTH`] too).
+//! - With every `in_segment` replaced by the named segment's filter
+//!   (repeats counted), at most [`MAX_EXPANDED_TERMS`] terms,
+//!   [`MAX_DEPTH`] levels of nesting and [`MAX_RELATION_DEPTH`] levels of
+//!   relations (checked by [`Filter::parse_with_segments`]).
+//!
+//! `and`/`or` chains are n-ary nodes (`a or b or c` is one `Or` of three),
+//! so a long flat chain is a wide tree, not a deep one.
+//!
 //! # Type rules (checked by [`Filter::parse`])
 //!
 //! - Fields per kind: users have email, first_name, last_name, external_id,
@@ -104,6 +120,8 @@ mod ast;
 mod check;
 mod eval;
 mod lexer;
+#[cfg(test)]
+pub(crate) mod limits;
 mod parser;
 mod printer;
 mod reach;
@@ -122,6 +140,29 @@ pub use reach::Reach;
 
 /// The deepest nesting of parentheses, `not`, `account.` and `any_user` accepted.
 pub const MAX_DEPTH: usize = 64;
+
+/// The most terms (predicates; each pattern of `tagged_any`/`tagged_all`
+/// counting as one) one filter text may hold. Keeps the SQL a filter
+/// compiles to well under SQLite's expression-depth (1000) and bound
+/// variable limits, and every pass over the tree cheap.
+pub const MAX_TERMS: usize = 200;
+
+/// The deepest nesting of `account.` and `any_user(...)` within one
+/// another (across segments too). Each is a correlated subquery, which
+/// costs SQLite about 20 levels of its 1000-deep expression limit.
+pub const MAX_RELATION_DEPTH: usize = 8;
+
+/// The most tag patterns one `tagged_any` or `tagged_all` takes.
+pub const MAX_ARGS: usize = 100;
+
+/// The most terms a filter may have once every `in_segment` is replaced by
+/// the named segment's filter, repeats counted (a segment naming another
+/// twice counts its terms twice).
+pub const MAX_EXPANDED_TERMS: usize = 1000;
+
+/// The most diagnostics reported for one filter; the rest are counted
+/// (locating each costs a pass over the text before it).
+pub const MAX_DIAGNOSTICS: usize = 20;
 
 /// The longest chain of segments naming segments through `in_segment`
 /// (`A` names `B`, which names `C`: 3) that the check accepts; the evaluator
@@ -176,11 +217,13 @@ impl Filter {
         lookup: SegmentLookup<'_>,
     ) -> Result<Filter, Vec<Diagnostic>> {
         let mut parsed = parser::parse(text, kind);
-        parsed.diagnostics.extend(check::segment_refs(
-            &parsed.segment_refs,
-            segment_name,
-            lookup,
-        ));
+        let problems = check::segment_refs(&parsed.segment_refs, segment_name, lookup);
+        if problems.is_empty() && parsed.diagnostics.is_empty() {
+            parsed
+                .diagnostics
+                .extend(check::expansion(&parsed.segment_refs, parsed.terms, lookup));
+        }
+        parsed.diagnostics.extend(problems);
         parsed.diagnostics.sort_by_key(|(span, _)| span.start);
         Self::finish(text, kind, parsed.root, parsed.diagnostics)
     }
@@ -193,10 +236,19 @@ impl Filter {
     ) -> Result<Filter, Vec<Diagnostic>> {
         match root {
             Some(root) if diagnostics.is_empty() => Ok(Filter { kind, root }),
-            _ => Err(diagnostics
-                .into_iter()
-                .map(|(span, message)| Diagnostic::new(text, span, message))
-                .collect()),
+            _ => {
+                let mut shown: Vec<Diagnostic> = diagnostics
+                    .iter()
+                    .take(MAX_DIAGNOSTICS)
+                    .map(|(span, message)| Diagnostic::new(text, span.clone(), message.clone()))
+                    .collect();
+                if let Some((span, _)) = diagnostics.get(MAX_DIAGNOSTICS) {
+                    let more = diagnostics.len() - MAX_DIAGNOSTICS;
+                    let message = format!("and {more} more problems");
+                    shown.push(Diagnostic::new(text, span.clone(), message));
+                }
+                Err(shown)
+            }
         }
     }
 
@@ -206,6 +258,25 @@ impl Filter {
 
     pub fn root(&self) -> &Expr {
         &self.root
+    }
+
+    /// What is wrong with this filter once every `in_segment` is replaced
+    /// through `lookup` by the named segment's filter (repeats counted):
+    /// more than [`MAX_EXPANDED_TERMS`] terms, [`MAX_DEPTH`] levels or
+    /// [`MAX_RELATION_DEPTH`] relations; `None` when within the limits.
+    /// [`Filter::parse_with_segments`] checks this for new filters; this is
+    /// for filters stored before the limits, or whose segments changed.
+    pub fn expansion_problem(&self, lookup: SegmentLookup<'_>) -> Option<String> {
+        check::expansion_of(&self.root, lookup)
+    }
+
+    /// The segments among `names` that, expanded through `lookup`, break
+    /// the limits of [`Filter::expansion_problem`], each with its problem.
+    pub fn oversized_segments<'n>(
+        names: impl Iterator<Item = &'n str>,
+        lookup: SegmentLookup<'_>,
+    ) -> Vec<(String, String)> {
+        check::oversized(names, lookup)
     }
 
     /// Names of the segments this filter names through `in_segment` (also

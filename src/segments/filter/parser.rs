@@ -10,7 +10,7 @@ use std::ops::Range;
 use super::ast::Expr;
 use super::check::SegmentRef;
 use super::lexer::{RawDiagnostic, Token, TokenKind, tokenize};
-use super::{MAX_DEPTH, SubjectKind};
+use super::{MAX_ARGS, MAX_DEPTH, MAX_RELATION_DEPTH, MAX_TERMS, SubjectKind};
 
 /// What the parser found: the tree when it could build one, the problems,
 /// and the `in_segment` references for the segment check.
@@ -18,6 +18,8 @@ pub(super) struct Parsed {
     pub root: Option<Expr>,
     pub diagnostics: Vec<RawDiagnostic>,
     pub segment_refs: Vec<SegmentRef>,
+    /// Terms read (see [`MAX_TERMS`]), `in_segment` ones included.
+    pub terms: usize,
 }
 
 pub(super) fn parse(text: &str, kind: SubjectKind) -> Parsed {
@@ -31,15 +33,24 @@ pub(super) fn parse(text: &str, kind: SubjectKind) -> Parsed {
         depth: 0,
         groups: 0,
         too_deep_reported: false,
+        terms: 0,
+        stopped_at: None,
+        relations: 0,
     };
     let root = parser.top(kind);
     let mut diagnostics = lexer_diagnostics;
+    if let Some(stop) = parser.stopped_at {
+        // Past a broken size limit nothing is read: the lexer's
+        // complaints about the rest are not reported either.
+        diagnostics.retain(|(span, _)| span.start <= stop);
+    }
     diagnostics.append(&mut parser.diagnostics);
     diagnostics.sort_by_key(|(span, _)| span.start);
     Parsed {
         root,
         diagnostics,
         segment_refs: parser.segment_refs,
+        terms: parser.terms,
     }
 }
 
@@ -56,6 +67,12 @@ struct Parser<'a> {
     /// Open `(` and `any_user(`: whether a `)` may follow an operand.
     groups: usize,
     too_deep_reported: bool,
+    /// Terms read so far (see [`MAX_TERMS`]).
+    terms: usize,
+    /// Where a size limit was broken: the rest of the input is not read.
+    stopped_at: Option<usize>,
+    /// Current nesting of `account.` and `any_user`.
+    relations: usize,
 }
 
 impl Parser<'_> {
@@ -117,6 +134,9 @@ impl Parser<'_> {
     // ---- errors ----
 
     fn report(&mut self, span: Range<usize>, message: String) {
+        if self.stopped_at.is_some() {
+            return;
+        }
         let duplicate = self
             .diagnostics
             .last()
@@ -194,6 +214,71 @@ impl Parser<'_> {
             }
             self.bump();
         }
+    }
+
+    /// Reports a broken size limit and stops: the parser jumps to the end of
+    /// the input and reports nothing more, so that however long the input,
+    /// the work done past the limit is nil and the filter is refused.
+    fn stop(&mut self, span: Range<usize>, message: String) {
+        let start = span.start;
+        self.report(span, message);
+        self.stopped_at = Some(start);
+        self.pos = self.tokens.len().saturating_sub(1);
+    }
+
+    /// Counts one term starting at `span`; false (and the parser stops)
+    /// past [`MAX_TERMS`].
+    pub(super) fn term(&mut self, span: Range<usize>) -> bool {
+        self.terms += 1;
+        if self.terms > MAX_TERMS {
+            self.stop(
+                span,
+                format!(
+                    "filter too long: at most {MAX_TERMS} terms (predicates, each tag pattern \
+                     of tagged_any/tagged_all counting as one)"
+                ),
+            );
+            return false;
+        }
+        true
+    }
+
+    /// Counts one more pattern of a `word(...)` tag call at `span`; false
+    /// (and the parser stops) past [`MAX_ARGS`] patterns or [`MAX_TERMS`] terms.
+    pub(super) fn tag_argument(&mut self, word: &str, count: usize, span: Range<usize>) -> bool {
+        if count > MAX_ARGS {
+            self.stop(span, format!("{word} takes at most {MAX_ARGS} tags"));
+            return false;
+        }
+        count == 1 || self.term(span)
+    }
+
+    /// Enters `account.` or `any_user` (one nesting level, one relation
+    /// level); false (reported, and the parser stops) past
+    /// [`MAX_RELATION_DEPTH`] relations, false past [`MAX_DEPTH`] levels.
+    pub(super) fn enter_relation(&mut self) -> bool {
+        if self.relations >= MAX_RELATION_DEPTH {
+            let span = self.span();
+            self.stop(
+                span,
+                format!(
+                    "account. and any_user(…) nested too deeply (at most {MAX_RELATION_DEPTH} \
+                     levels)"
+                ),
+            );
+            return false;
+        }
+        if !self.enter() {
+            return false;
+        }
+        self.relations += 1;
+        true
+    }
+
+    /// Leaves `account.` or `any_user`.
+    pub(super) fn leave_relation(&mut self) {
+        self.relations -= 1;
+        self.depth -= 1;
     }
 
     /// Enters one nesting level; false (reported once) past [`MAX_DEPTH`].
@@ -277,6 +362,9 @@ impl Parser<'_> {
     }
 
     fn unary(&mut self, kind: SubjectKind) -> Option<Expr> {
+        if self.stopped_at.is_some() {
+            return None;
+        }
         if self.at_word("not") || self.at(&TokenKind::LParen) {
             if !self.enter() {
                 self.sync();

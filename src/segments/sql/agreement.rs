@@ -8,7 +8,7 @@
 //! `TAGSMITH_TEST_DATABASE_URL` is set, in a fresh database dropped at the
 //! end. `AGREEMENT_CASES` overrides the number of random cases.
 
-mod db;
+pub(super) mod db;
 mod edge;
 
 use std::cell::{Cell, RefCell};

@@ -33,6 +33,9 @@ impl Parser<'_> {
             self.expected(EXPECTED_PREDICATE);
             return None;
         }
+        if !self.term(token.span.clone()) {
+            return None;
+        }
         let word = self.text[token.span.clone()].to_ascii_lowercase();
         match word.as_str() {
             "tagged" | "tagged_any" | "tagged_all" => self.tag_predicate(&word),
@@ -237,6 +240,9 @@ impl Parser<'_> {
         let args_start = self.span().start;
         let mut patterns = vec![self.string("a tag name or pattern (a string)")?];
         while self.eat(&TokenKind::Comma) {
+            if !self.tag_argument(word, patterns.len() + 1, self.span()) {
+                return None;
+            }
             patterns.push(self.string("a tag name or pattern (a string)")?);
         }
         let args = args_start..self.end_of_previous();
@@ -291,6 +297,8 @@ impl Parser<'_> {
             name: name.clone(),
             kind,
             span,
+            depth: self.depth,
+            relations: self.relations,
         });
         Some(Predicate::InSegment(name))
     }
@@ -302,16 +310,16 @@ impl Parser<'_> {
             self.report(head, message);
         }
         self.expect(&TokenKind::Dot, r#""." after account"#)?;
-        if !self.enter() {
+        if !self.enter_relation() {
             return None;
         }
         if !self.at(&TokenKind::Ident) {
             self.expected(r#"a field or predicate after "account.""#);
-            self.depth -= 1;
+            self.leave_relation();
             return None;
         }
         let inner = self.predicate(SubjectKind::Account);
-        self.depth -= 1;
+        self.leave_relation();
         Some(Predicate::Account(Box::new(inner?)))
     }
 
@@ -322,13 +330,13 @@ impl Parser<'_> {
             self.report(head, message);
         }
         self.expect(&TokenKind::LParen, r#""(" after any_user"#)?;
-        if !self.enter() {
+        if !self.enter_relation() {
             return None;
         }
         self.groups += 1;
         let inner = self.or_expr(SubjectKind::User);
         self.groups -= 1;
-        self.depth -= 1;
+        self.leave_relation();
         self.expect(&TokenKind::RParen, r#"")""#)?;
         Some(Predicate::AnyUser(Box::new(inner?)))
     }

@@ -694,7 +694,7 @@ fn deep_nesting_is_an_error_not_a_crash() {
     check_account(
         &relations,
         expect![[r#"
-        1:554: expression nested too deeply (at most 64 levels)
+        1:78: account. and any_user(…) nested too deeply (at most 8 levels)
     "#]],
     );
     let ok = format!("{}tagged(\"a\"){}", "(".repeat(60), ")".repeat(60));
