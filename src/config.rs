@@ -123,11 +123,11 @@ pub struct QueryLimits {
     #[arg(long, env = "TAGSMITH_MAX_INTROSPECTION_DEPTH", default_value_t = 20)]
     pub max_introspection_depth: u64,
     /// Largest estimated introspection answer of one operation, in values
-    /// (the full introspection query of graphql-js is about 162,000).
+    /// (the full introspection query of graphql-js is about 50,000).
     #[arg(
         long,
         env = "TAGSMITH_MAX_INTROSPECTION_COST",
-        default_value_t = 1_000_000
+        default_value_t = 100_000
     )]
     pub max_introspection_cost: u64,
     /// Largest query complexity (each field counts 1, lists multiply by `first`).
@@ -166,7 +166,7 @@ impl Default for QueryLimits {
             max_depth: 12,
             max_fields: 2_000,
             max_introspection_depth: 20,
-            max_introspection_cost: 1_000_000,
+            max_introspection_cost: 100_000,
             max_complexity: 5000,
             max_recursive_depth: 32,
             max_directives: 8,

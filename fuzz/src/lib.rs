@@ -670,7 +670,7 @@ const BUDGET: Budget = Budget {
     max_fields: 2_000,
     max_depth: 12,
     max_introspection_depth: 20,
-    max_introspection_cost: 1_000_000,
+    max_introspection_cost: 100_000,
 };
 
 /// GraphQL documents against the cost measure: it never panics, it is

@@ -59,9 +59,11 @@ fn hostile_requests() -> Vec<Hostile> {
         fragments.push_str(&format!("fragment F{levels} on {on} {{ {leaf} }}"));
         fragments
     };
-    let schema_aliases: String = (0..500)
-        .map(|i| format!("a{i}: __schema {{ types {{ name fields {{ name }} }} }} "))
-        .collect();
+    let schema_aliases = |n: usize| -> String {
+        (0..n)
+            .map(|i| format!("a{i}: __schema {{ types {{ name fields {{ name }} }} }} "))
+            .collect()
+    };
     let types_aliases: String = (0..300)
         .map(|i| format!("t{i}: types {{ fields {{ args {{ name }} }} }} "))
         .collect();
@@ -141,7 +143,13 @@ fn hostile_requests() -> Vec<Hostile> {
         },
         Hostile {
             name: "500 aliases of __schema",
-            body: single(&format!("{{ {schema_aliases} }}")),
+            body: single(&format!("{{ {} }}", schema_aliases(500))),
+            status: 200,
+            code: "LIMIT_EXCEEDED",
+        },
+        Hostile {
+            name: "150 aliases of __schema (750 fields)",
+            body: single(&format!("{{ {} }}", schema_aliases(150))),
             status: 200,
             code: "LIMIT_EXCEEDED",
         },
