@@ -294,7 +294,16 @@ async fn execute(state: &HttpState, headers: &HeaderMap, batch: BatchRequest) ->
         match refusal {
             Some(error) => async_graphql::Response::from_errors(vec![error]),
             None => {
-                limits::within_deadline(&state.settings.limits, state.schema.execute(request)).await
+                // Kept to put the answer back in the selection's order.
+                let document = request.parsed_query().ok().cloned();
+                let operation = request.operation_name.clone();
+                let mut response =
+                    limits::within_deadline(&state.settings.limits, state.schema.execute(request))
+                        .await;
+                if let Some(document) = document {
+                    super::order::restore(&document, operation.as_deref(), &mut response.data);
+                }
+                response
             }
         }
     };
@@ -394,16 +403,16 @@ fn respond(headers: &HeaderMap, mut response: BatchResponse) -> Response {
         BatchResponse::Single(r) => is_request_error(r),
         BatchResponse::Batch(_) => false,
     };
+    // Serialized once, straight to bytes: async-graphql's values keep the
+    // selection's order (a `serde_json::Value` would sort the keys).
     let body = match &response {
-        BatchResponse::Single(r) => response_json(r),
-        BatchResponse::Batch(rs) => rs
-            .iter()
-            .map(response_json)
-            .collect::<Result<Vec<_>, _>>()
-            .map(serde_json::Value::Array),
+        BatchResponse::Single(r) => serde_json::to_vec(&WireResponse::of(r)),
+        BatchResponse::Batch(rs) => {
+            serde_json::to_vec(&rs.iter().map(WireResponse::of).collect::<Vec<_>>())
+        }
     };
     let body = match body {
-        Ok(body) => body.to_string(),
+        Ok(body) => body,
         Err(e) => {
             tracing::error!(error = %e, "could not serialize a response");
             return request_error(
@@ -436,15 +445,26 @@ fn is_request_error(response: &async_graphql::Response) -> bool {
         && response.errors.iter().all(|e| e.path.is_empty())
 }
 
-/// One response as JSON, without `data` when it is a request error.
-fn response_json(response: &async_graphql::Response) -> serde_json::Result<serde_json::Value> {
-    let mut json = serde_json::to_value(response)?;
-    if is_request_error(response)
-        && let Some(object) = json.as_object_mut()
-    {
-        object.remove("data");
+/// One response as it goes on the wire: `errors`, then `data` (none when
+/// the operation never ran: a request error), then `extensions`.
+#[derive(serde::Serialize)]
+struct WireResponse<'a> {
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [async_graphql::ServerError],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a async_graphql::Value>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+}
+
+impl<'a> WireResponse<'a> {
+    fn of(response: &'a async_graphql::Response) -> Self {
+        WireResponse {
+            errors: &response.errors,
+            data: (!is_request_error(response)).then_some(&response.data),
+            extensions: &response.extensions,
+        }
     }
-    Ok(json)
 }
 
 /// Gives every error a code: resolver errors have theirs already; the rest

@@ -80,6 +80,10 @@ impl ExtensionFactory for RequestLimits {
     }
 }
 
+/// The parsed document of a WebSocket operation, to put its answer back in
+/// the selection's order ([`super::order`]).
+struct SelectionOrder(Arc<async_graphql::parser::types::ExecutableDocument>);
+
 struct RequestLimitsExtension {
     limits: QueryLimits,
 }
@@ -104,7 +108,13 @@ impl Extension for RequestLimitsExtension {
     ) -> ServerResult<Request> {
         match refuse(&mut request, &self.limits) {
             Some(error) => Err(error),
-            None => next.run(ctx, request).await,
+            None => {
+                if let Ok(document) = request.parsed_query() {
+                    let order = SelectionOrder(Arc::new(document.clone()));
+                    request = request.data(order);
+                }
+                next.run(ctx, request).await
+            }
         }
     }
 
@@ -114,7 +124,11 @@ impl Extension for RequestLimitsExtension {
         operation_name: Option<&str>,
         next: NextExecute<'_>,
     ) -> Response {
-        within_deadline(&self.limits, next.run(ctx, operation_name)).await
+        let mut response = within_deadline(&self.limits, next.run(ctx, operation_name)).await;
+        if let Some(SelectionOrder(document)) = ctx.data_opt::<SelectionOrder>() {
+            super::order::restore(document, operation_name, &mut response.data);
+        }
+        response
     }
 }
 

@@ -15,6 +15,7 @@ mod import;
 mod limits;
 mod loaders;
 pub mod ops;
+mod order;
 mod segments;
 mod subjects;
 mod subscription;

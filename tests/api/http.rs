@@ -141,3 +141,52 @@ async fn query_limits_are_enforced() {
         "{body}"
     );
 }
+
+/// Where each of `names` first appears in `text`, which must be in order.
+fn assert_in_order(text: &str, names: &[&str]) {
+    let positions: Vec<usize> = names
+        .iter()
+        .map(|name| {
+            text.find(&format!("\"{name}\""))
+                .unwrap_or_else(|| panic!("no {name} in {text}"))
+        })
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "{names:?} not in the order asked: {text}"
+    );
+}
+
+/// The response keeps the order of the selection (the spec's "Serialized
+/// Map Ordering"), for one operation and in a batch; errors come first.
+#[tokio::test]
+async fn responses_keep_the_selection_order() {
+    let app = spawn_app_on(Backend::Sqlite).await.unwrap();
+    let user = app.user("ordered@example.com").await;
+    app.ok(
+        "mutation($id: ID!) { addTags(subjectId: $id, tags: [\"Zeta\"]) { __typename } }",
+        json!({ "id": user }),
+    )
+    .await;
+    let query =
+        "{ viewer { role } users { totalCount nodes { tags { name } id email } } __typename }";
+    let (status, text) = app
+        .post_raw("application/json", json!({ "query": query }).to_string())
+        .await;
+    assert_eq!(status, 200);
+    assert_in_order(&text, &["viewer", "users", "__typename"]);
+    assert_in_order(&text, &["totalCount", "nodes"]);
+    assert_in_order(&text, &["tags", "id", "email"]);
+    let batch =
+        json!([{ "query": "{ users { totalCount } viewer { role } }" }, { "query": query }]);
+    let (_, text) = app.post_raw("application/json", batch.to_string()).await;
+    assert_in_order(&text, &["users", "viewer", "__typename"]);
+    // A request error has no data; an execution error comes before the data.
+    let (_, text) = app
+        .post_raw(
+            "application/json",
+            json!({ "query": "{ b: __typename a: user(id: \"nope\") { id } }" }).to_string(),
+        )
+        .await;
+    assert_in_order(&text, &["errors", "data", "b"]);
+}

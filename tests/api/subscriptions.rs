@@ -429,3 +429,36 @@ async fn subscriptions_are_capped_and_freed() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Over graphql-transport-ws too, a result keeps the selection's order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_results_keep_the_selection_order() {
+    let app = crate::helpers::spawn_app().await;
+    app.user("ordered@example.com").await;
+    let mut socket = connect(&app, &app.admin_key).await;
+    send(
+        &mut socket,
+        json!({ "id": "1", "type": "subscribe", "payload": {
+            "query": "{ viewer { role } users { totalCount nodes { id email } } __typename }" } }),
+    )
+    .await;
+    let text = loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => break text.to_string(),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no answer: {other:?}"),
+        }
+    };
+    let at = |name: &str| {
+        text.find(&format!("\"{name}\""))
+            .unwrap_or_else(|| panic!("{name}: {text}"))
+    };
+    assert!(
+        at("viewer") < at("users") && at("users") < at("__typename"),
+        "{text}"
+    );
+    assert!(
+        at("totalCount") < at("nodes") && at("id") < at("email"),
+        "{text}"
+    );
+}
