@@ -139,24 +139,7 @@ pub async fn within_deadline(
     limits: &QueryLimits,
     execution: impl std::future::Future<Output = Response>,
 ) -> Response {
-    use std::task::Poll;
-    let deadline = tokio::time::Instant::now() + limits.request_timeout();
-    let mut execution = std::pin::pin!(execution);
-    let mut timer = std::pin::pin!(tokio::time::sleep_until(deadline));
-    // The execution is polled first, and the clock read at every wake-up
-    // (not only when the timer fires, whose ticks are a millisecond): an
-    // operation that has to wait past its deadline is stopped there.
-    let finished = std::future::poll_fn(|cx| {
-        if let Poll::Ready(response) = execution.as_mut().poll(cx) {
-            return Poll::Ready(Ok(response));
-        }
-        if tokio::time::Instant::now() >= deadline || timer.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Err(()));
-        }
-        Poll::Pending
-    })
-    .await;
-    match finished {
+    match tokio::time::timeout(limits.request_timeout(), execution).await {
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(
