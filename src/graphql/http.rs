@@ -290,7 +290,7 @@ async fn execute(state: &HttpState, headers: &HeaderMap, batch: BatchRequest) ->
     let (batch, introspection_refused) = prepare(state, headers, batch).await;
     let run = |mut request: Request| async move {
         let refusal = limits::refuse(&mut request, &state.settings.limits)
-            .or_else(|| ops::refuse_introspection(&request.query, introspection_refused));
+            .or_else(|| ops::refuse_introspection(&mut request, introspection_refused));
         match refusal {
             Some(error) => async_graphql::Response::from_errors(vec![error]),
             None => {

@@ -216,18 +216,14 @@ pub(super) struct IntrospectionRefused {
 /// execution (`http::execute`), not by a schema extension: any extension
 /// makes async-graphql wrap every field's resolution in its hooks.
 pub(super) fn refuse_introspection(
-    query: &str,
+    request: &mut async_graphql::Request,
     refused: Option<IntrospectionRefused>,
 ) -> Option<async_graphql::ServerError> {
     let refused = refused?;
-    // Names cannot be escaped: a document without these words selects
-    // neither, and is not parsed a second time (execution parses it).
-    if !query.contains("__schema") && !query.contains("__type") {
-        return None;
-    }
-    // A document that does not parse is refused by the execution, with its position.
-    let document = async_graphql::parser::parse_query(query).ok()?;
-    asks_introspection(&document).then(|| server_error(refused.code, refused.message))
+    // The document `limits::refuse` parsed, kept in the request; one that
+    // does not parse is refused by the execution, with its position.
+    let document = request.parsed_query().ok()?;
+    asks_introspection(document).then(|| server_error(refused.code, refused.message))
 }
 
 /// Whether any operation or fragment of the document selects `__schema` or `__type`.
