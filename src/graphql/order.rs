@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 
+use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{Name, Value};
 
@@ -26,24 +27,34 @@ pub fn restore(document: &ExecutableDocument, operation_name: Option<&str>, data
 /// bound their depth).
 const MAX_DEPTH: usize = 64;
 
+/// Each response key of an object, in order, with the selections below it.
+type Keys<'a> = IndexMap<Name, Vec<&'a SelectionSet>>;
+
 fn reorder(document: &ExecutableDocument, sets: &[&SelectionSet], value: &mut Value, depth: usize) {
+    if matches!(value, Value::List(_) | Value::Object(_)) {
+        // Once for the selection, whatever the length of a list.
+        let mut keys = Keys::new();
+        let mut spread = HashSet::new();
+        for set in sets {
+            collect(document, set, &mut keys, &mut spread);
+        }
+        apply(document, &keys, value, depth);
+    }
+}
+
+fn apply(document: &ExecutableDocument, keys: &Keys<'_>, value: &mut Value, depth: usize) {
     if depth > MAX_DEPTH {
         return;
     }
     match value {
         Value::List(items) => {
             for item in items {
-                reorder(document, sets, item, depth + 1);
+                apply(document, keys, item, depth + 1);
             }
         }
         Value::Object(object) => {
-            let mut keys: Vec<(Name, Vec<&SelectionSet>)> = Vec::new();
-            let mut seen = HashSet::new();
-            for set in sets {
-                collect(document, set, &mut keys, &mut seen);
-            }
-            let mut ordered = async_graphql::indexmap::IndexMap::with_capacity(object.len());
-            for (key, children) in &keys {
+            let mut ordered = IndexMap::with_capacity(object.len());
+            for (key, children) in keys {
                 if let Some((key, mut child)) = object.shift_remove_entry(key) {
                     if !children.is_empty() {
                         reorder(document, children, &mut child, depth + 1);
@@ -64,28 +75,17 @@ fn reorder(document: &ExecutableDocument, sets: &[&SelectionSet], value: &mut Va
 fn collect<'a>(
     document: &'a ExecutableDocument,
     set: &'a SelectionSet,
-    keys: &mut Vec<(Name, Vec<&'a SelectionSet>)>,
+    keys: &mut Keys<'a>,
     spread: &mut HashSet<&'a str>,
 ) {
     for item in &set.items {
         match &item.node {
             Selection::Field(field) => {
-                let key = field.node.response_key().node.clone();
-                let children = &field.node.selection_set.node;
-                match keys.iter_mut().find(|(k, _)| *k == key) {
-                    Some((_, sets)) => {
-                        if !children.items.is_empty() {
-                            sets.push(children);
-                        }
-                    }
-                    None => {
-                        let sets = if children.items.is_empty() {
-                            Vec::new()
-                        } else {
-                            vec![children]
-                        };
-                        keys.push((key, sets));
-                    }
+                let children = keys
+                    .entry(field.node.response_key().node.clone())
+                    .or_default();
+                if !field.node.selection_set.node.items.is_empty() {
+                    children.push(&field.node.selection_set.node);
                 }
             }
             Selection::InlineFragment(inline) => {
