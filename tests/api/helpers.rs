@@ -415,3 +415,19 @@ pub async fn drained(app: &TestApp) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Runs the real `tagsmith` binary on the database at `url`; returns
+/// (success, stdout, stderr).
+pub fn tagsmith(url: &str, args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tagsmith"))
+        .args(args)
+        .args(["--database-url", url])
+        .env("TAGSMITH_LOG", "warn")
+        .output()
+        .expect("run tagsmith");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}

@@ -1,11 +1,9 @@
 //! Import and export: `importUsers`/`importAccounts` over HTTP, the segment
 //! download, and the `tagsmith import`/`export` commands run as the real binary.
 
-use std::process::Command;
-
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, drained, error_code, eventually, spawn_app};
+use crate::helpers::{TestApp, drained, error_code, eventually, spawn_app, tagsmith};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -484,21 +482,6 @@ fn on_tag_added(event) {
             .await
             .contains(&"Hi Bo".to_owned())
     );
-}
-
-/// Runs the real binary on a SQLite file; returns (success, stdout, stderr).
-fn tagsmith(url: &str, args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_tagsmith"))
-        .args(args)
-        .args(["--database-url", url])
-        .env("TAGSMITH_LOG", "warn")
-        .output()
-        .expect("run tagsmith");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 #[tokio::test]

@@ -3,14 +3,15 @@
 //! a body in the GraphQL error shape for every 4xx.
 
 use std::io::Write;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{Backend, TestApp, error_code, error_message, spawn_app, spawn_app_with};
+use crate::helpers::{
+    Backend, TestApp, error_code, error_message, spawn_app, spawn_app_with, tagsmith,
+};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -80,21 +81,6 @@ async fn a_tags_cell_with_100k_tags_skips_its_row_and_keeps_the_others(app: Test
         ] })
     );
     assert_eq!(app.user_count().await, 2);
-}
-
-/// Runs the real binary; returns (success, stdout, stderr).
-fn tagsmith(url: &str, args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_tagsmith"))
-        .args(args)
-        .args(["--database-url", url])
-        .env("TAGSMITH_LOG", "warn")
-        .output()
-        .expect("run tagsmith");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 /// A workbook whose one shared string is `cell_bytes` long: a small file

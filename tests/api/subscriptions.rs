@@ -24,16 +24,22 @@ async fn connect(app: &TestApp, key: &str) -> Socket {
     connect_to(&app.address, key).await
 }
 
-async fn connect_to(address: &str, key: &str) -> Socket {
+/// A graphql-transport-ws connection to the server at `address`, not yet initialized.
+async fn open(address: &str) -> Socket {
     let url = format!("{}/graphql", address.replace("http://", "ws://"));
     let mut request = url.into_client_request().unwrap();
     request.headers_mut().insert(
         "sec-websocket-protocol",
         "graphql-transport-ws".parse().unwrap(),
     );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+    let (socket, _) = tokio_tungstenite::connect_async(request)
         .await
         .expect("connect");
+    socket
+}
+
+async fn connect_to(address: &str, key: &str) -> Socket {
+    let mut socket = open(address).await;
     send(&mut socket, json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {key}") } })).await;
     let ack = next(&mut socket)
         .await
@@ -119,13 +125,7 @@ async fn tag_changes_reach_subscribers_of_their_workspace_only(app: TestApp) {
     assert!(heard.is_err(), "the outsider heard {heard:?}");
 
     // A bad key is refused at connection_init.
-    let url = format!("{}/graphql", app.address.replace("http://", "ws://"));
-    let mut request = url.into_client_request().unwrap();
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut socket = open(&app.address).await;
     send(
         &mut socket,
         json!({ "type": "connection_init", "payload": { "Authorization": "Bearer tsk_nope" } }),
@@ -322,13 +322,7 @@ async fn a_revoked_key_closes_its_connections_on_every_server(app: TestApp) {
     println!("revoked key: connections on both servers closed in {took:?}");
     assert!(took < Duration::from_secs(5), "closing took {took:?}");
     // The key cannot open a new one either.
-    let url = format!("{}/graphql", app.address.replace("http://", "ws://"));
-    let mut request = url.into_client_request().unwrap();
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut socket = open(&app.address).await;
     send(&mut socket, json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {key}") } })).await;
     assert!(
         matches!(close_code(&mut socket).await, Ok(Some(code)) if code != 4403),
