@@ -11,6 +11,7 @@ mod audit;
 mod auth;
 mod automation;
 mod bad_input;
+mod browser;
 mod concurrency;
 mod crash;
 mod hostile_input;
