@@ -129,7 +129,7 @@ enum ExportCommand {
         #[command(flatten)]
         args: ExportArgs,
     },
-    /// Users, all or those a filter selects (`--filter 'tag = "VIP"'`).
+    /// Users, all or those a filter selects (`--filter 'tagged("VIP")'`).
     Users {
         #[arg(long)]
         filter: Option<String>,
@@ -215,10 +215,7 @@ enum WorkspaceCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("TAGSMITH_LOG")
-                .unwrap_or_else(|_| EnvFilter::new("info,sea_orm_migration=warn")),
-        )
+        .with_env_filter(log_filter())
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -240,14 +237,58 @@ fn main() -> ExitCode {
     }
 }
 
+/// Connects, migrates, and on a new database creates the `default` workspace
+/// and its ADMIN key, whichever command comes first (`serve`, `migrate`,
+/// `import`...). The key is printed once, on standard error so that a
+/// command's own output (an export's CSV) stays clean; `serve` prints it on
+/// standard output, with the playground's address.
+/// The log filter: `TAGSMITH_LOG`, else `RUST_LOG`, else `info`. Migration
+/// progress and PostgreSQL's notices (`relation "seaql_migrations" already
+/// exists, skipping` on every start) are kept at `warn` unless the filter
+/// names them.
+fn log_filter() -> EnvFilter {
+    let asked = ["TAGSMITH_LOG", "RUST_LOG"]
+        .into_iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()));
+    let mut directives = asked.unwrap_or_else(|| "info".to_owned());
+    for (target, level) in [
+        ("sea_orm_migration", "warn"),
+        ("sqlx::postgres::notice", "warn"),
+    ] {
+        if !directives.contains(target) {
+            directives.push_str(&format!(",{target}={level}"));
+        }
+    }
+    EnvFilter::try_new(&directives).unwrap_or_else(|e| {
+        eprintln!("warning: ignoring the log filter {directives:?} ({e}); logging at info");
+        EnvFilter::new("info,sea_orm_migration=warn,sqlx::postgres::notice=warn")
+    })
+}
+
 async fn open(database: &DatabaseSettings) -> Result<sea_orm::DatabaseConnection, String> {
+    let (conn, first_key) = open_and_bootstrap(database).await?;
+    if let Some(key) = first_key {
+        eprintln!(
+            "tagsmith: new database, created workspace \"{}\" and its ADMIN key (shown once, only a hash is kept):\n\n    {}\n\n\
+             Send it as `Authorization: Bearer <key>`; `tagsmith serve` serves GraphQL and GraphiQL. Keep it safe.",
+            workspaces::DEFAULT_WORKSPACE,
+            key.secret,
+        );
+    }
+    Ok(conn)
+}
+
+async fn open_and_bootstrap(
+    database: &DatabaseSettings,
+) -> Result<(sea_orm::DatabaseConnection, Option<keys::CreatedKey>), String> {
     let conn = db::connect(database)
         .await
         .map_err(|e| format!("cannot open the database {}: {e}", database.database_url))?;
     db::migrate(&conn)
         .await
         .map_err(|e| format!("cannot migrate the database: {e}"))?;
-    Ok(conn)
+    let first_key = server::bootstrap(&conn).await.map_err(|e| e.to_string())?;
+    Ok((conn, first_key))
 }
 
 async fn run(command: Command) -> Result<(), String> {
@@ -381,8 +422,8 @@ async fn serve(
     settings: ServerSettings,
     automation: AutomationSettings,
 ) -> Result<(), String> {
-    let conn = open(&database).await?;
-    if let Some(key) = server::bootstrap(&conn).await.map_err(|e| e.to_string())? {
+    let (conn, first_key) = open_and_bootstrap(&database).await?;
+    if let Some(key) = first_key {
         println!(
             "tagsmith: first start, created workspace \"{}\" and its ADMIN key (shown once, only a hash is kept):\n\n    {}\n\n\
              Send it as `Authorization: Bearer <key>`: paste it into the Headers tab of GraphiQL at \

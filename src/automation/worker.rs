@@ -659,6 +659,7 @@ mod tests {
             outcomes: vec![RunOutcome {
                 ok: true,
                 error: None,
+                error_at: None,
                 logs: Vec::new(),
                 actions: vec![PlannedAction::SetAttribute {
                     target_kind: SubjectKind::User,

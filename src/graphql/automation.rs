@@ -460,11 +460,15 @@ impl AutomationMutation {
 
     /// Dry run: runs the source against a real subject and applies nothing
     /// (DEVELOPER and up). A syntax error is BAD_USER_INPUT with line and column.
+    /// A run that fails (a thrown error, a limit) is reported in the result
+    /// (`ok: false`, `error`, `logs`), or, with `failOnScriptError: true`, as
+    /// a SCRIPT_ERROR error carrying the line and column where it failed.
     async fn test_script(
         &self,
         ctx: &Context<'_>,
         source: String,
         event: TestEventInput,
+        #[graphql(default = false)] fail_on_script_error: bool,
     ) -> Result<ScriptTestResult> {
         let caller = require(ctx, Role::Developer)?;
         let app = state(ctx)?;
@@ -508,6 +512,14 @@ impl AutomationMutation {
             tokio::task::spawn_blocking(move || scripts.engine.run(&compiled, &hook_event))
                 .await
                 .map_err(|e| ApiError::new(Code::Internal, format!("script thread failed: {e}")))?;
+        if fail_on_script_error && !outcome.ok {
+            return Err(ApiError {
+                code: Code::ScriptError,
+                message: outcome.error.unwrap_or_else(|| "the script failed".into()),
+                position: outcome.error_at,
+            }
+            .into());
+        }
         let planned: Vec<Planned> = outcome.actions;
         let (actions, attribute_changes) = split_actions(&apply::actions_json(&planned));
         Ok(ScriptTestResult {

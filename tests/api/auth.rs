@@ -216,17 +216,8 @@ async fn the_cli_creates_workspaces_and_keys() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("cli.db").display());
     let run = |args: &[&str]| {
-        let output = Command::new(env!("CARGO_BIN_EXE_tagsmith"))
-            .args(args)
-            .args(["--database-url", &url])
-            .env("TAGSMITH_LOG", "warn")
-            .output()
-            .unwrap();
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stdout).trim().to_owned(),
-            String::from_utf8_lossy(&output.stderr).to_string(),
-        )
+        let (ok, stdout, stderr) = crate::helpers::tagsmith(&url, args);
+        (ok, stdout.trim().to_owned(), stderr)
     };
     let (ok, secret, _) = run(&["workspace", "create", "acme"]);
     assert!(ok && secret.starts_with("tsk_"));

@@ -354,6 +354,44 @@ async fn test_script_is_a_dry_run(app: TestApp) {
         .await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT");
     assert!(body["errors"][0]["extensions"]["line"].is_number());
+
+    // A script that compiles but throws: reported in the result by default,
+    // a SCRIPT_ERROR at the throw's line and column when asked.
+    let throws =
+        "fn on_tag_added(e) {\n    log(\"checking\");\n    throw \"no plan for \" + e.tag;\n}";
+    let event = json!({ "kind": "TAG_ADDED", "subjectId": ana, "tag": "Trial" });
+    let data = app
+        .ok(query, json!({ "source": throws, "event": event }))
+        .await;
+    assert_eq!(data["testScript"]["ok"], false);
+    assert_eq!(data["testScript"]["logs"], json!(["checking"]));
+    let strict = "mutation($source: String!, $event: TestEventInput!) {
+        testScript(source: $source, event: $event, failOnScriptError: true) { ok } }";
+    let body = app
+        .graphql(strict, json!({ "source": throws, "event": event }))
+        .await;
+    assert_eq!(error_code(&body), "SCRIPT_ERROR", "{body}");
+    assert_eq!(body["data"], Value::Null, "{body}");
+    let error = &body["errors"][0];
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("no plan for Trial at line 3"),
+        "{error}"
+    );
+    assert_eq!(error["extensions"]["line"], 3, "{error}");
+    assert!(error["extensions"]["column"].as_u64() >= Some(5), "{error}");
+    // The same script that does not throw passes with the flag on.
+    let data = app
+        .ok(strict, json!({ "source": throws.replace("throw \"no plan for \" + e.tag", "log(e.tag)"), "event": event }))
+        .await;
+    assert_eq!(data["testScript"]["ok"], true);
+    assert_eq!(
+        app.rows("tag_changes").await,
+        changes,
+        "a dry run applies nothing"
+    );
 }
 
 /// The hostile-script catalogue through the API (issue #8, item 5). Each

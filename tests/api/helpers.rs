@@ -50,6 +50,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The ADMIN key of the `default` workspace, made on first start.
     pub admin_key: String,
+    /// Where the database is, for the CLI (`tagsmith`) to open it too.
+    pub database_url: String,
     pub db: DatabaseConnection,
     /// The clock segment filters read; `advance` moves it forward.
     pub clock: Clock,
@@ -133,7 +135,7 @@ pub async fn spawn_app_full(
         _postgres: postgres,
     } = fresh_database(backend).await?;
     let database = DatabaseSettings {
-        database_url,
+        database_url: database_url.clone(),
         db_max_connections: 8,
     };
     let mut conn = db::connect(&database).await.expect("connect");
@@ -172,6 +174,7 @@ pub async fn spawn_app_full(
         address: format!("http://{}", running.addr),
         client: reqwest::Client::new(),
         admin_key: key.secret,
+        database_url,
         db: conn,
         clock,
         statements,
@@ -419,12 +422,29 @@ pub async fn drained(app: &TestApp) {
 /// Runs the real `tagsmith` binary on the database at `url`; returns
 /// (success, stdout, stderr).
 pub fn tagsmith(url: &str, args: &[&str]) -> (bool, String, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tagsmith"))
-        .args(args)
-        .args(["--database-url", url])
-        .env("TAGSMITH_LOG", "warn")
-        .output()
-        .expect("run tagsmith");
+    tagsmith_in(None, url, args, &[("TAGSMITH_LOG", Some("warn"))])
+}
+
+/// [`tagsmith`] in the directory `dir` (else this one), with environment
+/// variables set (`Some`) or removed (`None`).
+pub fn tagsmith_in(
+    dir: Option<&std::path::Path>,
+    url: &str,
+    args: &[&str],
+    env: &[(&str, Option<&str>)],
+) -> (bool, String, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tagsmith"));
+    command.args(args).args(["--database-url", url]);
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    for (name, value) in env {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    let output = command.output().expect("run tagsmith");
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -493,10 +493,9 @@ async fn the_cli_imports_csv_and_xlsx_and_exports() {
         std::fs::write(&path, text).unwrap();
         path.display().to_string()
     };
+    // The first command on a new database creates the `default` workspace.
     let (ok, _, stderr) = tagsmith(&url, &["migrate"]);
     assert!(ok, "{stderr}");
-    let (ok, _, _) = tagsmith(&url, &["workspace", "create", "default"]);
-    assert!(ok);
 
     // The workbook: numbers become text, an empty row is skipped, lines are the sheet's rows.
     let xlsx = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/learning.xlsx");

@@ -12,6 +12,7 @@ mod auth;
 mod automation;
 mod bad_input;
 mod browser;
+mod cli;
 mod concurrency;
 mod crash;
 mod hostile_input;

@@ -20,6 +20,8 @@ pub struct RunOutcome {
     pub ok: bool,
     /// Why the run failed, with the script position when known.
     pub error: Option<String>,
+    /// Where in the script the run failed (1-based line and column), when known.
+    pub error_at: Option<(u32, u32)>,
     /// Lines from `log`, `print` and `debug`, kept even when the run failed.
     pub logs: Vec<String>,
     /// The net changes to apply; always empty when the run failed.
@@ -92,6 +94,7 @@ impl RunOutcome {
         RunOutcome {
             ok: error.is_none(),
             error,
+            error_at: None,
             logs,
             actions: Vec::new(),
             duration,
@@ -145,13 +148,20 @@ fn run_hook(
                 return RunOutcome {
                     ok: true,
                     error: None,
+                    error_at: None,
                     logs,
                     actions: record.plan.into_actions(&state.subject),
                     duration: started.elapsed(),
                 };
             }
         },
-        Ok(Err(error)) => describe(*error, limits),
+        Ok(Err(error)) => {
+            let (message, at) = describe(*error, limits);
+            return RunOutcome {
+                error_at: at,
+                ..RunOutcome::without_actions(Some(message), logs, started.elapsed())
+            };
+        }
         Err(_) => "the script engine failed unexpectedly".to_owned(),
     };
     RunOutcome::without_actions(Some(error), logs, started.elapsed())
@@ -308,8 +318,9 @@ fn position_text(position: Position) -> Option<String> {
 /// Longest error message kept (a thrown value can be large).
 const MAX_ERROR_BYTES: usize = 1_024;
 
-/// A run's error as users read it: what went wrong, then where.
-fn describe(error: EvalAltResult, limits: &Limits) -> String {
+/// A run's error as users read it: what went wrong, then where; and where
+/// as (line, column) when both are known.
+fn describe(error: EvalAltResult, limits: &Limits) -> (String, Option<(u32, u32)>) {
     let mut error = error;
     let mut outer = Position::NONE;
     while let EvalAltResult::ErrorInFunctionCall(_, _, inner, position) = error {
@@ -346,10 +357,15 @@ fn describe(error: EvalAltResult, limits: &Limits) -> String {
         other => other.to_string(),
     };
     let message = truncate(&message, MAX_ERROR_BYTES);
-    match (position.line(), position.position()) {
-        (Some(line), Some(column)) => format!("{message} at line {line}, column {column}"),
-        (Some(line), None) => format!("{message} at line {line}"),
-        _ => message,
+    let line = position.line().and_then(|l| u32::try_from(l).ok());
+    let column = position.position().and_then(|c| u32::try_from(c).ok());
+    match (line, column) {
+        (Some(line), Some(column)) => (
+            format!("{message} at line {line}, column {column}"),
+            Some((line, column)),
+        ),
+        (Some(line), None) => (format!("{message} at line {line}"), None),
+        _ => (message, None),
     }
 }
 
