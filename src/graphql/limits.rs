@@ -6,12 +6,15 @@
 //! document ([`super::cost`]): fields with fragments multiplied out, depth,
 //! and the size of the introspection answer.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextPrepareRequest,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextPrepareRequest, NextSubscribe,
 };
+use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, Response, ServerError, ServerResult, Value as ConstValue};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 
 use crate::config::QueryLimits;
 use crate::error::{Code, server_error};
@@ -76,16 +79,29 @@ impl ExtensionFactory for RequestLimits {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(RequestLimitsExtension {
             limits: self.limits.clone(),
+            order: Arc::default(),
         })
     }
 }
 
-/// The parsed document of a WebSocket operation, to put its answer back in
-/// the selection's order ([`super::order`]).
-struct SelectionOrder(Arc<async_graphql::parser::types::ExecutableDocument>);
+/// The parsed document of a WebSocket operation and the name of the
+/// operation it runs, to put its answer (or each event of a subscription)
+/// back in the selection's order ([`super::order`]). Set when the request is
+/// prepared, which happens before its first answer.
+type SelectionOrder = Arc<Mutex<Option<(Arc<ExecutableDocument>, Option<String>)>>>;
 
+/// One per operation (the factory makes one for each request).
 struct RequestLimitsExtension {
     limits: QueryLimits,
+    order: SelectionOrder,
+}
+
+/// Puts `response`'s data in the selection order kept in `order`, if any.
+fn restore_order(order: &SelectionOrder, response: &mut Response) {
+    let kept = order.lock().ok().and_then(|kept| kept.clone());
+    if let Some((document, operation_name)) = kept {
+        super::order::restore(&document, operation_name.as_deref(), &mut response.data);
+    }
 }
 
 /// Whether a NUL character is in any string or object key of `value`.
@@ -109,9 +125,8 @@ impl Extension for RequestLimitsExtension {
         match refuse(&mut request, &self.limits) {
             Some(error) => Err(error),
             None => {
-                if let Ok(document) = request.parsed_query() {
-                    let order = SelectionOrder(Arc::new(document.clone()));
-                    request = request.data(order);
+                if let (Ok(document), Ok(mut order)) = (request.parsed_query(), self.order.lock()) {
+                    *order = Some((Arc::new(document.clone()), request.operation_name.clone()));
                 }
                 next.run(ctx, request).await
             }
@@ -125,10 +140,23 @@ impl Extension for RequestLimitsExtension {
         next: NextExecute<'_>,
     ) -> Response {
         let mut response = within_deadline(&self.limits, next.run(ctx, operation_name)).await;
-        if let Some(SelectionOrder(document)) = ctx.data_opt::<SelectionOrder>() {
-            super::order::restore(document, operation_name, &mut response.data);
-        }
+        restore_order(&self.order, &mut response);
         response
+    }
+
+    /// Each event of a subscription, in the selection's order too.
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        let order = Arc::clone(&self.order);
+        let ordered = stream.map(move |mut response| {
+            restore_order(&order, &mut response);
+            response
+        });
+        next.run(ctx, ordered.boxed())
     }
 }
 

@@ -456,3 +456,54 @@ async fn websocket_results_keep_the_selection_order() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn subscription_events_keep_the_selection_order() {
+    let app = crate::helpers::spawn_app().await;
+    let ana = app.user("ordered@example.com").await;
+    let mut socket = connect(&app, &app.admin_key).await;
+    // Reverse alphabetical at each level, with a field that loads (subject).
+    send(
+        &mut socket,
+        json!({ "id": "1", "type": "subscribe", "payload": {
+            "query": "subscription { tagChanges { tag { name id } subject { ... on User { tags { name } email id } } source op } }" } }),
+    )
+    .await;
+    // The subscription is registered once a first change reaches it; retry until it does.
+    let text = loop {
+        app.ok(
+            "mutation($id: ID!) { addTags(subjectId: $id, tags: [\"Ordered\"]) { __typename } }",
+            json!({ "id": ana }),
+        )
+        .await;
+        app.ok(
+            "mutation($id: ID!) { removeTags(subjectId: $id, tags: [\"Ordered\"]) { __typename } }",
+            json!({ "id": ana }),
+        )
+        .await;
+        match tokio::time::timeout(Duration::from_secs(2), socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => break text.to_string(),
+            Ok(Some(Ok(_))) | Err(_) => continue,
+            other => panic!("no event: {other:?}"),
+        }
+    };
+    let at = |name: &str| {
+        text.find(&format!("\"{name}\""))
+            .unwrap_or_else(|| panic!("{name}: {text}"))
+    };
+    assert!(
+        at("tag") < at("subject") && at("subject") < at("source") && at("source") < at("op"),
+        "{text}"
+    );
+    let tag = &text[at("tag")..at("subject")];
+    assert!(tag.find("\"name\"") < tag.find("\"id\""), "{text}");
+    // `tags` loads (a DataLoader) while `email` and `id` are at hand: they
+    // finish first, yet come after it.
+    let subject = &text[at("subject")..at("source")];
+    let (tags, email, id) = (
+        subject.find("\"tags\""),
+        subject.find("\"email\""),
+        subject.find("\"id\""),
+    );
+    assert!(tags.is_some() && tags < email && email < id, "{text}");
+}
