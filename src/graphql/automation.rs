@@ -300,7 +300,12 @@ impl AutomationEvent {
         let Some(tag_id) = self.0.tag_id else {
             return Ok(None);
         };
-        Ok(ctx.data::<Loaders>()?.tags.load_one(tag_id).await?.map(Tag))
+        Ok(ctx
+            .data::<Loaders>()?
+            .tags
+            .load_one(tag_id)
+            .await?
+            .map(Tag::from))
     }
     async fn status(&self) -> AutomationEventStatus {
         match self.0.status.as_str() {

@@ -342,7 +342,12 @@ async fn prepare(
     };
     let decorate = |mut request: Request| {
         if let Some(workspace_id) = workspace_id {
-            request = request.data(Loaders::new(&state.app.db, workspace_id, &state.app.clock));
+            request = request.data(Loaders::new(
+                &state.app.db,
+                workspace_id,
+                &state.app.clock,
+                &state.app.scripts,
+            ));
         }
         if introspection_refused.is_some() {
             request = request.disable_introspection();

@@ -8,9 +8,10 @@ use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use entity::{account, script, segment, tag, user};
 use sea_orm::DatabaseConnection;
 
-use crate::automation::scripts;
+use crate::automation::scripts::{self, Scripts};
 use crate::error::ApiError;
 use crate::segments::membership::{self, Segments};
+use crate::segments::references::{self, Usage};
 use crate::subjects::{SubjectKind, accounts, users};
 use crate::tags::{catalogue, store};
 use crate::time::Clock;
@@ -22,6 +23,8 @@ pub struct Scope {
     pub workspace_id: i64,
     /// What segment filters read as `now`.
     pub clock: Clock,
+    /// Compiled scripts (the tags they name).
+    pub scripts: Arc<Scripts>,
 }
 
 type LoadResult<K, V> = Result<HashMap<K, V>, async_graphql::Error>;
@@ -100,6 +103,58 @@ impl Loader<i64> for TagCountLoader {
     }
 }
 
+/// Where each tag is named (segments, scripts): three statements a page.
+pub struct TagUsageLoader(Scope);
+
+impl Loader<i64> for TagUsageLoader {
+    type Value = Usage;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[i64]) -> LoadResult<i64, Self::Value> {
+        let Scope {
+            db,
+            workspace_id,
+            scripts,
+            ..
+        } = &self.0;
+        let tags = store::find_many(db, *workspace_id, keys)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(references::usage(db, scripts, *workspace_id, &tags)
+            .await
+            .map_err(ApiError::from)?)
+    }
+}
+
+/// The segments that name each segment (by id) through `in_segment`: one
+/// statement a page.
+pub struct SegmentUsersLoader(Scope);
+
+impl Loader<i64> for SegmentUsersLoader {
+    type Value = Vec<segment::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[i64]) -> LoadResult<i64, Self::Value> {
+        let segments = Segments::load(&self.0.db, self.0.workspace_id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(segments
+            .all
+            .iter()
+            .filter(|s| keys.contains(&s.id))
+            .map(|s| {
+                let mut users: Vec<segment::Model> =
+                    crate::segments::store::dependents(&segments, &s.name)
+                        .into_iter()
+                        .cloned()
+                        .collect();
+                users.sort_by(|a, b| a.name.cmp(&b.name));
+                (s.id, users)
+            })
+            .collect())
+    }
+}
+
 /// The live children of each tag.
 pub struct TagChildrenLoader(Scope);
 
@@ -164,6 +219,7 @@ impl Loader<(SubjectKind, i64)> for SubjectSegmentsLoader {
             db,
             workspace_id,
             clock,
+            ..
         } = &self.0;
         let segments = Segments::load(db, *workspace_id)
             .await
@@ -224,6 +280,8 @@ pub struct Loaders {
     pub tags: Cached<TagLoader>,
     pub tag_counts: Cached<TagCountLoader>,
     pub tag_children: Cached<TagChildrenLoader>,
+    pub tag_usage: Cached<TagUsageLoader>,
+    pub segment_users: Cached<SegmentUsersLoader>,
     pub subject_tags: Cached<SubjectTagsLoader>,
     pub scripts: Cached<ScriptLoader>,
     pub subject_segments: Cached<SubjectSegmentsLoader>,
@@ -238,11 +296,17 @@ fn cached<L: Send + Sync + 'static>(loader: L) -> Cached<L> {
 }
 
 impl Loaders {
-    pub fn new(db: &DatabaseConnection, workspace_id: i64, clock: &Clock) -> Self {
+    pub fn new(
+        db: &DatabaseConnection,
+        workspace_id: i64,
+        clock: &Clock,
+        scripts: &Arc<Scripts>,
+    ) -> Self {
         let scope = Scope {
             db: db.clone(),
             workspace_id,
             clock: clock.clone(),
+            scripts: Arc::clone(scripts),
         };
         Loaders {
             accounts: cached(AccountLoader(scope.clone())),
@@ -250,6 +314,8 @@ impl Loaders {
             tags: cached(TagLoader(scope.clone())),
             tag_counts: cached(TagCountLoader(scope.clone())),
             tag_children: cached(TagChildrenLoader(scope.clone())),
+            tag_usage: cached(TagUsageLoader(scope.clone())),
+            segment_users: cached(SegmentUsersLoader(scope.clone())),
             subject_tags: cached(SubjectTagsLoader(scope.clone())),
             subject_segments: cached(SubjectSegmentsLoader(scope.clone())),
             scripts: cached(ScriptLoader(scope)),
@@ -263,6 +329,8 @@ impl Loaders {
         self.tags.clear::<i64>();
         self.tag_counts.clear::<i64>();
         self.tag_children.clear::<i64>();
+        self.tag_usage.clear::<i64>();
+        self.segment_users.clear::<i64>();
         self.subject_tags.clear::<(SubjectKind, i64)>();
         self.scripts.clear::<i64>();
         self.subject_segments.clear::<(SubjectKind, i64)>();

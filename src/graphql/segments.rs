@@ -178,6 +178,16 @@ impl Segment {
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
+    /// Segments whose filter uses in_segment of this one, by name (deleting
+    /// or renaming it is refused while there are any).
+    async fn used_by(&self, ctx: &Context<'_>) -> Result<Vec<Segment>> {
+        let users = ctx
+            .data::<Loaders>()?
+            .segment_users
+            .load_one(self.0.id)
+            .await?;
+        Ok(users.unwrap_or_default().into_iter().map(Segment).collect())
+    }
 }
 
 /// A page of membership history.
@@ -214,7 +224,7 @@ async fn load_tags(ctx: &Context<'_>, ids: &[i64]) -> Result<Vec<Tag>> {
         .iter()
         .filter_map(|id| found.get(id).cloned())
         .filter(|t| t.deleted_at.is_none())
-        .map(Tag)
+        .map(Tag::from)
         .collect())
 }
 

@@ -252,7 +252,7 @@ impl SubjectQuery {
                 .await
                 .map_err(ApiError::from)?
                 .pop()
-                .map(|t| Node::Tag(Tag(t))),
+                .map(|t| Node::Tag(Tag::from(t))),
             (NodeKind::TagChange, id) => history::find(db, caller.workspace_id, id)
                 .await
                 .map_err(ApiError::from)?

@@ -1,11 +1,14 @@
 //! GraphQL types and operations of tags: tagging, bulk, history, lifecycle, catalogue.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{tag, tag_change};
 
 use crate::auth::Role;
 use crate::error::{ApiError, ApiResult};
+use crate::segments::references::{self, Usage};
 use crate::subjects::SubjectKind as DomainKind;
 use crate::subjects::page::check_search;
 use crate::tags::assign::{self, Actor, BulkOutcome};
@@ -13,13 +16,14 @@ use crate::tags::catalogue::{self, TagFilter};
 use crate::tags::history::{self, HistoryScope};
 use crate::tags::name::path_of;
 use crate::tags::write::Target;
-use crate::tags::{Cause, Op, Source, delete, merge, rename, store};
+use crate::tags::{Cause, Op, Source, store};
 
+use super::automation::Script;
 use super::connection::{CountedConnection, TotalCount, connection, page_complexity, page_request};
 use super::context::{require, state, wake_worker};
 use super::ids::{self, NodeKind};
 use super::loaders::Loaders;
-use super::segments::{filter_query, segment_members_query};
+use super::segments::{Segment, filter_query, segment_members_query};
 use super::subjects::{Account, Subject, User, load_subject};
 
 /// Accounts or users.
@@ -55,8 +59,65 @@ pub enum ChangeSource {
 }
 
 /// A tag. Names are case-sensitive; `Key: Value` names are key:value tags;
-/// `a/b/c` names are hierarchical, their parents existing implicitly.
-pub struct Tag(pub tag::Model);
+/// `a/b/c` names are hierarchical, their parents existing implicitly. The
+/// tag returned by `renameTag` or `mergeTags` also carries what the change
+/// rewrote.
+pub struct Tag(pub tag::Model, Option<Arc<references::TagRewrite>>);
+
+impl From<tag::Model> for Tag {
+    fn from(model: tag::Model) -> Self {
+        Tag(model, None)
+    }
+}
+
+/// Where a tag is named: renaming, merging or deleting it reaches all of these.
+pub struct TagUsage(Usage);
+
+#[Object]
+impl TagUsage {
+    /// Segments whose filter or onEntry/onExit actions name this tag, or a pattern that matches it.
+    async fn segments(&self) -> Vec<Segment> {
+        self.0.segments.iter().cloned().map(Segment).collect()
+    }
+    /// Scripts whose source names this tag in a string literal (a name or a pattern that matches it).
+    async fn scripts(&self) -> Vec<Script> {
+        self.0.scripts.iter().cloned().map(Script).collect()
+    }
+}
+
+/// What a rename or merge did to the places that named the old tags.
+pub struct TagRewrite(Arc<references::TagRewrite>);
+
+#[Object]
+impl TagRewrite {
+    /// Segments whose filter or actions were rewritten to the new name (membership kept).
+    async fn segments(&self) -> Vec<Segment> {
+        self.0.rewritten.iter().cloned().map(Segment).collect()
+    }
+    /// Patterns that selected an old name and do not select the new one,
+    /// kept as written: their segments' members with that tag leave.
+    async fn kept_patterns(&self) -> Vec<KeptPattern> {
+        self.0
+            .kept
+            .iter()
+            .map(|(segment, pattern)| KeptPattern {
+                segment: Segment(segment.clone()),
+                pattern: pattern.clone(),
+            })
+            .collect()
+    }
+    /// Scripts naming an old tag in a string literal: never rewritten, edit them.
+    async fn scripts(&self) -> Vec<Script> {
+        self.0.scripts.iter().cloned().map(Script).collect()
+    }
+}
+
+/// A tag pattern of a segment's filter, kept as written by a rename.
+#[derive(SimpleObject)]
+pub struct KeptPattern {
+    segment: Segment,
+    pattern: String,
+}
 
 #[Object]
 impl Tag {
@@ -84,7 +145,7 @@ impl Tag {
             return Ok(None);
         };
         let parent = ctx.data::<Loaders>()?.tags.load_one(parent_id).await?;
-        Ok(parent.filter(|p| p.deleted_at.is_none()).map(Tag))
+        Ok(parent.filter(|p| p.deleted_at.is_none()).map(Tag::from))
     }
     /// The tags one level down, by name.
     async fn children(&self, ctx: &Context<'_>) -> Result<Vec<Tag>> {
@@ -93,7 +154,11 @@ impl Tag {
             .tag_children
             .load_one(self.0.id)
             .await?;
-        Ok(children.unwrap_or_default().into_iter().map(Tag).collect())
+        Ok(children
+            .unwrap_or_default()
+            .into_iter()
+            .map(Tag::from)
+            .collect())
     }
     async fn description(&self) -> Option<&str> {
         self.0.description.as_deref()
@@ -123,6 +188,16 @@ impl Tag {
     async fn deleted(&self) -> bool {
         self.0.deleted_at.is_some()
     }
+    /// Where the tag is named: renaming, merging or deleting it reaches all of these.
+    async fn usage(&self, ctx: &Context<'_>) -> Result<TagUsage> {
+        let usage = ctx.data::<Loaders>()?.tag_usage.load_one(self.0.id).await?;
+        Ok(TagUsage(usage.unwrap_or_default()))
+    }
+    /// On the tag `renameTag` or `mergeTags` returns: the segments it
+    /// rewrote, the patterns it kept, the scripts to edit. Null elsewhere.
+    async fn rewrite(&self) -> Option<TagRewrite> {
+        self.1.clone().map(TagRewrite)
+    }
 }
 
 /// One tag added to or removed from one subject.
@@ -140,7 +215,9 @@ impl TagChange {
     }
     async fn tag(&self, ctx: &Context<'_>) -> Result<Tag> {
         let tag = ctx.data::<Loaders>()?.tags.load_one(self.0.tag_id).await?;
-        Ok(Tag(tag.ok_or_else(|| ApiError::not_found("tag not found"))?))
+        Ok(Tag::from(
+            tag.ok_or_else(|| ApiError::not_found("tag not found"))?,
+        ))
     }
     async fn subject(&self, ctx: &Context<'_>) -> Result<Subject> {
         let kind = DomainKind::from_stored(&self.0.subject_kind);
@@ -227,7 +304,11 @@ pub async fn subject_tags(ctx: &Context<'_>, kind: DomainKind, id: i64) -> Resul
         .subject_tags
         .load_one((kind, id))
         .await?;
-    Ok(tags.unwrap_or_default().into_iter().map(Tag).collect())
+    Ok(tags
+        .unwrap_or_default()
+        .into_iter()
+        .map(Tag::from)
+        .collect())
 }
 
 /// Reads a subject id (an Account or a User id).
@@ -280,7 +361,7 @@ impl TagQuery {
         connection.edges = page
             .rows
             .into_iter()
-            .map(|t| async_graphql::connection::Edge::new(ids::name_cursor(&t.name), Tag(t)))
+            .map(|t| async_graphql::connection::Edge::new(ids::name_cursor(&t.name), Tag::from(t)))
             .collect();
         Ok(connection)
     }
@@ -291,7 +372,7 @@ impl TagQuery {
         let tag = store::find_live(&state(ctx)?.db, caller.workspace_id, &name)
             .await
             .map_err(ApiError::from)?;
-        Ok(tag.map(Tag))
+        Ok(tag.map(Tag::from))
     }
 
     /// Tag changes of the workspace, newest first; narrowed to one tag and/or one subject.
@@ -502,50 +583,69 @@ impl TagMutation {
     }
 
     /// Renames a tag, keeping its assignments and history; renaming 'a' renames 'a/b' too.
-    /// Renaming onto an existing name is a CONFLICT (use mergeTags). (DEVELOPER and up.)
+    /// Segment filters and trigger actions naming it are rewritten in the same
+    /// transaction, so no membership changes and no trigger fires; `rewrite`
+    /// on the result lists them, the patterns kept as written, and the scripts
+    /// naming the old name (never rewritten). Renaming onto an existing name is
+    /// a CONFLICT (use mergeTags). (DEVELOPER and up.)
     async fn rename_tag(&self, ctx: &Context<'_>, name: String, new_name: String) -> Result<Tag> {
         let caller = require(ctx, Role::Developer)?;
-        let tag = rename::rename(
-            &state(ctx)?.db,
+        let app = state(ctx)?;
+        let rewrite = references::rename_tag(
+            &app.db,
+            &app.scripts,
             caller.workspace_id,
             &name,
             &new_name,
-            &state(ctx)?.clock,
+            &app.clock,
         )
         .await
         .map_err(ApiError::from)?;
         wake_worker(ctx);
-        Ok(Tag(tag))
+        Ok(Tag(rewrite.tag.clone(), Some(Arc::new(rewrite))))
     }
 
     /// Moves every assignment of `names` to `into` (created when missing), without
-    /// duplicates and recording each change, then deletes `names`. (DEVELOPER and up.)
+    /// duplicates and recording each change, then deletes `names`. Filters and
+    /// trigger actions naming `names` name `into` instead (see `renameTag`). (DEVELOPER and up.)
     async fn merge_tags(&self, ctx: &Context<'_>, names: Vec<String>, into: String) -> Result<Tag> {
         let caller = require(ctx, Role::Developer)?;
-        let tag = merge::merge(
-            &state(ctx)?.db,
+        let app = state(ctx)?;
+        let rewrite = references::merge_tags(
+            &app.db,
+            &app.scripts,
             caller.workspace_id,
             &names,
             &into,
             actor(&caller.key_name, Source::Bulk),
-            &state(ctx)?.clock,
+            &app.clock,
         )
         .await
         .map_err(ApiError::from)?;
         wake_worker(ctx);
-        Ok(Tag(tag))
+        Ok(Tag(rewrite.tag.clone(), Some(Arc::new(rewrite))))
     }
 
     /// Deletes a tag and its descendants from every subject, recording each
-    /// removal; history keeps naming it. (DEVELOPER and up.)
-    async fn delete_tag(&self, ctx: &Context<'_>, name: String) -> Result<bool> {
+    /// removal; history keeps naming it. While a segment names one of them
+    /// (filter or actions) this is a CONFLICT naming the segments, unless
+    /// `force: true`: then the actions drop the tags and the filters match
+    /// nothing for them. (DEVELOPER and up.)
+    async fn delete_tag(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        #[graphql(default = false)] force: bool,
+    ) -> Result<bool> {
         let caller = require(ctx, Role::Developer)?;
-        delete::delete(
-            &state(ctx)?.db,
+        let app = state(ctx)?;
+        references::delete_tag(
+            &app.db,
             caller.workspace_id,
             &name,
+            force,
             actor(&caller.key_name, Source::Bulk),
-            &state(ctx)?.clock,
+            &app.clock,
         )
         .await
         .map_err(ApiError::from)?;
@@ -565,6 +665,6 @@ impl TagMutation {
             catalogue::set_description(&state(ctx)?.db, caller.workspace_id, &name, description)
                 .await
                 .map_err(ApiError::from)?;
-        Ok(Tag(tag))
+        Ok(Tag::from(tag))
     }
 }

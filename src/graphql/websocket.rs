@@ -324,7 +324,12 @@ async fn serve(state: HttpState, socket: WebSocket, protocol: GraphQLProtocol, l
                 .unwrap_or(Err(NO_KEY))
                 .map_err(async_graphql::Error::new)?;
             let mut data = async_graphql::Data::default();
-            data.insert(Loaders::new(&app.db, caller.workspace_id, &app.clock));
+            data.insert(Loaders::new(
+                &app.db,
+                caller.workspace_id,
+                &app.clock,
+                &app.scripts,
+            ));
             data.insert(RequestAuth::Key(caller));
             Ok(data)
         })

@@ -14,6 +14,7 @@ pub mod activity;
 pub mod data;
 pub mod filter;
 pub mod membership;
+pub mod references;
 pub mod sql;
 pub mod store;
 pub mod sweep;

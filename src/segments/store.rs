@@ -59,7 +59,7 @@ pub fn actions(stored: &serde_json::Value) -> TagActions<i64> {
     }
 }
 
-fn stored_actions(actions: &TagActions<i64>) -> serde_json::Value {
+pub(crate) fn stored_actions(actions: &TagActions<i64>) -> serde_json::Value {
     json!({ "add": actions.add, "remove": actions.remove })
 }
 
@@ -187,7 +187,7 @@ fn refuse_oversized_dependents(
 }
 
 /// Segments of the workspace whose filters name `name` through `in_segment`.
-fn dependents<'a>(segments: &'a Segments, name: &str) -> Vec<&'a segment::Model> {
+pub fn dependents<'a>(segments: &'a Segments, name: &str) -> Vec<&'a segment::Model> {
     segments
         .all
         .iter()
@@ -344,10 +344,18 @@ pub async fn delete(
         return Ok(false);
     };
     let segments = Segments::load(&txn, workspace_id).await?;
-    if let Some(user) = dependents(&segments, &current.name).first() {
+    let users = dependents(&segments, &current.name);
+    if !users.is_empty() {
+        let names: Vec<String> = users.iter().map(|s| format!("{:?}", s.name)).collect();
+        let (noun, verb, pronoun) = if names.len() == 1 {
+            ("segment", "names", "it")
+        } else {
+            ("segments", "name", "them")
+        };
         return Err(SegmentError::Conflict(format!(
-            "segment {:?} names {:?} through in_segment; change it first",
-            user.name, current.name
+            "{noun} {} {verb} {:?} through in_segment; change {pronoun} first",
+            names.join(", "),
+            current.name
         )));
     }
     segment::Entity::delete_by_id(id).exec(&txn).await?;

@@ -5,36 +5,41 @@
 use entity::{automation_event, tag, tag_assignment, tag_change};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
+    Set,
 };
 
 use super::assign::Actor;
 use super::write::{self, TagWrite, Target};
 use super::{Op, TagError, rename, store};
-use crate::db::begin_write;
 use crate::subjects::SubjectKind;
 use crate::time::now;
 
-/// Deletes the tag `name` and its descendants.
-pub async fn delete(
-    db: &DatabaseConnection,
+/// What deleting the tag `name` deletes: the tag, then its descendants.
+pub async fn doomed(
+    txn: &DatabaseTransaction,
     workspace_id: i64,
     name: &str,
+) -> Result<Vec<tag::Model>, TagError> {
+    let root = store::get_live(txn, workspace_id, name).await?;
+    let mut doomed = vec![root.clone()];
+    doomed.extend(rename::descendants(txn, workspace_id, &root).await?);
+    Ok(doomed)
+}
+
+/// Deletes `tags` (from [`doomed`]) inside `txn`: removed from every subject,
+/// then retired (the caller re-evaluates segments in the same transaction:
+/// `segments::references::delete_tag`).
+pub async fn delete(
+    txn: &DatabaseTransaction,
+    workspace_id: i64,
+    tags: Vec<tag::Model>,
     actor: Actor<'_>,
-    clock: &crate::time::Clock,
 ) -> Result<(), TagError> {
-    let txn = begin_write(db).await?;
-    let tracked = super::assign::segments_turn(&txn, workspace_id).await?;
-    let root = store::get_live(&txn, workspace_id, name).await?;
-    let mut doomed = rename::descendants(&txn, workspace_id, &root).await?;
-    doomed.push(root);
-    for tag in doomed {
-        remove_everywhere(&txn, workspace_id, tag.id, actor).await?;
-        retire(&txn, tag).await?;
+    for tag in tags {
+        remove_everywhere(txn, workspace_id, tag.id, actor).await?;
+        retire(txn, tag).await?;
     }
-    super::assign::segments_follow(&txn, workspace_id, tracked, clock).await?;
-    txn.commit().await?;
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! (without duplicates), each move recorded; the sources are then deleted.
 
 use entity::{tag, tag_assignment};
-use sea_orm::DatabaseConnection;
+use sea_orm::DatabaseTransaction;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 
 use super::assign::Actor;
@@ -10,36 +10,41 @@ use super::delete::{remove_everywhere, retire};
 use super::name::TagName;
 use super::write::{self, TagWrite, Target};
 use super::{Op, TagError, rename, store};
-use crate::db::begin_write;
 use crate::subjects::SubjectKind;
 
-/// Merges the tags `names` into `into` (created when missing). A source
-/// with live descendants is refused: rename or merge those first.
+/// A merge done: the target and the tags merged into it (now deleted).
+#[derive(Debug, Clone)]
+pub struct Merged {
+    pub target: tag::Model,
+    pub sources: Vec<tag::Model>,
+}
+
+/// Merges the tags `names` into `into` (created when missing), inside `txn`
+/// (the caller rewrites references and re-evaluates segments in the same
+/// transaction: `segments::references::merge_tags`). A source with live
+/// descendants is refused: rename or merge those first.
 pub async fn merge(
-    db: &DatabaseConnection,
+    txn: &DatabaseTransaction,
     workspace_id: i64,
     names: &[String],
     into: &str,
     actor: Actor<'_>,
-    clock: &crate::time::Clock,
-) -> Result<tag::Model, TagError> {
-    let txn = begin_write(db).await?;
-    let tracked = super::assign::segments_turn(&txn, workspace_id).await?;
-    let rules = store::rules(&txn, workspace_id).await?;
+) -> Result<Merged, TagError> {
+    let rules = store::rules(txn, workspace_id).await?;
     let into = TagName::parse(into, rules)
         .map_err(|e| TagError::InvalidNames(format!("tag {:?} {e}", into.trim())))?;
-    let target = store::ensure(&txn, workspace_id, std::slice::from_ref(&into))
+    let target = store::ensure(txn, workspace_id, std::slice::from_ref(&into))
         .await?
         .into_iter()
         .next()
         .ok_or_else(|| TagError::NotFound(into.as_str().to_owned()))?;
     let mut sources: Vec<tag::Model> = Vec::new();
     for name in names {
-        let source = store::get_live(&txn, workspace_id, name).await?;
+        let source = store::get_live(txn, workspace_id, name).await?;
         if source.id == target.id || sources.iter().any(|s| s.id == source.id) {
             continue;
         }
-        if !rename::descendants(&txn, workspace_id, &source)
+        if !rename::descendants(txn, workspace_id, &source)
             .await?
             .is_empty()
         {
@@ -50,7 +55,7 @@ pub async fn merge(
         }
         sources.push(source);
     }
-    for source in sources {
+    for source in &sources {
         for kind in [SubjectKind::Account, SubjectKind::User] {
             let holders = Query::select()
                 .column(tag_assignment::Column::SubjectId)
@@ -68,12 +73,10 @@ pub async fn merge(
                 cause: actor.cause,
                 depth: actor.depth,
             };
-            write::apply(&txn, &addition, &Target::Select(Box::new(holders))).await?;
+            write::apply(txn, &addition, &Target::Select(Box::new(holders))).await?;
         }
-        remove_everywhere(&txn, workspace_id, source.id, actor).await?;
-        retire(&txn, source).await?;
+        remove_everywhere(txn, workspace_id, source.id, actor).await?;
+        retire(txn, source.clone()).await?;
     }
-    super::assign::segments_follow(&txn, workspace_id, tracked, clock).await?;
-    txn.commit().await?;
-    Ok(target)
+    Ok(Merged { target, sources })
 }

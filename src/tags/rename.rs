@@ -3,31 +3,40 @@
 
 use entity::tag;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
     IntoActiveModel, QueryFilter, Set,
 };
 
 use super::name::TagName;
 use super::{TagError, store};
-use crate::db::begin_write;
 
-/// Renames `old` (and its descendants) to `new`. Renaming onto an existing
-/// name is a conflict (merge instead); renaming into its own subtree is refused.
+/// A rename done: the renamed tag, and every name it changed (the tag's and
+/// its descendants'), old and new.
+#[derive(Debug, Clone)]
+pub struct Renamed {
+    pub tag: tag::Model,
+    pub names: Vec<(String, String)>,
+}
+
+/// Renames `old` (and its descendants) to `new`, inside `txn` (the caller
+/// rewrites references and re-evaluates segments in the same transaction:
+/// `segments::references::rename_tag`). Renaming onto an existing name is a
+/// conflict (merge instead); renaming into its own subtree is refused.
 pub async fn rename(
-    db: &DatabaseConnection,
+    txn: &DatabaseTransaction,
     workspace_id: i64,
     old: &str,
     new: &str,
-    clock: &crate::time::Clock,
-) -> Result<tag::Model, TagError> {
-    let txn = begin_write(db).await?;
-    let tracked = super::assign::segments_turn(&txn, workspace_id).await?;
-    let rules = store::rules(&txn, workspace_id).await?;
+) -> Result<Renamed, TagError> {
+    let rules = store::rules(txn, workspace_id).await?;
     let new = TagName::parse(new, rules)
         .map_err(|e| TagError::InvalidNames(format!("tag {:?} {e}", new.trim())))?;
-    let root = store::get_live(&txn, workspace_id, old).await?;
+    let root = store::get_live(txn, workspace_id, old).await?;
     if root.name == new.as_str() {
-        return Ok(root);
+        return Ok(Renamed {
+            tag: root,
+            names: Vec::new(),
+        });
     }
     if new.as_str().starts_with(&format!("{}/", root.name)) {
         return Err(TagError::Invalid(format!(
@@ -36,7 +45,7 @@ pub async fn rename(
             new.as_str()
         )));
     }
-    let descendants = descendants(&txn, workspace_id, &root).await?;
+    let descendants = descendants(txn, workspace_id, &root).await?;
     let mut renames: Vec<(tag::Model, TagName)> = vec![(root.clone(), new.clone())];
     for tag in descendants {
         let renamed = format!("{}{}", new.as_str(), &tag.name[root.name.len()..]);
@@ -45,7 +54,7 @@ pub async fn rename(
         renames.push((tag, name));
     }
     let new_names: Vec<String> = renames.iter().map(|(_, n)| n.as_str().to_owned()).collect();
-    if let Some(taken) = store::find_live_by_names(&txn, workspace_id, &new_names)
+    if let Some(taken) = store::find_live_by_names(txn, workspace_id, &new_names)
         .await?
         .into_iter()
         .next()
@@ -57,7 +66,7 @@ pub async fn rename(
         Some(parent) => {
             let parent = TagName::parse(&parent, rules)
                 .map_err(|e| TagError::InvalidNames(format!("tag {parent:?} {e}")))?;
-            store::ensure(&txn, workspace_id, &[parent])
+            store::ensure(txn, workspace_id, &[parent])
                 .await?
                 .first()
                 .map(|p| p.id)
@@ -65,7 +74,9 @@ pub async fn rename(
         None => None,
     };
     let mut renamed_root = None;
+    let mut names = Vec::with_capacity(renames.len());
     for (tag, name) in renames {
+        names.push((tag.name.clone(), name.as_str().to_owned()));
         let is_root = tag.id == root.id;
         let (key, value) = match name.key_value() {
             Some((k, v)) => (Some(k.to_owned()), Some(v.to_owned())),
@@ -78,14 +89,13 @@ pub async fn rename(
         if is_root {
             active.parent_id = Set(parent_id);
         }
-        let updated = active.update(&txn).await?;
+        let updated = active.update(txn).await?;
         if is_root {
             renamed_root = Some(updated);
         }
     }
-    super::assign::segments_follow(&txn, workspace_id, tracked, clock).await?;
-    txn.commit().await?;
-    renamed_root.ok_or_else(|| TagError::NotFound(old.to_owned()))
+    let tag = renamed_root.ok_or_else(|| TagError::NotFound(old.to_owned()))?;
+    Ok(Renamed { tag, names })
 }
 
 /// The live tags below `root` in its hierarchy (`a/b`, `a/b/c` for `a`).

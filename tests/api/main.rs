@@ -23,6 +23,7 @@ mod introspection;
 mod isolation;
 mod limits;
 mod ops;
+mod references;
 mod schema;
 mod segments;
 mod subscriptions;

@@ -20,7 +20,7 @@ on_both_databases!(
     scripts_hear_segment_events,
     segments_stay_in_their_workspace,
     listing_segments_of_many_subjects_does_not_grow_statements,
-    renaming_merging_and_deleting_tags_move_members,
+    renaming_merging_and_deleting_tags_keep_segments_meaning,
     any_user_follows_users_that_move_and_leave,
 );
 
@@ -876,7 +876,7 @@ async fn listing_segments_of_many_subjects_does_not_grow_statements(app: TestApp
 
 /// Tags renamed, merged or deleted under a tracked segment's filter move its
 /// members, announced like any other entry and exit.
-async fn renaming_merging_and_deleting_tags_move_members(app: TestApp) {
+async fn renaming_merging_and_deleting_tags_keep_segments_meaning(app: TestApp) {
     let user = app.user("ann@acme.io").await;
     app.ok(ADD, json!({ "id": user, "tags": ["Lead"] })).await;
     let segment = create(
@@ -886,29 +886,57 @@ async fn renaming_merging_and_deleting_tags_move_members(app: TestApp) {
     )
     .await;
     let id = segment["id"].as_str().unwrap().to_owned();
-    app.ok(
-        "mutation { renameTag(name: \"Lead\", newName: \"Prospect\") { name } }",
-        json!({}),
-    )
-    .await;
-    assert_eq!(settled_tags(&app, &user).await, ["Out", "Prospect"]);
+    let filter = "query($id: ID!) { segment(id: $id) { filter memberCount } }";
+    // A rename rewrites the filter: the member stays, no trigger fires.
+    let data = app
+        .ok(
+            "mutation { renameTag(name: \"Lead\", newName: \"Prospect\") { name rewrite { segments { name } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data["renameTag"]["rewrite"]["segments"],
+        json!([{ "name": "Leads" }])
+    );
+    assert_eq!(settled_tags(&app, &user).await, ["Prospect"]);
+    let data = app.ok(filter, json!({ "id": id })).await;
+    assert_eq!(
+        data["segment"],
+        json!({ "filter": "tagged(\"Prospect\")", "memberCount": 1 })
+    );
+    // A merge too.
     app.ok(
         "mutation { mergeTags(names: [\"Prospect\"], into: \"Lead\") { name } }",
         json!({}),
     )
     .await;
-    assert_eq!(settled_tags(&app, &user).await, ["In", "Lead", "Out"]);
-    app.ok("mutation { deleteTag(name: \"Lead\") }", json!({}))
-        .await;
-    assert_eq!(settled_tags(&app, &user).await, ["Out"]);
+    assert_eq!(settled_tags(&app, &user).await, ["Lead"]);
+    let data = app.ok(filter, json!({ "id": id })).await;
     assert_eq!(
-        history(&app, &id).await,
-        [
-            pair("EXITED", "TAGS"),
-            pair("ENTERED", "TAGS"),
-            pair("EXITED", "TAGS")
-        ]
+        data["segment"],
+        json!({ "filter": "tagged(\"Lead\")", "memberCount": 1 })
     );
+    // Deleting the tag the segment names is refused, naming it; forced, the member leaves.
+    let body = app
+        .graphql("mutation { deleteTag(name: \"Lead\") }", json!({}))
+        .await;
+    assert_eq!(crate::helpers::error_code(&body), "CONFLICT", "{body}");
+    assert!(
+        crate::helpers::error_message(&body).contains("\"Leads\""),
+        "{body}"
+    );
+    assert_eq!(
+        settled_tags(&app, &user).await,
+        ["Lead"],
+        "a refusal changes nothing"
+    );
+    app.ok(
+        "mutation { deleteTag(name: \"Lead\", force: true) }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(settled_tags(&app, &user).await, ["Out"]);
+    assert_eq!(history(&app, &id).await, [pair("EXITED", "TAGS")]);
 }
 
 /// `any_user(...)` account segments follow their users: a user's tags, a

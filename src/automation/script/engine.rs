@@ -204,6 +204,22 @@ impl CompiledScript {
     pub fn has_hook(&self, hook: HookKind) -> bool {
         self.hooks.contains(&hook)
     }
+
+    /// The string literals of the script (from its syntax tree, function
+    /// bodies included, after constant folding), without repeats: where a
+    /// script can name a tag.
+    pub fn string_literals(&self) -> Vec<String> {
+        let mut found: Vec<String> = Vec::new();
+        self.ast.walk(&mut |path: &[rhai::ASTNode]| {
+            if let Some(rhai::ASTNode::Expr(rhai::Expr::StringConstant(text, _))) = path.last()
+                && !found.iter().any(|f| f == text.as_str())
+            {
+                found.push(text.to_string());
+            }
+            true
+        });
+        found
+    }
 }
 
 fn sandboxed_engine(limits: &Limits) -> Engine {

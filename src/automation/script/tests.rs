@@ -1176,3 +1176,39 @@ fn attributes_past_the_per_subject_limit_fail_the_run() {
         "{error}"
     );
 }
+
+#[test]
+fn string_literals_come_from_the_syntax_tree() {
+    let engine = ScriptEngine::new(Limits::default());
+    let script = compile(
+        &engine,
+        r#"
+        // "Commented" is not a literal.
+        const PREFIX = "Region: ";
+        fn helper(e) { e.subject.add_tag("Customer") }
+        fn on_tag_added(e) {
+            if e.tag == "Trial" && e.subject.has_tag("Region: *") {
+                helper(e);
+                e.subject.add_tag(`Welcomed ${e.tag}`);
+                e.subject.remove_tag("Customer");
+            }
+        }
+        "#,
+    );
+    let literals = script.string_literals();
+    for expected in ["Region: ", "Customer", "Trial", "Region: *", "Welcomed "] {
+        assert!(
+            literals.iter().any(|l| l == expected),
+            "{expected:?} in {literals:?}"
+        );
+    }
+    assert!(
+        !literals.iter().any(|l| l.contains("Commented")),
+        "{literals:?}"
+    );
+    assert_eq!(
+        literals.iter().filter(|l| *l == "Customer").count(),
+        1,
+        "without repeats"
+    );
+}

@@ -125,6 +125,7 @@ pub(crate) mod limits;
 mod parser;
 mod printer;
 mod reach;
+mod rewrite;
 #[cfg(test)]
 pub(crate) mod strategy;
 
@@ -137,6 +138,7 @@ pub use ast::{
 };
 pub use eval::{SubjectData, evaluate};
 pub use reach::Reach;
+pub use rewrite::Rewrite;
 
 /// The deepest nesting of parentheses, `not`, `account.` and `any_user` accepted.
 pub const MAX_DEPTH: usize = 64;
