@@ -113,6 +113,7 @@ const SCENARIOS: &[&str] = &[
     "segment-count",
     "segment-reevaluation",
     "segment-latency",
+    "segment-preview",
     "import",
 ];
 
@@ -469,6 +470,9 @@ async fn run(args: &Args, users: usize) -> Report {
     }
     if wants("segment-latency") {
         rows.push(segment_latency(&conn, &client, &endpoint, &key.secret, &ids, args).await);
+    }
+    if wants("segment-preview") {
+        rows.extend(segment_preview(&conn, &client, &endpoint, &key.secret, args).await);
     }
     let mut worker = Some((stop_worker, worker));
     if wants("import") {
@@ -1243,6 +1247,64 @@ fn shown(statement: &Statement) -> String {
         })
         .unwrap_or_default();
     format!("{}\n-- values: {values}", statement.sql)
+}
+
+/// `previewSegment` of [`COUNT_FILTER`] and `previewSegmentChange` of a
+/// segment with that filter to another (`tagged("Seed 3")`, a third of the
+/// users), through HTTP, `args.runs` times each (after one warm-up).
+async fn segment_preview(
+    conn: &DatabaseConnection,
+    client: &reqwest::Client,
+    endpoint: &str,
+    key: &str,
+    args: &Args,
+) -> Vec<Sample> {
+    wait_drained(conn).await;
+    let id = create_segment(client, endpoint, key, "Preview me", COUNT_FILTER, &[]).await;
+    let preview = json!({
+        "query": "query($f: String!) { previewSegment(subjectKind: USER, filter: $f) { count } }",
+        "variables": { "f": COUNT_FILTER },
+    });
+    let change = json!({
+        "query": "query($id: ID!, $f: String!) { previewSegmentChange(id: $id, filter: $f) {
+            entering exiting staying enteringSample { __typename } } }",
+        "variables": { "id": id, "f": "tagged(\"Seed 3\")" },
+    });
+    let mut rows = Vec::new();
+    for (name, body) in [
+        ("previewSegment of a 3-clause filter", preview),
+        ("previewSegmentChange to tagged(\"Seed 3\")", change),
+    ] {
+        let mut latencies = Vec::new();
+        let mut answer = serde_json::Value::Null;
+        for run in 0..=args.runs {
+            let t = Instant::now();
+            answer = post(client, endpoint, key, body.clone()).await;
+            if run > 0 {
+                latencies.push(t.elapsed());
+            }
+        }
+        assert!(answer.get("errors").is_none(), "{answer}");
+        let data = &answer["data"];
+        let found = match data.get("previewSegment") {
+            Some(preview) => format!("{} match", preview["count"]),
+            None => {
+                let change = &data["previewSegmentChange"];
+                format!(
+                    "{} enter, {} leave, {} stay",
+                    change["entering"], change["exiting"], change["staying"]
+                )
+            }
+        };
+        rows.push(Sample {
+            name: format!("segments: {name} over {} users (HTTP): {found}", args.users),
+            count: latencies.len(),
+            elapsed: latencies.iter().sum(),
+            latencies,
+        });
+    }
+    delete_segment(client, endpoint, key, &id).await;
+    rows
 }
 
 async fn create_segment(

@@ -9,8 +9,9 @@ use sea_orm::sea_query::SelectStatement;
 
 use crate::auth::Role;
 use crate::error::{ApiError, ApiResult};
+use crate::segments::filter::Trace;
 use crate::segments::membership;
-use crate::segments::{activity, store};
+use crate::segments::{activity, explain, store};
 use crate::subjects::page::PageRequest;
 use crate::subjects::users::UserScope;
 use crate::subjects::{SubjectKind as DomainKind, accounts, users};
@@ -22,7 +23,7 @@ use super::context::{require, state, wake_worker};
 use super::ids::{self, NodeKind};
 use super::loaders::{Loaders, Shape, prime_accounts, prime_users};
 use super::subjects::{Account, Subject, User, load_subject};
-use super::tags::{BulkResult, SubjectKind, Tag, TagChange};
+use super::tags::{BulkResult, SubjectKind, Tag, TagChange, parse_subject_id};
 
 /// How many subjects `previewSegment` shows.
 const PREVIEW_SAMPLE: u64 = 10;
@@ -324,6 +325,48 @@ pub struct SegmentPreview {
     sample: Vec<Subject>,
 }
 
+/// One part of a segment's filter, evaluated for one subject.
+pub struct FilterTrace(Trace);
+
+#[Object]
+impl FilterTrace {
+    /// Canonical text of this part.
+    async fn text(&self) -> &str {
+        &self.0.text
+    }
+    async fn value(&self) -> bool {
+        self.0.value
+    }
+    /// What decided it for this subject, e.g. the subject's matching tags or an event count.
+    async fn detail(&self) -> Option<&str> {
+        self.0.detail.as_deref()
+    }
+    async fn children(&self) -> Vec<FilterTrace> {
+        self.0.children.iter().cloned().map(FilterTrace).collect()
+    }
+}
+
+/// Why a subject is or is not in a segment.
+#[derive(SimpleObject)]
+pub struct MembershipExplanation {
+    member: bool,
+    /// When the subject entered, while a member (segments that keep their membership).
+    since: Option<DateTime<Utc>>,
+    trace: FilterTrace,
+}
+
+/// What saving a new filter would do to a segment's members.
+#[derive(SimpleObject)]
+pub struct SegmentChangePreview {
+    entering: i64,
+    exiting: i64,
+    staying: i64,
+    /// Up to 10 subjects that would enter, by id.
+    entering_sample: Vec<Subject>,
+    /// Up to 10 members that would leave, by id.
+    exiting_sample: Vec<Subject>,
+}
+
 #[derive(Default)]
 pub struct SegmentQuery;
 
@@ -374,6 +417,81 @@ impl SegmentQuery {
         Ok(SegmentPreview {
             count: count as i64,
             sample,
+        })
+    }
+
+    /// Why a subject is or is not a member, part by part of the filter,
+    /// evaluated now (VIEWER and up).
+    async fn explain_membership(
+        &self,
+        ctx: &Context<'_>,
+        segment_id: ID,
+        subject_id: ID,
+    ) -> Result<MembershipExplanation> {
+        let caller = require(ctx, Role::Viewer)?;
+        let app = state(ctx)?;
+        let segment_id = ids::decode_as(&segment_id, NodeKind::Segment)?;
+        let (kind, subject_id) = parse_subject_id(&subject_id)?;
+        let explanation = explain::membership(
+            &app.db,
+            caller.workspace_id,
+            segment_id,
+            kind,
+            subject_id,
+            app.clock.now(),
+        )
+        .await
+        .map_err(ApiError::from)?;
+        Ok(MembershipExplanation {
+            member: explanation.member,
+            since: explanation.since,
+            trace: FilterTrace(explanation.trace),
+        })
+    }
+
+    /// What saving this filter on the segment would do, before anything is
+    /// saved: how many members would leave, how many subjects would enter,
+    /// how many stay, with a sample of each (VIEWER and up). A filter error
+    /// is BAD_USER_INPUT with `extensions.line` and `extensions.column`.
+    async fn preview_segment_change(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        filter: String,
+    ) -> Result<SegmentChangePreview> {
+        let caller = require(ctx, Role::Viewer)?;
+        let app = state(ctx)?;
+        let segment_id = ids::decode_as(&id, NodeKind::Segment)?;
+        let segment = store::find(&app.db, caller.workspace_id, segment_id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::not_found("segment not found"))?;
+        let kind = DomainKind::from_stored(&segment.subject_kind);
+        let preview = explain::change(
+            &app.db,
+            caller.workspace_id,
+            segment_id,
+            &filter,
+            PREVIEW_SAMPLE as usize,
+            app.clock.now(),
+        )
+        .await
+        .map_err(ApiError::from)?;
+        let subjects = async |ids: Vec<i64>| -> Result<Vec<Subject>> {
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(subject) = load_subject(ctx, kind, id).await? {
+                    out.push(subject);
+                }
+            }
+            Ok(out)
+        };
+        Ok(SegmentChangePreview {
+            entering: preview.entering as i64,
+            exiting: preview.exiting as i64,
+            staying: preview.staying as i64,
+            entering_sample: subjects(preview.entering_sample).await?,
+            exiting_sample: subjects(preview.exiting_sample).await?,
         })
     }
 

@@ -12,6 +12,7 @@
 
 pub mod activity;
 pub mod data;
+pub mod explain;
 pub mod filter;
 pub mod membership;
 pub mod references;

@@ -13,6 +13,8 @@ on_both_databases!(
     merging_rewrites_patterns_and_actions,
     deleting_used_tags_and_segments_is_refused_naming_the_users,
     references_stay_in_their_workspace,
+    explain_membership_shows_the_parts_and_agrees_with_members,
+    preview_segment_change_counts_what_saving_does,
 );
 
 const ADD: &str =
@@ -379,4 +381,195 @@ async fn references_stay_in_their_workspace(app: TestApp) {
         json!([{ "filter": "tagged(\"Customer\")" }]),
         "another workspace's filter is never rewritten nor a reason to refuse"
     );
+}
+
+const EXPLAIN: &str = "query($s: ID!, $u: ID!) { explainMembership(segmentId: $s, subjectId: $u) {
+    member since trace { text value detail children { text value detail children { text value detail } } } } }";
+
+/// A small deterministic generator (no clock, no global state).
+fn next(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+async fn explain_membership_shows_the_parts_and_agrees_with_members(app: TestApp) {
+    let tags = ["A", "B", "C", "Region: North", "Region: South"];
+    let mut seed = 0x5eed_u64;
+    let mut users = Vec::new();
+    for i in 0..30 {
+        let id = app.user(&format!("u{i}@acme.io")).await;
+        let mine: Vec<&str> = tags
+            .iter()
+            .copied()
+            .filter(|_| next(&mut seed).is_multiple_of(3))
+            .collect();
+        if !mine.is_empty() {
+            app.ok(ADD, json!({ "id": id, "tags": mine })).await;
+        }
+        users.push(id);
+    }
+    let filter =
+        "tagged(\"A\") and not tagged(\"B\") or tagged(\"Region: *\") and tagged_any(\"C\", \"A\")";
+    // Entry actions make it keep a stored membership.
+    let id = segment(
+        &app,
+        "Mixed",
+        filter,
+        json!({ "onEntry": { "add": ["Mixed member"] } }),
+    )
+    .await;
+    drained(&app).await;
+    let data = app
+        .ok(
+            "query($id: ID!) { segment(id: $id) { memberCount members(first: 100) { nodes { ... on User { id } } } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let members: Vec<String> = data["segment"]["members"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        !members.is_empty() && members.len() < users.len(),
+        "{members:?}"
+    );
+    for user in &users {
+        let data = app.ok(EXPLAIN, json!({ "s": id, "u": user })).await;
+        let explanation = &data["explainMembership"];
+        let member = members.contains(user);
+        assert_eq!(explanation["member"], member, "{user}: {explanation}");
+        assert_eq!(explanation["trace"]["value"], member);
+        assert_eq!(explanation["since"].is_string(), member, "{explanation}");
+        assert_eq!(explanation["trace"]["text"], filter);
+    }
+
+    // A three-part filter, part by part, for a member and for someone who is not.
+    let three = segment(
+        &app,
+        "Three",
+        "tagged(\"A\") and email contains \"u1\" and not tagged(\"Region: *\")",
+        json!({}),
+    )
+    .await;
+    let ann = app.user("ann@else.io").await;
+    app.ok(ADD, json!({ "id": ann, "tags": ["A", "Region: North"] }))
+        .await;
+    let data = app.ok(EXPLAIN, json!({ "s": three, "u": ann })).await;
+    assert_eq!(
+        data["explainMembership"],
+        json!({ "member": false, "since": null, "trace": {
+            "text": "tagged(\"A\") and email contains \"u1\" and not tagged(\"Region: *\")",
+            "value": false, "detail": null, "children": [
+                { "text": "tagged(\"A\")", "value": true, "detail": "matching tags: \"A\"", "children": [] },
+                { "text": "email contains \"u1\"", "value": false, "detail": "email is \"ann@else.io\"", "children": [] },
+                { "text": "not tagged(\"Region: *\")", "value": false, "detail": null, "children": [
+                    { "text": "tagged(\"Region: *\")", "value": true, "detail": "matching tags: \"Region: North\"" }
+                ] }
+            ] } })
+    );
+
+    // Another workspace's segment, and an id that is not a subject.
+    let other = app.other_workspace("globex").await;
+    let body = app
+        .graphql_as(Some(&other), EXPLAIN, json!({ "s": three, "u": ann }))
+        .await;
+    assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
+    let body = app
+        .graphql(EXPLAIN, json!({ "s": three, "u": three }))
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+}
+
+async fn preview_segment_change_counts_what_saving_does(app: TestApp) {
+    let mut seed = 0xfeed_u64;
+    for i in 0..25 {
+        let id = app.user(&format!("p{i}@acme.io")).await;
+        let mine: Vec<&str> = ["A", "B"]
+            .into_iter()
+            .filter(|_| next(&mut seed).is_multiple_of(2))
+            .collect();
+        if !mine.is_empty() {
+            app.ok(ADD, json!({ "id": id, "tags": mine })).await;
+        }
+    }
+    let id = segment(
+        &app,
+        "As",
+        "tagged(\"A\")",
+        json!({ "onExit": { "add": ["Left"] } }),
+    )
+    .await;
+    drained(&app).await;
+    let count = "query($id: ID!) { segment(id: $id) { memberCount } }";
+    let before = app.ok(count, json!({ "id": id })).await["segment"]["memberCount"]
+        .as_i64()
+        .unwrap();
+    let preview = "query($id: ID!, $f: String!) { previewSegmentChange(id: $id, filter: $f) {
+        entering exiting staying enteringSample { ... on User { email tags { name } } }
+        exitingSample { ... on User { email tags { name } } } } }";
+    let data = app
+        .ok(preview, json!({ "id": id, "f": "tagged(\"B\")" }))
+        .await;
+    let p = &data["previewSegmentChange"];
+    let (entering, exiting, staying) = (
+        p["entering"].as_i64().unwrap(),
+        p["exiting"].as_i64().unwrap(),
+        p["staying"].as_i64().unwrap(),
+    );
+    assert_eq!(exiting + staying, before, "{p}");
+    assert!(entering > 0 && exiting > 0, "the data has both: {p}");
+    for subject in p["enteringSample"].as_array().unwrap() {
+        let tags = names(&subject["tags"]);
+        assert!(
+            tags.contains(&"B".to_owned()) && !tags.contains(&"A".to_owned()),
+            "{subject}"
+        );
+    }
+    for subject in p["exitingSample"].as_array().unwrap() {
+        let tags = names(&subject["tags"]);
+        assert!(
+            tags.contains(&"A".to_owned()) && !tags.contains(&"B".to_owned()),
+            "{subject}"
+        );
+    }
+    assert_eq!(
+        app.ok(count, json!({ "id": id })).await["segment"]["memberCount"],
+        before,
+        "a preview saves nothing"
+    );
+
+    // Saving does what the preview said.
+    app.ok(
+        "mutation($id: ID!) { updateSegment(id: $id, input: { name: \"As\", subjectKind: USER,
+            filter: \"tagged(\\\"B\\\")\", onExit: { add: [\"Left\"] } }) { id } }",
+        json!({ "id": id }),
+    )
+    .await;
+    let after = app.ok(count, json!({ "id": id })).await["segment"]["memberCount"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(after, entering + staying);
+
+    // A filter error has its line and column; another workspace's segment is not found.
+    let body = app
+        .graphql(
+            preview,
+            json!({ "id": id, "f": "tagged(\"A\") and\n  nope" }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["line"], 2, "{body}");
+    let other = app.other_workspace("globex").await;
+    let body = app
+        .graphql_as(
+            Some(&other),
+            preview,
+            json!({ "id": id, "f": "tagged(\"B\")" }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
 }

@@ -114,6 +114,44 @@ pub fn evaluate(
     evaluator.expr(filter.root(), at)
 }
 
+/// One part of a filter evaluated for one subject: the part's canonical
+/// text, its value, what decided it, and its parts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trace {
+    pub text: String,
+    pub value: bool,
+    pub detail: Option<String>,
+    pub children: Vec<Trace>,
+}
+
+/// [`evaluate`], part by part: the returned tree's value is `evaluate`'s
+/// answer, and each part says what decided it for this subject.
+pub fn explain(
+    filter: &Filter,
+    subject: &SubjectData,
+    now: DateTime<Utc>,
+    segments: SegmentLookup<'_>,
+) -> Trace {
+    let mut evaluator = Evaluator {
+        now,
+        segments,
+        evaluating: Vec::new(),
+    };
+    if filter.kind() != subject.kind {
+        return Trace {
+            text: filter.to_string(),
+            value: false,
+            detail: Some("the filter is for the other kind of subject".into()),
+            children: Vec::new(),
+        };
+    }
+    let at = At {
+        subject,
+        account: subject.account.as_deref(),
+    };
+    evaluator.trace(filter.root(), at)
+}
+
 /// A subject and, for a user, the account that `account.` reads.
 #[derive(Clone, Copy)]
 struct At<'a> {
@@ -262,6 +300,191 @@ impl Evaluator<'_> {
         self.evaluating.pop();
         matched
     }
+}
+
+impl Evaluator<'_> {
+    fn trace(&mut self, expr: &Expr, at: At<'_>) -> Trace {
+        let (value, children) = match expr {
+            Expr::Or(operands) | Expr::And(operands) => {
+                let children: Vec<Trace> = operands.iter().map(|o| self.trace(o, at)).collect();
+                let value = if matches!(expr, Expr::Or(_)) {
+                    children.iter().any(|c| c.value)
+                } else {
+                    children.iter().all(|c| c.value)
+                };
+                (value, children)
+            }
+            Expr::Not(operand) => {
+                let child = self.trace(operand, at);
+                (!child.value, vec![child])
+            }
+            Expr::Predicate(predicate) => return self.trace_predicate(predicate, at),
+        };
+        Trace {
+            text: expr.to_string(),
+            value,
+            detail: None,
+            children,
+        }
+    }
+
+    fn trace_predicate(&mut self, predicate: &Predicate, at: At<'_>) -> Trace {
+        let value = self.predicate(predicate, at);
+        let subject = at.subject;
+        let mut children = Vec::new();
+        let detail = match predicate {
+            Predicate::Tagged(pattern) => Some(tags_detail(subject, std::slice::from_ref(pattern))),
+            Predicate::TaggedAny(patterns) | Predicate::TaggedAll(patterns) => {
+                Some(tags_detail(subject, patterns))
+            }
+            Predicate::Compare { target, .. }
+            | Predicate::IsNull { target, .. }
+            | Predicate::Text { target, .. } => Some(target_detail(subject, target)),
+            Predicate::Events { name, within, .. } => {
+                let since = within.before(self.now);
+                let found = subject
+                    .events
+                    .iter()
+                    .filter(|(event, time)| event == name && *time >= since)
+                    .count();
+                Some(format!("{found} {name:?} events in the last {within}"))
+            }
+            Predicate::ActiveDays { within, .. } => {
+                let since = within.before(self.now);
+                let days: BTreeSet<_> = subject
+                    .events
+                    .iter()
+                    .filter(|(_, time)| *time >= since)
+                    .map(|(_, time)| time.date_naive())
+                    .collect();
+                Some(format!("{} active days in the last {within}", days.len()))
+            }
+            Predicate::InSegment(name) => match (self.segments)(name) {
+                Some(filter) if filter.kind() == subject.kind => {
+                    if !self.evaluating.iter().any(|seen| seen == name)
+                        && self.evaluating.len() < MAX_SEGMENT_DEPTH
+                    {
+                        self.evaluating.push(name.to_string());
+                        children.push(self.trace(filter.root(), at));
+                        self.evaluating.pop();
+                    }
+                    Some(format!("the filter of segment {name:?}"))
+                }
+                Some(_) => Some(format!("segment {name:?} is of the other kind")),
+                None => Some(format!("no segment named {name:?}")),
+            },
+            Predicate::Account(inner) => match at.account {
+                Some(account) => {
+                    let inner_at = At {
+                        subject: account,
+                        account: None,
+                    };
+                    children.push(self.trace_predicate(inner, inner_at));
+                    Some(format!("account {}", subject_label(account)))
+                }
+                None => Some("the user has no account".into()),
+            },
+            Predicate::AnyUser(inner) => {
+                let mut matching = Vec::new();
+                for user in &subject.users {
+                    let user_at = At {
+                        subject: user,
+                        account: Some(subject),
+                    };
+                    if self.expr(inner, user_at) {
+                        matching.push(subject_label(user));
+                    }
+                }
+                // The first matching user's trace, else the first user's.
+                let shown = subject
+                    .users
+                    .iter()
+                    .find(|u| matching.contains(&subject_label(u)))
+                    .or(subject.users.first());
+                if let Some(user) = shown {
+                    let user_at = At {
+                        subject: user,
+                        account: Some(subject),
+                    };
+                    children.push(self.trace(inner, user_at));
+                }
+                Some(format!(
+                    "{} of {} users match{}",
+                    matching.len(),
+                    subject.users.len(),
+                    if matching.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", shown_list(&matching))
+                    }
+                ))
+            }
+        };
+        Trace {
+            text: predicate.to_string(),
+            value,
+            detail,
+            children,
+        }
+    }
+}
+
+/// How many names a detail lists before "and N more".
+const LISTED: usize = 5;
+
+fn shown_list(names: &[String]) -> String {
+    let mut text = names
+        .iter()
+        .take(LISTED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > LISTED {
+        text.push_str(&format!(" and {} more", names.len() - LISTED));
+    }
+    text
+}
+
+fn tags_detail(subject: &SubjectData, patterns: &[String]) -> String {
+    let matching: Vec<String> = subject
+        .tags
+        .iter()
+        .filter(|tag| patterns.iter().any(|p| tag_matches(p, tag)))
+        .map(|tag| format!("{tag:?}"))
+        .collect();
+    if matching.is_empty() {
+        "no tag of the subject matches".into()
+    } else {
+        format!("matching tags: {}", shown_list(&matching))
+    }
+}
+
+fn target_detail(subject: &SubjectData, target: &Target) -> String {
+    match target {
+        Target::Field(field) => {
+            let value = match field.field_type() {
+                FieldType::Text => subject.text(*field).map(|t| format!("{t:?}")),
+                FieldType::Date => subject.date(*field).map(|d| d.to_rfc3339()),
+            };
+            match value {
+                Some(value) => format!("{} is {value}", field.name()),
+                None => format!("{} is null", field.name()),
+            }
+        }
+        Target::Attr(name) => match subject.attributes.get(name) {
+            Some(value) => format!("attr.{name} is {value}"),
+            None => format!("attr.{name} is absent"),
+        },
+    }
+}
+
+fn subject_label(subject: &SubjectData) -> String {
+    subject
+        .email
+        .clone()
+        .or_else(|| subject.name.clone())
+        .or_else(|| subject.external_id.clone())
+        .unwrap_or_else(|| "(unnamed)".into())
 }
 
 fn has_tag(subject: &SubjectData, pattern: &str) -> bool {

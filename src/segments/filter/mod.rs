@@ -136,7 +136,7 @@ pub use ast::{
     CompareOp, Duration, DurationUnit, Expr, Field, FieldType, Predicate, Target, TextOp, Value,
     attr_date, parse_date,
 };
-pub use eval::{SubjectData, evaluate};
+pub use eval::{SubjectData, Trace, evaluate, explain};
 pub use reach::Reach;
 pub use rewrite::Rewrite;
 

@@ -4,7 +4,10 @@
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 
-use super::super::{Filter, SubjectData, SubjectKind, evaluate};
+use proptest::prelude::*;
+
+use super::super::strategy;
+use super::super::{Filter, SubjectData, SubjectKind, Trace, evaluate, explain};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 6, 15, 12, 0, 0)
@@ -79,6 +82,9 @@ fn check_with(
             Ok(filter) => {
                 if evaluate(&filter, subject, now(), segments) != expected {
                     failures.push(format!("{text}: expected {expected}"));
+                }
+                if explain(&filter, subject, now(), segments).value != expected {
+                    failures.push(format!("{text}: explained other than {expected}"));
                 }
             }
             Err(diagnostics) => failures.push(format!("{text}: {diagnostics:?}")),
@@ -301,4 +307,70 @@ fn filter_of_the_other_kind_matches_nothing() {
     let filter = Filter::parse(r#"not tagged("x")"#, SubjectKind::Account);
     let matched = filter.map(|filter| evaluate(&filter, &ann(), now(), &no_segments));
     assert_eq!(matched, Ok(false));
+}
+
+/// The trace as indented lines: `value text — detail`.
+fn render(trace: &Trace, depth: usize, out: &mut String) {
+    use std::fmt::Write as _;
+    let _ = write!(out, "{}{} {}", "  ".repeat(depth), trace.value, trace.text);
+    if let Some(detail) = &trace.detail {
+        let _ = write!(out, " -- {detail}");
+    }
+    out.push('\n');
+    for child in &trace.children {
+        render(child, depth + 1, out);
+    }
+}
+
+#[test]
+fn explain_shows_each_part_and_what_decided_it() {
+    let filter = Filter::parse(
+        r#"tagged("sports/*") and not events("login", 7d) >= 5 and account.name = "Acme""#,
+        SubjectKind::User,
+    )
+    .unwrap();
+    let mut out = String::new();
+    render(&explain(&filter, &ann(), now(), &no_segments), 0, &mut out);
+    expect_test::expect![[r#"
+        true tagged("sports/*") and not events("login", 7d) >= 5 and account.name = "Acme"
+          true tagged("sports/*") -- matching tags: "sports/football"
+          true not events("login", 7d) >= 5
+            false events("login", 7d) >= 5 -- 3 "login" events in the last 7d
+          true account.name = "Acme" -- account Acme
+            true name = "Acme" -- name is "Acme"
+    "#]]
+    .assert_eq(&out);
+    let mut out = String::new();
+    render(
+        &explain(&filter, &bare_user(), now(), &no_segments),
+        0,
+        &mut out,
+    );
+    expect_test::expect![[r#"
+        false tagged("sports/*") and not events("login", 7d) >= 5 and account.name = "Acme"
+          false tagged("sports/*") -- no tag of the subject matches
+          true not events("login", 7d) >= 5
+            false events("login", 7d) >= 5 -- 0 "login" events in the last 7d
+          false account.name = "Acme" -- the user has no account
+    "#]]
+    .assert_eq(&out);
+}
+
+proptest! {
+    /// The explanation's answer is the evaluator's, for any filter.
+    #[test]
+    fn explain_agrees_with_evaluate(filter in strategy::filter(SubjectKind::User)) {
+        for subject in [ann(), bare_user()] {
+            let answer = evaluate(&filter, &subject, now(), &no_segments);
+            prop_assert_eq!(explain(&filter, &subject, now(), &no_segments).value, answer);
+        }
+    }
+
+    #[test]
+    fn explain_agrees_with_evaluate_on_accounts(filter in strategy::filter(SubjectKind::Account)) {
+        let mut account = acme();
+        account.users = vec![ann(), bare_user()];
+        let answer = evaluate(&filter, &account, now(), &no_segments);
+        prop_assert_eq!(explain(&filter, &account, now(), &no_segments).value, answer);
+    }
 }
