@@ -362,11 +362,44 @@ pub struct TestEventInput {
     segment_id: Option<ID>,
 }
 
+/// A problem in a script's source, at its line and column.
+#[derive(SimpleObject)]
+pub struct ScriptDiagnostic {
+    line: i32,
+    column: i32,
+    message: String,
+}
+
 #[derive(Default)]
 pub struct AutomationQuery;
 
 #[Object]
 impl AutomationQuery {
+    /// Compiles a script without saving it: its errors, each at its line and
+    /// column; empty when it compiles (DEVELOPER and up). The compiler stops
+    /// at the first error, so there is at most one; an error without a place
+    /// (a source over the size limit) is at line 1, column 1.
+    async fn check_script(
+        &self,
+        ctx: &Context<'_>,
+        source: String,
+    ) -> Result<Vec<ScriptDiagnostic>> {
+        require(ctx, Role::Developer)?;
+        let app = state(ctx)?;
+        Ok(match app.scripts.engine.compile(&source) {
+            Ok(_) => Vec::new(),
+            Err(error) => vec![ScriptDiagnostic {
+                line: error
+                    .line
+                    .map_or(1, |l| i32::try_from(l).unwrap_or(i32::MAX)),
+                column: error
+                    .column
+                    .map_or(1, |c| i32::try_from(c).unwrap_or(i32::MAX)),
+                message: error.message,
+            }],
+        })
+    }
+
     /// The workspace's scripts, by name.
     async fn scripts(&self, ctx: &Context<'_>) -> Result<Vec<Script>> {
         let caller = require(ctx, Role::Viewer)?;

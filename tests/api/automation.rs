@@ -1322,3 +1322,49 @@ fn on_tag_added(e) {
     assert_eq!(result["ok"], true, "{result}");
     assert_eq!(result["attributeChanges"], json!([{ "key": "a" }]));
 }
+
+#[tokio::test]
+async fn check_script_reports_errors_at_their_place_and_saves_nothing() {
+    let app = crate::helpers::spawn_app().await;
+    let check = "query($s: String!) { checkScript(source: $s) { line column message } }";
+    let data = app
+        .ok(
+            check,
+            json!({ "s": "fn on_tag_added(e) {\n  e.subject.add_tag(\"Ok\");\n}" }),
+        )
+        .await;
+    assert_eq!(data["checkScript"], json!([]));
+    let data = app
+        .ok(
+            check,
+            json!({ "s": "fn on_tag_added(e) {\n  let x = ;\n}" }),
+        )
+        .await;
+    let diagnostics = data["checkScript"].as_array().unwrap();
+    assert_eq!(diagnostics.len(), 1, "{data}");
+    assert_eq!(
+        (
+            diagnostics[0]["line"].clone(),
+            diagnostics[0]["column"].clone()
+        ),
+        (json!(2), json!(11))
+    );
+    let data = app
+        .ok(check, json!({ "s": "\n\nfn on_tag_removed(a, b) {}" }))
+        .await;
+    let diagnostic = &data["checkScript"][0];
+    assert_eq!(diagnostic["line"], 3, "{data}");
+    assert!(
+        diagnostic["message"]
+            .as_str()
+            .unwrap()
+            .contains("exactly one parameter"),
+        "{data}"
+    );
+    assert_eq!(app.rows("scripts").await, 0, "a check saves nothing");
+    let viewer = app.key("dashboard", "VIEWER").await;
+    let body = app
+        .graphql_as(Some(&viewer), check, json!({ "s": "1" }))
+        .await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+}
