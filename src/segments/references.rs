@@ -64,11 +64,23 @@ struct Loaded {
 }
 
 impl Loaded {
-    fn names(&self, tag: &tag::Model) -> bool {
+    fn acts_on(&self, tag: &tag::Model) -> bool {
         let acts = |a: &TagActions<i64>| a.add.contains(&tag.id) || a.remove.contains(&tag.id);
-        self.filter.as_ref().is_some_and(|f| f.names_tag(&tag.name))
-            || acts(&self.on_entry)
-            || acts(&self.on_exit)
+        acts(&self.on_entry) || acts(&self.on_exit)
+    }
+
+    /// Whether the filter selects the tag or an action names it.
+    fn names(&self, tag: &tag::Model) -> bool {
+        self.filter.as_ref().is_some_and(|f| f.names_tag(&tag.name)) || self.acts_on(tag)
+    }
+
+    /// Whether deleting the tag would leave part of this segment naming
+    /// nothing: a pattern naming the tag itself, or an action.
+    fn depends_on(&self, tag: &tag::Model) -> bool {
+        self.filter
+            .as_ref()
+            .is_some_and(|f| f.names_tag_itself(&tag.name))
+            || self.acts_on(tag)
     }
 }
 
@@ -217,7 +229,9 @@ pub async fn merge_tags(
 }
 
 /// Deletes a tag and its descendants. While a segment names one of them
-/// (filter or actions) this is a CONFLICT naming the segments, unless
+/// (a filter pattern naming the tag itself, `a` or `a/*`, not one such as
+/// `Region: *` that outlives it; or an action) this is a CONFLICT naming
+/// the segments, unless
 /// `force`: then the actions drop the deleted tags, and the filters keep
 /// their text and match nothing for those tags.
 pub async fn delete_tag(
@@ -234,7 +248,7 @@ pub async fn delete_tag(
     let segments = load_segments(&txn, workspace_id).await?;
     let users: Vec<&Loaded> = segments
         .iter()
-        .filter(|s| doomed.iter().any(|tag| s.names(tag)))
+        .filter(|s| doomed.iter().any(|tag| s.depends_on(tag)))
         .collect();
     if !users.is_empty() && !force {
         let names: Vec<String> = users

@@ -44,6 +44,17 @@ impl<'a> TagPattern<'a> {
     }
 }
 
+/// Whether `pattern` names the tag `name` itself: exactly, or as the root of
+/// a descendants pattern (`a/*` names `a`). A pattern that merely selects
+/// the tag among others (`Region: *`) does not: it outlives the tag.
+pub fn names_tag(pattern: &str, name: &str) -> bool {
+    match TagPattern::parse(pattern) {
+        TagPattern::Exact(exact) => exact == name,
+        TagPattern::Descendants(prefix) => prefix.strip_suffix('/') == Some(name),
+        TagPattern::AnyValue(_) => false,
+    }
+}
+
 /// Whether the tag `name` is selected by `pattern` (see the module docs).
 pub fn tag_matches(pattern: &str, name: &str) -> bool {
     TagPattern::parse(pattern).matches(name)
@@ -51,7 +62,16 @@ pub fn tag_matches(pattern: &str, name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::tag_matches;
+    use super::{names_tag, tag_matches};
+
+    #[test]
+    fn patterns_that_name_a_tag() {
+        assert!(names_tag("VIP", "VIP"));
+        assert!(names_tag("sports/*", "sports"));
+        assert!(!names_tag("sports/*", "sports/football"));
+        assert!(!names_tag("Region: *", "Region: EU"));
+        assert!(!names_tag("VIP", "vip"));
+    }
 
     #[test]
     fn patterns() {

@@ -31,6 +31,15 @@ impl Filter {
         patterns
     }
 
+    /// Whether some pattern of the filter names the tag `name` itself
+    /// (exactly, or as the root of `name/*`): deleting the tag would leave
+    /// that part matching nothing.
+    pub fn names_tag_itself(&self, name: &str) -> bool {
+        self.tag_patterns()
+            .iter()
+            .any(|pattern| crate::tags::pattern::names_tag(pattern, name))
+    }
+
     /// Whether some pattern of the filter selects the tag `name`.
     pub fn names_tag(&self, name: &str) -> bool {
         self.tag_patterns()
