@@ -104,6 +104,26 @@ impl<E: ErrorCode + Display + std::error::Error + 'static> From<E> for ApiError 
     }
 }
 
+/// A domain error that may hold a database failure: [`carry`] takes it into
+/// another domain's error without turning that failure into a client's mistake.
+pub trait DbCause: Sized {
+    /// The database error this is (however deep), or the error itself.
+    fn into_db(self) -> Result<sea_orm::DbErr, Self>;
+}
+
+/// The one conversion of an error from one domain into another's: a database
+/// failure stays one (INTERNAL, logged, never shown); a domain rule keeps
+/// its message in the receiving domain's variant `rule`.
+pub fn carry<E: DbCause + Display, T: From<sea_orm::DbErr>>(
+    error: E,
+    rule: impl FnOnce(String) -> T,
+) -> T {
+    match error.into_db() {
+        Ok(db) => T::from(db),
+        Err(other) => rule(other.to_string()),
+    }
+}
+
 impl ErrorCode for sea_orm::DbErr {
     fn code(&self) -> Code {
         Code::Internal

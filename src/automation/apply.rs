@@ -134,12 +134,7 @@ async fn apply_actions(
                 continue;
             }
             let targets = [(target.kind, Target::Ids(vec![target.id]))];
-            apply_to_targets(txn, event.workspace_id, &targets, names, op, actor, clock)
-                .await
-                .map_err(|e| match e {
-                    TagError::Db(db) => AutomationError::Db(db),
-                    other => AutomationError::Invalid(other.to_string()),
-                })?;
+            apply_to_targets(txn, event.workspace_id, &targets, names, op, actor, clock).await?;
         }
     }
     Ok(Ok(()))

@@ -139,15 +139,7 @@ async fn with_tags<T>(
     ),
     AutomationError,
 > {
-    tokio::try_join!(
-        async {
-            rows.await
-                .map_err(|e| AutomationError::Invalid(e.to_string()))
-        },
-        async {
-            catalogue::subject_tags(db, workspace_id, kind, ids)
-                .await
-                .map_err(|e| AutomationError::Invalid(e.to_string()))
-        },
-    )
+    tokio::try_join!(async { Ok(rows.await?) }, async {
+        Ok(catalogue::subject_tags(db, workspace_id, kind, ids).await?)
+    },)
 }

@@ -245,8 +245,7 @@ impl Worker {
                 tokio::try_join!(scripts::enabled(&self.db, workspace_id), async {
                     Ok(
                         segment_store::find_many(&self.db, workspace_id, &segment_ids)
-                            .await
-                            .map_err(|e| AutomationError::Invalid(e.to_string()))?
+                            .await?
                             .into_iter()
                             .map(|s| (s.id, Arc::new(s)))
                             .collect::<HashMap<i64, Arc<segment::Model>>>(),
@@ -303,16 +302,14 @@ impl Worker {
                 snapshot::load_many(&self.db, workspace_id, &subjects),
                 async {
                     Ok(store::find_many(&self.db, workspace_id, &tag_ids)
-                        .await
-                        .map_err(|e| AutomationError::Invalid(e.to_string()))?
+                        .await?
                         .into_iter()
                         .map(|t| (t.id, t.name))
                         .collect::<HashMap<i64, String>>())
                 },
                 async {
                     Ok(history::find_many(&self.db, workspace_id, &change_ids)
-                        .await
-                        .map_err(|e| AutomationError::Invalid(e.to_string()))?
+                        .await?
                         .into_iter()
                         .map(|c| (c.id, c.source))
                         .collect::<HashMap<i64, String>>())
@@ -367,8 +364,7 @@ impl Worker {
             }
             jobs
         })
-        .await
-        .map_err(|e| AutomationError::Invalid(format!("script thread failed: {e}")))?;
+        .await?;
 
         // Applied in chunks bounded by the bytes their plans write, each in
         // a write transaction of its own: a heavy plan commits alone, and
@@ -618,16 +614,9 @@ async fn apply_trigger(
         if ids.is_empty() {
             continue;
         }
-        let mut tags = store::find_many(txn, event.workspace_id, ids)
-            .await
-            .map_err(|e| AutomationError::Invalid(e.to_string()))?;
+        let mut tags = store::find_many(txn, event.workspace_id, ids).await?;
         tags.retain(|t| t.deleted_at.is_none());
-        apply_tags(txn, event.workspace_id, &targets, &tags, op, actor, clock)
-            .await
-            .map_err(|e| match e {
-                crate::tags::TagError::Db(db) => AutomationError::Db(db),
-                other => AutomationError::Invalid(other.to_string()),
-            })?;
+        apply_tags(txn, event.workspace_id, &targets, &tags, op, actor, clock).await?;
     }
     Ok(())
 }

@@ -23,10 +23,6 @@ pub struct Needs {
     pub events_since: Option<DateTime<Utc>>,
 }
 
-fn invalid(e: impl std::fmt::Display) -> SegmentError {
-    SegmentError::Invalid(e.to_string())
-}
-
 /// The data of the given users (absent ids are skipped).
 pub async fn users(
     db: &impl ConnectionTrait,
@@ -37,9 +33,7 @@ pub async fn users(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows = users::find_many(db, workspace_id, ids)
-        .await
-        .map_err(invalid)?;
+    let rows = users::find_many(db, workspace_id, ids).await?;
     let mut data =
         rows_into_data(db, workspace_id, DomainKind::User, rows, user_data, needs).await?;
     if needs.account {
@@ -71,9 +65,7 @@ pub async fn accounts(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows = accounts::find_many(db, workspace_id, ids)
-        .await
-        .map_err(invalid)?;
+    let rows = accounts::find_many(db, workspace_id, ids).await?;
     let data = rows_into_data(
         db,
         workspace_id,

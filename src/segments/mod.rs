@@ -59,6 +59,21 @@ pub enum SegmentError {
     Db(#[from] sea_orm::DbErr),
 }
 
+impl crate::error::DbCause for SegmentError {
+    fn into_db(self) -> Result<sea_orm::DbErr, Self> {
+        match self {
+            SegmentError::Db(e) | SegmentError::Tag(TagError::Db(e)) => Ok(e),
+            other => Err(other),
+        }
+    }
+}
+
+impl From<crate::subjects::SubjectError> for SegmentError {
+    fn from(error: crate::subjects::SubjectError) -> SegmentError {
+        crate::error::carry(error, SegmentError::Invalid)
+    }
+}
+
 fn render_diagnostics(diagnostics: &[Diagnostic]) -> String {
     let all: Vec<String> = diagnostics
         .iter()

@@ -58,9 +58,15 @@ pub enum SubjectError {
 
 impl From<crate::segments::SegmentError> for SubjectError {
     fn from(error: crate::segments::SegmentError) -> SubjectError {
-        match error {
-            crate::segments::SegmentError::Db(e) => SubjectError::Db(e),
-            other => SubjectError::Invalid(other.to_string()),
+        crate::error::carry(error, SubjectError::Invalid)
+    }
+}
+
+impl crate::error::DbCause for SubjectError {
+    fn into_db(self) -> Result<sea_orm::DbErr, Self> {
+        match self {
+            SubjectError::Db(e) => Ok(e),
+            other => Err(other),
         }
     }
 }

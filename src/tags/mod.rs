@@ -116,9 +116,17 @@ impl From<crate::segments::SegmentError> for TagError {
     fn from(error: crate::segments::SegmentError) -> TagError {
         use crate::segments::SegmentError;
         match error {
-            SegmentError::Db(e) => TagError::Db(e),
             SegmentError::Tag(e) => e,
-            other => TagError::Invalid(other.to_string()),
+            other => crate::error::carry(other, TagError::Invalid),
+        }
+    }
+}
+
+impl crate::error::DbCause for TagError {
+    fn into_db(self) -> Result<sea_orm::DbErr, Self> {
+        match self {
+            TagError::Db(e) => Ok(e),
+            other => Err(other),
         }
     }
 }
