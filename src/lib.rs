@@ -3,6 +3,7 @@
 //!
 //! See ARCHITECTURE.md for the map of the code.
 
+pub mod app;
 pub mod auth;
 pub mod automation;
 pub mod config;

@@ -347,7 +347,7 @@ async fn run(args: &Args, users: usize) -> Report {
         .await
         .expect("bootstrap")
         .expect("fresh");
-    let app = tagsmith::graphql::AppState::new(conn.clone(), Default::default());
+    let app = tagsmith::app::AppState::new(conn.clone(), Default::default());
     let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(app.worker(Default::default()).run(async move {
         let _ = worker_stopped.await;

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::auth::Role;
 use crate::automation::script::{HookEvent, HookKind, PlannedAction as Planned};
 use crate::automation::{apply, events, hook_of, scripts, snapshot};
-use crate::error::{ApiError, ApiResult, Code};
+use crate::error::{ApiError, Code};
 use crate::subjects::SubjectKind as DomainKind;
 
 use super::connection::{CountedConnection, TotalCount, connection, page_complexity, page_request};
@@ -417,9 +417,7 @@ impl AutomationMutation {
         let caller = require(ctx, Role::Developer)?;
         let app = state(ctx)?;
         let stored = app
-            .scripts
-            .upload(
-                &app.db,
+            .upload_script(
                 caller.workspace_id,
                 &input.name,
                 &input.source,
@@ -427,7 +425,6 @@ impl AutomationMutation {
             )
             .await
             .map_err(ApiError::from)?;
-        sync_segment_tracking(ctx, caller.workspace_id).await?;
         Ok(Script(stored))
     }
 
@@ -437,11 +434,9 @@ impl AutomationMutation {
         let id = ids::decode_as(&id, NodeKind::Script)?;
         let app = state(ctx)?;
         let updated = app
-            .scripts
-            .set_enabled(&app.db, caller.workspace_id, id, enabled)
+            .set_script_enabled(caller.workspace_id, id, enabled)
             .await
             .map_err(ApiError::from)?;
-        sync_segment_tracking(ctx, caller.workspace_id).await?;
         Ok(Script(updated))
     }
 
@@ -450,11 +445,9 @@ impl AutomationMutation {
         let caller = require(ctx, Role::Developer)?;
         let id = ids::decode_as(&id, NodeKind::Script)?;
         let app = state(ctx)?;
-        app.scripts
-            .delete(&app.db, caller.workspace_id, id)
+        app.delete_script(caller.workspace_id, id)
             .await
             .map_err(ApiError::from)?;
-        sync_segment_tracking(ctx, caller.workspace_id).await?;
         Ok(true)
     }
 
@@ -519,16 +512,4 @@ impl AutomationMutation {
             duration_micros: outcome.duration.as_micros() as i64,
         })
     }
-}
-
-/// After a script change: segments keep a stored membership while a script
-/// listens to segment events (or they have triggers).
-async fn sync_segment_tracking(ctx: &Context<'_>, workspace_id: i64) -> ApiResult<()> {
-    let app = state(ctx)?;
-    let listened = app
-        .scripts
-        .listens_to_segments(&app.db, workspace_id)
-        .await?;
-    crate::segments::store::sync_tracking(&app.db, workspace_id, listened, app.clock.now()).await?;
-    Ok(())
 }

@@ -5,7 +5,7 @@ use async_graphql::Context;
 use crate::auth::{AuthError, Caller, Role};
 use crate::error::ApiError;
 
-use super::AppState;
+use crate::app::AppState;
 
 /// What the `Authorization` header of a request proved.
 #[derive(Debug, Clone)]
@@ -37,7 +37,6 @@ pub fn require<'a>(ctx: &Context<'a>, role: Role) -> Result<&'a Caller, ApiError
 /// change feed that new changes are committed.
 pub fn wake_worker(ctx: &Context<'_>) {
     if let Ok(state) = ctx.data::<AppState>() {
-        state.wake.notify_one();
-        state.feed.committed();
+        state.committed();
     }
 }

@@ -22,8 +22,8 @@ use sha2::{Digest, Sha256};
 use crate::error::{Code, server_error};
 use crate::metrics::Metrics;
 
-use super::AppState;
 use super::http::HttpState;
+use crate::app::AppState;
 
 /// What `/healthz` and `/metrics` need: the server's or a standalone
 /// worker's.

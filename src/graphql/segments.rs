@@ -437,8 +437,7 @@ impl SegmentMutation {
         let caller = require(ctx, Role::Developer)?;
         let app = state(ctx)?;
         let listened = app
-            .scripts
-            .listens_to_segments(&app.db, caller.workspace_id)
+            .scripts_listen_to_segments(caller.workspace_id)
             .await
             .map_err(ApiError::from)?;
         let model = store::create(
@@ -465,8 +464,7 @@ impl SegmentMutation {
         let id = ids::decode_as(&id, NodeKind::Segment)?;
         let app = state(ctx)?;
         let listened = app
-            .scripts
-            .listens_to_segments(&app.db, caller.workspace_id)
+            .scripts_listen_to_segments(caller.workspace_id)
             .await
             .map_err(ApiError::from)?;
         let model = store::update(

@@ -5,9 +5,8 @@ use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
-use tagsmith::config::{AutomationSettings, DatabaseSettings, ServerSettings};
-use tagsmith::graphql::AppState;
-use tagsmith::server::Shutdown;
+use tagsmith::app::{AppState, Shutdown};
+use tagsmith::config::{AutomationSettings, DatabaseSettings, ScriptSettings, ServerSettings};
 use tagsmith::time::Clock;
 use tagsmith::{db, server};
 
@@ -50,6 +49,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The ADMIN key of the `default` workspace, made on first start.
     pub admin_key: String,
+    /// The server's database, for the `tagsmith` CLI (see [`tagsmith`]).
+    pub database_url: String,
     pub db: DatabaseConnection,
     /// The clock segment filters read; `advance` moves it forward.
     pub clock: Clock,
@@ -133,7 +134,7 @@ pub async fn spawn_app_full(
         _postgres: postgres,
     } = fresh_database(backend).await?;
     let database = DatabaseSettings {
-        database_url,
+        database_url: database_url.clone(),
         db_max_connections: 8,
     };
     let mut conn = db::connect(&database).await.expect("connect");
@@ -156,7 +157,10 @@ pub async fn spawn_app_full(
     adjust(&mut settings);
     // Debug builds on a busy machine: give well-behaved scripts time.
     let mut automation = AutomationSettings {
-        script_timeout_ms: 5_000,
+        scripts: ScriptSettings {
+            script_timeout_ms: 5_000,
+            ..ScriptSettings::default()
+        },
         ..AutomationSettings::default()
     };
     adjust_automation(&mut automation);
@@ -172,6 +176,7 @@ pub async fn spawn_app_full(
         address: format!("http://{}", running.addr),
         client: reqwest::Client::new(),
         admin_key: key.secret,
+        database_url,
         db: conn,
         clock,
         statements,

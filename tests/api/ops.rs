@@ -209,7 +209,7 @@ async fn a_standalone_worker_serves_its_own_metrics() {
             continue;
         };
         use tagsmith::server::{Shutdown, start_worker_http};
-        let worker_app = tagsmith::graphql::AppState::new(app.db.clone(), Default::default());
+        let worker_app = tagsmith::app::AppState::new(app.db.clone(), Default::default());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let shutdown = Shutdown::on(async move {
             let _ = stopped.await;
