@@ -8,6 +8,10 @@
 //! this layer, of async-graphql or of axum.
 
 mod scripts;
+mod segments;
+mod tags;
+
+pub use tags::BulkTarget;
 
 use std::sync::Arc;
 

@@ -4,7 +4,6 @@
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject, types::Json};
 use chrono::{DateTime, Utc};
 use entity::{segment, segment_change};
-use sea_orm::DatabaseConnection;
 use sea_orm::sea_query::SelectStatement;
 
 use crate::auth::Role;
@@ -15,7 +14,6 @@ use crate::subjects::page::PageRequest;
 use crate::subjects::users::UserScope;
 use crate::subjects::{SubjectKind as DomainKind, accounts, users};
 use crate::tags::history;
-use crate::time::Clock;
 
 use super::connection::{CountedConnection, TotalCount, connection, page_complexity, page_request};
 use super::context::{require, state, wake_worker};
@@ -26,39 +24,6 @@ use super::tags::{BulkResult, SubjectKind, Tag, TagChange};
 
 /// How many subjects `previewSegment` shows.
 const PREVIEW_SAMPLE: u64 = 10;
-
-/// The ids a filter selects now, checked against the workspace's segments.
-pub async fn filter_query(
-    db: &DatabaseConnection,
-    workspace_id: i64,
-    kind: DomainKind,
-    text: &str,
-    clock: &Clock,
-) -> ApiResult<SelectStatement> {
-    Ok(store::filter_members(db, workspace_id, kind, text, clock.now()).await?)
-}
-
-/// A segment's kind and the ids of its members now.
-pub async fn segment_members_query(
-    db: &DatabaseConnection,
-    workspace_id: i64,
-    segment_id: i64,
-    clock: &Clock,
-) -> ApiResult<(DomainKind, SelectStatement)> {
-    let segment = store::find(db, workspace_id, segment_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no such segment"))?;
-    members_of(db, workspace_id, &segment, clock).await
-}
-
-async fn members_of(
-    db: &DatabaseConnection,
-    workspace_id: i64,
-    segment: &segment::Model,
-    clock: &Clock,
-) -> ApiResult<(DomainKind, SelectStatement)> {
-    Ok(store::members(db, workspace_id, segment, clock.now()).await?)
-}
 
 /// A page of the subjects a query selects, as a connection of subjects.
 async fn subject_connection(
@@ -126,7 +91,7 @@ impl Segment {
     async fn member_count(&self, ctx: &Context<'_>) -> Result<i64> {
         let caller = require(ctx, Role::Viewer)?;
         let app = state(ctx)?;
-        let (_, query) = members_of(&app.db, caller.workspace_id, &self.0, &app.clock).await?;
+        let (_, query) = app.members(caller.workspace_id, &self.0).await?;
         Ok(store::count(&app.db, query).await.map_err(ApiError::from)? as i64)
     }
     /// The subjects that match now (evaluated live), in creation order.
@@ -140,7 +105,7 @@ impl Segment {
         let caller = require(ctx, Role::Viewer)?;
         let request = page_request(first, after)?;
         let app = state(ctx)?;
-        let (kind, query) = members_of(&app.db, caller.workspace_id, &self.0, &app.clock).await?;
+        let (kind, query) = app.members(caller.workspace_id, &self.0).await?;
         Ok(subject_connection(ctx, caller.workspace_id, kind, query, request).await?)
     }
     /// Tags added and removed when a subject enters.
@@ -348,7 +313,9 @@ impl SegmentQuery {
         let caller = require(ctx, Role::Viewer)?;
         let app = state(ctx)?;
         let kind = DomainKind::from(subject_kind);
-        let query = filter_query(&app.db, caller.workspace_id, kind, &filter, &app.clock).await?;
+        let query = app
+            .filter_members(caller.workspace_id, kind, &filter)
+            .await?;
         let count = store::count(&app.db, query.clone())
             .await
             .map_err(ApiError::from)?;

@@ -21,7 +21,7 @@ use super::connection::{CountedConnection, TotalCount, connection, page_complexi
 use super::context::{require, state, wake_worker};
 use super::ids::{self, NodeKind};
 use super::loaders::{Loaders, Shape, prime_accounts, prime_users};
-use super::segments::{Segment, SegmentChange, filter_query};
+use super::segments::{Segment, SegmentChange};
 use super::tags::{Tag, TagChange, history_connection, subject_tags};
 use crate::automation::{events, scripts};
 
@@ -308,9 +308,10 @@ impl SubjectQuery {
         let db = app.db.clone();
         let workspace_id = caller.workspace_id;
         let matching = match &filter {
-            Some(text) => {
-                Some(filter_query(&db, workspace_id, SubjectKind::Account, text, &app.clock).await?)
-            }
+            Some(text) => Some(
+                app.filter_members(workspace_id, SubjectKind::Account, text)
+                    .await?,
+            ),
             None => None,
         };
         let page = accounts::list(
@@ -381,14 +382,8 @@ impl SubjectQuery {
         let app = state(ctx)?;
         let matching = match &filter {
             Some(text) => Some(
-                filter_query(
-                    &app.db,
-                    caller.workspace_id,
-                    SubjectKind::User,
-                    text,
-                    &app.clock,
-                )
-                .await?,
+                app.filter_members(caller.workspace_id, SubjectKind::User, text)
+                    .await?,
             ),
             None => None,
         };

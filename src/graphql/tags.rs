@@ -4,6 +4,7 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject
 use chrono::{DateTime, Utc};
 use entity::{tag, tag_change};
 
+use crate::app;
 use crate::auth::Role;
 use crate::error::{ApiError, ApiResult};
 use crate::subjects::SubjectKind as DomainKind;
@@ -12,14 +13,12 @@ use crate::tags::assign::{self, Actor, BulkOutcome};
 use crate::tags::catalogue::{self, TagFilter};
 use crate::tags::history::{self, HistoryScope};
 use crate::tags::name::path_of;
-use crate::tags::write::Target;
 use crate::tags::{Cause, Op, Source, delete, merge, rename, store};
 
 use super::connection::{CountedConnection, TotalCount, connection, page_complexity, page_request};
 use super::context::{require, state, wake_worker};
 use super::ids::{self, NodeKind};
 use super::loaders::Loaders;
-use super::segments::{filter_query, segment_members_query};
 use super::subjects::{Account, Subject, User, load_subject};
 
 /// Accounts or users.
@@ -377,80 +376,22 @@ async fn bulk(
 ) -> Result<BulkResult> {
     let caller = require(ctx, Role::Developer)?;
     let app = state(ctx)?;
-    let actor = actor(&caller.key_name, Source::Bulk);
-    let outcome = match (
+    let target = app::BulkTarget::new(
         target.ids,
         target.segment_id,
-        target.subject_kind,
+        target.subject_kind.map(DomainKind::from),
         target.filter,
-    ) {
-        (Some(raw_ids), None, None, None) => {
-            if raw_ids.len() > assign::MAX_BULK_IDS {
-                return Err(ApiError::new(
-                    crate::error::Code::LimitExceeded,
-                    format!(
-                        "a bulk target holds at most {} ids, not {}",
-                        assign::MAX_BULK_IDS,
-                        raw_ids.len()
-                    ),
-                )
-                .into());
-            }
-            let ids = raw_ids
-                .iter()
-                .map(parse_subject_id)
-                .collect::<ApiResult<Vec<_>>>()?;
-            assign::bulk_by_ids(
-                &app.db,
-                caller.workspace_id,
-                &ids,
-                &tags,
-                op,
-                actor,
-                &app.clock,
-            )
-            .await
-        }
-        (None, Some(segment_id), None, None) => {
-            let segment_id = ids::decode_as(&segment_id, NodeKind::Segment)?;
-            let (kind, select) =
-                segment_members_query(&app.db, caller.workspace_id, segment_id, &app.clock).await?;
-            let targets = [(kind, Target::Select(Box::new(select)))];
-            assign::bulk(
-                &app.db,
-                caller.workspace_id,
-                &targets,
-                &tags,
-                op,
-                actor,
-                &app.clock,
-            )
-            .await
-        }
-        (None, None, Some(kind), Some(filter)) => {
-            let kind = DomainKind::from(kind);
-            let select =
-                filter_query(&app.db, caller.workspace_id, kind, &filter, &app.clock).await?;
-            let targets = [(kind, Target::Select(Box::new(select)))];
-            assign::bulk(
-                &app.db,
-                caller.workspace_id,
-                &targets,
-                &tags,
-                op,
-                actor,
-                &app.clock,
-            )
-            .await
-        }
-        _ => {
-            return Err(ApiError::bad_input(
-                "give exactly one of: `ids`; `segmentId`; `subjectKind` with `filter`",
-            )
-            .into());
-        }
-    }
-    .map_err(ApiError::from)?;
+    )?
+    .decode(parse_subject_id, |id| ids::decode_as(id, NodeKind::Segment))?;
+    let outcome = app
+        .bulk_tags(
+            caller.workspace_id,
+            target,
+            &tags,
+            op,
+            actor(&caller.key_name, Source::Bulk),
+        )
+        .await?;
     wake_worker(ctx);
     Ok(outcome.into())
 }
