@@ -11,6 +11,7 @@ mod scripts;
 mod segments;
 mod tags;
 
+pub use scripts::DryRunEvent;
 pub use tags::BulkTarget;
 
 use std::sync::Arc;

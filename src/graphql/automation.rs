@@ -6,9 +6,10 @@ use chrono::{DateTime, Utc};
 use entity::{automation_event, script, script_run};
 use serde_json::Value;
 
+use crate::app::DryRunEvent;
 use crate::auth::Role;
-use crate::automation::script::{HookEvent, HookKind, PlannedAction as Planned};
-use crate::automation::{apply, events, hook_of, scripts, snapshot};
+use crate::automation::script::{HookKind, PlannedAction as Planned};
+use crate::automation::{apply, events, hook_of, scripts};
 use crate::error::{ApiError, Code};
 use crate::subjects::SubjectKind as DomainKind;
 
@@ -461,46 +462,24 @@ impl AutomationMutation {
     ) -> Result<ScriptTestResult> {
         let caller = require(ctx, Role::Developer)?;
         let app = state(ctx)?;
-        let (kind, id) = match ids::decode(&event.subject_id)? {
+        let subject = match ids::decode(&event.subject_id)? {
             (NodeKind::Account, n) => (DomainKind::Account, n),
             (NodeKind::User, n) => (DomainKind::User, n),
             _ => return Err(ApiError::bad_input("subjectId must be an account or user id").into()),
         };
-        let compiled = app
-            .scripts
-            .engine
-            .compile(&source)
-            .map_err(|e| ApiError::from(crate::automation::AutomationError::Compile(e)))?;
-        let subject = snapshot::load(&app.db, caller.workspace_id, kind, id)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| ApiError::not_found("no such subject"))?;
-        let hook: HookKind = event.kind.into();
-        let segment = match &event.segment_id {
-            Some(id) => {
-                let id = ids::decode_as(id, NodeKind::Segment)?;
-                let segment = crate::segments::store::find(&app.db, caller.workspace_id, id)
-                    .await
-                    .map_err(ApiError::from)?
-                    .ok_or_else(|| ApiError::not_found("no such segment"))?;
-                Some(segment.name)
-            }
+        let segment_id = match &event.segment_id {
+            Some(id) => Some(ids::decode_as(id, NodeKind::Segment)?),
             None => None,
         };
-        let segment_event = matches!(hook, HookKind::SegmentEntered | HookKind::SegmentExited);
-        let hook_event = HookEvent {
-            hook,
-            tag: event.tag,
-            segment,
-            source: if segment_event { "TRIGGER" } else { "MANUAL" }.into(),
-            depth: 0,
+        let event = DryRunEvent {
+            hook: event.kind.into(),
             subject,
+            tag: event.tag,
+            segment_id,
         };
-        let scripts = std::sync::Arc::clone(&app.scripts);
-        let outcome =
-            tokio::task::spawn_blocking(move || scripts.engine.run(&compiled, &hook_event))
-                .await
-                .map_err(|e| ApiError::new(Code::Internal, format!("script thread failed: {e}")))?;
+        let outcome = app
+            .dry_run_script(caller.workspace_id, &source, event)
+            .await?;
         let planned: Vec<Planned> = outcome.actions;
         let (actions, attribute_changes) = split_actions(&apply::actions_json(&planned));
         Ok(ScriptTestResult {
