@@ -10,7 +10,6 @@ use sea_orm::DatabaseConnection;
 
 use crate::automation::scripts;
 use crate::error::ApiError;
-use crate::segments::membership::{self, Segments};
 use crate::subjects::{SubjectKind, accounts, users};
 use crate::tags::{catalogue, store};
 use crate::time::Clock;
@@ -158,58 +157,16 @@ impl Loader<(SubjectKind, i64)> for SubjectSegmentsLoader {
         &self,
         keys: &[(SubjectKind, i64)],
     ) -> LoadResult<(SubjectKind, i64), Self::Value> {
-        use sea_orm::ConnectionTrait;
-        use sea_orm::sea_query::{Expr, ExprTrait};
         let Scope {
             db,
             workspace_id,
             clock,
         } = &self.0;
-        let segments = Segments::load(db, *workspace_id)
-            .await
-            .map_err(ApiError::from)?;
-        let now = clock.now();
-        let mut result: HashMap<(SubjectKind, i64), Vec<segment::Model>> =
-            keys.iter().map(|key| (*key, Vec::new())).collect();
-        for segment in &segments.all {
-            let kind = SubjectKind::from_stored(&segment.subject_kind);
-            let ids: Vec<i64> = keys
-                .iter()
-                .filter(|(k, _)| *k == kind)
-                .map(|(_, id)| *id)
-                .collect();
-            let Some(filter) = membership::stored_filter(segment) else {
-                continue;
-            };
-            if ids.is_empty() {
-                continue;
-            }
-            let query = membership::members_query(
-                db.get_database_backend(),
-                *workspace_id,
-                &filter,
-                &segments,
-                now,
-            )
-            .and_where(Expr::col(("s", "id")).is_in(ids))
-            .to_owned();
-            for row in db
-                .query_all(&query)
+        Ok(
+            crate::segments::store::segments_of(db, *workspace_id, keys, clock.now())
                 .await
-                .map_err(|e| ApiError::internal(&e))?
-            {
-                let id: i64 = row
-                    .try_get_by_index(0)
-                    .map_err(|e| ApiError::internal(&e))?;
-                if let Some(list) = result.get_mut(&(kind, id)) {
-                    list.push(segment.clone());
-                }
-            }
-        }
-        for list in result.values_mut() {
-            list.sort_by(|a, b| a.name.cmp(&b.name));
-        }
-        Ok(result)
+                .map_err(ApiError::from)?,
+        )
     }
 }
 

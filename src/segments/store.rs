@@ -610,3 +610,52 @@ pub async fn members(
     );
     Ok((DomainKind::from_stored(&segment.subject_kind), query))
 }
+
+/// The segments each subject is a member of at `now` (evaluated live), by
+/// name: one query per segment of the subjects' kind, whatever the number
+/// of subjects. Every subject asked for has an entry, maybe empty.
+pub async fn segments_of(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    subjects: &[(DomainKind, i64)],
+    now: DateTime<Utc>,
+) -> Result<std::collections::HashMap<(DomainKind, i64), Vec<segment::Model>>, SegmentError> {
+    use sea_orm::sea_query::{Expr, ExprTrait};
+
+    let segments = Segments::load(db, workspace_id).await?;
+    let mut result: std::collections::HashMap<(DomainKind, i64), Vec<segment::Model>> =
+        subjects.iter().map(|key| (*key, Vec::new())).collect();
+    for segment in &segments.all {
+        let kind = DomainKind::from_stored(&segment.subject_kind);
+        let ids: Vec<i64> = subjects
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, id)| *id)
+            .collect();
+        let Some(filter) = membership::stored_filter(segment) else {
+            continue;
+        };
+        if ids.is_empty() {
+            continue;
+        }
+        let query = membership::members_query(
+            db.get_database_backend(),
+            workspace_id,
+            &filter,
+            &segments,
+            now,
+        )
+        .and_where(Expr::col(("s", "id")).is_in(ids))
+        .to_owned();
+        for row in db.query_all(&query).await? {
+            let id: i64 = row.try_get_by_index(0)?;
+            if let Some(list) = result.get_mut(&(kind, id)) {
+                list.push(segment.clone());
+            }
+        }
+    }
+    for list in result.values_mut() {
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    Ok(result)
+}
