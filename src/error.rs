@@ -1,8 +1,8 @@
 //! Errors: every error a client can see carries one [`Code`].
 //!
 //! Each domain has its own `thiserror` enum implementing [`ErrorCode`]; they
-//! all convert into [`ApiError`], which the GraphQL edge turns into a
-//! GraphQL error with `extensions.code`. Database and IO errors fold into
+//! all convert into [`ApiError`], which the GraphQL edge (`graphql::errors`)
+//! turns into a GraphQL error with `extensions.code`. Database and IO errors fold into
 //! `INTERNAL`: logged with their cause chain, never shown raw to clients.
 
 use std::fmt::Display;
@@ -130,39 +130,5 @@ impl ErrorCode for sea_orm::DbErr {
     }
 }
 
-impl From<ApiError> for async_graphql::Error {
-    fn from(error: ApiError) -> Self {
-        let message = if error.code == Code::Internal && error.message != INTERNAL_MESSAGE {
-            // Made with `ApiError::new(Code::Internal, ..)`: log the detail, show none.
-            tracing::error!(error = %error.message, "internal error");
-            INTERNAL_MESSAGE.to_owned()
-        } else {
-            error.message
-        };
-        let mut gql = async_graphql::Error::new(message);
-        let code = error.code;
-        let position = error.position;
-        gql = async_graphql::ErrorExtensions::extend_with(gql, |_, ext| {
-            ext.set("code", code.as_str());
-            if let Some((line, column)) = position {
-                ext.set("line", line);
-                ext.set("column", column);
-            }
-        });
-        gql
-    }
-}
-
 /// Results of domain functions.
 pub type ApiResult<T> = Result<T, ApiError>;
-
-/// A request-level GraphQL error (one raised before any resolver runs, by
-/// an extension) with its code.
-pub fn server_error(code: Code, message: impl Into<String>) -> async_graphql::ServerError {
-    let mut error = async_graphql::ServerError::new(message, None);
-    error
-        .extensions
-        .get_or_insert_with(Default::default)
-        .set("code", code.as_str());
-    error
-}

@@ -30,7 +30,7 @@ fn allowed_target(subject: &SubjectSnapshot, action: &PlannedAction) -> Option<(
     if !allowed {
         return None;
     }
-    match ids::decode(&async_graphql::ID(id.to_owned())).ok()? {
+    match ids::decode(id).ok()? {
         (NodeKind::Account, n) => Some((SubjectKind::Account, n)),
         (NodeKind::User, n) => Some((SubjectKind::User, n)),
         _ => None,

@@ -30,7 +30,7 @@ pub fn script_id(kind: SubjectKind, id: i64) -> String {
         SubjectKind::Account => NodeKind::Account,
         SubjectKind::User => NodeKind::User,
     };
-    ids::encode(node, id).0
+    ids::encode(node, id)
 }
 
 /// The subject as it is now, with its tags and (for a user) its account;

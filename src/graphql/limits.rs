@@ -13,8 +13,9 @@ use async_graphql::extensions::{
 };
 use async_graphql::{Request, Response, ServerError, ServerResult, Value as ConstValue};
 
+use super::errors::server_error;
 use crate::config::QueryLimits;
-use crate::error::{Code, server_error};
+use crate::error::Code;
 
 use super::cost::{self, Budget};
 

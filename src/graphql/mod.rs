@@ -7,10 +7,11 @@
 mod auth;
 mod automation;
 mod connection;
-pub mod cost;
-pub(crate) use crate::ids;
 mod context;
+pub mod cost;
+mod errors;
 pub mod http;
+pub mod ids;
 mod import;
 mod limits;
 mod loaders;

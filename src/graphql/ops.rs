@@ -19,7 +19,8 @@ use futures_util::stream::BoxStream;
 use sea_orm::ConnectionTrait;
 use sha2::{Digest, Sha256};
 
-use crate::error::{Code, server_error};
+use super::errors::server_error;
+use crate::error::Code;
 use crate::metrics::Metrics;
 
 use super::http::HttpState;
