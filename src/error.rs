@@ -52,7 +52,7 @@ pub trait ErrorCode {
 ///
 /// Deliberately not `Display`, so that it converts into a GraphQL error
 /// only through the `From` impl that fills `extensions.code`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     pub code: Code,
     pub message: String,

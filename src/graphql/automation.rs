@@ -1,7 +1,8 @@
 //! GraphQL types and operations of automation: scripts, their runs, dry
 //! runs, and the outbox's events.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject, types::Json};
+use super::Result;
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject, types::Json};
 use chrono::{DateTime, Utc};
 use entity::{automation_event, script, script_run};
 use serde_json::Value;
@@ -14,9 +15,8 @@ use crate::error::{ApiError, Code};
 use crate::subjects::SubjectKind as DomainKind;
 
 use super::connection::{CountedConnection, TotalCount, connection, page_complexity, page_request};
-use super::context::{require, state};
+use super::context::{loaders, require, state};
 use super::ids::{self, NodeKind};
-use super::loaders::Loaders;
 use super::subjects::{Subject, load_subject};
 use super::tags::{SubjectKind, Tag, TagOp};
 
@@ -58,7 +58,7 @@ impl From<AutomationEventKind> for HookKind {
 fn event_kind(stored: &str) -> Result<AutomationEventKind> {
     hook_of(stored)
         .map(AutomationEventKind::from)
-        .ok_or_else(|| ApiError::new(Code::Internal, "unknown event kind stored").into())
+        .ok_or_else(|| ApiError::new(Code::Internal, "unknown event kind stored"))
 }
 
 /// A Rhai automation script. Its hook functions run when their events happen.
@@ -86,10 +86,7 @@ impl Script {
     }
     /// The hooks the script defines (on_tag_added and so on).
     async fn hooks(&self, ctx: &Context<'_>) -> Result<Vec<AutomationEventKind>> {
-        let compiled = state(ctx)?
-            .scripts
-            .compiled(&self.0)
-            .map_err(ApiError::from)?;
+        let compiled = state(ctx)?.scripts.compiled(&self.0)?;
         Ok(compiled.hooks().into_iter().map(Into::into).collect())
     }
     /// The script's runs, newest first.
@@ -104,9 +101,7 @@ impl Script {
         let request = page_request(first, after)?;
         let db = state(ctx)?.db.clone();
         let (workspace_id, script_id) = (caller.workspace_id, self.0.id);
-        let page = scripts::runs(&db, workspace_id, script_id, request)
-            .await
-            .map_err(ApiError::from)?;
+        let page = scripts::runs(&db, workspace_id, script_id, request).await?;
         let total = TotalCount::new(move || {
             let db = db.clone();
             async move { Ok(scripts::count_runs(&db, workspace_id, script_id).await?) }
@@ -183,11 +178,7 @@ impl ScriptRun {
         ids::encode(NodeKind::ScriptRun, self.0.id)
     }
     async fn script(&self, ctx: &Context<'_>) -> Result<Script> {
-        let script = ctx
-            .data::<Loaders>()?
-            .scripts
-            .load_one(self.0.script_id)
-            .await?;
+        let script = loaders(ctx)?.scripts.load_one(self.0.script_id).await?;
         Ok(Script(
             script.ok_or_else(|| ApiError::not_found("script not found"))?,
         ))
@@ -206,7 +197,7 @@ impl ScriptRun {
             self.0.subject_id,
         )
         .await?
-        .ok_or_else(|| ApiError::not_found("subject not found").into())
+        .ok_or_else(|| ApiError::not_found("subject not found"))
     }
     /// Whether the hook ran to its end within its limits and its plan was applied.
     async fn ok(&self) -> bool {
@@ -301,7 +292,7 @@ impl AutomationEvent {
         let Some(tag_id) = self.0.tag_id else {
             return Ok(None);
         };
-        Ok(ctx.data::<Loaders>()?.tags.load_one(tag_id).await?.map(Tag))
+        Ok(loaders(ctx)?.tags.load_one(tag_id).await?.map(Tag))
     }
     async fn status(&self) -> AutomationEventStatus {
         match self.0.status.as_str() {
@@ -366,18 +357,14 @@ impl AutomationQuery {
     /// The workspace's scripts, by name.
     async fn scripts(&self, ctx: &Context<'_>) -> Result<Vec<Script>> {
         let caller = require(ctx, Role::Viewer)?;
-        let list = scripts::list(&state(ctx)?.db, caller.workspace_id)
-            .await
-            .map_err(ApiError::from)?;
+        let list = scripts::list(&state(ctx)?.db, caller.workspace_id).await?;
         Ok(list.into_iter().map(Script).collect())
     }
 
     async fn script(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Script>> {
         let caller = require(ctx, Role::Viewer)?;
         let id = ids::decode_as(&id, NodeKind::Script)?;
-        let found = scripts::find(&state(ctx)?.db, caller.workspace_id, id)
-            .await
-            .map_err(ApiError::from)?;
+        let found = scripts::find(&state(ctx)?.db, caller.workspace_id, id).await?;
         Ok(found.map(Script))
     }
 
@@ -396,9 +383,7 @@ impl AutomationQuery {
         let db = state(ctx)?.db.clone();
         let workspace_id = caller.workspace_id;
         let status = status.map(AutomationEventStatus::as_str);
-        let page = events::list(&db, workspace_id, status, request)
-            .await
-            .map_err(ApiError::from)?;
+        let page = events::list(&db, workspace_id, status, request).await?;
         let total = TotalCount::new(move || {
             let db = db.clone();
             async move { Ok(events::count(&db, workspace_id, status).await?) }
@@ -424,8 +409,7 @@ impl AutomationMutation {
                 &input.source,
                 input.enabled,
             )
-            .await
-            .map_err(ApiError::from)?;
+            .await?;
         Ok(Script(stored))
     }
 
@@ -436,8 +420,7 @@ impl AutomationMutation {
         let app = state(ctx)?;
         let updated = app
             .set_script_enabled(caller.workspace_id, id, enabled)
-            .await
-            .map_err(ApiError::from)?;
+            .await?;
         Ok(Script(updated))
     }
 
@@ -446,9 +429,7 @@ impl AutomationMutation {
         let caller = require(ctx, Role::Developer)?;
         let id = ids::decode_as(&id, NodeKind::Script)?;
         let app = state(ctx)?;
-        app.delete_script(caller.workspace_id, id)
-            .await
-            .map_err(ApiError::from)?;
+        app.delete_script(caller.workspace_id, id).await?;
         Ok(true)
     }
 
@@ -465,7 +446,11 @@ impl AutomationMutation {
         let subject = match ids::decode(&event.subject_id)? {
             (NodeKind::Account, n) => (DomainKind::Account, n),
             (NodeKind::User, n) => (DomainKind::User, n),
-            _ => return Err(ApiError::bad_input("subjectId must be an account or user id").into()),
+            _ => {
+                return Err(ApiError::bad_input(
+                    "subjectId must be an account or user id",
+                ));
+            }
         };
         let segment_id = match &event.segment_id {
             Some(id) => Some(ids::decode_as(id, NodeKind::Segment)?),

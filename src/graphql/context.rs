@@ -5,6 +5,7 @@ use async_graphql::Context;
 use crate::auth::{AuthError, Caller, Role};
 use crate::error::ApiError;
 
+use super::loaders::Loaders;
 use crate::app::AppState;
 
 /// What the `Authorization` header of a request proved.
@@ -22,6 +23,12 @@ pub enum RequestAuth {
 pub fn state<'a>(ctx: &Context<'a>) -> Result<&'a AppState, ApiError> {
     ctx.data::<AppState>()
         .map_err(|_| ApiError::new(crate::error::Code::Internal, "server state missing"))
+}
+
+/// The request's DataLoaders.
+pub fn loaders<'a>(ctx: &Context<'a>) -> Result<&'a Loaders, ApiError> {
+    ctx.data::<Loaders>()
+        .map_err(|_| ApiError::new(crate::error::Code::Internal, "request loaders missing"))
 }
 
 /// The caller, who must hold at least `role`.

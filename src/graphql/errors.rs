@@ -3,6 +3,11 @@
 
 use crate::error::{ApiError, Code, INTERNAL_MESSAGE};
 
+/// What resolvers return: `?` on a domain error goes through
+/// `From<E: ErrorCode> for ApiError`, so it keeps its code (async-graphql's
+/// own `Result` would take any `Display` error as a message without one).
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
 impl From<ApiError> for async_graphql::Error {
     fn from(error: ApiError) -> Self {
         let message = if error.code == Code::Internal && error.message != INTERNAL_MESSAGE {

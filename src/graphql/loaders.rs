@@ -23,19 +23,17 @@ pub struct Scope {
     pub clock: Clock,
 }
 
-type LoadResult<K, V> = Result<HashMap<K, V>, async_graphql::Error>;
+type LoadResult<K, V> = Result<HashMap<K, V>, ApiError>;
 
 /// Accounts by id.
 pub struct AccountLoader(Scope);
 
 impl Loader<i64> for AccountLoader {
     type Value = account::Model;
-    type Error = async_graphql::Error;
+    type Error = ApiError;
 
     async fn load(&self, keys: &[i64]) -> LoadResult<i64, Self::Value> {
-        let rows = accounts::find_many(&self.0.db, self.0.workspace_id, keys)
-            .await
-            .map_err(ApiError::from)?;
+        let rows = accounts::find_many(&self.0.db, self.0.workspace_id, keys).await?;
         Ok(rows.into_iter().map(|row| (row.id, row)).collect())
     }
 }
@@ -45,12 +43,10 @@ pub struct UserLoader(Scope);
 
 impl Loader<i64> for UserLoader {
     type Value = user::Model;
-    type Error = async_graphql::Error;
+    type Error = ApiError;
 
     async fn load(&self, keys: &[i64]) -> LoadResult<i64, Self::Value> {
-        let rows = users::find_many(&self.0.db, self.0.workspace_id, keys)
-            .await
-            .map_err(ApiError::from)?;
+        let rows = users::find_many(&self.0.db, self.0.workspace_id, keys).await?;
         Ok(rows.into_iter().map(|row| (row.id, row)).collect())
     }
 }
@@ -60,12 +56,10 @@ pub struct ScriptLoader(Scope);
 
 impl Loader<i64> for ScriptLoader {
     type Value = script::Model;
-    type Error = async_graphql::Error;
+    type Error = ApiError;
 
     async fn load(&self, keys: &[i64]) -> LoadResult<i64, Self::Value> {
-        let rows = scripts::find_many(&self.0.db, self.0.workspace_id, keys)
-            .await
-            .map_err(ApiError::from)?;
+        let rows = scripts::find_many(&self.0.db, self.0.workspace_id, keys).await?;
         Ok(rows.into_iter().map(|row| (row.id, row)).collect())
     }
 }
@@ -75,12 +69,10 @@ pub struct TagLoader(Scope);
 
 impl Loader<i64> for TagLoader {
     type Value = tag::Model;
-    type Error = async_graphql::Error;
+    type Error = ApiError;
 
     async fn load(&self, keys: &[i64]) -> LoadResult<i64, Self::Value> {
-        let rows = store::find_many(&self.0.db, self.0.workspace_id, keys)
-            .await
-            .map_err(ApiError::from)?;
+        let rows = store::find_many(&self.0.db, self.0.workspace_id, keys).await?;
         Ok(rows.into_iter().map(|row| (row.id, row)).collect())
     }
 }
@@ -90,12 +82,10 @@ pub struct TagCountLoader(Scope);
 
 impl Loader<i64> for TagCountLoader {
     type Value = (u64, u64);
-    type Error = async_graphql::Error;
+    type Error = ApiError;
 
     async fn load(&self, keys: &[i64]) -> LoadResult<i64, Self::Value> {
-        Ok(catalogue::counts(&self.0.db, self.0.workspace_id, keys)
-            .await
-            .map_err(ApiError::from)?)
+        Ok(catalogue::counts(&self.0.db, self.0.workspace_id, keys).await?)
     }
 }
 
@@ -104,12 +94,10 @@ pub struct TagChildrenLoader(Scope);
 
 impl Loader<i64> for TagChildrenLoader {
     type Value = Vec<tag::Model>;
-    type Error = async_graphql::Error;
+    type Error = ApiError;
 
     async fn load(&self, keys: &[i64]) -> LoadResult<i64, Self::Value> {
-        Ok(catalogue::children(&self.0.db, self.0.workspace_id, keys)
-            .await
-            .map_err(ApiError::from)?)
+        Ok(catalogue::children(&self.0.db, self.0.workspace_id, keys).await?)
     }
 }
 
@@ -118,7 +106,7 @@ pub struct SubjectTagsLoader(Scope);
 
 impl Loader<(SubjectKind, i64)> for SubjectTagsLoader {
     type Value = Vec<tag::Model>;
-    type Error = async_graphql::Error;
+    type Error = ApiError;
 
     async fn load(
         &self,
@@ -134,9 +122,7 @@ impl Loader<(SubjectKind, i64)> for SubjectTagsLoader {
             if ids.is_empty() {
                 continue;
             }
-            let tags = catalogue::subject_tags(&self.0.db, self.0.workspace_id, kind, &ids)
-                .await
-                .map_err(ApiError::from)?;
+            let tags = catalogue::subject_tags(&self.0.db, self.0.workspace_id, kind, &ids).await?;
             for id in ids {
                 result.insert((kind, id), tags.get(&id).cloned().unwrap_or_default());
             }
@@ -151,7 +137,7 @@ pub struct SubjectSegmentsLoader(Scope);
 
 impl Loader<(SubjectKind, i64)> for SubjectSegmentsLoader {
     type Value = Vec<segment::Model>;
-    type Error = async_graphql::Error;
+    type Error = ApiError;
 
     async fn load(
         &self,
@@ -162,11 +148,7 @@ impl Loader<(SubjectKind, i64)> for SubjectSegmentsLoader {
             workspace_id,
             clock,
         } = &self.0;
-        Ok(
-            crate::segments::store::segments_of(db, *workspace_id, keys, clock.now())
-                .await
-                .map_err(ApiError::from)?,
-        )
+        Ok(crate::segments::store::segments_of(db, *workspace_id, keys, clock.now()).await?)
     }
 }
 
@@ -264,9 +246,9 @@ pub async fn prime_subjects(
     kind: SubjectKind,
     ids: &[i64],
     account_ids: &[i64],
-) -> async_graphql::Result<()> {
+) -> Result<(), ApiError> {
     let look = ctx.look_ahead();
-    let loaders = ctx.data::<Loaders>()?;
+    let loaders = super::context::loaders(ctx)?;
     let mut tag_keys: Vec<(SubjectKind, i64)> = Vec::new();
     if selects(&look, shape, &["tags"]) {
         tag_keys.extend(ids.iter().map(|id| (kind, *id)));
@@ -303,13 +285,10 @@ pub async fn prime_subjects(
 /// wait the DataLoader's batching delay (1 ms, often 2 with the timer's
 /// granularity) for more keys, which a page that knows all of them does
 /// not need: two such waits were most of a 50-user list's latency.
-async fn load_now<K, L>(
-    loader: &Cached<L>,
-    keys: Vec<K>,
-) -> Result<HashMap<K, L::Value>, async_graphql::Error>
+async fn load_now<K, L>(loader: &Cached<L>, keys: Vec<K>) -> Result<HashMap<K, L::Value>, ApiError>
 where
     K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
-    L: Loader<K, Error = async_graphql::Error>,
+    L: Loader<K, Error = ApiError>,
 {
     if keys.is_empty() {
         return Ok(HashMap::new());
@@ -331,9 +310,7 @@ pub async fn prime_users(
     let mut account_ids: Vec<i64> = rows.iter().filter_map(|u| u.account_id).collect();
     account_ids.sort_unstable();
     account_ids.dedup();
-    prime_subjects(ctx, shape, SubjectKind::User, &ids, &account_ids)
-        .await
-        .map_err(|e| ApiError::new(crate::error::Code::Internal, e.message))
+    prime_subjects(ctx, shape, SubjectKind::User, &ids, &account_ids).await
 }
 
 /// [`prime_subjects`] for a page of accounts.
@@ -343,7 +320,5 @@ pub async fn prime_accounts(
     rows: &[account::Model],
 ) -> Result<(), ApiError> {
     let ids: Vec<i64> = rows.iter().map(|a| a.id).collect();
-    prime_subjects(ctx, shape, SubjectKind::Account, &ids, &[])
-        .await
-        .map_err(|e| ApiError::new(crate::error::Code::Internal, e.message))
+    prime_subjects(ctx, shape, SubjectKind::Account, &ids, &[]).await
 }

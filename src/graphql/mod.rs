@@ -10,6 +10,7 @@ mod connection;
 mod context;
 pub mod cost;
 mod errors;
+pub(crate) use errors::Result;
 pub mod http;
 pub mod ids;
 mod import;

@@ -1,7 +1,8 @@
 //! GraphQL types and operations of segments, their membership history and
 //! tracked events.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject, types::Json};
+use super::Result;
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject, types::Json};
 use chrono::{DateTime, Utc};
 use entity::{segment, segment_change};
 use sea_orm::sea_query::SelectStatement;
@@ -16,9 +17,9 @@ use crate::subjects::{SubjectKind as DomainKind, accounts, users};
 use crate::tags::history;
 
 use super::connection::{CountedConnection, TotalCount, connection, page_complexity, page_request};
-use super::context::{require, state, wake_worker};
+use super::context::{loaders, require, state, wake_worker};
 use super::ids::{self, NodeKind};
-use super::loaders::{Loaders, Shape, prime_accounts, prime_users};
+use super::loaders::{Shape, prime_accounts, prime_users};
 use super::subjects::{Account, Subject, User, load_subject};
 use super::tags::{BulkResult, SubjectKind, Tag, TagChange};
 
@@ -92,7 +93,7 @@ impl Segment {
         let caller = require(ctx, Role::Viewer)?;
         let app = state(ctx)?;
         let (_, query) = app.members(caller.workspace_id, &self.0).await?;
-        Ok(store::count(&app.db, query).await.map_err(ApiError::from)? as i64)
+        Ok(store::count(&app.db, query).await? as i64)
     }
     /// The subjects that match now (evaluated live), in creation order.
     #[graphql(complexity = "page_complexity(first, child_complexity)")]
@@ -106,7 +107,7 @@ impl Segment {
         let request = page_request(first, after)?;
         let app = state(ctx)?;
         let (kind, query) = app.members(caller.workspace_id, &self.0).await?;
-        Ok(subject_connection(ctx, caller.workspace_id, kind, query, request).await?)
+        subject_connection(ctx, caller.workspace_id, kind, query, request).await
     }
     /// Tags added and removed when a subject enters.
     async fn on_entry(&self) -> TagActions {
@@ -135,7 +136,7 @@ impl Segment {
         after: Option<String>,
         subject_id: Option<ID>,
     ) -> Result<CountedConnection<SegmentChange>> {
-        Ok(changes_connection(ctx, Some(self.0.id), subject_id, first, after).await?)
+        changes_connection(ctx, Some(self.0.id), subject_id, first, after).await
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -173,7 +174,7 @@ async fn changes_connection(
 pub struct TagActions(store::TagActions<i64>);
 
 async fn load_tags(ctx: &Context<'_>, ids: &[i64]) -> Result<Vec<Tag>> {
-    let loaders = ctx.data::<Loaders>()?;
+    let loaders = loaders(ctx)?;
     let found = loaders.tags.load_many(ids.iter().copied()).await?;
     Ok(ids
         .iter()
@@ -235,8 +236,7 @@ impl SegmentChange {
         let caller = require(ctx, Role::Viewer)?;
         let db = &state(ctx)?.db;
         Ok(store::find(db, caller.workspace_id, self.0.segment_id)
-            .await
-            .map_err(ApiError::from)?
+            .await?
             .map(Segment))
     }
     /// The subject; null when it was deleted since.
@@ -261,8 +261,7 @@ impl SegmentChange {
         let caller = require(ctx, Role::Viewer)?;
         let db = &state(ctx)?.db;
         Ok(history::find(db, caller.workspace_id, cause)
-            .await
-            .map_err(ApiError::from)?
+            .await?
             .map(TagChange))
     }
     async fn at(&self) -> DateTime<Utc> {
@@ -287,9 +286,7 @@ impl SegmentQuery {
     /// Segments by name, optionally of one folder.
     async fn segments(&self, ctx: &Context<'_>, folder: Option<String>) -> Result<Vec<Segment>> {
         let caller = require(ctx, Role::Viewer)?;
-        let list = store::list(&state(ctx)?.db, caller.workspace_id, folder.as_deref())
-            .await
-            .map_err(ApiError::from)?;
+        let list = store::list(&state(ctx)?.db, caller.workspace_id, folder.as_deref()).await?;
         Ok(list.into_iter().map(Segment).collect())
     }
 
@@ -297,8 +294,7 @@ impl SegmentQuery {
         let caller = require(ctx, Role::Viewer)?;
         let id = ids::decode_as(&id, NodeKind::Segment)?;
         Ok(store::find(&state(ctx)?.db, caller.workspace_id, id)
-            .await
-            .map_err(ApiError::from)?
+            .await?
             .map(Segment))
     }
 
@@ -316,12 +312,8 @@ impl SegmentQuery {
         let query = app
             .filter_members(caller.workspace_id, kind, &filter)
             .await?;
-        let count = store::count(&app.db, query.clone())
-            .await
-            .map_err(ApiError::from)?;
-        let ids = store::sample(&app.db, query, PREVIEW_SAMPLE)
-            .await
-            .map_err(ApiError::from)?;
+        let count = store::count(&app.db, query.clone()).await?;
+        let ids = store::sample(&app.db, query, PREVIEW_SAMPLE).await?;
         let mut sample = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(subject) = load_subject(ctx, kind, id).await? {
@@ -348,7 +340,7 @@ impl SegmentQuery {
         let segment_id = segment_id
             .map(|id| ids::decode_as(&id, NodeKind::Segment))
             .transpose()?;
-        Ok(changes_connection(ctx, segment_id, subject_id, first, after).await?)
+        changes_connection(ctx, segment_id, subject_id, first, after).await
     }
 }
 
@@ -403,10 +395,7 @@ impl SegmentMutation {
     async fn create_segment(&self, ctx: &Context<'_>, input: SegmentInput) -> Result<Segment> {
         let caller = require(ctx, Role::Developer)?;
         let app = state(ctx)?;
-        let listened = app
-            .scripts_listen_to_segments(caller.workspace_id)
-            .await
-            .map_err(ApiError::from)?;
+        let listened = app.scripts_listen_to_segments(caller.workspace_id).await?;
         let model = store::create(
             &app.db,
             caller.workspace_id,
@@ -414,8 +403,7 @@ impl SegmentMutation {
             listened,
             app.clock.now(),
         )
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
         Ok(Segment(model))
     }
 
@@ -430,10 +418,7 @@ impl SegmentMutation {
         let caller = require(ctx, Role::Developer)?;
         let id = ids::decode_as(&id, NodeKind::Segment)?;
         let app = state(ctx)?;
-        let listened = app
-            .scripts_listen_to_segments(caller.workspace_id)
-            .await
-            .map_err(ApiError::from)?;
+        let listened = app.scripts_listen_to_segments(caller.workspace_id).await?;
         let model = store::update(
             &app.db,
             caller.workspace_id,
@@ -442,8 +427,7 @@ impl SegmentMutation {
             listened,
             app.clock.now(),
         )
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
         Ok(Segment(model))
     }
 
@@ -452,11 +436,9 @@ impl SegmentMutation {
     async fn delete_segment(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
         let caller = require(ctx, Role::Developer)?;
         let id = ids::decode_as(&id, NodeKind::Segment)?;
-        let deleted = store::delete(&state(ctx)?.db, caller.workspace_id, id)
-            .await
-            .map_err(ApiError::from)?;
+        let deleted = store::delete(&state(ctx)?.db, caller.workspace_id, id).await?;
         if !deleted {
-            return Err(ApiError::not_found("no such segment").into());
+            return Err(ApiError::not_found("no such segment"));
         }
         Ok(true)
     }
@@ -466,9 +448,7 @@ impl SegmentMutation {
         let caller = require(ctx, Role::Developer)?;
         let id = ids::decode_as(&id, NodeKind::Segment)?;
         let app = state(ctx)?;
-        let outcome = store::baseline(&app.db, caller.workspace_id, id, &app.clock)
-            .await
-            .map_err(ApiError::from)?;
+        let outcome = store::baseline(&app.db, caller.workspace_id, id, &app.clock).await?;
         wake_worker(ctx);
         Ok(outcome.into())
     }
@@ -498,10 +478,9 @@ impl SegmentMutation {
             },
             app.clock.now(),
         )
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
         if !found {
-            return Err(ApiError::not_found("subject not found").into());
+            return Err(ApiError::not_found("subject not found"));
         }
         wake_worker(ctx);
         Ok(true)

@@ -2,14 +2,14 @@
 //! graphql-ws) at /graphql. The API key goes in the `connection_init`
 //! payload: `{"Authorization": "Bearer <key>"}`.
 
-use async_graphql::{Context, Result, Subscription};
+use super::Result;
+use async_graphql::{Context, Subscription};
 use futures_util::{Stream, StreamExt};
 
 use crate::auth::Role;
 use crate::tags::feed::FeedFilter;
 
-use super::context::{require, state};
-use super::loaders::Loaders;
+use super::context::{loaders, require, state};
 use super::tags::{SubjectKind, TagChange};
 
 #[derive(Default)]
@@ -34,7 +34,7 @@ impl Subscription {
             subject_kind: subject_kind.map(Into::into),
             tag,
         };
-        let loaders = ctx.data::<Loaders>()?.clone();
+        let loaders = loaders(ctx)?.clone();
         let alive = app.metrics.subscription_stream();
         Ok(app.feed.changes(app.db.clone(), filter).map(move |change| {
             // Counted as open while the stream lives.

@@ -1,6 +1,7 @@
 //! GraphQL types and operations of tags: tagging, bulk, history, lifecycle, catalogue.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use super::Result;
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{tag, tag_change};
 
@@ -16,9 +17,8 @@ use crate::tags::name::path_of;
 use crate::tags::{Cause, Op, Source, delete, merge, rename, store};
 
 use super::connection::{CountedConnection, TotalCount, connection, page_complexity, page_request};
-use super::context::{require, state, wake_worker};
+use super::context::{loaders, require, state, wake_worker};
 use super::ids::{self, NodeKind};
-use super::loaders::Loaders;
 use super::subjects::{Account, Subject, User, load_subject};
 
 /// Accounts or users.
@@ -82,16 +82,12 @@ impl Tag {
         let Some(parent_id) = self.0.parent_id else {
             return Ok(None);
         };
-        let parent = ctx.data::<Loaders>()?.tags.load_one(parent_id).await?;
+        let parent = loaders(ctx)?.tags.load_one(parent_id).await?;
         Ok(parent.filter(|p| p.deleted_at.is_none()).map(Tag))
     }
     /// The tags one level down, by name.
     async fn children(&self, ctx: &Context<'_>) -> Result<Vec<Tag>> {
-        let children = ctx
-            .data::<Loaders>()?
-            .tag_children
-            .load_one(self.0.id)
-            .await?;
+        let children = loaders(ctx)?.tag_children.load_one(self.0.id).await?;
         Ok(children.unwrap_or_default().into_iter().map(Tag).collect())
     }
     async fn description(&self) -> Option<&str> {
@@ -99,20 +95,12 @@ impl Tag {
     }
     /// How many accounts carry the tag.
     async fn account_count(&self, ctx: &Context<'_>) -> Result<i64> {
-        let counts = ctx
-            .data::<Loaders>()?
-            .tag_counts
-            .load_one(self.0.id)
-            .await?;
+        let counts = loaders(ctx)?.tag_counts.load_one(self.0.id).await?;
         Ok(counts.map_or(0, |(accounts, _)| accounts as i64))
     }
     /// How many users carry the tag.
     async fn user_count(&self, ctx: &Context<'_>) -> Result<i64> {
-        let counts = ctx
-            .data::<Loaders>()?
-            .tag_counts
-            .load_one(self.0.id)
-            .await?;
+        let counts = loaders(ctx)?.tag_counts.load_one(self.0.id).await?;
         Ok(counts.map_or(0, |(_, users)| users as i64))
     }
     async fn created_at(&self) -> DateTime<Utc> {
@@ -138,14 +126,14 @@ impl TagChange {
             .into())
     }
     async fn tag(&self, ctx: &Context<'_>) -> Result<Tag> {
-        let tag = ctx.data::<Loaders>()?.tags.load_one(self.0.tag_id).await?;
+        let tag = loaders(ctx)?.tags.load_one(self.0.tag_id).await?;
         Ok(Tag(tag.ok_or_else(|| ApiError::not_found("tag not found"))?))
     }
     async fn subject(&self, ctx: &Context<'_>) -> Result<Subject> {
         let kind = DomainKind::from_stored(&self.0.subject_kind);
         load_subject(ctx, kind, self.0.subject_id)
             .await?
-            .ok_or_else(|| ApiError::not_found("subject not found").into())
+            .ok_or_else(|| ApiError::not_found("subject not found"))
     }
     async fn source(&self) -> Result<ChangeSource> {
         Ok(Source::parse(&self.0.source)
@@ -221,11 +209,7 @@ pub async fn history_connection(
 
 /// The tags of a subject, by name.
 pub async fn subject_tags(ctx: &Context<'_>, kind: DomainKind, id: i64) -> Result<Vec<Tag>> {
-    let tags = ctx
-        .data::<Loaders>()?
-        .subject_tags
-        .load_one((kind, id))
-        .await?;
+    let tags = loaders(ctx)?.subject_tags.load_one((kind, id)).await?;
     Ok(tags.unwrap_or_default().into_iter().map(Tag).collect())
 }
 
@@ -264,9 +248,8 @@ impl TagQuery {
         let db = state(ctx)?.db.clone();
         let workspace_id = caller.workspace_id;
         let filter = TagFilter { search, prefix };
-        let page = catalogue::list(&db, workspace_id, &filter, request.first, after.as_deref())
-            .await
-            .map_err(ApiError::from)?;
+        let page =
+            catalogue::list(&db, workspace_id, &filter, request.first, after.as_deref()).await?;
         let mut connection = async_graphql::connection::Connection::with_additional_fields(
             after.is_some(),
             page.has_next,
@@ -287,9 +270,7 @@ impl TagQuery {
     /// One tag by its exact name.
     async fn tag(&self, ctx: &Context<'_>, name: String) -> Result<Option<Tag>> {
         let caller = require(ctx, Role::Viewer)?;
-        let tag = store::find_live(&state(ctx)?.db, caller.workspace_id, &name)
-            .await
-            .map_err(ApiError::from)?;
+        let tag = store::find_live(&state(ctx)?.db, caller.workspace_id, &name).await?;
         Ok(tag.map(Tag))
     }
 
@@ -308,10 +289,7 @@ impl TagQuery {
         let mut scope = HistoryScope::default();
         if let Some(name) = tag {
             // A deleted or unknown tag has no changes to show.
-            match store::find_live(db, caller.workspace_id, &name)
-                .await
-                .map_err(ApiError::from)?
-            {
+            match store::find_live(db, caller.workspace_id, &name).await? {
                 Some(tag) => scope.tag_id = Some(tag.id),
                 None => scope.tag_id = Some(-1),
             }
@@ -319,7 +297,7 @@ impl TagQuery {
         if let Some(id) = subject_id {
             scope.subject = Some(parse_subject_id(&id)?);
         }
-        Ok(history_connection(ctx, scope, first, after).await?)
+        history_connection(ctx, scope, first, after).await
     }
 }
 
@@ -336,7 +314,7 @@ async fn tag_one(ctx: &Context<'_>, subject: ID, tags: Vec<String>, op: Op) -> R
     let caller = require(ctx, Role::Member)?;
     let (kind, id) = parse_subject_id(&subject)?;
     if tags.is_empty() {
-        return Err(ApiError::bad_input("name at least one tag").into());
+        return Err(ApiError::bad_input("name at least one tag"));
     }
     let db = &state(ctx)?.db;
     assign::tag_one(
@@ -348,24 +326,19 @@ async fn tag_one(ctx: &Context<'_>, subject: ID, tags: Vec<String>, op: Op) -> R
         actor(&caller.key_name, Source::Manual),
         &state(ctx)?.clock,
     )
-    .await
-    .map_err(ApiError::from)?;
+    .await?;
     wake_worker(ctx);
     // Read back with fresh tags (the request's loader may hold older ones).
     let subject = match kind {
         DomainKind::Account => crate::subjects::accounts::find(db, caller.workspace_id, id)
-            .await
-            .map_err(ApiError::from)?
+            .await?
             .map(|a| Subject::Account(Account(a))),
         DomainKind::User => crate::subjects::users::find(db, caller.workspace_id, id)
-            .await
-            .map_err(ApiError::from)?
+            .await?
             .map(|u| Subject::User(User(u))),
     };
-    ctx.data::<Loaders>()?
-        .subject_tags
-        .clear::<(DomainKind, i64)>();
-    subject.ok_or_else(|| ApiError::not_found("subject not found").into())
+    loaders(ctx)?.subject_tags.clear::<(DomainKind, i64)>();
+    subject.ok_or_else(|| ApiError::not_found("subject not found"))
 }
 
 async fn bulk(
@@ -453,8 +426,7 @@ impl TagMutation {
             &new_name,
             &state(ctx)?.clock,
         )
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
         wake_worker(ctx);
         Ok(Tag(tag))
     }
@@ -471,8 +443,7 @@ impl TagMutation {
             actor(&caller.key_name, Source::Bulk),
             &state(ctx)?.clock,
         )
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
         wake_worker(ctx);
         Ok(Tag(tag))
     }
@@ -488,8 +459,7 @@ impl TagMutation {
             actor(&caller.key_name, Source::Bulk),
             &state(ctx)?.clock,
         )
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
         wake_worker(ctx);
         Ok(true)
     }
@@ -504,8 +474,7 @@ impl TagMutation {
         let caller = require(ctx, Role::Developer)?;
         let tag =
             catalogue::set_description(&state(ctx)?.db, caller.workspace_id, &name, description)
-                .await
-                .map_err(ApiError::from)?;
+                .await?;
         Ok(Tag(tag))
     }
 }
