@@ -229,19 +229,6 @@ impl Default for ScriptSettings {
     }
 }
 
-impl ScriptSettings {
-    /// The sandbox limits of script runs.
-    pub fn limits(&self) -> crate::automation::script::Limits {
-        crate::automation::script::Limits {
-            wall_clock: std::time::Duration::from_millis(self.script_timeout_ms),
-            max_operations: self.script_max_operations,
-            max_output_bytes: self.script_max_output_bytes,
-            max_attributes_bytes: self.max_attributes_bytes,
-            ..Default::default()
-        }
-    }
-}
-
 /// How automation runs.
 #[derive(Debug, Clone, Args)]
 pub struct AutomationSettings {
@@ -281,35 +268,6 @@ impl Default for AutomationSettings {
             scripts: ScriptSettings::default(),
             script_runs_kept: 1000,
             segment_sweep_ms: 60_000,
-        }
-    }
-}
-
-impl AutomationSettings {
-    /// The sandbox limits of script runs.
-    pub fn script_limits(&self) -> crate::automation::script::Limits {
-        self.scripts.limits()
-    }
-
-    /// How often the sweep of time-based segments runs.
-    pub fn sweep_interval(&self) -> std::time::Duration {
-        std::time::Duration::from_millis(self.segment_sweep_ms.max(10))
-    }
-
-    /// How the worker behaves.
-    pub fn worker(&self) -> crate::automation::worker::WorkerSettings {
-        crate::automation::worker::WorkerSettings {
-            max_depth: self.automation_max_depth,
-            max_attempts: self.automation_max_attempts,
-            runs_kept: self.script_runs_kept,
-            lease: std::time::Duration::from_millis(self.automation_lease_ms.max(100)),
-            // One largest plan per write transaction at most (and the
-            // small plans of a batch together).
-            batch_bytes: match self.scripts.script_max_output_bytes {
-                0 => crate::automation::worker::WorkerSettings::default().batch_bytes,
-                n => n,
-            },
-            ..Default::default()
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod events;
 pub mod outbox;
 pub mod script;
 pub mod scripts;
+mod settings;
 pub mod snapshot;
 pub mod worker;
 
