@@ -13,6 +13,7 @@ pub mod graphql;
 pub mod ids;
 pub mod import;
 pub mod metrics;
+pub mod outbox;
 pub mod segments;
 pub mod server;
 pub mod subjects;

@@ -10,7 +10,6 @@
 
 pub mod apply;
 pub mod events;
-pub mod outbox;
 pub mod script;
 pub mod scripts;
 mod settings;
@@ -79,13 +78,7 @@ impl ErrorCode for AutomationError {
     }
 }
 
-/// The event kinds of the outbox.
-pub mod kind {
-    pub const TAG_ADDED: &str = "TAG_ADDED";
-    pub const TAG_REMOVED: &str = "TAG_REMOVED";
-    pub const SEGMENT_ENTERED: &str = "SEGMENT_ENTERED";
-    pub const SEGMENT_EXITED: &str = "SEGMENT_EXITED";
-}
+use crate::outbox::kind;
 
 /// The hook a kind of event runs.
 pub fn hook_of(kind: &str) -> Option<script::HookKind> {

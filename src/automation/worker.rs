@@ -21,13 +21,13 @@ use tokio::sync::Notify;
 use tracing::Instrument;
 
 use super::apply::{Run, apply_runs, prune_runs, record_runs};
-use super::outbox::{self, status};
 use super::script::{CompiledScript, HookEvent, RunOutcome};
 use super::scripts::{self, Scripts};
 use super::{AutomationError, cause_of, hook_of, is_segment_event, snapshot};
 use crate::db::begin_write_first;
 use crate::error::{Code, ErrorCode, INTERNAL_MESSAGE};
 use crate::metrics::Metrics;
+use crate::outbox::{self, status};
 use crate::segments::store::{self as segment_store, TagActions};
 use crate::subjects::SubjectKind;
 use crate::tags::assign::{Actor, apply_tags};
@@ -586,7 +586,7 @@ impl Worker {
 
 /// The actions of a segment for an entry or an exit event.
 fn trigger_actions(segment: &segment::Model, kind: &str) -> TagActions<i64> {
-    if kind == super::kind::SEGMENT_ENTERED {
+    if kind == crate::outbox::kind::SEGMENT_ENTERED {
         segment_store::actions(&segment.on_entry)
     } else {
         segment_store::actions(&segment.on_exit)

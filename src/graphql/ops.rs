@@ -172,8 +172,7 @@ pub(super) async fn metrics(State(state): State<OpsState>, headers: HeaderMap) -
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return response;
     }
-    let backlog = match crate::automation::outbox::backlog(&state.app.db, crate::time::now()).await
-    {
+    let backlog = match crate::outbox::backlog(&state.app.db, crate::time::now()).await {
         Ok(backlog) => Some(backlog),
         Err(e) => {
             tracing::warn!(error = %e, "metrics: could not read the outbox backlog");

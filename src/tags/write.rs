@@ -13,8 +13,8 @@ use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query, SelectStatement, Si
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, EntityName};
 
 use super::{Cause, Op, Source};
-use crate::automation::outbox;
 use crate::db::{lock_row, max_id};
+use crate::outbox;
 use crate::subjects::SubjectKind;
 use crate::time::now;
 

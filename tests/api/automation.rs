@@ -639,7 +639,7 @@ async fn scripts_stay_in_their_workspace(app: TestApp) {
 mod outbox {
     use sea_orm::{ConnectionTrait, Statement};
     use serde_json::json;
-    use tagsmith::automation::outbox;
+    use tagsmith::outbox;
 
     use super::*;
 

@@ -306,11 +306,11 @@ async fn metrics_show_the_outbox_backlog() {
         );
 
         // A claimed (running) event is still backlog; failed ones are counted apart.
-        let claimed = tagsmith::automation::outbox::claim(&app.db)
+        let claimed = tagsmith::outbox::claim(&app.db)
             .await
             .unwrap()
             .expect("an event");
-        tagsmith::automation::outbox::fail(&app.db, &claimed, "given up", 0)
+        tagsmith::outbox::fail(&app.db, &claimed, "given up", 0)
             .await
             .unwrap();
         let text = scrape(&app, None).await;
