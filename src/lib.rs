@@ -19,3 +19,4 @@ pub mod server;
 pub mod subjects;
 pub mod tags;
 pub mod time;
+pub mod vocab;

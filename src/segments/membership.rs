@@ -25,7 +25,7 @@ use super::filter::{Filter, Reach, SubjectKind, evaluate};
 use super::sql::{Backend, SqlContext, select_ids};
 use crate::db::{lock_row, max_id};
 use crate::outbox;
-use crate::subjects::SubjectKind as DomainKind;
+use crate::vocab::SubjectKind as DomainKind;
 
 /// More subjects than this in one change are re-evaluated with SQL, one
 /// statement per tracked segment, rather than loaded into memory.

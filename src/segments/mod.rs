@@ -19,8 +19,8 @@ pub mod store;
 pub mod sweep;
 
 use crate::error::{Code, ErrorCode};
-use crate::subjects::SubjectKind as DomainKind;
 use crate::tags::TagError;
+use crate::vocab::SubjectKind as DomainKind;
 use filter::{Diagnostic, SubjectKind};
 
 impl From<DomainKind> for SubjectKind {
@@ -65,12 +65,6 @@ impl crate::error::DbCause for SegmentError {
             SegmentError::Db(e) | SegmentError::Tag(TagError::Db(e)) => Ok(e),
             other => Err(other),
         }
-    }
-}
-
-impl From<crate::subjects::SubjectError> for SegmentError {
-    fn from(error: crate::subjects::SubjectError) -> SegmentError {
-        crate::error::carry(error, SegmentError::Invalid)
     }
 }
 

@@ -14,8 +14,8 @@ use super::SegmentError;
 use super::filter::{Filter, SubjectKind};
 use super::membership::{self, Segments};
 use crate::db::{begin_write, is_unique_violation};
-use crate::subjects::SubjectKind as DomainKind;
 use crate::tags::store as tag_store;
+use crate::vocab::SubjectKind as DomainKind;
 
 /// Longest segment or folder name, in characters.
 pub const MAX_NAME: usize = 128;
@@ -472,7 +472,7 @@ pub async fn baseline(
 ) -> Result<crate::tags::assign::BulkOutcome, SegmentError> {
     use crate::tags::assign::{Actor, BulkOutcome, apply_tags};
     use crate::tags::write::Target;
-    use crate::tags::{Cause, Op, Source};
+    use crate::vocab::{Cause, Op, Source};
     let txn = begin_write(db).await?;
     let current = find(&txn, workspace_id, id)
         .await?
@@ -534,9 +534,9 @@ pub async fn changes(
     workspace_id: i64,
     segment_id: Option<i64>,
     subject: Option<(DomainKind, i64)>,
-    page: crate::subjects::page::PageRequest,
-) -> Result<crate::subjects::page::Page<entity::segment_change::Model>, SegmentError> {
-    use crate::subjects::page::{Direction, fetch};
+    page: crate::vocab::page::PageRequest,
+) -> Result<crate::vocab::page::Page<entity::segment_change::Model>, SegmentError> {
+    use crate::vocab::page::{Direction, fetch};
     Ok(fetch(
         db,
         changes_query(workspace_id, segment_id, subject),

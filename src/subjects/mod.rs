@@ -7,35 +7,11 @@
 pub mod accounts;
 pub mod attributes;
 pub mod email;
-pub mod page;
 pub mod users;
 
 use crate::error::{Code, ErrorCode};
 
-/// The two kinds of subject that carry tags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum SubjectKind {
-    Account,
-    User,
-}
-
-impl SubjectKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SubjectKind::Account => "ACCOUNT",
-            SubjectKind::User => "USER",
-        }
-    }
-
-    /// The kind a stored `subject_kind` column names (`ACCOUNT`, else `USER`).
-    pub fn from_stored(stored: &str) -> SubjectKind {
-        if stored == SubjectKind::Account.as_str() {
-            SubjectKind::Account
-        } else {
-            SubjectKind::User
-        }
-    }
-}
+pub use crate::vocab::{SubjectKind, page};
 
 /// Errors about accounts and users.
 #[derive(Debug, thiserror::Error)]

@@ -9,8 +9,8 @@ use super::write::{self, TagWrite, Target, subject_table};
 use super::{Cause, Op, Source, TagError, store};
 use crate::db::begin_write;
 use crate::segments::membership;
-use crate::subjects::SubjectKind;
 use crate::time::Clock;
+use crate::vocab::SubjectKind;
 
 /// Most ids one bulk request may name.
 pub const MAX_BULK_IDS: usize = 10_000;

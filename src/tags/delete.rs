@@ -13,8 +13,8 @@ use super::assign::Actor;
 use super::write::{self, TagWrite, Target};
 use super::{Op, TagError, rename, store};
 use crate::db::begin_write;
-use crate::subjects::SubjectKind;
 use crate::time::now;
+use crate::vocab::SubjectKind;
 
 /// Deletes the tag `name` and its descendants.
 pub async fn delete(

@@ -72,7 +72,7 @@ impl Default for ChangeFeed {
 #[derive(Debug, Clone)]
 pub struct FeedFilter {
     pub workspace_id: i64,
-    pub subject_kind: Option<crate::subjects::SubjectKind>,
+    pub subject_kind: Option<crate::vocab::SubjectKind>,
     pub tag: Option<String>,
 }
 

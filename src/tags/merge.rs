@@ -11,7 +11,7 @@ use super::name::TagName;
 use super::write::{self, TagWrite, Target};
 use super::{Op, TagError, rename, store};
 use crate::db::begin_write;
-use crate::subjects::SubjectKind;
+use crate::vocab::SubjectKind;
 
 /// Merges the tags `names` into `into` (created when missing). A source
 /// with live descendants is refused: rename or merge those first.

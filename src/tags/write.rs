@@ -15,8 +15,8 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, EntityName};
 use super::{Cause, Op, Source};
 use crate::db::{lock_row, max_id};
 use crate::outbox;
-use crate::subjects::SubjectKind;
 use crate::time::now;
+use crate::vocab::SubjectKind;
 
 /// The subjects a write applies to (all of the write's kind).
 #[derive(Debug, Clone)]
