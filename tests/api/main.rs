@@ -20,6 +20,7 @@ mod input_limits;
 mod introspection;
 mod isolation;
 mod limits;
+mod modules;
 mod ops;
 mod schema;
 mod segments;
