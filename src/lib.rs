@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod segments;
 pub mod server;
 pub mod subjects;
+pub mod tagging;
 pub mod tags;
 pub mod time;
 pub mod vocab;

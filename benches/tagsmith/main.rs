@@ -70,7 +70,7 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statemen
 use serde_json::json;
 use tagsmith::config::{DatabaseSettings, ServerSettings};
 use tagsmith::subjects::SubjectKind;
-use tagsmith::tags::assign::{Actor, apply_to_targets};
+use tagsmith::tagging::assign::{Actor, apply_to_targets};
 use tagsmith::tags::write::Target;
 use tagsmith::tags::{Op, Source};
 use tagsmith::{db, server};

@@ -4,8 +4,8 @@
 use super::AppState;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::subjects::SubjectKind;
+use crate::tagging::assign::{self, Actor, BulkOutcome, MAX_BULK_IDS};
 use crate::tags::Op;
-use crate::tags::assign::{self, Actor, BulkOutcome, MAX_BULK_IDS};
 use crate::tags::write::Target;
 
 /// The subjects a bulk change reaches: exactly one kind of target. `Id` is

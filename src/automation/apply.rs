@@ -11,7 +11,7 @@ use super::snapshot::subject_kind;
 use crate::db::lock_row;
 use crate::ids::{self, NodeKind};
 use crate::subjects::{SubjectKind, attributes};
-use crate::tags::assign::{Actor, apply_to_targets};
+use crate::tagging::assign::{Actor, apply_to_targets};
 use crate::tags::name::TagName;
 use crate::tags::write::{Target, subject_table};
 use crate::tags::{Op, Source, TagError};

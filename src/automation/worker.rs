@@ -30,7 +30,7 @@ use crate::metrics::Metrics;
 use crate::outbox::{self, status};
 use crate::segments::store::{self as segment_store, TagActions};
 use crate::subjects::SubjectKind;
-use crate::tags::assign::{Actor, apply_tags};
+use crate::tagging::assign::{Actor, apply_tags};
 use crate::tags::feed::ChangeFeed;
 use crate::tags::write::Target;
 use crate::tags::{Op, Source, history, store};

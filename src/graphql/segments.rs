@@ -448,7 +448,9 @@ impl SegmentMutation {
         let caller = require(ctx, Role::Developer)?;
         let id = ids::decode_as(&id, NodeKind::Segment)?;
         let app = state(ctx)?;
-        let outcome = store::baseline(&app.db, caller.workspace_id, id, &app.clock).await?;
+        let outcome =
+            crate::tagging::baseline::baseline(&app.db, caller.workspace_id, id, &app.clock)
+                .await?;
         wake_worker(ctx);
         Ok(outcome.into())
     }

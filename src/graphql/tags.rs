@@ -10,11 +10,12 @@ use crate::auth::Role;
 use crate::error::{ApiError, ApiResult};
 use crate::subjects::SubjectKind as DomainKind;
 use crate::subjects::page::check_search;
-use crate::tags::assign::{self, Actor, BulkOutcome};
+use crate::tagging::assign::{self, Actor, BulkOutcome};
+use crate::tagging::{delete, merge, rename};
 use crate::tags::catalogue::{self, TagFilter};
 use crate::tags::history::{self, HistoryScope};
 use crate::tags::name::path_of;
-use crate::tags::{Cause, Op, Source, delete, merge, rename, store};
+use crate::tags::{Cause, Op, Source, store};
 
 use super::connection::{CountedConnection, TotalCount, connection, page_complexity, page_request};
 use super::context::{loaders, require, state, wake_worker};

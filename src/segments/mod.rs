@@ -8,7 +8,7 @@
 //! segment's membership changes only through [`membership::record`], which
 //! writes the history row and the outbox event (SEGMENT_ENTERED / EXITED)
 //! in the caller's transaction. Boundary: called by `graphql/`, by the tag
-//! write path (`tags::assign`), by subject upserts and by the worker.
+//! write path (`tagging::assign`), by subject upserts and by the worker.
 
 pub mod activity;
 pub mod data;

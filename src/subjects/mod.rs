@@ -117,7 +117,7 @@ pub async fn delete(
         }
     } > 0;
     if deleted {
-        crate::tags::delete::forget_subject(&txn, workspace_id, kind, id).await?;
+        crate::tagging::delete::forget_subject(&txn, workspace_id, kind, id).await?;
         crate::segments::membership::forget_subject(&txn, workspace_id, kind, id).await?;
         if let Some(account) = account_of_user {
             let changed = [crate::segments::membership::Changed {

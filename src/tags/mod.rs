@@ -1,5 +1,6 @@
-//! Tags: names, assignment through one write path, history, lifecycle and
-//! the catalogue.
+//! Tags: names and patterns, the one write path, history, the catalogue
+//! and the change feed. Assignment, renames, merges and deletions, which
+//! segments follow, are one layer up, in `tagging`.
 //!
 //! Invariant: every real tag change goes through [`write::apply`], which
 //! writes the assignment, a `tag_changes` history row and an
@@ -8,31 +9,17 @@
 //! Boundary: called by `graphql/`, import, the automation worker and
 //! segments; knows nothing of GraphQL.
 
-pub mod assign;
 pub mod catalogue;
-pub mod delete;
 pub mod feed;
 pub mod history;
-pub mod merge;
 pub mod name;
 pub mod pattern;
-pub mod rename;
 pub mod store;
 pub mod write;
 
 use crate::error::{Code, ErrorCode};
 
 pub use crate::vocab::{Cause, Op, Source};
-
-impl From<crate::segments::SegmentError> for TagError {
-    fn from(error: crate::segments::SegmentError) -> TagError {
-        use crate::segments::SegmentError;
-        match error {
-            SegmentError::Tag(e) => e,
-            other => crate::error::carry(other, TagError::Invalid),
-        }
-    }
-}
 
 impl crate::error::DbCause for TagError {
     fn into_db(self) -> Result<sea_orm::DbErr, Self> {

@@ -7,10 +7,11 @@ use sea_orm::sea_query::{Expr, ExprTrait, Query};
 
 use super::assign::Actor;
 use super::delete::{remove_everywhere, retire};
-use super::name::TagName;
-use super::write::{self, TagWrite, Target};
-use super::{Op, TagError, rename, store};
+use super::rename;
 use crate::db::begin_write;
+use crate::tags::name::TagName;
+use crate::tags::write::{self, TagWrite, Target};
+use crate::tags::{Op, TagError, store};
 use crate::vocab::SubjectKind;
 
 /// Merges the tags `names` into `into` (created when missing). A source

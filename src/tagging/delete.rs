@@ -10,9 +10,10 @@ use sea_orm::{
 };
 
 use super::assign::Actor;
-use super::write::{self, TagWrite, Target};
-use super::{Op, TagError, rename, store};
+use super::rename;
 use crate::db::begin_write;
+use crate::tags::write::{self, TagWrite, Target};
+use crate::tags::{Op, TagError, store};
 use crate::time::now;
 use crate::vocab::SubjectKind;
 

@@ -7,9 +7,9 @@ use sea_orm::{
     IntoActiveModel, QueryFilter, Set,
 };
 
-use super::name::TagName;
-use super::{TagError, store};
 use crate::db::begin_write;
+use crate::tags::name::TagName;
+use crate::tags::{TagError, store};
 
 /// Renames `old` (and its descendants) to `new`. Renaming onto an existing
 /// name is a conflict (merge instead); renaming into its own subtree is refused.
