@@ -1,8 +1,10 @@
 //! The GraphQL edge: schema assembly, request context, auth checks, error
 //! codes, DataLoaders and the HTTP routes.
 //!
-//! Invariant: the only module that knows async-graphql and axum. Resolvers
-//! stay thin: read the caller, call one domain function, convert the result.
+//! Invariant: the only module that knows async-graphql (and, with `server`,
+//! axum). Resolvers stay thin: read the caller, decode ids, call one service
+//! of `app` or one domain function, convert the result. They return
+//! [`Result`] (an `ApiError` result), so `?` keeps a domain error's code.
 
 mod auth;
 mod automation;
