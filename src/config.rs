@@ -188,23 +188,10 @@ pub struct WorkerHttpSettings {
     pub metrics_token: Option<String>,
 }
 
-/// How automation runs.
+/// The sandbox of script runs: what every door compiles and runs scripts
+/// with (`serve`, `worker`, `script check`, `script upload`).
 #[derive(Debug, Clone, Args)]
-pub struct AutomationSettings {
-    /// Do not run the automation worker in this process (run `tagsmith worker` elsewhere).
-    #[arg(long, env = "TAGSMITH_NO_WORKER", default_value_t = false)]
-    pub no_worker: bool,
-    /// Deepest cascade of automated changes; a deeper one stops with an error.
-    #[arg(long, env = "TAGSMITH_AUTOMATION_MAX_DEPTH", default_value_t = 8)]
-    pub automation_max_depth: i32,
-    /// Attempts at an automation event before it is kept as failed.
-    #[arg(long, env = "TAGSMITH_AUTOMATION_MAX_ATTEMPTS", default_value_t = 5)]
-    pub automation_max_attempts: i32,
-    /// How long a worker's claim on an event lasts, in milliseconds; a
-    /// worker that dies (a crash, `kill -9`) leaves its events to be claimed
-    /// again once it expires. Keep it well above the slowest batch.
-    #[arg(long, env = "TAGSMITH_AUTOMATION_LEASE_MS", default_value_t = 60_000)]
-    pub automation_lease_ms: u64,
+pub struct ScriptSettings {
     /// Wall-clock budget of one script run, in milliseconds.
     #[arg(long, env = "TAGSMITH_SCRIPT_TIMEOUT_MS", default_value_t = 50)]
     pub script_timeout_ms: u64,
@@ -229,6 +216,39 @@ pub struct AutomationSettings {
     /// leave more fails, with nothing applied.
     #[arg(long, env = "TAGSMITH_MAX_ATTRIBUTES_BYTES", default_value_t = 64 * 1024)]
     pub max_attributes_bytes: usize,
+}
+
+impl Default for ScriptSettings {
+    fn default() -> Self {
+        ScriptSettings {
+            script_timeout_ms: 50,
+            script_max_operations: 100_000,
+            script_max_output_bytes: 256 * 1024,
+            max_attributes_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// How automation runs.
+#[derive(Debug, Clone, Args)]
+pub struct AutomationSettings {
+    /// Do not run the automation worker in this process (run `tagsmith worker` elsewhere).
+    #[arg(long, env = "TAGSMITH_NO_WORKER", default_value_t = false)]
+    pub no_worker: bool,
+    /// Deepest cascade of automated changes; a deeper one stops with an error.
+    #[arg(long, env = "TAGSMITH_AUTOMATION_MAX_DEPTH", default_value_t = 8)]
+    pub automation_max_depth: i32,
+    /// Attempts at an automation event before it is kept as failed.
+    #[arg(long, env = "TAGSMITH_AUTOMATION_MAX_ATTEMPTS", default_value_t = 5)]
+    pub automation_max_attempts: i32,
+    /// How long a worker's claim on an event lasts, in milliseconds; a
+    /// worker that dies (a crash, `kill -9`) leaves its events to be claimed
+    /// again once it expires. Keep it well above the slowest batch.
+    #[arg(long, env = "TAGSMITH_AUTOMATION_LEASE_MS", default_value_t = 60_000)]
+    pub automation_lease_ms: u64,
+    /// The sandbox of script runs.
+    #[command(flatten)]
+    pub scripts: ScriptSettings,
     /// Runs kept per script (older ones are deleted).
     #[arg(long, env = "TAGSMITH_SCRIPT_RUNS_KEPT", default_value_t = 1000)]
     pub script_runs_kept: u64,
@@ -245,47 +265,9 @@ impl Default for AutomationSettings {
             automation_max_depth: 8,
             automation_max_attempts: 5,
             automation_lease_ms: 60_000,
-            script_timeout_ms: 50,
-            script_max_operations: 100_000,
-            script_max_output_bytes: 256 * 1024,
-            max_attributes_bytes: 64 * 1024,
+            scripts: ScriptSettings::default(),
             script_runs_kept: 1000,
             segment_sweep_ms: 60_000,
-        }
-    }
-}
-
-impl AutomationSettings {
-    /// The sandbox limits of script runs.
-    pub fn script_limits(&self) -> crate::automation::script::Limits {
-        crate::automation::script::Limits {
-            wall_clock: std::time::Duration::from_millis(self.script_timeout_ms),
-            max_operations: self.script_max_operations,
-            max_output_bytes: self.script_max_output_bytes,
-            max_attributes_bytes: self.max_attributes_bytes,
-            ..Default::default()
-        }
-    }
-
-    /// How often the sweep of time-based segments runs.
-    pub fn sweep_interval(&self) -> std::time::Duration {
-        std::time::Duration::from_millis(self.segment_sweep_ms.max(10))
-    }
-
-    /// How the worker behaves.
-    pub fn worker(&self) -> crate::automation::worker::WorkerSettings {
-        crate::automation::worker::WorkerSettings {
-            max_depth: self.automation_max_depth,
-            max_attempts: self.automation_max_attempts,
-            runs_kept: self.script_runs_kept,
-            lease: std::time::Duration::from_millis(self.automation_lease_ms.max(100)),
-            // One largest plan per write transaction at most (and the
-            // small plans of a batch together).
-            batch_bytes: match self.script_max_output_bytes {
-                0 => crate::automation::worker::WorkerSettings::default().batch_bytes,
-                n => n,
-            },
-            ..Default::default()
         }
     }
 }

@@ -213,6 +213,27 @@ pub async fn max_id<E: sea_orm::EntityTrait>(
     })
 }
 
+/// The rows of a workspace-scoped table among `ids` (rows of other
+/// workspaces are not found); no statement when there are no ids.
+pub async fn find_many_in_workspace<E: sea_orm::EntityTrait>(
+    db: &impl ConnectionTrait,
+    _table: E,
+    workspace: E::Column,
+    id: E::Column,
+    workspace_id: i64,
+    ids: &[i64],
+) -> Result<Vec<E::Model>, DbErr> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    E::find()
+        .filter(workspace.eq(workspace_id))
+        .filter(id.is_in(ids.iter().copied()))
+        .all(db)
+        .await
+}
+
 /// On PostgreSQL, locks one row (`FOR UPDATE`) until the transaction ends,
 /// so that writers about that row take turns. SQLite's `BEGIN IMMEDIATE`
 /// serializes every writer already: nothing to do there.

@@ -1,8 +1,8 @@
 //! Errors: every error a client can see carries one [`Code`].
 //!
 //! Each domain has its own `thiserror` enum implementing [`ErrorCode`]; they
-//! all convert into [`ApiError`], which the GraphQL edge turns into a
-//! GraphQL error with `extensions.code`. Database and IO errors fold into
+//! all convert into [`ApiError`], which the GraphQL edge (`graphql::errors`)
+//! turns into a GraphQL error with `extensions.code`. Database and IO errors fold into
 //! `INTERNAL`: logged with their cause chain, never shown raw to clients.
 
 use std::fmt::Display;
@@ -52,7 +52,7 @@ pub trait ErrorCode {
 ///
 /// Deliberately not `Display`, so that it converts into a GraphQL error
 /// only through the `From` impl that fills `extensions.code`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     pub code: Code,
     pub message: String,
@@ -104,45 +104,31 @@ impl<E: ErrorCode + Display + std::error::Error + 'static> From<E> for ApiError 
     }
 }
 
+/// A domain error that may hold a database failure: [`carry`] takes it into
+/// another domain's error without turning that failure into a client's mistake.
+pub trait DbCause: Sized {
+    /// The database error this is (however deep), or the error itself.
+    fn into_db(self) -> Result<sea_orm::DbErr, Self>;
+}
+
+/// The one conversion of an error from one domain into another's: a database
+/// failure stays one (INTERNAL, logged, never shown); a domain rule keeps
+/// its message in the receiving domain's variant `rule`.
+pub fn carry<E: DbCause + Display, T: From<sea_orm::DbErr>>(
+    error: E,
+    rule: impl FnOnce(String) -> T,
+) -> T {
+    match error.into_db() {
+        Ok(db) => T::from(db),
+        Err(other) => rule(other.to_string()),
+    }
+}
+
 impl ErrorCode for sea_orm::DbErr {
     fn code(&self) -> Code {
         Code::Internal
     }
 }
 
-impl From<ApiError> for async_graphql::Error {
-    fn from(error: ApiError) -> Self {
-        let message = if error.code == Code::Internal && error.message != INTERNAL_MESSAGE {
-            // Made with `ApiError::new(Code::Internal, ..)`: log the detail, show none.
-            tracing::error!(error = %error.message, "internal error");
-            INTERNAL_MESSAGE.to_owned()
-        } else {
-            error.message
-        };
-        let mut gql = async_graphql::Error::new(message);
-        let code = error.code;
-        let position = error.position;
-        gql = async_graphql::ErrorExtensions::extend_with(gql, |_, ext| {
-            ext.set("code", code.as_str());
-            if let Some((line, column)) = position {
-                ext.set("line", line);
-                ext.set("column", column);
-            }
-        });
-        gql
-    }
-}
-
 /// Results of domain functions.
 pub type ApiResult<T> = Result<T, ApiError>;
-
-/// A request-level GraphQL error (one raised before any resolver runs, by
-/// an extension) with its code.
-pub fn server_error(code: Code, message: impl Into<String>) -> async_graphql::ServerError {
-    let mut error = async_graphql::ServerError::new(message, None);
-    error
-        .extensions
-        .get_or_insert_with(Default::default)
-        .set("code", code.as_str());
-    error
-}

@@ -1,7 +1,7 @@
 //! Opaque global IDs (`base64("User:42")`) and page cursors: the ids
-//! clients see, in the API and in scripts (`s.id`).
+//! clients see, in the API and in scripts (`s.id`), as plain text (the
+//! GraphQL edge wraps them in its `ID` type: `graphql::ids`).
 
-use async_graphql::ID;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -53,14 +53,14 @@ impl NodeKind {
 }
 
 /// The global ID of a row.
-pub fn encode(kind: NodeKind, id: i64) -> ID {
-    ID(URL_SAFE_NO_PAD.encode(format!("{}:{id}", kind.name())))
+pub fn encode(kind: NodeKind, id: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}:{id}", kind.name()))
 }
 
 /// Reads a global ID; anything malformed is BAD_USER_INPUT.
-pub fn decode(id: &ID) -> Result<(NodeKind, i64), ApiError> {
+pub fn decode(id: &str) -> Result<(NodeKind, i64), ApiError> {
     let bad = || ApiError::bad_input(format!("\"{}\" is not a valid id", shorten(id)));
-    let bytes = URL_SAFE_NO_PAD.decode(id.as_str()).map_err(|_| bad())?;
+    let bytes = URL_SAFE_NO_PAD.decode(id).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     let (kind, number) = text.split_once(':').ok_or_else(bad)?;
     let kind = NodeKind::from_name(kind).ok_or_else(bad)?;
@@ -69,7 +69,7 @@ pub fn decode(id: &ID) -> Result<(NodeKind, i64), ApiError> {
 }
 
 /// Reads a global ID that must be of one kind.
-pub fn decode_as(id: &ID, expected: NodeKind) -> Result<i64, ApiError> {
+pub fn decode_as(id: &str, expected: NodeKind) -> Result<i64, ApiError> {
     match decode(id)? {
         (kind, number) if kind == expected => Ok(number),
         (kind, _) => Err(ApiError::bad_input(format!(
@@ -138,7 +138,7 @@ mod tests {
         assert_eq!(decode_as(&id, NodeKind::User).unwrap(), 42);
         assert!(decode_as(&id, NodeKind::Account).is_err());
         for bad in ["", "!!", "VXNlcjp4", "Zm9vOjE"] {
-            assert!(decode(&ID(bad.into())).is_err(), "{bad}");
+            assert!(decode(bad).is_err(), "{bad}");
         }
     }
 
@@ -146,7 +146,7 @@ mod tests {
     fn cursors_round_trip() {
         assert_eq!(decode_cursor(&cursor(7)).unwrap(), 7);
         assert!(decode_cursor("nope").is_err());
-        assert!(decode_cursor(encode(NodeKind::User, 1).as_str()).is_err());
+        assert!(decode_cursor(&encode(NodeKind::User, 1)).is_err());
         assert_eq!(
             decode_name_cursor(&name_cursor("a/b: c")).unwrap(),
             "a/b: c"

@@ -3,6 +3,7 @@
 //!
 //! See ARCHITECTURE.md for the map of the code.
 
+pub mod app;
 pub mod auth;
 pub mod automation;
 pub mod config;
@@ -12,8 +13,11 @@ pub mod graphql;
 pub mod ids;
 pub mod import;
 pub mod metrics;
+pub mod outbox;
 pub mod segments;
 pub mod server;
 pub mod subjects;
+pub mod tagging;
 pub mod tags;
 pub mod time;
+pub mod vocab;

@@ -3,10 +3,11 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tagsmith::app::{AppState, Shutdown};
 use tagsmith::auth::{Role, keys, workspaces};
-use tagsmith::config::{AutomationSettings, DatabaseSettings, ServerSettings, WorkerHttpSettings};
-use tagsmith::graphql::AppState;
-use tagsmith::server::Shutdown;
+use tagsmith::config::{
+    AutomationSettings, DatabaseSettings, ScriptSettings, ServerSettings, WorkerHttpSettings,
+};
 use tagsmith::{db, graphql, server};
 use tracing_subscriber::EnvFilter;
 
@@ -156,6 +157,8 @@ enum ScriptCommand {
     Check {
         /// The script file.
         file: std::path::PathBuf,
+        #[command(flatten)]
+        scripts: ScriptSettings,
     },
     /// Upload a script (a new version when the name exists).
     Upload {
@@ -171,6 +174,8 @@ enum ScriptCommand {
         workspace: String,
         #[command(flatten)]
         database: DatabaseSettings,
+        #[command(flatten)]
+        scripts: ScriptSettings,
     },
 }
 
@@ -469,11 +474,10 @@ fn read_script(file: &std::path::Path) -> Result<String, String> {
 }
 
 async fn script_command(command: ScriptCommand) -> Result<(), String> {
-    let app_limits = AutomationSettings::default().script_limits();
     match command {
-        ScriptCommand::Check { file } => {
+        ScriptCommand::Check { file, scripts } => {
             let source = read_script(&file)?;
-            let engine = tagsmith::automation::script::ScriptEngine::new(app_limits);
+            let engine = tagsmith::app::script_engine(scripts.limits());
             let compiled = engine
                 .compile(&source)
                 .map_err(|e| format!("{}: {e}", file.display()))?;
@@ -494,6 +498,7 @@ async fn script_command(command: ScriptCommand) -> Result<(), String> {
             disabled,
             workspace,
             database,
+            scripts,
         } => {
             let source = read_script(&file)?;
             let name = match name {
@@ -505,10 +510,11 @@ async fn script_command(command: ScriptCommand) -> Result<(), String> {
             };
             let conn = open(&database).await?;
             let ws = find_workspace(&conn, &workspace).await?;
-            let app = AppState::new(conn, app_limits);
+            // The same service as the API's `uploadScript`: segment hooks
+            // start being tracked here too.
+            let app = AppState::new(conn, scripts.limits());
             let script = app
-                .scripts
-                .upload(&app.db, ws.id, &name, &source, disabled.then_some(false))
+                .upload_script(ws.id, &name, &source, disabled.then_some(false))
                 .await
                 .map_err(|e| format!("{}: {e}", file.display()))?;
             println!(

@@ -7,10 +7,12 @@ use std::time::Duration;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
+use crate::app::AppState;
+pub use crate::app::Shutdown;
 use crate::auth::{AuthError, Role, keys, workspaces};
 use crate::config::ServerSettings;
 use crate::graphql::http::{HttpState, router};
-use crate::graphql::{AppState, Checks, build_schema_with};
+use crate::graphql::{Checks, build_schema_with};
 
 /// On an empty database, creates the `default` workspace and its first
 /// ADMIN key, and returns the key (to be shown once). Otherwise `None`.
@@ -154,27 +156,6 @@ async fn serve(
     drop(open);
     all_closed.closed().await;
     Ok(())
-}
-
-/// A shutdown that several tasks (server, worker) can wait for.
-#[derive(Clone)]
-pub struct Shutdown(tokio::sync::watch::Receiver<bool>);
-
-impl Shutdown {
-    /// A shutdown that happens when `signal` resolves.
-    pub fn on(signal: impl Future<Output = ()> + Send + 'static) -> Self {
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            signal.await;
-            let _ = tx.send(true);
-        });
-        Shutdown(rx)
-    }
-
-    /// Resolves once the shutdown has begun.
-    pub async fn wait(mut self) {
-        let _ = self.0.wait_for(|stopping| *stopping).await;
-    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -70,7 +70,7 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statemen
 use serde_json::json;
 use tagsmith::config::{DatabaseSettings, ServerSettings};
 use tagsmith::subjects::SubjectKind;
-use tagsmith::tags::assign::{Actor, apply_to_targets};
+use tagsmith::tagging::assign::{Actor, apply_to_targets};
 use tagsmith::tags::write::Target;
 use tagsmith::tags::{Op, Source};
 use tagsmith::{db, server};
@@ -348,7 +348,7 @@ async fn run(args: &Args, users: usize) -> Report {
         .await
         .expect("bootstrap")
         .expect("fresh");
-    let app = tagsmith::graphql::AppState::new(conn.clone(), Default::default());
+    let app = tagsmith::app::AppState::new(conn.clone(), Default::default());
     let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(app.worker(Default::default()).run(async move {
         let _ = worker_stopped.await;

@@ -11,7 +11,7 @@ use super::snapshot::subject_kind;
 use crate::db::lock_row;
 use crate::ids::{self, NodeKind};
 use crate::subjects::{SubjectKind, attributes};
-use crate::tags::assign::{Actor, apply_to_targets};
+use crate::tagging::assign::{Actor, apply_to_targets};
 use crate::tags::name::TagName;
 use crate::tags::write::{Target, subject_table};
 use crate::tags::{Op, Source, TagError};
@@ -30,7 +30,7 @@ fn allowed_target(subject: &SubjectSnapshot, action: &PlannedAction) -> Option<(
     if !allowed {
         return None;
     }
-    match ids::decode(&async_graphql::ID(id.to_owned())).ok()? {
+    match ids::decode(id).ok()? {
         (NodeKind::Account, n) => Some((SubjectKind::Account, n)),
         (NodeKind::User, n) => Some((SubjectKind::User, n)),
         _ => None,
@@ -134,12 +134,7 @@ async fn apply_actions(
                 continue;
             }
             let targets = [(target.kind, Target::Ids(vec![target.id]))];
-            apply_to_targets(txn, event.workspace_id, &targets, names, op, actor, clock)
-                .await
-                .map_err(|e| match e {
-                    TagError::Db(db) => AutomationError::Db(db),
-                    other => AutomationError::Invalid(other.to_string()),
-                })?;
+            apply_to_targets(txn, event.workspace_id, &targets, names, op, actor, clock).await?;
         }
     }
     Ok(Ok(()))

@@ -10,13 +10,13 @@
 
 pub mod apply;
 pub mod events;
-pub mod outbox;
 pub mod script;
 pub mod scripts;
+mod settings;
 pub mod snapshot;
 pub mod worker;
 
-use crate::error::{Code, ErrorCode};
+use crate::error::{Code, DbCause, ErrorCode, carry};
 
 /// Errors of the automation domain.
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +27,38 @@ pub enum AutomationError {
     Invalid(String),
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The thread that runs scripts failed (a panic): not the script's fault.
+    #[error("script thread failed: {0}")]
+    Thread(#[from] tokio::task::JoinError),
     #[error(transparent)]
     Db(#[from] sea_orm::DbErr),
+}
+
+impl DbCause for AutomationError {
+    fn into_db(self) -> Result<sea_orm::DbErr, Self> {
+        match self {
+            AutomationError::Db(e) => Ok(e),
+            other => Err(other),
+        }
+    }
+}
+
+impl From<crate::subjects::SubjectError> for AutomationError {
+    fn from(error: crate::subjects::SubjectError) -> AutomationError {
+        carry(error, AutomationError::Invalid)
+    }
+}
+
+impl From<crate::tags::TagError> for AutomationError {
+    fn from(error: crate::tags::TagError) -> AutomationError {
+        carry(error, AutomationError::Invalid)
+    }
+}
+
+impl From<crate::segments::SegmentError> for AutomationError {
+    fn from(error: crate::segments::SegmentError) -> AutomationError {
+        carry(error, AutomationError::Invalid)
+    }
 }
 
 impl ErrorCode for AutomationError {
@@ -36,7 +66,7 @@ impl ErrorCode for AutomationError {
         match self {
             AutomationError::Compile(_) | AutomationError::Invalid(_) => Code::BadUserInput,
             AutomationError::NotFound(_) => Code::NotFound,
-            AutomationError::Db(_) => Code::Internal,
+            AutomationError::Thread(_) | AutomationError::Db(_) => Code::Internal,
         }
     }
 
@@ -48,13 +78,7 @@ impl ErrorCode for AutomationError {
     }
 }
 
-/// The event kinds of the outbox.
-pub mod kind {
-    pub const TAG_ADDED: &str = "TAG_ADDED";
-    pub const TAG_REMOVED: &str = "TAG_REMOVED";
-    pub const SEGMENT_ENTERED: &str = "SEGMENT_ENTERED";
-    pub const SEGMENT_EXITED: &str = "SEGMENT_EXITED";
-}
+use crate::outbox::kind;
 
 /// The hook a kind of event runs.
 pub fn hook_of(kind: &str) -> Option<script::HookKind> {

@@ -30,7 +30,7 @@ pub fn script_id(kind: SubjectKind, id: i64) -> String {
         SubjectKind::Account => NodeKind::Account,
         SubjectKind::User => NodeKind::User,
     };
-    ids::encode(node, id).0
+    ids::encode(node, id)
 }
 
 /// The subject as it is now, with its tags and (for a user) its account;
@@ -139,15 +139,7 @@ async fn with_tags<T>(
     ),
     AutomationError,
 > {
-    tokio::try_join!(
-        async {
-            rows.await
-                .map_err(|e| AutomationError::Invalid(e.to_string()))
-        },
-        async {
-            catalogue::subject_tags(db, workspace_id, kind, ids)
-                .await
-                .map_err(|e| AutomationError::Invalid(e.to_string()))
-        },
-    )
+    tokio::try_join!(async { Ok(rows.await?) }, async {
+        Ok(catalogue::subject_tags(db, workspace_id, kind, ids).await?)
+    },)
 }

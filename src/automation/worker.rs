@@ -21,16 +21,16 @@ use tokio::sync::Notify;
 use tracing::Instrument;
 
 use super::apply::{Run, apply_runs, prune_runs, record_runs};
-use super::outbox::{self, status};
 use super::script::{CompiledScript, HookEvent, RunOutcome};
 use super::scripts::{self, Scripts};
 use super::{AutomationError, cause_of, hook_of, is_segment_event, snapshot};
 use crate::db::begin_write_first;
 use crate::error::{Code, ErrorCode, INTERNAL_MESSAGE};
 use crate::metrics::Metrics;
+use crate::outbox::{self, status};
 use crate::segments::store::{self as segment_store, TagActions};
 use crate::subjects::SubjectKind;
-use crate::tags::assign::{Actor, apply_tags};
+use crate::tagging::assign::{Actor, apply_tags};
 use crate::tags::feed::ChangeFeed;
 use crate::tags::write::Target;
 use crate::tags::{Op, Source, history, store};
@@ -245,8 +245,7 @@ impl Worker {
                 tokio::try_join!(scripts::enabled(&self.db, workspace_id), async {
                     Ok(
                         segment_store::find_many(&self.db, workspace_id, &segment_ids)
-                            .await
-                            .map_err(|e| AutomationError::Invalid(e.to_string()))?
+                            .await?
                             .into_iter()
                             .map(|s| (s.id, Arc::new(s)))
                             .collect::<HashMap<i64, Arc<segment::Model>>>(),
@@ -303,16 +302,14 @@ impl Worker {
                 snapshot::load_many(&self.db, workspace_id, &subjects),
                 async {
                     Ok(store::find_many(&self.db, workspace_id, &tag_ids)
-                        .await
-                        .map_err(|e| AutomationError::Invalid(e.to_string()))?
+                        .await?
                         .into_iter()
                         .map(|t| (t.id, t.name))
                         .collect::<HashMap<i64, String>>())
                 },
                 async {
                     Ok(history::find_many(&self.db, workspace_id, &change_ids)
-                        .await
-                        .map_err(|e| AutomationError::Invalid(e.to_string()))?
+                        .await?
                         .into_iter()
                         .map(|c| (c.id, c.source))
                         .collect::<HashMap<i64, String>>())
@@ -367,8 +364,7 @@ impl Worker {
             }
             jobs
         })
-        .await
-        .map_err(|e| AutomationError::Invalid(format!("script thread failed: {e}")))?;
+        .await?;
 
         // Applied in chunks bounded by the bytes their plans write, each in
         // a write transaction of its own: a heavy plan commits alone, and
@@ -590,7 +586,7 @@ impl Worker {
 
 /// The actions of a segment for an entry or an exit event.
 fn trigger_actions(segment: &segment::Model, kind: &str) -> TagActions<i64> {
-    if kind == super::kind::SEGMENT_ENTERED {
+    if kind == crate::outbox::kind::SEGMENT_ENTERED {
         segment_store::actions(&segment.on_entry)
     } else {
         segment_store::actions(&segment.on_exit)
@@ -618,16 +614,9 @@ async fn apply_trigger(
         if ids.is_empty() {
             continue;
         }
-        let mut tags = store::find_many(txn, event.workspace_id, ids)
-            .await
-            .map_err(|e| AutomationError::Invalid(e.to_string()))?;
+        let mut tags = store::find_many(txn, event.workspace_id, ids).await?;
         tags.retain(|t| t.deleted_at.is_none());
-        apply_tags(txn, event.workspace_id, &targets, &tags, op, actor, clock)
-            .await
-            .map_err(|e| match e {
-                crate::tags::TagError::Db(db) => AutomationError::Db(db),
-                other => AutomationError::Invalid(other.to_string()),
-            })?;
+        apply_tags(txn, event.workspace_id, &targets, &tags, op, actor, clock).await?;
     }
     Ok(())
 }

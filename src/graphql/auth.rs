@@ -1,9 +1,9 @@
 //! GraphQL operations on API keys and the caller.
 
-use async_graphql::{Context, Enum, Object, Result, SimpleObject};
+use super::Result;
+use async_graphql::{Context, Enum, Object, SimpleObject};
 
 use crate::auth::{self, keys, workspaces};
-use crate::error::ApiError;
 
 use super::context::{require, state};
 
@@ -68,18 +68,14 @@ impl AuthQuery {
     /// Your workspace and its settings.
     async fn workspace(&self, ctx: &Context<'_>) -> Result<Workspace> {
         let caller = require(ctx, auth::Role::Viewer)?;
-        let ws = workspaces::find(&state(ctx)?.db, caller.workspace_id)
-            .await
-            .map_err(ApiError::from)?;
+        let ws = workspaces::find(&state(ctx)?.db, caller.workspace_id).await?;
         Ok(ws.into())
     }
 
     /// The key making this request and its workspace.
     async fn viewer(&self, ctx: &Context<'_>) -> Result<Viewer> {
         let caller = require(ctx, auth::Role::Viewer)?;
-        let workspace = workspaces::find(&state(ctx)?.db, caller.workspace_id)
-            .await
-            .map_err(ApiError::from)?;
+        let workspace = workspaces::find(&state(ctx)?.db, caller.workspace_id).await?;
         Ok(Viewer {
             key_name: caller.key_name.clone(),
             role: caller.role.into(),
@@ -107,8 +103,7 @@ impl AuthMutation {
             lowercase_tags,
             max_tag_depth,
         )
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
         Ok(ws.into())
     }
 
@@ -120,9 +115,8 @@ impl AuthMutation {
         role: Role,
     ) -> Result<ApiKeyCreated> {
         let caller = require(ctx, auth::Role::Admin)?;
-        let created = keys::create(&state(ctx)?.db, caller.workspace_id, &name, role.into())
-            .await
-            .map_err(ApiError::from)?;
+        let created =
+            keys::create(&state(ctx)?.db, caller.workspace_id, &name, role.into()).await?;
         Ok(ApiKeyCreated {
             name: created.name,
             role: created.role.into(),
@@ -134,9 +128,7 @@ impl AuthMutation {
     /// Returns how many keys were revoked.
     async fn revoke_api_key(&self, ctx: &Context<'_>, name: String) -> Result<i32> {
         let caller = require(ctx, auth::Role::Admin)?;
-        let count = keys::revoke(&state(ctx)?.db, caller.workspace_id, &name)
-            .await
-            .map_err(ApiError::from)?;
+        let count = keys::revoke(&state(ctx)?.db, caller.workspace_id, &name).await?;
         Ok(count as i32)
     }
 }

@@ -1,21 +1,22 @@
 //! GraphQL types and operations of automation: scripts, their runs, dry
 //! runs, and the outbox's events.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject, types::Json};
+use super::Result;
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject, types::Json};
 use chrono::{DateTime, Utc};
 use entity::{automation_event, script, script_run};
 use serde_json::Value;
 
+use crate::app::DryRunEvent;
 use crate::auth::Role;
-use crate::automation::script::{HookEvent, HookKind, PlannedAction as Planned};
-use crate::automation::{apply, events, hook_of, scripts, snapshot};
-use crate::error::{ApiError, ApiResult, Code};
+use crate::automation::script::{HookKind, PlannedAction as Planned};
+use crate::automation::{apply, events, hook_of, scripts};
+use crate::error::{ApiError, Code};
 use crate::subjects::SubjectKind as DomainKind;
 
 use super::connection::{CountedConnection, TotalCount, connection, page_complexity, page_request};
-use super::context::{require, state};
+use super::context::{loaders, require, state};
 use super::ids::{self, NodeKind};
-use super::loaders::Loaders;
 use super::subjects::{Subject, load_subject};
 use super::tags::{SubjectKind, Tag, TagOp};
 
@@ -57,7 +58,7 @@ impl From<AutomationEventKind> for HookKind {
 fn event_kind(stored: &str) -> Result<AutomationEventKind> {
     hook_of(stored)
         .map(AutomationEventKind::from)
-        .ok_or_else(|| ApiError::new(Code::Internal, "unknown event kind stored").into())
+        .ok_or_else(|| ApiError::new(Code::Internal, "unknown event kind stored"))
 }
 
 /// A Rhai automation script. Its hook functions run when their events happen.
@@ -85,10 +86,7 @@ impl Script {
     }
     /// The hooks the script defines (on_tag_added and so on).
     async fn hooks(&self, ctx: &Context<'_>) -> Result<Vec<AutomationEventKind>> {
-        let compiled = state(ctx)?
-            .scripts
-            .compiled(&self.0)
-            .map_err(ApiError::from)?;
+        let compiled = state(ctx)?.scripts.compiled(&self.0)?;
         Ok(compiled.hooks().into_iter().map(Into::into).collect())
     }
     /// The script's runs, newest first.
@@ -103,9 +101,7 @@ impl Script {
         let request = page_request(first, after)?;
         let db = state(ctx)?.db.clone();
         let (workspace_id, script_id) = (caller.workspace_id, self.0.id);
-        let page = scripts::runs(&db, workspace_id, script_id, request)
-            .await
-            .map_err(ApiError::from)?;
+        let page = scripts::runs(&db, workspace_id, script_id, request).await?;
         let total = TotalCount::new(move || {
             let db = db.clone();
             async move { Ok(scripts::count_runs(&db, workspace_id, script_id).await?) }
@@ -182,11 +178,7 @@ impl ScriptRun {
         ids::encode(NodeKind::ScriptRun, self.0.id)
     }
     async fn script(&self, ctx: &Context<'_>) -> Result<Script> {
-        let script = ctx
-            .data::<Loaders>()?
-            .scripts
-            .load_one(self.0.script_id)
-            .await?;
+        let script = loaders(ctx)?.scripts.load_one(self.0.script_id).await?;
         Ok(Script(
             script.ok_or_else(|| ApiError::not_found("script not found"))?,
         ))
@@ -205,7 +197,7 @@ impl ScriptRun {
             self.0.subject_id,
         )
         .await?
-        .ok_or_else(|| ApiError::not_found("subject not found").into())
+        .ok_or_else(|| ApiError::not_found("subject not found"))
     }
     /// Whether the hook ran to its end within its limits and its plan was applied.
     async fn ok(&self) -> bool {
@@ -300,12 +292,7 @@ impl AutomationEvent {
         let Some(tag_id) = self.0.tag_id else {
             return Ok(None);
         };
-        Ok(ctx
-            .data::<Loaders>()?
-            .tags
-            .load_one(tag_id)
-            .await?
-            .map(Tag::from))
+        Ok(loaders(ctx)?.tags.load_one(tag_id).await?.map(Tag::from))
     }
     async fn status(&self) -> AutomationEventStatus {
         match self.0.status.as_str() {
@@ -403,18 +390,14 @@ impl AutomationQuery {
     /// The workspace's scripts, by name.
     async fn scripts(&self, ctx: &Context<'_>) -> Result<Vec<Script>> {
         let caller = require(ctx, Role::Viewer)?;
-        let list = scripts::list(&state(ctx)?.db, caller.workspace_id)
-            .await
-            .map_err(ApiError::from)?;
+        let list = scripts::list(&state(ctx)?.db, caller.workspace_id).await?;
         Ok(list.into_iter().map(Script).collect())
     }
 
     async fn script(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Script>> {
         let caller = require(ctx, Role::Viewer)?;
         let id = ids::decode_as(&id, NodeKind::Script)?;
-        let found = scripts::find(&state(ctx)?.db, caller.workspace_id, id)
-            .await
-            .map_err(ApiError::from)?;
+        let found = scripts::find(&state(ctx)?.db, caller.workspace_id, id).await?;
         Ok(found.map(Script))
     }
 
@@ -433,9 +416,7 @@ impl AutomationQuery {
         let db = state(ctx)?.db.clone();
         let workspace_id = caller.workspace_id;
         let status = status.map(AutomationEventStatus::as_str);
-        let page = events::list(&db, workspace_id, status, request)
-            .await
-            .map_err(ApiError::from)?;
+        let page = events::list(&db, workspace_id, status, request).await?;
         let total = TotalCount::new(move || {
             let db = db.clone();
             async move { Ok(events::count(&db, workspace_id, status).await?) }
@@ -455,17 +436,13 @@ impl AutomationMutation {
         let caller = require(ctx, Role::Developer)?;
         let app = state(ctx)?;
         let stored = app
-            .scripts
-            .upload(
-                &app.db,
+            .upload_script(
                 caller.workspace_id,
                 &input.name,
                 &input.source,
                 input.enabled,
             )
-            .await
-            .map_err(ApiError::from)?;
-        sync_segment_tracking(ctx, caller.workspace_id).await?;
+            .await?;
         Ok(Script(stored))
     }
 
@@ -475,11 +452,8 @@ impl AutomationMutation {
         let id = ids::decode_as(&id, NodeKind::Script)?;
         let app = state(ctx)?;
         let updated = app
-            .scripts
-            .set_enabled(&app.db, caller.workspace_id, id, enabled)
-            .await
-            .map_err(ApiError::from)?;
-        sync_segment_tracking(ctx, caller.workspace_id).await?;
+            .set_script_enabled(caller.workspace_id, id, enabled)
+            .await?;
         Ok(Script(updated))
     }
 
@@ -488,11 +462,7 @@ impl AutomationMutation {
         let caller = require(ctx, Role::Developer)?;
         let id = ids::decode_as(&id, NodeKind::Script)?;
         let app = state(ctx)?;
-        app.scripts
-            .delete(&app.db, caller.workspace_id, id)
-            .await
-            .map_err(ApiError::from)?;
-        sync_segment_tracking(ctx, caller.workspace_id).await?;
+        app.delete_script(caller.workspace_id, id).await?;
         Ok(true)
     }
 
@@ -510,53 +480,34 @@ impl AutomationMutation {
     ) -> Result<ScriptTestResult> {
         let caller = require(ctx, Role::Developer)?;
         let app = state(ctx)?;
-        let (kind, id) = match ids::decode(&event.subject_id)? {
+        let subject = match ids::decode(&event.subject_id)? {
             (NodeKind::Account, n) => (DomainKind::Account, n),
             (NodeKind::User, n) => (DomainKind::User, n),
-            _ => return Err(ApiError::bad_input("subjectId must be an account or user id").into()),
-        };
-        let compiled = app
-            .scripts
-            .engine
-            .compile(&source)
-            .map_err(|e| ApiError::from(crate::automation::AutomationError::Compile(e)))?;
-        let subject = snapshot::load(&app.db, caller.workspace_id, kind, id)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| ApiError::not_found("no such subject"))?;
-        let hook: HookKind = event.kind.into();
-        let segment = match &event.segment_id {
-            Some(id) => {
-                let id = ids::decode_as(id, NodeKind::Segment)?;
-                let segment = crate::segments::store::find(&app.db, caller.workspace_id, id)
-                    .await
-                    .map_err(ApiError::from)?
-                    .ok_or_else(|| ApiError::not_found("no such segment"))?;
-                Some(segment.name)
+            _ => {
+                return Err(ApiError::bad_input(
+                    "subjectId must be an account or user id",
+                ));
             }
+        };
+        let segment_id = match &event.segment_id {
+            Some(id) => Some(ids::decode_as(id, NodeKind::Segment)?),
             None => None,
         };
-        let segment_event = matches!(hook, HookKind::SegmentEntered | HookKind::SegmentExited);
-        let hook_event = HookEvent {
-            hook,
-            tag: event.tag,
-            segment,
-            source: if segment_event { "TRIGGER" } else { "MANUAL" }.into(),
-            depth: 0,
+        let event = DryRunEvent {
+            hook: event.kind.into(),
             subject,
+            tag: event.tag,
+            segment_id,
         };
-        let scripts = std::sync::Arc::clone(&app.scripts);
-        let outcome =
-            tokio::task::spawn_blocking(move || scripts.engine.run(&compiled, &hook_event))
-                .await
-                .map_err(|e| ApiError::new(Code::Internal, format!("script thread failed: {e}")))?;
+        let outcome = app
+            .dry_run_script(caller.workspace_id, &source, event)
+            .await?;
         if fail_on_script_error && !outcome.ok {
             return Err(ApiError {
                 code: Code::ScriptError,
                 message: outcome.error.unwrap_or_else(|| "the script failed".into()),
                 position: outcome.error_at,
-            }
-            .into());
+            });
         }
         let planned: Vec<Planned> = outcome.actions;
         let (actions, attribute_changes) = split_actions(&apply::actions_json(&planned));
@@ -569,16 +520,4 @@ impl AutomationMutation {
             duration_micros: outcome.duration.as_micros() as i64,
         })
     }
-}
-
-/// After a script change: segments keep a stored membership while a script
-/// listens to segment events (or they have triggers).
-async fn sync_segment_tracking(ctx: &Context<'_>, workspace_id: i64) -> ApiResult<()> {
-    let app = state(ctx)?;
-    let listened = app
-        .scripts
-        .listens_to_segments(&app.db, workspace_id)
-        .await?;
-    crate::segments::store::sync_tracking(&app.db, workspace_id, listened, app.clock.now()).await?;
-    Ok(())
 }

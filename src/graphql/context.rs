@@ -5,7 +5,8 @@ use async_graphql::Context;
 use crate::auth::{AuthError, Caller, Role};
 use crate::error::ApiError;
 
-use super::AppState;
+use super::loaders::Loaders;
+use crate::app::AppState;
 
 /// What the `Authorization` header of a request proved.
 #[derive(Debug, Clone)]
@@ -24,6 +25,12 @@ pub fn state<'a>(ctx: &Context<'a>) -> Result<&'a AppState, ApiError> {
         .map_err(|_| ApiError::new(crate::error::Code::Internal, "server state missing"))
 }
 
+/// The request's DataLoaders.
+pub fn loaders<'a>(ctx: &Context<'a>) -> Result<&'a Loaders, ApiError> {
+    ctx.data::<Loaders>()
+        .map_err(|_| ApiError::new(crate::error::Code::Internal, "request loaders missing"))
+}
+
 /// The caller, who must hold at least `role`.
 pub fn require<'a>(ctx: &Context<'a>, role: Role) -> Result<&'a Caller, ApiError> {
     match ctx.data::<RequestAuth>() {
@@ -37,7 +44,6 @@ pub fn require<'a>(ctx: &Context<'a>, role: Role) -> Result<&'a Caller, ApiError
 /// change feed that new changes are committed.
 pub fn wake_worker(ctx: &Context<'_>) {
     if let Ok(state) = ctx.data::<AppState>() {
-        state.wake.notify_one();
-        state.feed.committed();
+        state.committed();
     }
 }

@@ -17,11 +17,12 @@ use crate::auth::keys;
 use crate::config::ServerSettings;
 use crate::error::Code;
 
+use super::TagsmithSchema;
 use super::context::RequestAuth;
 use super::limits;
 use super::loaders::Loaders;
 use super::ops::{self, ErrorCodes, IntrospectionRefused};
-use super::{AppState, TagsmithSchema};
+use crate::app::AppState;
 
 /// Everything the HTTP handlers share.
 #[derive(Clone)]

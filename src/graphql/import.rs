@@ -2,7 +2,8 @@
 //! authenticated download of a segment's members
 //! (`GET /segments/{id}/members.csv` and `.ndjson`), streamed.
 
-use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use super::Result;
+use async_graphql::{Context, ID, Object, SimpleObject};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -75,8 +76,7 @@ async fn run(ctx: &Context<'_>, csv: String, kind: Kind) -> Result<ImportResult>
         &caller.key_name,
         &app.clock,
     )
-    .await
-    .map_err(ApiError::from)?;
+    .await?;
     wake_worker(ctx);
     Ok(summary.into())
 }

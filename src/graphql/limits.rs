@@ -16,8 +16,9 @@ use async_graphql::{Request, Response, ServerError, ServerResult, Value as Const
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
+use super::errors::server_error;
 use crate::config::QueryLimits;
-use crate::error::{Code, server_error};
+use crate::error::Code;
 
 use super::cost::{self, Budget};
 

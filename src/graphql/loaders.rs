@@ -8,10 +8,10 @@ use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use entity::{account, script, segment, tag, user};
 use sea_orm::DatabaseConnection;
 
+use crate::app::references::{self, Usage};
 use crate::automation::scripts::{self, Scripts};
 use crate::error::ApiError;
-use crate::segments::membership::{self, Segments};
-use crate::segments::references::{self, Usage};
+use crate::segments::membership::Segments;
 use crate::subjects::{SubjectKind, accounts, users};
 use crate::tags::{catalogue, store};
 use crate::time::Clock;
@@ -27,19 +27,17 @@ pub struct Scope {
     pub scripts: Arc<Scripts>,
 }
 
-type LoadResult<K, V> = Result<HashMap<K, V>, async_graphql::Error>;
+type LoadResult<K, V> = Result<HashMap<K, V>, ApiError>;
 
 /// Accounts by id.
 pub struct AccountLoader(Scope);
 
 impl Loader<i64> for AccountLoader {
     type Value = account::Model;
-    type Error = async_graphql::Error;
+    type Error = ApiError;
 
     async fn load(&self, keys: &[i64]) -> LoadResult<i64, Self::Value> {
-        let rows = accounts::find_many(&self.0.db, self.0.workspace_id, keys)
-            .await
-            .map_err(ApiError::from)?;
+        let rows = accounts::find_many(&self.0.db, self.0.workspace_id, keys).await?;
         Ok(rows.into_iter().map(|row| (row.id, row)).collect())
     }
 }
@@ -49,12 +47,10 @@ pub struct UserLoader(Scope);
 
 impl Loader<i64> for UserLoader {
     type Value = user::Model;
-    type Error = async_graphql::Error;
+    type Error = ApiError;
 
     async fn load(&self, keys: &[i64]) -> LoadResult<i64, Self::Value> {
-        let rows = users::find_many(&self.0.db, self.0.workspace_id, keys)
-            .await
-            .map_err(ApiError::from)?;
+        let rows = users::find_many(&self.0.db, self.0.workspace_id, keys).await?;
         Ok(rows.into_iter().map(|row| (row.id, row)).collect())
     }
 }
@@ -64,12 +60,10 @@ pub struct ScriptLoader(Scope);
 
 impl Loader<i64> for ScriptLoader {
     type Value = script::Model;
-    type Error = async_graphql::Error;
+    type Error = ApiError;
 
     async fn load(&self, keys: &[i64]) -> LoadResult<i64, Self::Value> {
-        let rows = scripts::find_many(&self.0.db, self.0.workspace_id, keys)
-            .await
-            .map_err(ApiError::from)?;
+        let rows = scripts::find_many(&self.0.db, self.0.workspace_id, keys).await?;
         Ok(rows.into_iter().map(|row| (row.id, row)).collect())
     }
 }
@@ -79,12 +73,10 @@ pub struct TagLoader(Scope);
 
 impl Loader<i64> for TagLoader {
     type Value = tag::Model;
-    type Error = async_graphql::Error;
+    type Error = ApiError;
 
     async fn load(&self, keys: &[i64]) -> LoadResult<i64, Self::Value> {
-        let rows = store::find_many(&self.0.db, self.0.workspace_id, keys)
-            .await
-            .map_err(ApiError::from)?;
+        let rows = store::find_many(&self.0.db, self.0.workspace_id, keys).await?;
         Ok(rows.into_iter().map(|row| (row.id, row)).collect())
     }
 }
@@ -94,12 +86,10 @@ pub struct TagCountLoader(Scope);
 
 impl Loader<i64> for TagCountLoader {
     type Value = (u64, u64);
-    type Error = async_graphql::Error;
+    type Error = ApiError;
 
     async fn load(&self, keys: &[i64]) -> LoadResult<i64, Self::Value> {
-        Ok(catalogue::counts(&self.0.db, self.0.workspace_id, keys)
-            .await
-            .map_err(ApiError::from)?)
+        Ok(catalogue::counts(&self.0.db, self.0.workspace_id, keys).await?)
     }
 }
 
@@ -108,7 +98,7 @@ pub struct TagUsageLoader(Scope);
 
 impl Loader<i64> for TagUsageLoader {
     type Value = Usage;
-    type Error = async_graphql::Error;
+    type Error = ApiError;
 
     async fn load(&self, keys: &[i64]) -> LoadResult<i64, Self::Value> {
         let Scope {
@@ -117,12 +107,8 @@ impl Loader<i64> for TagUsageLoader {
             scripts,
             ..
         } = &self.0;
-        let tags = store::find_many(db, *workspace_id, keys)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(references::usage(db, scripts, *workspace_id, &tags)
-            .await
-            .map_err(ApiError::from)?)
+        let tags = store::find_many(db, *workspace_id, keys).await?;
+        Ok(references::usage(db, scripts, *workspace_id, &tags).await?)
     }
 }
 
@@ -132,12 +118,10 @@ pub struct SegmentUsersLoader(Scope);
 
 impl Loader<i64> for SegmentUsersLoader {
     type Value = Vec<segment::Model>;
-    type Error = async_graphql::Error;
+    type Error = ApiError;
 
     async fn load(&self, keys: &[i64]) -> LoadResult<i64, Self::Value> {
-        let segments = Segments::load(&self.0.db, self.0.workspace_id)
-            .await
-            .map_err(ApiError::from)?;
+        let segments = Segments::load(&self.0.db, self.0.workspace_id).await?;
         Ok(segments
             .all
             .iter()
@@ -160,12 +144,10 @@ pub struct TagChildrenLoader(Scope);
 
 impl Loader<i64> for TagChildrenLoader {
     type Value = Vec<tag::Model>;
-    type Error = async_graphql::Error;
+    type Error = ApiError;
 
     async fn load(&self, keys: &[i64]) -> LoadResult<i64, Self::Value> {
-        Ok(catalogue::children(&self.0.db, self.0.workspace_id, keys)
-            .await
-            .map_err(ApiError::from)?)
+        Ok(catalogue::children(&self.0.db, self.0.workspace_id, keys).await?)
     }
 }
 
@@ -174,7 +156,7 @@ pub struct SubjectTagsLoader(Scope);
 
 impl Loader<(SubjectKind, i64)> for SubjectTagsLoader {
     type Value = Vec<tag::Model>;
-    type Error = async_graphql::Error;
+    type Error = ApiError;
 
     async fn load(
         &self,
@@ -190,9 +172,7 @@ impl Loader<(SubjectKind, i64)> for SubjectTagsLoader {
             if ids.is_empty() {
                 continue;
             }
-            let tags = catalogue::subject_tags(&self.0.db, self.0.workspace_id, kind, &ids)
-                .await
-                .map_err(ApiError::from)?;
+            let tags = catalogue::subject_tags(&self.0.db, self.0.workspace_id, kind, &ids).await?;
             for id in ids {
                 result.insert((kind, id), tags.get(&id).cloned().unwrap_or_default());
             }
@@ -207,65 +187,19 @@ pub struct SubjectSegmentsLoader(Scope);
 
 impl Loader<(SubjectKind, i64)> for SubjectSegmentsLoader {
     type Value = Vec<segment::Model>;
-    type Error = async_graphql::Error;
+    type Error = ApiError;
 
     async fn load(
         &self,
         keys: &[(SubjectKind, i64)],
     ) -> LoadResult<(SubjectKind, i64), Self::Value> {
-        use sea_orm::ConnectionTrait;
-        use sea_orm::sea_query::{Expr, ExprTrait};
         let Scope {
             db,
             workspace_id,
             clock,
             ..
         } = &self.0;
-        let segments = Segments::load(db, *workspace_id)
-            .await
-            .map_err(ApiError::from)?;
-        let now = clock.now();
-        let mut result: HashMap<(SubjectKind, i64), Vec<segment::Model>> =
-            keys.iter().map(|key| (*key, Vec::new())).collect();
-        for segment in &segments.all {
-            let kind = SubjectKind::from_stored(&segment.subject_kind);
-            let ids: Vec<i64> = keys
-                .iter()
-                .filter(|(k, _)| *k == kind)
-                .map(|(_, id)| *id)
-                .collect();
-            let Some(filter) = membership::stored_filter(segment) else {
-                continue;
-            };
-            if ids.is_empty() {
-                continue;
-            }
-            let query = membership::members_query(
-                db.get_database_backend(),
-                *workspace_id,
-                &filter,
-                &segments,
-                now,
-            )
-            .and_where(Expr::col(("s", "id")).is_in(ids))
-            .to_owned();
-            for row in db
-                .query_all(&query)
-                .await
-                .map_err(|e| ApiError::internal(&e))?
-            {
-                let id: i64 = row
-                    .try_get_by_index(0)
-                    .map_err(|e| ApiError::internal(&e))?;
-                if let Some(list) = result.get_mut(&(kind, id)) {
-                    list.push(segment.clone());
-                }
-            }
-        }
-        for list in result.values_mut() {
-            list.sort_by(|a, b| a.name.cmp(&b.name));
-        }
-        Ok(result)
+        Ok(crate::segments::store::segments_of(db, *workspace_id, keys, clock.now()).await?)
     }
 }
 
@@ -375,9 +309,9 @@ pub async fn prime_subjects(
     kind: SubjectKind,
     ids: &[i64],
     account_ids: &[i64],
-) -> async_graphql::Result<()> {
+) -> Result<(), ApiError> {
     let look = ctx.look_ahead();
-    let loaders = ctx.data::<Loaders>()?;
+    let loaders = super::context::loaders(ctx)?;
     let mut tag_keys: Vec<(SubjectKind, i64)> = Vec::new();
     if selects(&look, shape, &["tags"]) {
         tag_keys.extend(ids.iter().map(|id| (kind, *id)));
@@ -414,13 +348,10 @@ pub async fn prime_subjects(
 /// wait the DataLoader's batching delay (1 ms, often 2 with the timer's
 /// granularity) for more keys, which a page that knows all of them does
 /// not need: two such waits were most of a 50-user list's latency.
-async fn load_now<K, L>(
-    loader: &Cached<L>,
-    keys: Vec<K>,
-) -> Result<HashMap<K, L::Value>, async_graphql::Error>
+async fn load_now<K, L>(loader: &Cached<L>, keys: Vec<K>) -> Result<HashMap<K, L::Value>, ApiError>
 where
     K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
-    L: Loader<K, Error = async_graphql::Error>,
+    L: Loader<K, Error = ApiError>,
 {
     if keys.is_empty() {
         return Ok(HashMap::new());
@@ -442,9 +373,7 @@ pub async fn prime_users(
     let mut account_ids: Vec<i64> = rows.iter().filter_map(|u| u.account_id).collect();
     account_ids.sort_unstable();
     account_ids.dedup();
-    prime_subjects(ctx, shape, SubjectKind::User, &ids, &account_ids)
-        .await
-        .map_err(|e| ApiError::new(crate::error::Code::Internal, e.message))
+    prime_subjects(ctx, shape, SubjectKind::User, &ids, &account_ids).await
 }
 
 /// [`prime_subjects`] for a page of accounts.
@@ -454,7 +383,5 @@ pub async fn prime_accounts(
     rows: &[account::Model],
 ) -> Result<(), ApiError> {
     let ids: Vec<i64> = rows.iter().map(|a| a.id).collect();
-    prime_subjects(ctx, shape, SubjectKind::Account, &ids, &[])
-        .await
-        .map_err(|e| ApiError::new(crate::error::Code::Internal, e.message))
+    prime_subjects(ctx, shape, SubjectKind::Account, &ids, &[]).await
 }

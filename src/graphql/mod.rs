@@ -1,16 +1,20 @@
 //! The GraphQL edge: schema assembly, request context, auth checks, error
 //! codes, DataLoaders and the HTTP routes.
 //!
-//! Invariant: the only module that knows async-graphql and axum. Resolvers
-//! stay thin: read the caller, call one domain function, convert the result.
+//! Invariant: the only module that knows async-graphql (and, with `server`,
+//! axum). Resolvers stay thin: read the caller, decode ids, call one service
+//! of `app` or one domain function, convert the result. They return
+//! [`Result`] (an `ApiError` result), so `?` keeps a domain error's code.
 
 mod auth;
 mod automation;
 mod connection;
-pub mod cost;
-pub(crate) use crate::ids;
 mod context;
+pub mod cost;
+mod errors;
+pub(crate) use errors::Result;
 pub mod http;
+pub mod ids;
 mod import;
 mod limits;
 mod loaders;
@@ -25,94 +29,11 @@ pub mod websocket;
 use std::sync::Arc;
 
 use async_graphql::{MergedObject, Schema};
-use sea_orm::DatabaseConnection;
-use tokio::sync::Notify;
 
-use crate::automation::script::{Limits as ScriptLimits, ScriptEngine};
-use crate::automation::scripts::Scripts;
-use crate::automation::worker::{Worker, WorkerSettings};
-use crate::config::{AutomationSettings, ProductionSettings, QueryLimits};
-use crate::metrics::Metrics;
-use crate::server::Shutdown;
-use crate::tags::feed::ChangeFeed;
-use crate::tags::name::{TagName, TagRules};
-use crate::time::Clock;
+use crate::app::AppState;
+use crate::config::{ProductionSettings, QueryLimits};
 
 pub use context::RequestAuth;
-
-/// What every resolver can reach: the database, the scripts (with their
-/// compiled cache, shared with the worker) and the worker's wake-up call.
-#[derive(Clone)]
-pub struct AppState {
-    pub db: DatabaseConnection,
-    pub scripts: Arc<Scripts>,
-    pub wake: Arc<Notify>,
-    /// Committed tag changes, for subscriptions (started by `server::start`).
-    pub feed: ChangeFeed,
-    /// What segment filters read as `now` (tests move it forward).
-    pub clock: Clock,
-    /// Counters for `/metrics`, shared with the worker.
-    pub metrics: Arc<Metrics>,
-}
-
-impl AppState {
-    /// The state of a server on `db`, with scripts sandboxed by `limits`.
-    pub fn new(db: DatabaseConnection, limits: ScriptLimits) -> Self {
-        let engine = ScriptEngine::new(limits).with_tag_check(|name| {
-            // The worker checks again under the workspace's own rules.
-            let rules = TagRules {
-                lowercase: false,
-                max_depth: 10,
-            };
-            TagName::parse(name, rules)
-                .map(|n| n.as_str().to_owned())
-                .map_err(|e| format!("tag {name:?} {e}"))
-        });
-        AppState {
-            db,
-            scripts: Arc::new(Scripts::new(engine)),
-            wake: Arc::new(Notify::new()),
-            feed: ChangeFeed::default(),
-            clock: Clock::system(),
-            metrics: Arc::default(),
-        }
-    }
-
-    /// A worker sharing this state's scripts and wake-up call.
-    pub fn worker(&self, settings: WorkerSettings) -> Worker {
-        Worker {
-            db: self.db.clone(),
-            scripts: Arc::clone(&self.scripts),
-            wake: Arc::clone(&self.wake),
-            settings,
-            batches: Default::default(),
-            clock: self.clock.clone(),
-            metrics: Arc::clone(&self.metrics),
-            next: Default::default(),
-            feed: self.feed.clone(),
-        }
-    }
-
-    /// Starts the automation worker and the sweep of time-based segments,
-    /// both stopping at `shutdown`.
-    pub fn spawn_automation(
-        &self,
-        settings: &AutomationSettings,
-        shutdown: Shutdown,
-    ) -> tokio::task::JoinHandle<()> {
-        let worker = self.worker(settings.worker());
-        let sweep = crate::segments::sweep::run(
-            self.db.clone(),
-            self.clock.clone(),
-            settings.sweep_interval(),
-            Arc::clone(&self.wake),
-            shutdown.clone().wait(),
-        );
-        tokio::spawn(async move {
-            tokio::join!(worker.run(shutdown.wait()), sweep);
-        })
-    }
-}
 
 #[derive(MergedObject, Default)]
 pub struct Query(

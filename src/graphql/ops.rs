@@ -19,11 +19,12 @@ use futures_util::stream::BoxStream;
 use sea_orm::ConnectionTrait;
 use sha2::{Digest, Sha256};
 
-use crate::error::{Code, server_error};
+use super::errors::server_error;
+use crate::error::Code;
 use crate::metrics::Metrics;
 
-use super::AppState;
 use super::http::HttpState;
+use crate::app::AppState;
 
 /// What `/healthz` and `/metrics` need: the server's or a standalone
 /// worker's.
@@ -171,8 +172,7 @@ pub(super) async fn metrics(State(state): State<OpsState>, headers: HeaderMap) -
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return response;
     }
-    let backlog = match crate::automation::outbox::backlog(&state.app.db, crate::time::now()).await
-    {
+    let backlog = match crate::outbox::backlog(&state.app.db, crate::time::now()).await {
         Ok(backlog) => Some(backlog),
         Err(e) => {
             tracing::warn!(error = %e, "metrics: could not read the outbox backlog");

@@ -1,10 +1,10 @@
 //! GraphQL types and operations of segments, their membership history and
 //! tracked events.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject, types::Json};
+use super::Result;
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject, types::Json};
 use chrono::{DateTime, Utc};
 use entity::{segment, segment_change};
-use sea_orm::DatabaseConnection;
 use sea_orm::sea_query::SelectStatement;
 
 use crate::auth::Role;
@@ -16,50 +16,16 @@ use crate::subjects::page::PageRequest;
 use crate::subjects::users::UserScope;
 use crate::subjects::{SubjectKind as DomainKind, accounts, users};
 use crate::tags::history;
-use crate::time::Clock;
 
 use super::connection::{CountedConnection, TotalCount, connection, page_complexity, page_request};
-use super::context::{require, state, wake_worker};
+use super::context::{loaders, require, state, wake_worker};
 use super::ids::{self, NodeKind};
-use super::loaders::{Loaders, Shape, prime_accounts, prime_users};
+use super::loaders::{Shape, prime_accounts, prime_users};
 use super::subjects::{Account, Subject, User, load_subject};
 use super::tags::{BulkResult, SubjectKind, Tag, TagChange, parse_subject_id};
 
 /// How many subjects `previewSegment` shows.
 const PREVIEW_SAMPLE: u64 = 10;
-
-/// The ids a filter selects now, checked against the workspace's segments.
-pub async fn filter_query(
-    db: &DatabaseConnection,
-    workspace_id: i64,
-    kind: DomainKind,
-    text: &str,
-    clock: &Clock,
-) -> ApiResult<SelectStatement> {
-    Ok(store::filter_members(db, workspace_id, kind, text, clock.now()).await?)
-}
-
-/// A segment's kind and the ids of its members now.
-pub async fn segment_members_query(
-    db: &DatabaseConnection,
-    workspace_id: i64,
-    segment_id: i64,
-    clock: &Clock,
-) -> ApiResult<(DomainKind, SelectStatement)> {
-    let segment = store::find(db, workspace_id, segment_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no such segment"))?;
-    members_of(db, workspace_id, &segment, clock).await
-}
-
-async fn members_of(
-    db: &DatabaseConnection,
-    workspace_id: i64,
-    segment: &segment::Model,
-    clock: &Clock,
-) -> ApiResult<(DomainKind, SelectStatement)> {
-    Ok(store::members(db, workspace_id, segment, clock.now()).await?)
-}
 
 /// A page of the subjects a query selects, as a connection of subjects.
 async fn subject_connection(
@@ -127,8 +93,8 @@ impl Segment {
     async fn member_count(&self, ctx: &Context<'_>) -> Result<i64> {
         let caller = require(ctx, Role::Viewer)?;
         let app = state(ctx)?;
-        let (_, query) = members_of(&app.db, caller.workspace_id, &self.0, &app.clock).await?;
-        Ok(store::count(&app.db, query).await.map_err(ApiError::from)? as i64)
+        let (_, query) = app.members(caller.workspace_id, &self.0).await?;
+        Ok(store::count(&app.db, query).await? as i64)
     }
     /// The subjects that match now (evaluated live), in creation order.
     #[graphql(complexity = "page_complexity(first, child_complexity)")]
@@ -141,8 +107,8 @@ impl Segment {
         let caller = require(ctx, Role::Viewer)?;
         let request = page_request(first, after)?;
         let app = state(ctx)?;
-        let (kind, query) = members_of(&app.db, caller.workspace_id, &self.0, &app.clock).await?;
-        Ok(subject_connection(ctx, caller.workspace_id, kind, query, request).await?)
+        let (kind, query) = app.members(caller.workspace_id, &self.0).await?;
+        subject_connection(ctx, caller.workspace_id, kind, query, request).await
     }
     /// Tags added and removed when a subject enters.
     async fn on_entry(&self) -> TagActions {
@@ -171,7 +137,7 @@ impl Segment {
         after: Option<String>,
         subject_id: Option<ID>,
     ) -> Result<CountedConnection<SegmentChange>> {
-        Ok(changes_connection(ctx, Some(self.0.id), subject_id, first, after).await?)
+        changes_connection(ctx, Some(self.0.id), subject_id, first, after).await
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -182,11 +148,7 @@ impl Segment {
     /// Segments whose filter uses in_segment of this one, by name (deleting
     /// or renaming it is refused while there are any).
     async fn used_by(&self, ctx: &Context<'_>) -> Result<Vec<Segment>> {
-        let users = ctx
-            .data::<Loaders>()?
-            .segment_users
-            .load_one(self.0.id)
-            .await?;
+        let users = loaders(ctx)?.segment_users.load_one(self.0.id).await?;
         Ok(users.unwrap_or_default().into_iter().map(Segment).collect())
     }
 }
@@ -219,7 +181,7 @@ async fn changes_connection(
 pub struct TagActions(store::TagActions<i64>);
 
 async fn load_tags(ctx: &Context<'_>, ids: &[i64]) -> Result<Vec<Tag>> {
-    let loaders = ctx.data::<Loaders>()?;
+    let loaders = loaders(ctx)?;
     let found = loaders.tags.load_many(ids.iter().copied()).await?;
     Ok(ids
         .iter()
@@ -281,8 +243,7 @@ impl SegmentChange {
         let caller = require(ctx, Role::Viewer)?;
         let db = &state(ctx)?.db;
         Ok(store::find(db, caller.workspace_id, self.0.segment_id)
-            .await
-            .map_err(ApiError::from)?
+            .await?
             .map(Segment))
     }
     /// The subject; null when it was deleted since.
@@ -307,8 +268,7 @@ impl SegmentChange {
         let caller = require(ctx, Role::Viewer)?;
         let db = &state(ctx)?.db;
         Ok(history::find(db, caller.workspace_id, cause)
-            .await
-            .map_err(ApiError::from)?
+            .await?
             .map(TagChange))
     }
     async fn at(&self) -> DateTime<Utc> {
@@ -375,9 +335,7 @@ impl SegmentQuery {
     /// Segments by name, optionally of one folder.
     async fn segments(&self, ctx: &Context<'_>, folder: Option<String>) -> Result<Vec<Segment>> {
         let caller = require(ctx, Role::Viewer)?;
-        let list = store::list(&state(ctx)?.db, caller.workspace_id, folder.as_deref())
-            .await
-            .map_err(ApiError::from)?;
+        let list = store::list(&state(ctx)?.db, caller.workspace_id, folder.as_deref()).await?;
         Ok(list.into_iter().map(Segment).collect())
     }
 
@@ -385,8 +343,7 @@ impl SegmentQuery {
         let caller = require(ctx, Role::Viewer)?;
         let id = ids::decode_as(&id, NodeKind::Segment)?;
         Ok(store::find(&state(ctx)?.db, caller.workspace_id, id)
-            .await
-            .map_err(ApiError::from)?
+            .await?
             .map(Segment))
     }
 
@@ -401,13 +358,11 @@ impl SegmentQuery {
         let caller = require(ctx, Role::Viewer)?;
         let app = state(ctx)?;
         let kind = DomainKind::from(subject_kind);
-        let query = filter_query(&app.db, caller.workspace_id, kind, &filter, &app.clock).await?;
-        let count = store::count(&app.db, query.clone())
-            .await
-            .map_err(ApiError::from)?;
-        let ids = store::sample(&app.db, query, PREVIEW_SAMPLE)
-            .await
-            .map_err(ApiError::from)?;
+        let query = app
+            .filter_members(caller.workspace_id, kind, &filter)
+            .await?;
+        let count = store::count(&app.db, query.clone()).await?;
+        let ids = store::sample(&app.db, query, PREVIEW_SAMPLE).await?;
         let mut sample = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(subject) = load_subject(ctx, kind, id).await? {
@@ -440,8 +395,7 @@ impl SegmentQuery {
             subject_id,
             app.clock.now(),
         )
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
         Ok(MembershipExplanation {
             member: explanation.member,
             since: explanation.since,
@@ -463,8 +417,7 @@ impl SegmentQuery {
         let app = state(ctx)?;
         let segment_id = ids::decode_as(&id, NodeKind::Segment)?;
         let segment = store::find(&app.db, caller.workspace_id, segment_id)
-            .await
-            .map_err(ApiError::from)?
+            .await?
             .ok_or_else(|| ApiError::not_found("segment not found"))?;
         let kind = DomainKind::from_stored(&segment.subject_kind);
         let preview = explain::change(
@@ -475,8 +428,7 @@ impl SegmentQuery {
             PREVIEW_SAMPLE as usize,
             app.clock.now(),
         )
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
         let subjects = async |ids: Vec<i64>| -> Result<Vec<Subject>> {
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
@@ -509,7 +461,7 @@ impl SegmentQuery {
         let segment_id = segment_id
             .map(|id| ids::decode_as(&id, NodeKind::Segment))
             .transpose()?;
-        Ok(changes_connection(ctx, segment_id, subject_id, first, after).await?)
+        changes_connection(ctx, segment_id, subject_id, first, after).await
     }
 }
 
@@ -564,11 +516,7 @@ impl SegmentMutation {
     async fn create_segment(&self, ctx: &Context<'_>, input: SegmentInput) -> Result<Segment> {
         let caller = require(ctx, Role::Developer)?;
         let app = state(ctx)?;
-        let listened = app
-            .scripts
-            .listens_to_segments(&app.db, caller.workspace_id)
-            .await
-            .map_err(ApiError::from)?;
+        let listened = app.scripts_listen_to_segments(caller.workspace_id).await?;
         let model = store::create(
             &app.db,
             caller.workspace_id,
@@ -576,8 +524,7 @@ impl SegmentMutation {
             listened,
             app.clock.now(),
         )
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
         Ok(Segment(model))
     }
 
@@ -592,11 +539,7 @@ impl SegmentMutation {
         let caller = require(ctx, Role::Developer)?;
         let id = ids::decode_as(&id, NodeKind::Segment)?;
         let app = state(ctx)?;
-        let listened = app
-            .scripts
-            .listens_to_segments(&app.db, caller.workspace_id)
-            .await
-            .map_err(ApiError::from)?;
+        let listened = app.scripts_listen_to_segments(caller.workspace_id).await?;
         let model = store::update(
             &app.db,
             caller.workspace_id,
@@ -605,8 +548,7 @@ impl SegmentMutation {
             listened,
             app.clock.now(),
         )
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
         Ok(Segment(model))
     }
 
@@ -615,11 +557,9 @@ impl SegmentMutation {
     async fn delete_segment(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
         let caller = require(ctx, Role::Developer)?;
         let id = ids::decode_as(&id, NodeKind::Segment)?;
-        let deleted = store::delete(&state(ctx)?.db, caller.workspace_id, id)
-            .await
-            .map_err(ApiError::from)?;
+        let deleted = store::delete(&state(ctx)?.db, caller.workspace_id, id).await?;
         if !deleted {
-            return Err(ApiError::not_found("no such segment").into());
+            return Err(ApiError::not_found("no such segment"));
         }
         Ok(true)
     }
@@ -629,9 +569,9 @@ impl SegmentMutation {
         let caller = require(ctx, Role::Developer)?;
         let id = ids::decode_as(&id, NodeKind::Segment)?;
         let app = state(ctx)?;
-        let outcome = store::baseline(&app.db, caller.workspace_id, id, &app.clock)
-            .await
-            .map_err(ApiError::from)?;
+        let outcome =
+            crate::tagging::baseline::baseline(&app.db, caller.workspace_id, id, &app.clock)
+                .await?;
         wake_worker(ctx);
         Ok(outcome.into())
     }
@@ -661,10 +601,9 @@ impl SegmentMutation {
             },
             app.clock.now(),
         )
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
         if !found {
-            return Err(ApiError::not_found("subject not found").into());
+            return Err(ApiError::not_found("subject not found"));
         }
         wake_worker(ctx);
         Ok(true)

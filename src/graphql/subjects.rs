@@ -1,7 +1,8 @@
 //! GraphQL types and operations of accounts and users.
 
+use super::Result;
 use async_graphql::{
-    Context, ID, InputObject, Interface, MaybeUndefined, Object, Result, Union, types::Json,
+    Context, ID, InputObject, Interface, MaybeUndefined, Object, Union, types::Json,
 };
 use chrono::{DateTime, Utc};
 use entity::{account, user};
@@ -18,10 +19,10 @@ use sea_orm::sea_query::SelectStatement;
 
 use super::automation::{AutomationEvent, Script, ScriptRun};
 use super::connection::{CountedConnection, TotalCount, connection, page_complexity, page_request};
-use super::context::{require, state, wake_worker};
+use super::context::{loaders, require, state, wake_worker};
 use super::ids::{self, NodeKind};
-use super::loaders::{Loaders, Shape, prime_accounts, prime_users};
-use super::segments::{Segment, SegmentChange, filter_query};
+use super::loaders::{Shape, prime_accounts, prime_users};
+use super::segments::{Segment, SegmentChange};
 use super::tags::{Tag, TagChange, history_connection, subject_tags};
 use crate::automation::{events, scripts};
 
@@ -53,7 +54,7 @@ pub async fn load_subject(
     kind: SubjectKind,
     id: i64,
 ) -> Result<Option<Subject>> {
-    let loaders = ctx.data::<Loaders>()?;
+    let loaders = loaders(ctx)?;
     Ok(match kind {
         SubjectKind::Account => loaders
             .accounts
@@ -116,7 +117,7 @@ impl Account {
             subject: Some((SubjectKind::Account, self.0.id)),
             ..Default::default()
         };
-        Ok(history_connection(ctx, scope, first, after).await?)
+        history_connection(ctx, scope, first, after).await
     }
     /// The account's users, oldest first.
     #[graphql(complexity = "page_complexity(first, child_complexity)")]
@@ -132,7 +133,7 @@ impl Account {
             account_id: Some(self.0.id),
             ..UserScope::default()
         };
-        Ok(user_connection(ctx, caller.workspace_id, scope, request, None, None).await?)
+        user_connection(ctx, caller.workspace_id, scope, request, None, None).await
     }
 }
 
@@ -160,7 +161,7 @@ impl User {
         let Some(account_id) = self.0.account_id else {
             return Ok(None);
         };
-        let loaders = ctx.data::<Loaders>()?;
+        let loaders = loaders(ctx)?;
         Ok(loaders.accounts.load_one(account_id).await?.map(Account))
     }
     /// Custom attributes: a JSON object.
@@ -193,7 +194,7 @@ impl User {
             subject: Some((SubjectKind::User, self.0.id)),
             ..Default::default()
         };
-        Ok(history_connection(ctx, scope, first, after).await?)
+        history_connection(ctx, scope, first, after).await
     }
 }
 
@@ -241,48 +242,39 @@ impl SubjectQuery {
         let db = &state(ctx)?.db;
         let node = match ids::decode(&id)? {
             (NodeKind::Account, id) => accounts::find(db, caller.workspace_id, id)
-                .await
-                .map_err(ApiError::from)?
+                .await?
                 .map(|a| Node::Account(Account(a))),
             (NodeKind::User, id) => users::find(db, caller.workspace_id, id)
-                .await
-                .map_err(ApiError::from)?
+                .await?
                 .map(|u| Node::User(User(u))),
             (NodeKind::Tag, id) => store::find_many(db, caller.workspace_id, &[id])
-                .await
-                .map_err(ApiError::from)?
+                .await?
                 .pop()
                 .map(|t| Node::Tag(Tag::from(t))),
             (NodeKind::TagChange, id) => history::find(db, caller.workspace_id, id)
-                .await
-                .map_err(ApiError::from)?
+                .await?
                 .map(|c| Node::TagChange(TagChange(c))),
             (NodeKind::Script, id) => scripts::find(db, caller.workspace_id, id)
-                .await
-                .map_err(ApiError::from)?
+                .await?
                 .map(|s| Node::Script(Script(s))),
             (NodeKind::ScriptRun, id) => scripts::find_run(db, caller.workspace_id, id)
-                .await
-                .map_err(ApiError::from)?
+                .await?
                 .map(|r| Node::ScriptRun(ScriptRun(r))),
             (NodeKind::AutomationEvent, id) => {
                 if caller.role < Role::Developer {
                     None
                 } else {
                     events::find(db, caller.workspace_id, id)
-                        .await
-                        .map_err(ApiError::from)?
+                        .await?
                         .map(|e| Node::AutomationEvent(AutomationEvent(e)))
                 }
             }
             (NodeKind::Segment, id) => segment_store::find(db, caller.workspace_id, id)
-                .await
-                .map_err(ApiError::from)?
+                .await?
                 .map(|s| Node::Segment(Segment(s))),
             (NodeKind::SegmentChange, id) => {
                 segment_store::find_change(db, caller.workspace_id, id)
-                    .await
-                    .map_err(ApiError::from)?
+                    .await?
                     .map(|c| Node::SegmentChange(SegmentChange(c)))
             }
         };
@@ -308,9 +300,10 @@ impl SubjectQuery {
         let db = app.db.clone();
         let workspace_id = caller.workspace_id;
         let matching = match &filter {
-            Some(text) => {
-                Some(filter_query(&db, workspace_id, SubjectKind::Account, text, &app.clock).await?)
-            }
+            Some(text) => Some(
+                app.filter_members(workspace_id, SubjectKind::Account, text)
+                    .await?,
+            ),
             None => None,
         };
         let page = accounts::list(
@@ -320,8 +313,7 @@ impl SubjectQuery {
             matching.as_ref(),
             request,
         )
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
         prime_accounts(ctx, Shape::Page, &page.rows).await?;
         let total = TotalCount::new(move || {
             let db = db.clone();
@@ -355,12 +347,12 @@ impl SubjectQuery {
                 accounts::find_by_external_id(db, caller.workspace_id, &external_id).await
             }
             _ => {
-                return Err(
-                    ApiError::bad_input("pass exactly one of `id` and `externalId`").into(),
-                );
+                return Err(ApiError::bad_input(
+                    "pass exactly one of `id` and `externalId`",
+                ));
             }
         };
-        Ok(found.map_err(ApiError::from)?.map(Account))
+        Ok(found?.map(Account))
     }
 
     /// Users in creation order; `search` matches email, names or external id
@@ -381,18 +373,12 @@ impl SubjectQuery {
         let app = state(ctx)?;
         let matching = match &filter {
             Some(text) => Some(
-                filter_query(
-                    &app.db,
-                    caller.workspace_id,
-                    SubjectKind::User,
-                    text,
-                    &app.clock,
-                )
-                .await?,
+                app.filter_members(caller.workspace_id, SubjectKind::User, text)
+                    .await?,
             ),
             None => None,
         };
-        Ok(user_connection(
+        user_connection(
             ctx,
             caller.workspace_id,
             UserScope::default(),
@@ -400,7 +386,7 @@ impl SubjectQuery {
             search,
             matching,
         )
-        .await?)
+        .await
     }
 
     /// One user, by id, email or external id.
@@ -426,11 +412,10 @@ impl SubjectQuery {
             _ => {
                 return Err(ApiError::bad_input(
                     "pass exactly one of `id`, `email` and `externalId`",
-                )
-                .into());
+                ));
             }
         };
-        let found = found.map_err(ApiError::from)?;
+        let found = found?;
         if let Some(user) = &found {
             prime_users(ctx, Shape::Single, std::slice::from_ref(user)).await?;
         }
@@ -491,9 +476,7 @@ impl SubjectMutation {
             last_activity_at: patch(input.last_activity_at),
         };
         let app = state(ctx)?;
-        let model = accounts::upsert(&app.db, caller.workspace_id, input, &app.clock)
-            .await
-            .map_err(ApiError::from)?;
+        let model = accounts::upsert(&app.db, caller.workspace_id, input, &app.clock).await?;
         wake_worker(ctx);
         Ok(Account(model))
     }
@@ -511,9 +494,7 @@ impl SubjectMutation {
             last_seen_at: patch(input.last_seen_at),
         };
         let app = state(ctx)?;
-        let model = users::upsert(&app.db, caller.workspace_id, input, &app.clock)
-            .await
-            .map_err(ApiError::from)?;
+        let model = users::upsert(&app.db, caller.workspace_id, input, &app.clock).await?;
         wake_worker(ctx);
         Ok(User(model))
     }
@@ -529,10 +510,9 @@ impl SubjectMutation {
             id,
             &state(ctx)?.clock,
         )
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
         if !deleted {
-            return Err(ApiError::not_found("no such account").into());
+            return Err(ApiError::not_found("no such account"));
         }
         Ok(true)
     }
@@ -548,10 +528,9 @@ impl SubjectMutation {
             id,
             &state(ctx)?.clock,
         )
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
         if !deleted {
-            return Err(ApiError::not_found("no such user").into());
+            return Err(ApiError::not_found("no such user"));
         }
         Ok(true)
     }
@@ -559,7 +538,7 @@ impl SubjectMutation {
 
 /// The segments a subject matches now, through the request's loader.
 async fn subject_segments(ctx: &Context<'_>, kind: SubjectKind, id: i64) -> Result<Vec<Segment>> {
-    let loaders = ctx.data::<Loaders>()?;
+    let loaders = loaders(ctx)?;
     Ok(loaders
         .subject_segments
         .load_one((kind, id))

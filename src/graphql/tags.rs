@@ -2,28 +2,28 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use super::Result;
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{tag, tag_change};
 
+use crate::app;
+use crate::app::references::{self, Usage};
 use crate::auth::Role;
 use crate::error::{ApiError, ApiResult};
-use crate::segments::references::{self, Usage};
 use crate::subjects::SubjectKind as DomainKind;
 use crate::subjects::page::check_search;
-use crate::tags::assign::{self, Actor, BulkOutcome};
+use crate::tagging::assign::{self, Actor, BulkOutcome};
 use crate::tags::catalogue::{self, TagFilter};
 use crate::tags::history::{self, HistoryScope};
 use crate::tags::name::path_of;
-use crate::tags::write::Target;
 use crate::tags::{Cause, Op, Source, store};
 
 use super::automation::Script;
 use super::connection::{CountedConnection, TotalCount, connection, page_complexity, page_request};
-use super::context::{require, state, wake_worker};
+use super::context::{loaders, require, state, wake_worker};
 use super::ids::{self, NodeKind};
-use super::loaders::Loaders;
-use super::segments::{Segment, filter_query, segment_members_query};
+use super::segments::Segment;
 use super::subjects::{Account, Subject, User, load_subject};
 
 /// Accounts or users.
@@ -144,16 +144,12 @@ impl Tag {
         let Some(parent_id) = self.0.parent_id else {
             return Ok(None);
         };
-        let parent = ctx.data::<Loaders>()?.tags.load_one(parent_id).await?;
+        let parent = loaders(ctx)?.tags.load_one(parent_id).await?;
         Ok(parent.filter(|p| p.deleted_at.is_none()).map(Tag::from))
     }
     /// The tags one level down, by name.
     async fn children(&self, ctx: &Context<'_>) -> Result<Vec<Tag>> {
-        let children = ctx
-            .data::<Loaders>()?
-            .tag_children
-            .load_one(self.0.id)
-            .await?;
+        let children = loaders(ctx)?.tag_children.load_one(self.0.id).await?;
         Ok(children
             .unwrap_or_default()
             .into_iter()
@@ -165,20 +161,12 @@ impl Tag {
     }
     /// How many accounts carry the tag.
     async fn account_count(&self, ctx: &Context<'_>) -> Result<i64> {
-        let counts = ctx
-            .data::<Loaders>()?
-            .tag_counts
-            .load_one(self.0.id)
-            .await?;
+        let counts = loaders(ctx)?.tag_counts.load_one(self.0.id).await?;
         Ok(counts.map_or(0, |(accounts, _)| accounts as i64))
     }
     /// How many users carry the tag.
     async fn user_count(&self, ctx: &Context<'_>) -> Result<i64> {
-        let counts = ctx
-            .data::<Loaders>()?
-            .tag_counts
-            .load_one(self.0.id)
-            .await?;
+        let counts = loaders(ctx)?.tag_counts.load_one(self.0.id).await?;
         Ok(counts.map_or(0, |(_, users)| users as i64))
     }
     async fn created_at(&self) -> DateTime<Utc> {
@@ -190,7 +178,7 @@ impl Tag {
     }
     /// Where the tag is named: renaming, merging or deleting it reaches all of these.
     async fn usage(&self, ctx: &Context<'_>) -> Result<TagUsage> {
-        let usage = ctx.data::<Loaders>()?.tag_usage.load_one(self.0.id).await?;
+        let usage = loaders(ctx)?.tag_usage.load_one(self.0.id).await?;
         Ok(TagUsage(usage.unwrap_or_default()))
     }
     /// On the tag `renameTag` or `mergeTags` returns: the segments it
@@ -214,7 +202,7 @@ impl TagChange {
             .into())
     }
     async fn tag(&self, ctx: &Context<'_>) -> Result<Tag> {
-        let tag = ctx.data::<Loaders>()?.tags.load_one(self.0.tag_id).await?;
+        let tag = loaders(ctx)?.tags.load_one(self.0.tag_id).await?;
         Ok(Tag::from(
             tag.ok_or_else(|| ApiError::not_found("tag not found"))?,
         ))
@@ -223,7 +211,7 @@ impl TagChange {
         let kind = DomainKind::from_stored(&self.0.subject_kind);
         load_subject(ctx, kind, self.0.subject_id)
             .await?
-            .ok_or_else(|| ApiError::not_found("subject not found").into())
+            .ok_or_else(|| ApiError::not_found("subject not found"))
     }
     async fn source(&self) -> Result<ChangeSource> {
         Ok(Source::parse(&self.0.source)
@@ -299,11 +287,7 @@ pub async fn history_connection(
 
 /// The tags of a subject, by name.
 pub async fn subject_tags(ctx: &Context<'_>, kind: DomainKind, id: i64) -> Result<Vec<Tag>> {
-    let tags = ctx
-        .data::<Loaders>()?
-        .subject_tags
-        .load_one((kind, id))
-        .await?;
+    let tags = loaders(ctx)?.subject_tags.load_one((kind, id)).await?;
     Ok(tags
         .unwrap_or_default()
         .into_iter()
@@ -346,9 +330,8 @@ impl TagQuery {
         let db = state(ctx)?.db.clone();
         let workspace_id = caller.workspace_id;
         let filter = TagFilter { search, prefix };
-        let page = catalogue::list(&db, workspace_id, &filter, request.first, after.as_deref())
-            .await
-            .map_err(ApiError::from)?;
+        let page =
+            catalogue::list(&db, workspace_id, &filter, request.first, after.as_deref()).await?;
         let mut connection = async_graphql::connection::Connection::with_additional_fields(
             after.is_some(),
             page.has_next,
@@ -369,9 +352,7 @@ impl TagQuery {
     /// One tag by its exact name.
     async fn tag(&self, ctx: &Context<'_>, name: String) -> Result<Option<Tag>> {
         let caller = require(ctx, Role::Viewer)?;
-        let tag = store::find_live(&state(ctx)?.db, caller.workspace_id, &name)
-            .await
-            .map_err(ApiError::from)?;
+        let tag = store::find_live(&state(ctx)?.db, caller.workspace_id, &name).await?;
         Ok(tag.map(Tag::from))
     }
 
@@ -390,10 +371,7 @@ impl TagQuery {
         let mut scope = HistoryScope::default();
         if let Some(name) = tag {
             // A deleted or unknown tag has no changes to show.
-            match store::find_live(db, caller.workspace_id, &name)
-                .await
-                .map_err(ApiError::from)?
-            {
+            match store::find_live(db, caller.workspace_id, &name).await? {
                 Some(tag) => scope.tag_id = Some(tag.id),
                 None => scope.tag_id = Some(-1),
             }
@@ -401,7 +379,7 @@ impl TagQuery {
         if let Some(id) = subject_id {
             scope.subject = Some(parse_subject_id(&id)?);
         }
-        Ok(history_connection(ctx, scope, first, after).await?)
+        history_connection(ctx, scope, first, after).await
     }
 }
 
@@ -418,7 +396,7 @@ async fn tag_one(ctx: &Context<'_>, subject: ID, tags: Vec<String>, op: Op) -> R
     let caller = require(ctx, Role::Member)?;
     let (kind, id) = parse_subject_id(&subject)?;
     if tags.is_empty() {
-        return Err(ApiError::bad_input("name at least one tag").into());
+        return Err(ApiError::bad_input("name at least one tag"));
     }
     let db = &state(ctx)?.db;
     assign::tag_one(
@@ -430,24 +408,19 @@ async fn tag_one(ctx: &Context<'_>, subject: ID, tags: Vec<String>, op: Op) -> R
         actor(&caller.key_name, Source::Manual),
         &state(ctx)?.clock,
     )
-    .await
-    .map_err(ApiError::from)?;
+    .await?;
     wake_worker(ctx);
     // Read back with fresh tags (the request's loader may hold older ones).
     let subject = match kind {
         DomainKind::Account => crate::subjects::accounts::find(db, caller.workspace_id, id)
-            .await
-            .map_err(ApiError::from)?
+            .await?
             .map(|a| Subject::Account(Account(a))),
         DomainKind::User => crate::subjects::users::find(db, caller.workspace_id, id)
-            .await
-            .map_err(ApiError::from)?
+            .await?
             .map(|u| Subject::User(User(u))),
     };
-    ctx.data::<Loaders>()?
-        .subject_tags
-        .clear::<(DomainKind, i64)>();
-    subject.ok_or_else(|| ApiError::not_found("subject not found").into())
+    loaders(ctx)?.subject_tags.clear::<(DomainKind, i64)>();
+    subject.ok_or_else(|| ApiError::not_found("subject not found"))
 }
 
 async fn bulk(
@@ -458,80 +431,22 @@ async fn bulk(
 ) -> Result<BulkResult> {
     let caller = require(ctx, Role::Developer)?;
     let app = state(ctx)?;
-    let actor = actor(&caller.key_name, Source::Bulk);
-    let outcome = match (
+    let target = app::BulkTarget::new(
         target.ids,
         target.segment_id,
-        target.subject_kind,
+        target.subject_kind.map(DomainKind::from),
         target.filter,
-    ) {
-        (Some(raw_ids), None, None, None) => {
-            if raw_ids.len() > assign::MAX_BULK_IDS {
-                return Err(ApiError::new(
-                    crate::error::Code::LimitExceeded,
-                    format!(
-                        "a bulk target holds at most {} ids, not {}",
-                        assign::MAX_BULK_IDS,
-                        raw_ids.len()
-                    ),
-                )
-                .into());
-            }
-            let ids = raw_ids
-                .iter()
-                .map(parse_subject_id)
-                .collect::<ApiResult<Vec<_>>>()?;
-            assign::bulk_by_ids(
-                &app.db,
-                caller.workspace_id,
-                &ids,
-                &tags,
-                op,
-                actor,
-                &app.clock,
-            )
-            .await
-        }
-        (None, Some(segment_id), None, None) => {
-            let segment_id = ids::decode_as(&segment_id, NodeKind::Segment)?;
-            let (kind, select) =
-                segment_members_query(&app.db, caller.workspace_id, segment_id, &app.clock).await?;
-            let targets = [(kind, Target::Select(Box::new(select)))];
-            assign::bulk(
-                &app.db,
-                caller.workspace_id,
-                &targets,
-                &tags,
-                op,
-                actor,
-                &app.clock,
-            )
-            .await
-        }
-        (None, None, Some(kind), Some(filter)) => {
-            let kind = DomainKind::from(kind);
-            let select =
-                filter_query(&app.db, caller.workspace_id, kind, &filter, &app.clock).await?;
-            let targets = [(kind, Target::Select(Box::new(select)))];
-            assign::bulk(
-                &app.db,
-                caller.workspace_id,
-                &targets,
-                &tags,
-                op,
-                actor,
-                &app.clock,
-            )
-            .await
-        }
-        _ => {
-            return Err(ApiError::bad_input(
-                "give exactly one of: `ids`; `segmentId`; `subjectKind` with `filter`",
-            )
-            .into());
-        }
-    }
-    .map_err(ApiError::from)?;
+    )?
+    .decode(parse_subject_id, |id| ids::decode_as(id, NodeKind::Segment))?;
+    let outcome = app
+        .bulk_tags(
+            caller.workspace_id,
+            target,
+            &tags,
+            op,
+            actor(&caller.key_name, Source::Bulk),
+        )
+        .await?;
     wake_worker(ctx);
     Ok(outcome.into())
 }
@@ -599,8 +514,7 @@ impl TagMutation {
             &new_name,
             &app.clock,
         )
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
         wake_worker(ctx);
         Ok(Tag(rewrite.tag.clone(), Some(Arc::new(rewrite))))
     }
@@ -620,8 +534,7 @@ impl TagMutation {
             actor(&caller.key_name, Source::Bulk),
             &app.clock,
         )
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
         wake_worker(ctx);
         Ok(Tag(rewrite.tag.clone(), Some(Arc::new(rewrite))))
     }
@@ -647,8 +560,7 @@ impl TagMutation {
             actor(&caller.key_name, Source::Bulk),
             &app.clock,
         )
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
         wake_worker(ctx);
         Ok(true)
     }
@@ -663,8 +575,7 @@ impl TagMutation {
         let caller = require(ctx, Role::Developer)?;
         let tag =
             catalogue::set_description(&state(ctx)?.db, caller.workspace_id, &name, description)
-                .await
-                .map_err(ApiError::from)?;
+                .await?;
         Ok(Tag::from(tag))
     }
 }

@@ -217,7 +217,7 @@ impl Export {
                         Format::Ndjson => json_line(
                             &mut out,
                             json!({
-                                "id": ids::encode(NodeKind::User, user.id).to_string(),
+                                "id": ids::encode(NodeKind::User, user.id),
                                 "email": user.email,
                                 "external_id": user.external_id,
                                 "first_name": user.first_name,
@@ -248,7 +248,7 @@ impl Export {
                         Format::Ndjson => json_line(
                             &mut out,
                             json!({
-                                "id": ids::encode(NodeKind::Account, account.id).to_string(),
+                                "id": ids::encode(NodeKind::Account, account.id),
                                 "external_id": account.external_id,
                                 "name": account.name,
                                 "attributes": account.attributes,

@@ -6,7 +6,7 @@
 //! RETURNING`), update the others (multi-row `INSERT ... ON CONFLICT (id)
 //! DO UPDATE`, which only ever updates: the ids were just read in this
 //! transaction), re-evaluate tracked segments for the field changes, then
-//! add the tags through `tags::assign::apply_to_targets`, one call per
+//! add the tags through `tagging::assign::apply_to_targets`, one call per
 //! distinct tag with the ids of the rows that have it (source IMPORT), so
 //! history, outbox events and segment triggers follow.
 
@@ -26,7 +26,7 @@ use super::rows::{AccountRef, AccountRow, RowError, UserRow};
 use crate::db::{begin_write, lost_race};
 use crate::segments::membership::{self, Changed, MAX_IN_MEMORY, Reason};
 use crate::subjects::SubjectKind;
-use crate::tags::assign::{Actor, apply_to_targets};
+use crate::tagging::assign::{Actor, apply_to_targets};
 use crate::tags::name::TagName;
 use crate::tags::write::Target;
 use crate::tags::{Cause, Op, Source};

@@ -10,8 +10,8 @@ use sea_orm::{ActiveModelTrait, ConnectionTrait, DatabaseConnection, Set};
 use super::SegmentError;
 use super::membership::{self, Changed, Reason};
 use crate::db::begin_write;
-use crate::subjects::SubjectKind;
 use crate::tags::write::subject_table;
+use crate::vocab::SubjectKind;
 
 /// Longest event name, in characters.
 pub const MAX_NAME: usize = 128;

@@ -9,8 +9,9 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelec
 
 use super::SegmentError;
 use super::filter::{SubjectData, SubjectKind};
-use crate::subjects::{SubjectKind as DomainKind, accounts, users};
+use crate::db::find_many_in_workspace;
 use crate::tags::catalogue;
+use crate::vocab::SubjectKind as DomainKind;
 
 /// What to load besides the subjects' own rows and tags.
 #[derive(Debug, Clone, Copy, Default)]
@@ -23,10 +24,6 @@ pub struct Needs {
     pub events_since: Option<DateTime<Utc>>,
 }
 
-fn invalid(e: impl std::fmt::Display) -> SegmentError {
-    SegmentError::Invalid(e.to_string())
-}
-
 /// The data of the given users (absent ids are skipped).
 pub async fn users(
     db: &impl ConnectionTrait,
@@ -37,9 +34,15 @@ pub async fn users(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows = users::find_many(db, workspace_id, ids)
-        .await
-        .map_err(invalid)?;
+    let rows = find_many_in_workspace(
+        db,
+        user::Entity,
+        user::Column::WorkspaceId,
+        user::Column::Id,
+        workspace_id,
+        ids,
+    )
+    .await?;
     let mut data =
         rows_into_data(db, workspace_id, DomainKind::User, rows, user_data, needs).await?;
     if needs.account {
@@ -71,9 +74,15 @@ pub async fn accounts(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows = accounts::find_many(db, workspace_id, ids)
-        .await
-        .map_err(invalid)?;
+    let rows = find_many_in_workspace(
+        db,
+        account::Entity,
+        account::Column::WorkspaceId,
+        account::Column::Id,
+        workspace_id,
+        ids,
+    )
+    .await?;
     let data = rows_into_data(
         db,
         workspace_id,

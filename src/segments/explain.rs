@@ -13,7 +13,7 @@ use super::data::{self, Needs};
 use super::filter::{Filter, SubjectKind, Trace, explain};
 use super::membership::{Segments, members_query, stored_filter};
 use super::store;
-use crate::subjects::SubjectKind as DomainKind;
+use crate::vocab::SubjectKind as DomainKind;
 
 /// Why a subject is or is not in a segment now.
 #[derive(Debug, Clone)]

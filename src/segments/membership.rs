@@ -23,9 +23,9 @@ use super::SegmentError;
 use super::data::{self, Needs};
 use super::filter::{Filter, Reach, SubjectKind, evaluate};
 use super::sql::{Backend, SqlContext, select_ids};
-use crate::automation::outbox;
 use crate::db::{lock_row, max_id};
-use crate::subjects::SubjectKind as DomainKind;
+use crate::outbox;
+use crate::vocab::SubjectKind as DomainKind;
 
 /// More subjects than this in one change are re-evaluated with SQL, one
 /// statement per tracked segment, rather than loaded into memory.
@@ -728,8 +728,8 @@ impl Op {
 
     fn event_kind(self) -> &'static str {
         match self {
-            Op::Entered => crate::automation::kind::SEGMENT_ENTERED,
-            Op::Exited => crate::automation::kind::SEGMENT_EXITED,
+            Op::Entered => outbox::kind::SEGMENT_ENTERED,
+            Op::Exited => outbox::kind::SEGMENT_EXITED,
         }
     }
 }

@@ -8,21 +8,20 @@
 //! segment's membership changes only through [`membership::record`], which
 //! writes the history row and the outbox event (SEGMENT_ENTERED / EXITED)
 //! in the caller's transaction. Boundary: called by `graphql/`, by the tag
-//! write path (`tags::assign`), by subject upserts and by the worker.
+//! write path (`tagging::assign`), by subject upserts and by the worker.
 
 pub mod activity;
 pub mod data;
 pub mod explain;
 pub mod filter;
 pub mod membership;
-pub mod references;
 pub mod sql;
 pub mod store;
 pub mod sweep;
 
 use crate::error::{Code, ErrorCode};
-use crate::subjects::SubjectKind as DomainKind;
 use crate::tags::TagError;
+use crate::vocab::SubjectKind as DomainKind;
 use filter::{Diagnostic, SubjectKind};
 
 impl From<DomainKind> for SubjectKind {
@@ -59,6 +58,15 @@ pub enum SegmentError {
     Tag(#[from] TagError),
     #[error(transparent)]
     Db(#[from] sea_orm::DbErr),
+}
+
+impl crate::error::DbCause for SegmentError {
+    fn into_db(self) -> Result<sea_orm::DbErr, Self> {
+        match self {
+            SegmentError::Db(e) | SegmentError::Tag(TagError::Db(e)) => Ok(e),
+            other => Err(other),
+        }
+    }
 }
 
 fn render_diagnostics(diagnostics: &[Diagnostic]) -> String {

@@ -14,8 +14,8 @@ use super::SegmentError;
 use super::filter::{Filter, SubjectKind};
 use super::membership::{self, Segments};
 use crate::db::{begin_write, is_unique_violation};
-use crate::subjects::SubjectKind as DomainKind;
 use crate::tags::store as tag_store;
+use crate::vocab::SubjectKind as DomainKind;
 
 /// Longest segment or folder name, in characters.
 pub const MAX_NAME: usize = 128;
@@ -469,54 +469,6 @@ pub async fn sample(
         .collect()
 }
 
-/// Applies a segment's entry actions to every current member now (source
-/// TRIGGER, the segment's name as actor), and records the members as its
-/// stored membership without announcing them.
-pub async fn baseline(
-    db: &DatabaseConnection,
-    workspace_id: i64,
-    id: i64,
-    clock: &crate::time::Clock,
-) -> Result<crate::tags::assign::BulkOutcome, SegmentError> {
-    use crate::tags::assign::{Actor, BulkOutcome, apply_tags};
-    use crate::tags::write::Target;
-    use crate::tags::{Cause, Op, Source};
-    let txn = begin_write(db).await?;
-    let current = find(&txn, workspace_id, id)
-        .await?
-        .ok_or(SegmentError::NotFound("segment"))?;
-    let now = clock.now();
-    let (kind, members) = members(&txn, workspace_id, &current, now).await?;
-    let segments = Segments::load(&txn, workspace_id).await?;
-    // The membership first, so the entry actions below do not count as entries.
-    if current.tracked {
-        membership::resync(&txn, workspace_id, &current, &segments, now, None).await?;
-    }
-    let actions = actions(&current.on_entry);
-    let actor = Actor {
-        source: Source::Trigger,
-        name: Some(&current.name),
-        cause: Cause::None,
-        depth: 0,
-    };
-    let targets = [(kind, Target::Select(Box::new(members.clone())))];
-    let mut outcome = BulkOutcome {
-        matched: count(&txn, members).await?,
-        changed: 0,
-    };
-    for (op, ids) in [(Op::Added, &actions.add), (Op::Removed, &actions.remove)] {
-        let mut tags = tag_store::find_many(&txn, workspace_id, ids).await?;
-        tags.retain(|t| t.deleted_at.is_none());
-        if !tags.is_empty() {
-            outcome.changed += apply_tags(&txn, workspace_id, &targets, &tags, op, actor, clock)
-                .await?
-                .changed;
-        }
-    }
-    txn.commit().await?;
-    Ok(outcome)
-}
-
 fn changes_query(
     workspace_id: i64,
     segment_id: Option<i64>,
@@ -542,9 +494,9 @@ pub async fn changes(
     workspace_id: i64,
     segment_id: Option<i64>,
     subject: Option<(DomainKind, i64)>,
-    page: crate::subjects::page::PageRequest,
-) -> Result<crate::subjects::page::Page<entity::segment_change::Model>, SegmentError> {
-    use crate::subjects::page::{Direction, fetch};
+    page: crate::vocab::page::PageRequest,
+) -> Result<crate::vocab::page::Page<entity::segment_change::Model>, SegmentError> {
+    use crate::vocab::page::{Direction, fetch};
     Ok(fetch(
         db,
         changes_query(workspace_id, segment_id, subject),
@@ -617,4 +569,53 @@ pub async fn members(
         now,
     );
     Ok((DomainKind::from_stored(&segment.subject_kind), query))
+}
+
+/// The segments each subject is a member of at `now` (evaluated live), by
+/// name: one query per segment of the subjects' kind, whatever the number
+/// of subjects. Every subject asked for has an entry, maybe empty.
+pub async fn segments_of(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    subjects: &[(DomainKind, i64)],
+    now: DateTime<Utc>,
+) -> Result<std::collections::HashMap<(DomainKind, i64), Vec<segment::Model>>, SegmentError> {
+    use sea_orm::sea_query::{Expr, ExprTrait};
+
+    let segments = Segments::load(db, workspace_id).await?;
+    let mut result: std::collections::HashMap<(DomainKind, i64), Vec<segment::Model>> =
+        subjects.iter().map(|key| (*key, Vec::new())).collect();
+    for segment in &segments.all {
+        let kind = DomainKind::from_stored(&segment.subject_kind);
+        let ids: Vec<i64> = subjects
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, id)| *id)
+            .collect();
+        let Some(filter) = membership::stored_filter(segment) else {
+            continue;
+        };
+        if ids.is_empty() {
+            continue;
+        }
+        let query = membership::members_query(
+            db.get_database_backend(),
+            workspace_id,
+            &filter,
+            &segments,
+            now,
+        )
+        .and_where(Expr::col(("s", "id")).is_in(ids))
+        .to_owned();
+        for row in db.query_all(&query).await? {
+            let id: i64 = row.try_get_by_index(0)?;
+            if let Some(list) = result.get_mut(&(kind, id)) {
+                list.push(segment.clone());
+            }
+        }
+    }
+    for list in result.values_mut() {
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    Ok(result)
 }

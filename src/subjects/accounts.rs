@@ -161,13 +161,15 @@ pub async fn find_many(
     workspace_id: i64,
     ids: &[i64],
 ) -> Result<Vec<account::Model>, SubjectError> {
-    if ids.is_empty() {
-        return Ok(Vec::new()); // no statement for nothing
-    }
-    Ok(scoped(workspace_id)
-        .filter(account::Column::Id.is_in(ids.iter().copied()))
-        .all(db)
-        .await?)
+    Ok(crate::db::find_many_in_workspace(
+        db,
+        account::Entity,
+        account::Column::WorkspaceId,
+        account::Column::Id,
+        workspace_id,
+        ids,
+    )
+    .await?)
 }
 
 fn search_query(

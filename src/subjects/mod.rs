@@ -7,35 +7,11 @@
 pub mod accounts;
 pub mod attributes;
 pub mod email;
-pub mod page;
 pub mod users;
 
 use crate::error::{Code, ErrorCode};
 
-/// The two kinds of subject that carry tags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum SubjectKind {
-    Account,
-    User,
-}
-
-impl SubjectKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SubjectKind::Account => "ACCOUNT",
-            SubjectKind::User => "USER",
-        }
-    }
-
-    /// The kind a stored `subject_kind` column names (`ACCOUNT`, else `USER`).
-    pub fn from_stored(stored: &str) -> SubjectKind {
-        if stored == SubjectKind::Account.as_str() {
-            SubjectKind::Account
-        } else {
-            SubjectKind::User
-        }
-    }
-}
+pub use crate::vocab::{SubjectKind, page};
 
 /// Errors about accounts and users.
 #[derive(Debug, thiserror::Error)]
@@ -58,9 +34,15 @@ pub enum SubjectError {
 
 impl From<crate::segments::SegmentError> for SubjectError {
     fn from(error: crate::segments::SegmentError) -> SubjectError {
-        match error {
-            crate::segments::SegmentError::Db(e) => SubjectError::Db(e),
-            other => SubjectError::Invalid(other.to_string()),
+        crate::error::carry(error, SubjectError::Invalid)
+    }
+}
+
+impl crate::error::DbCause for SubjectError {
+    fn into_db(self) -> Result<sea_orm::DbErr, Self> {
+        match self {
+            SubjectError::Db(e) => Ok(e),
+            other => Err(other),
         }
     }
 }
@@ -135,7 +117,7 @@ pub async fn delete(
         }
     } > 0;
     if deleted {
-        crate::tags::delete::forget_subject(&txn, workspace_id, kind, id).await?;
+        crate::tagging::delete::forget_subject(&txn, workspace_id, kind, id).await?;
         crate::segments::membership::forget_subject(&txn, workspace_id, kind, id).await?;
         if let Some(account) = account_of_user {
             let changed = [crate::segments::membership::Changed {

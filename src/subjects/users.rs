@@ -228,13 +228,15 @@ pub async fn find_many(
     workspace_id: i64,
     ids: &[i64],
 ) -> Result<Vec<user::Model>, SubjectError> {
-    if ids.is_empty() {
-        return Ok(Vec::new()); // no statement for nothing
-    }
-    Ok(scoped(workspace_id)
-        .filter(user::Column::Id.is_in(ids.iter().copied()))
-        .all(db)
-        .await?)
+    Ok(crate::db::find_many_in_workspace(
+        db,
+        user::Entity,
+        user::Column::WorkspaceId,
+        user::Column::Id,
+        workspace_id,
+        ids,
+    )
+    .await?)
 }
 
 pub async fn find_by_email(

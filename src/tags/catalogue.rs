@@ -11,8 +11,8 @@ use sea_orm::{
 
 use super::{TagError, store};
 use crate::db::begin_write;
-use crate::subjects::SubjectKind;
-use crate::subjects::page::{Page, contains_pattern};
+use crate::vocab::SubjectKind;
+use crate::vocab::page::{Page, contains_pattern};
 
 /// Which tags to list.
 #[derive(Debug, Clone, Default)]

@@ -67,7 +67,66 @@ impl Default for ChangeFeed {
     }
 }
 
+/// Which committed changes a subscriber wants: those of its workspace,
+/// maybe only of one kind of subject or of one tag (by exact name).
+#[derive(Debug, Clone)]
+pub struct FeedFilter {
+    pub workspace_id: i64,
+    pub subject_kind: Option<crate::vocab::SubjectKind>,
+    pub tag: Option<String>,
+}
+
+impl FeedFilter {
+    /// Whether the change is one the subscriber wants (a tag that cannot
+    /// be read is not).
+    pub async fn admits(&self, db: &DatabaseConnection, change: &tag_change::Model) -> bool {
+        if change.workspace_id != self.workspace_id {
+            return false;
+        }
+        if let Some(kind) = self.subject_kind
+            && change.subject_kind != kind.as_str()
+        {
+            return false;
+        }
+        match &self.tag {
+            Some(name) => super::store::find_many(db, self.workspace_id, &[change.tag_id])
+                .await
+                .unwrap_or_default()
+                .iter()
+                .any(|t| &t.name == name),
+            None => true,
+        }
+    }
+}
+
 impl ChangeFeed {
+    /// The changes committed from now on that `filter` admits. A
+    /// subscriber that falls more than the buffer behind skips the oldest.
+    pub fn changes(
+        &self,
+        db: DatabaseConnection,
+        filter: FeedFilter,
+    ) -> impl futures_util::Stream<Item = Arc<tag_change::Model>> + Send + use<> {
+        futures_util::stream::unfold(
+            (self.subscribe(), db, filter),
+            |(mut receiver, db, filter)| async move {
+                loop {
+                    let change = match receiver.recv().await {
+                        Ok(change) => change,
+                        Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                            tracing::warn!(skipped, "a subscriber fell behind");
+                            continue;
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    };
+                    if filter.admits(&db, &change).await {
+                        return Some((change, (receiver, db, filter)));
+                    }
+                }
+            },
+        )
+    }
+
     /// Every change committed from now on (of every workspace: filter!).
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<tag_change::Model>> {
         self.sender.subscribe()

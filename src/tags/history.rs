@@ -4,8 +4,8 @@ use entity::tag_change;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Select};
 
 use super::TagError;
-use crate::subjects::SubjectKind;
-use crate::subjects::page::{Direction, Page, PageRequest, fetch};
+use crate::vocab::SubjectKind;
+use crate::vocab::page::{Direction, Page, PageRequest, fetch};
 
 /// Which changes to list.
 #[derive(Debug, Clone, Copy, Default)]

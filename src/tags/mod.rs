@@ -1,5 +1,6 @@
-//! Tags: names, assignment through one write path, history, lifecycle and
-//! the catalogue.
+//! Tags: names and patterns, the one write path, history, the catalogue
+//! and the change feed. Assignment, renames, merges and deletions, which
+//! segments follow, are one layer up, in `tagging`.
 //!
 //! Invariant: every real tag change goes through [`write::apply`], which
 //! writes the assignment, a `tag_changes` history row and an
@@ -8,117 +9,23 @@
 //! Boundary: called by `graphql/`, import, the automation worker and
 //! segments; knows nothing of GraphQL.
 
-pub mod assign;
 pub mod catalogue;
-pub mod delete;
 pub mod feed;
 pub mod history;
-pub mod merge;
 pub mod name;
 pub mod pattern;
-pub mod rename;
 pub mod store;
 pub mod write;
 
 use crate::error::{Code, ErrorCode};
 
-/// Whether a change added or removed a tag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Op {
-    Added,
-    Removed,
-}
+pub use crate::vocab::{Cause, Op, Source};
 
-impl Op {
-    pub fn as_str(self) -> &'static str {
+impl crate::error::DbCause for TagError {
+    fn into_db(self) -> Result<sea_orm::DbErr, Self> {
         match self {
-            Op::Added => "ADDED",
-            Op::Removed => "REMOVED",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Op> {
-        match s {
-            "ADDED" => Some(Op::Added),
-            "REMOVED" => Some(Op::Removed),
-            _ => None,
-        }
-    }
-}
-
-/// What made a change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Source {
-    /// One subject, through the API.
-    Manual,
-    /// Many subjects at once: bulk mutations, merges, deletions.
-    Bulk,
-    /// A CSV or Excel import.
-    Import,
-    /// A segment's entry or exit actions.
-    Trigger,
-    /// A Rhai script.
-    Script,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Manual => "MANUAL",
-            Source::Bulk => "BULK",
-            Source::Import => "IMPORT",
-            Source::Trigger => "TRIGGER",
-            Source::Script => "SCRIPT",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Source> {
-        match s {
-            "MANUAL" => Some(Source::Manual),
-            "BULK" => Some(Source::Bulk),
-            "IMPORT" => Some(Source::Import),
-            "TRIGGER" => Some(Source::Trigger),
-            "SCRIPT" => Some(Source::Script),
-            _ => None,
-        }
-    }
-}
-
-/// What led to an automated change (stored on its history row).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Cause {
-    /// Nothing automated: a change made through the API or an import.
-    #[default]
-    None,
-    /// The tag change whose automation made this one.
-    TagChange(i64),
-    /// The segment entry or exit whose trigger or hook made this one.
-    SegmentChange(i64),
-}
-
-impl Cause {
-    pub fn tag_change(self) -> Option<i64> {
-        match self {
-            Cause::TagChange(id) => Some(id),
-            _ => None,
-        }
-    }
-
-    pub fn segment_change(self) -> Option<i64> {
-        match self {
-            Cause::SegmentChange(id) => Some(id),
-            _ => None,
-        }
-    }
-}
-
-impl From<crate::segments::SegmentError> for TagError {
-    fn from(error: crate::segments::SegmentError) -> TagError {
-        use crate::segments::SegmentError;
-        match error {
-            SegmentError::Db(e) => TagError::Db(e),
-            SegmentError::Tag(e) => e,
-            other => TagError::Invalid(other.to_string()),
+            TagError::Db(e) => Ok(e),
+            other => Err(other),
         }
     }
 }

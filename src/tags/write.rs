@@ -13,10 +13,10 @@ use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query, SelectStatement, Si
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, EntityName};
 
 use super::{Cause, Op, Source};
-use crate::automation::outbox;
 use crate::db::{lock_row, max_id};
-use crate::subjects::SubjectKind;
+use crate::outbox;
 use crate::time::now;
+use crate::vocab::SubjectKind;
 
 /// The subjects a write applies to (all of the write's kind).
 #[derive(Debug, Clone)]

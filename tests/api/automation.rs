@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use tagsmith::automation::worker::Outcome;
 
-use crate::helpers::{Backend, TestApp, drained, error_code, eventually, spawn_app_full};
+use crate::helpers::{Backend, TestApp, drained, error_code, eventually, spawn_app_full, tagsmith};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -25,6 +25,7 @@ on_both_databases!(
     a_script_past_its_output_budget_fails_and_stores_nothing,
     a_heavy_plan_leaves_other_workspaces_answered,
     test_script_reports_the_budget_errors,
+    a_segment_hook_uploaded_by_the_cli_fires,
 );
 
 const UPLOAD: &str = "mutation($input: ScriptInput!) {
@@ -676,7 +677,7 @@ async fn scripts_stay_in_their_workspace(app: TestApp) {
 mod outbox {
     use sea_orm::{ConnectionTrait, Statement};
     use serde_json::json;
-    use tagsmith::automation::outbox;
+    use tagsmith::outbox;
 
     use super::*;
 
@@ -987,7 +988,7 @@ async fn two_workers_share_the_outbox_without_double_handling() {
                     .await;
             }
         }
-        let state = tagsmith::graphql::AppState::new(app.db.clone(), Default::default());
+        let state = tagsmith::app::AppState::new(app.db.clone(), Default::default());
         let workers: Vec<_> = (0..2)
             .map(|_| {
                 let worker = state.worker(Default::default());
@@ -1032,7 +1033,7 @@ async fn a_stopping_worker_gives_back_its_next_batch() {
             let user = app.user(&format!("u{i}@example.com")).await;
             app.ok(ADD, json!({ "id": user, "tags": ["In 0"] })).await;
         }
-        let state = tagsmith::graphql::AppState::new(app.db.clone(), Default::default());
+        let state = tagsmith::app::AppState::new(app.db.clone(), Default::default());
         let one_at_a_time = tagsmith::automation::worker::WorkerSettings {
             batch: 1,
             ..Default::default()
@@ -1367,4 +1368,40 @@ async fn check_script_reports_errors_at_their_place_and_saves_nothing() {
         .graphql_as(Some(&viewer), check, json!({ "s": "1" }))
         .await;
     assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+}
+
+/// The CLI and the API are two doors onto one scripts service: a segment
+/// hook uploaded with `tagsmith script upload` makes the segments keep a
+/// stored membership, so entering one fires it.
+async fn a_segment_hook_uploaded_by_the_cli_fires(app: TestApp) {
+    app.ok(
+        "mutation($input: SegmentInput!) { createSegment(input: $input) { id } }",
+        json!({ "input": { "name": "Trials", "subjectKind": "USER",
+                "filter": "tagged(\"Trial\")" } }),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("welcome.rhai");
+    std::fs::write(
+        &file,
+        r#"fn on_segment_entered(event) {
+    if event.segment == "Trials" { event.subject.add_tag("Welcomed"); }
+}"#,
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = tagsmith(
+        &app.database_url,
+        &["script", "upload", &file.display().to_string()],
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("uploaded \"welcome\" version 1"),
+        "{stdout}"
+    );
+    let tracked = app.ok("{ segments { tracked } }", json!({})).await;
+    assert_eq!(tracked["segments"][0]["tracked"], true, "{tracked}");
+    let ana = app.user("ana@example.com").await;
+    app.ok(ADD, json!({ "id": ana, "tags": ["Trial"] })).await;
+    drained(&app).await;
+    assert_eq!(user_tags(&app, &json!(ana)).await, ["Trial", "Welcomed"]);
 }

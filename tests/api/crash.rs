@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 use tagsmith::subjects::SubjectKind;
-use tagsmith::tags::assign::{Actor, apply_to_targets};
+use tagsmith::tagging::assign::{Actor, apply_to_targets};
 use tagsmith::tags::name::{TagName, TagRules};
 use tagsmith::tags::write::Target;
 use tagsmith::tags::{Cause, Op, Source};

@@ -5,9 +5,8 @@ use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
-use tagsmith::config::{AutomationSettings, DatabaseSettings, ServerSettings};
-use tagsmith::graphql::AppState;
-use tagsmith::server::Shutdown;
+use tagsmith::app::{AppState, Shutdown};
+use tagsmith::config::{AutomationSettings, DatabaseSettings, ScriptSettings, ServerSettings};
 use tagsmith::time::Clock;
 use tagsmith::{db, server};
 
@@ -50,7 +49,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The ADMIN key of the `default` workspace, made on first start.
     pub admin_key: String,
-    /// Where the database is, for the CLI (`tagsmith`) to open it too.
+    /// The server's database, for the `tagsmith` CLI (see [`tagsmith`]).
     pub database_url: String,
     pub db: DatabaseConnection,
     /// The clock segment filters read; `advance` moves it forward.
@@ -158,7 +157,10 @@ pub async fn spawn_app_full(
     adjust(&mut settings);
     // Debug builds on a busy machine: give well-behaved scripts time.
     let mut automation = AutomationSettings {
-        script_timeout_ms: 5_000,
+        scripts: ScriptSettings {
+            script_timeout_ms: 5_000,
+            ..ScriptSettings::default()
+        },
         ..AutomationSettings::default()
     };
     adjust_automation(&mut automation);

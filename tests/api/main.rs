@@ -22,6 +22,7 @@ mod input_limits;
 mod introspection;
 mod isolation;
 mod limits;
+mod modules;
 mod ops;
 mod references;
 mod schema;

@@ -15,6 +15,7 @@ on_both_databases!(
     metrics_count_script_runs,
     internal_errors_show_no_internals,
     failed_automation_shows_no_internals,
+    database_failures_under_rules_stay_internal,
 );
 
 const ADD: &str =
@@ -208,7 +209,7 @@ async fn a_standalone_worker_serves_its_own_metrics() {
             continue;
         };
         use tagsmith::server::{Shutdown, start_worker_http};
-        let worker_app = tagsmith::graphql::AppState::new(app.db.clone(), Default::default());
+        let worker_app = tagsmith::app::AppState::new(app.db.clone(), Default::default());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let shutdown = Shutdown::on(async move {
             let _ = stopped.await;
@@ -305,11 +306,11 @@ async fn metrics_show_the_outbox_backlog() {
         );
 
         // A claimed (running) event is still backlog; failed ones are counted apart.
-        let claimed = tagsmith::automation::outbox::claim(&app.db)
+        let claimed = tagsmith::outbox::claim(&app.db)
             .await
             .unwrap()
             .expect("an event");
-        tagsmith::automation::outbox::fail(&app.db, &claimed, "given up", 0)
+        tagsmith::outbox::fail(&app.db, &claimed, "given up", 0)
             .await
             .unwrap();
         let text = scrape(&app, None).await;
@@ -552,6 +553,69 @@ async fn internal_errors_show_no_internals(app: TestApp) {
         errors(&after, "INTERNAL") - errors(&before, "INTERNAL") >= operations.len() as f64,
         "{after}"
     );
+}
+
+/// The database fails in the middle of a request, below a domain rule that
+/// carries other domains' errors (the segment re-evaluation of a tag change,
+/// the subject a script dry run reads): the client sees INTERNAL and the
+/// generic message, not BAD_USER_INPUT with the database's text.
+async fn database_failures_under_rules_stay_internal(app: TestApp) {
+    use sea_orm::ConnectionTrait;
+
+    let ana = app.user("ana@example.com").await;
+    app.ok(
+        "mutation($input: SegmentInput!) { createSegment(input: $input) { id } }",
+        json!({ "input": { "name": "Trials", "subjectKind": "USER",
+                "filter": "tagged(\"Trial\")", "onEntry": { "add": ["Welcomed"] } } }),
+    )
+    .await;
+    // The tag write reads only the users' ids; the re-evaluation of the
+    // tracked segment reads whole rows, and fails.
+    app.db
+        .execute_unprepared("ALTER TABLE users RENAME COLUMN first_name TO first_name_gone")
+        .await
+        .expect("rename column");
+    let tagged = app
+        .graphql(ADD, json!({ "id": ana, "tags": ["Trial"] }))
+        .await;
+    assert_internal(&tagged, "first_name");
+    app.db
+        .execute_unprepared("ALTER TABLE users RENAME COLUMN first_name_gone TO first_name")
+        .await
+        .expect("rename column back");
+    // The dry run finds the user, then fails reading her tags.
+    app.db
+        .execute_unprepared("ALTER TABLE tag_assignments RENAME TO tag_assignments_gone")
+        .await
+        .expect("rename table");
+    let dry_run = app
+        .graphql(
+            "mutation($event: TestEventInput!) { testScript(source: \"fn on_tag_added(e) {}\", event: $event) { ok } }",
+            json!({ "event": { "kind": "TAG_ADDED", "subjectId": ana, "tag": "Trial" } }),
+        )
+        .await;
+    assert_internal(&dry_run, "tag_assignments");
+}
+
+/// One INTERNAL error with the generic message, naming nothing of the database.
+fn assert_internal(body: &Value, table: &str) {
+    assert_eq!(crate::helpers::error_code(body), "INTERNAL", "{body}");
+    assert_eq!(
+        crate::helpers::error_message(body),
+        "internal error; the server log has the details",
+        "{body}"
+    );
+    let text = body.to_string().to_lowercase();
+    for leak in [
+        table,
+        "_gone",
+        "select",
+        "no such",
+        "does not exist",
+        "sqlx",
+    ] {
+        assert!(!text.contains(leak), "{leak:?} leaked: {body}");
+    }
 }
 
 /// The worker's transaction fails on the database (its runs log renamed

@@ -264,7 +264,7 @@ async fn close_code(socket: &mut Socket) -> Result<Option<u16>, Value> {
 
 /// A second server on the same database, as behind a load balancer.
 async fn second_server(app: &TestApp) -> String {
-    let state = tagsmith::graphql::AppState::new(
+    let state = tagsmith::app::AppState::new(
         app.db.clone(),
         tagsmith::config::AutomationSettings::default().script_limits(),
     );

@@ -19,15 +19,16 @@ use sea_orm::{
     EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
 };
 
-use super::SegmentError;
-use super::filter::Filter;
-use super::membership::stored_filter;
-use super::store::{TagActions, actions, stored_actions};
 use crate::automation::scripts::{self, Scripts};
 use crate::db::begin_write;
-use crate::tags::assign::{Actor, segments_follow, segments_turn};
+use crate::error::carry;
+use crate::segments::SegmentError;
+use crate::segments::filter::Filter;
+use crate::segments::membership::stored_filter;
+use crate::segments::store::{TagActions, actions, stored_actions};
+use crate::tagging::assign::{Actor, segments_follow, segments_turn};
+use crate::tagging::{delete, merge, rename};
 use crate::tags::pattern::TagPattern;
-use crate::tags::{delete, merge, rename};
 use crate::time::Clock;
 
 /// Where one tag is named.
@@ -111,10 +112,9 @@ async fn script_literals(
     compiled: &Scripts,
     workspace_id: i64,
 ) -> Result<Vec<(script::Model, Vec<String>)>, SegmentError> {
-    let all = scripts::list(db, workspace_id).await.map_err(|e| match e {
-        crate::automation::AutomationError::Db(e) => SegmentError::Db(e),
-        other => SegmentError::Invalid(other.to_string()),
-    })?;
+    let all = scripts::list(db, workspace_id)
+        .await
+        .map_err(|e| carry(e, SegmentError::Invalid))?;
     Ok(all
         .into_iter()
         .map(|script| {

@@ -10,10 +10,11 @@ use sea_orm::{
 };
 
 use super::assign::Actor;
-use super::write::{self, TagWrite, Target};
-use super::{Op, TagError, rename, store};
-use crate::subjects::SubjectKind;
+use super::rename;
+use crate::tags::write::{self, TagWrite, Target};
+use crate::tags::{Op, TagError, store};
 use crate::time::now;
+use crate::vocab::SubjectKind;
 
 /// What deleting the tag `name` deletes: the tag, then its descendants.
 pub async fn doomed(
@@ -29,7 +30,7 @@ pub async fn doomed(
 
 /// Deletes `tags` (from [`doomed`]) inside `txn`: removed from every subject,
 /// then retired (the caller re-evaluates segments in the same transaction:
-/// `segments::references::delete_tag`).
+/// `app::references::delete_tag`).
 pub async fn delete(
     txn: &DatabaseTransaction,
     workspace_id: i64,

@@ -7,8 +7,8 @@ use sea_orm::{
     IntoActiveModel, QueryFilter, Set,
 };
 
-use super::name::TagName;
-use super::{TagError, store};
+use crate::tags::name::TagName;
+use crate::tags::{TagError, store};
 
 /// A rename done: the renamed tag, and every name it changed (the tag's and
 /// its descendants'), old and new.
@@ -20,7 +20,7 @@ pub struct Renamed {
 
 /// Renames `old` (and its descendants) to `new`, inside `txn` (the caller
 /// rewrites references and re-evaluates segments in the same transaction:
-/// `segments::references::rename_tag`). Renaming onto an existing name is a
+/// `app::references::rename_tag`). Renaming onto an existing name is a
 /// conflict (merge instead); renaming into its own subtree is refused.
 pub async fn rename(
     txn: &DatabaseTransaction,

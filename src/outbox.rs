@@ -1,7 +1,8 @@
-//! The outbox of automation events: claiming, completing, retrying.
+//! The outbox of automation events: writing, claiming, completing, retrying.
 //!
-//! Events are written by the tag write path (and segment membership) in the
-//! transaction of the change they announce. A worker claims the oldest due
+//! A leaf below the domains: the lower ones (the tag write path, segment
+//! membership) publish events here, in the transaction of the change they
+//! announce, and `automation`, above them, consumes them. A worker claims the oldest due
 //! event whose subject has no earlier unfinished event (so one subject's
 //! events run in order), under a lease: a worker that dies leaves its event
 //! `running` with an expired lease, and the next claim takes it again.
@@ -26,6 +27,14 @@ use crate::time::now;
 /// How long a claim lasts before another worker may take the event again,
 /// unless the settings say otherwise (`--automation-lease-ms`).
 pub const LEASE: Duration = Duration::from_secs(60);
+
+/// The event kinds of the outbox.
+pub mod kind {
+    pub const TAG_ADDED: &str = "TAG_ADDED";
+    pub const TAG_REMOVED: &str = "TAG_REMOVED";
+    pub const SEGMENT_ENTERED: &str = "SEGMENT_ENTERED";
+    pub const SEGMENT_EXITED: &str = "SEGMENT_EXITED";
+}
 
 /// Status values of an event.
 pub mod status {

@@ -7,10 +7,11 @@ use sea_orm::sea_query::{Expr, ExprTrait, Query};
 
 use super::assign::Actor;
 use super::delete::{remove_everywhere, retire};
-use super::name::TagName;
-use super::write::{self, TagWrite, Target};
-use super::{Op, TagError, rename, store};
-use crate::subjects::SubjectKind;
+use super::rename;
+use crate::tags::name::TagName;
+use crate::tags::write::{self, TagWrite, Target};
+use crate::tags::{Op, TagError, store};
+use crate::vocab::SubjectKind;
 
 /// A merge done: the target and the tags merged into it (now deleted).
 #[derive(Debug, Clone)]
@@ -21,7 +22,7 @@ pub struct Merged {
 
 /// Merges the tags `names` into `into` (created when missing), inside `txn`
 /// (the caller rewrites references and re-evaluates segments in the same
-/// transaction: `segments::references::merge_tags`). A source with live
+/// transaction: `app::references::merge_tags`). A source with live
 /// descendants is refused: rename or merge those first.
 pub async fn merge(
     txn: &DatabaseTransaction,

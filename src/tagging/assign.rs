@@ -4,13 +4,13 @@ use entity::tag;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
 
-use super::name::TagName;
-use super::write::{self, TagWrite, Target, subject_table};
-use super::{Cause, Op, Source, TagError, store};
 use crate::db::begin_write;
 use crate::segments::membership;
-use crate::subjects::SubjectKind;
+use crate::tags::name::TagName;
+use crate::tags::write::{self, TagWrite, Target, subject_table};
+use crate::tags::{Cause, Op, Source, TagError, store};
 use crate::time::Clock;
+use crate::vocab::SubjectKind;
 
 /// Most ids one bulk request may name.
 pub const MAX_BULK_IDS: usize = 10_000;
