@@ -7,6 +7,7 @@
 mod auth;
 mod automation;
 mod connection;
+mod console;
 pub mod cost;
 pub(crate) use crate::ids;
 mod context;
