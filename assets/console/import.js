@@ -3,6 +3,8 @@
 
 import { gql, h, show, errorBox, guarded } from './api.js';
 
+const c = (text) => h('code', {}, text);
+
 export function importTab(pane) {
   const kind = h('select', { id: 'import-kind', 'aria-label': 'Import what' }, h('option', { value: 'users' }, 'users'), h('option', { value: 'accounts' }, 'accounts'));
   const chooser = h('input', { type: 'file', id: 'import-file', accept: '.csv,text/csv', 'aria-label': 'CSV file' });
@@ -39,7 +41,7 @@ export function importTab(pane) {
         const data = await gql(`mutation($csv: String!) { r: ${field}(csv: $csv) { created updated tagsApplied errors { line message } } }`, { csv });
         const r = data.r;
         show(result,
-          h('p.ok', { id: 'import-counts' }, `${r.created} created, ${r.updated} updated, ${r.tagsApplied} tags applied, ${r.errors.length} line${r.errors.length === 1 ? '' : 's'} skipped.`),
+          h('p.ok', { id: 'import-counts' }, `${r.created} created, ${r.updated} updated, ${r.tagsApplied} tag${r.tagsApplied === 1 ? '' : 's'} applied, ${r.errors.length} line${r.errors.length === 1 ? '' : 's'} skipped.`),
           r.errors.length ? h('table.import-errors', {}, h('tr', {}, h('th', {}, 'line'), h('th', {}, 'why it was skipped')),
             r.errors.map((e) => h('tr', {}, h('td', {}, e.line), h('td', {}, e.message)))) : null);
       } catch (error) {
@@ -50,7 +52,10 @@ export function importTab(pane) {
 
   show(pane, h('div.card', {},
     h('h2', {}, 'Import'),
-    h('p', {}, 'A CSV file with a header row: for users `email` (required), `first_name`, `last_name`, `external_id`, `account_external_id`, `account_name`, `tags` (separated by ;) and any other column as the tag `Column: value`; for accounts `external_id` and/or `name`.'),
-    h('p.warning', {}, 'The API has no dry run: Import writes at once (rows are upserted, tags are only added, and automation runs on them). For a dry run use `tagsmith import users FILE --dry-run`. The request body limit bounds the file size; large files go through the CLI.'),
+    h('p', {}, 'A CSV file with a header row: for users ', c('email'), ' (required), ', c('first_name'), ', ', c('last_name'), ', ',
+      c('external_id'), ', ', c('account_external_id'), ', ', c('account_name'), ', ', c('tags'), ' (separated by ;) and any other column as the tag ',
+      c('Column: value'), '; for accounts ', c('external_id'), ' and/or ', c('name'), ', ', c('tags'), ' and other columns as tags.'),
+    h('p.warning', {}, 'The API has no dry run: Import writes at once (rows are upserted, tags are only added, and automation runs on them). For a dry run use ',
+      c('tagsmith import users FILE --dry-run'), '. The request body limit bounds the file size; large files and Excel files go through the CLI.'),
     h('div.row', {}, 'Import', kind), drop, chosen, h('div.row', {}, go), result));
 }

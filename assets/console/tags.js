@@ -43,7 +43,6 @@ export function tagsTab(pane) {
     }
     if (!tag) return show(detail, outcome, h('p.muted', {}, `No tag named ${name}.`));
     const { segments, scripts } = tag.usage;
-    const touches = `${segments.length} segment${segments.length === 1 ? '' : 's'} and ${scripts.length} script${scripts.length === 1 ? '' : 's'}`;
     const result = h('div', { id: 'tag-action-result' });
     const run = async (mutation, variables, label) => {
       try {
@@ -54,7 +53,7 @@ export function tagsTab(pane) {
         show(result, errorBox(error));
       }
     };
-    const newName = h('input', { type: 'text', placeholder: 'new name', 'aria-label': 'New name' });
+    const newName = h('input', { type: 'text', id: 'tag-new-name', placeholder: 'new name', 'aria-label': 'New name' });
     const mergeInto = h('input', { type: 'text', placeholder: 'merge into (existing or new tag)', 'aria-label': 'Merge into' });
     const force = h('input', { type: 'checkbox', 'aria-label': 'Force' });
     show(detail,
@@ -69,9 +68,10 @@ export function tagsTab(pane) {
         h('h4', {}, `Scripts (${scripts.length})`),
         scripts.length ? h('ul.usage-scripts', {}, scripts.map((s) => h('li', {}, `${s.name} (version ${s.version})`))) : h('p.muted', {}, 'none')),
       h('h3', {}, 'Change it'),
-      h('p.muted', {}, `Renaming or merging rewrites the filters and triggers of the ${touches} above, except patterns that would no longer match; scripts are never rewritten (edit them).`),
+      h('p.muted', { id: 'tag-touches' }, `Renaming or merging rewrites the filters and triggers of the ${plural(segments.length, 'segment')} above (a pattern that would no longer match is kept as written); the ${plural(scripts.length, 'script')} above ${scripts.length === 1 ? 'is' : 'are'} never rewritten: edit ${scripts.length === 1 ? 'it' : 'them'}. Deleting removes the tag from ${plural(tag.userCount, 'user')} and ${plural(tag.accountCount, 'account')}.`),
       h('div.row', {}, newName, guarded('DEVELOPER', h('button', {
         type: 'button',
+        id: 'rename-tag',
         onclick: () => run(`mutation($n: String!, $to: String!) { t: renameTag(name: $n, newName: $to) { name ${REWRITE} } }`,
           { n: tag.name, to: newName.value.trim() }, (d) => `Renamed to ${d.t.name}.`),
       }, 'Rename'))),
@@ -90,16 +90,19 @@ export function tagsTab(pane) {
 
   show(pane, h('div.columns', {},
     h('div.card', {}, h('h2', {}, 'Tags'), search, catalogue),
-    h('div.card', {}, detail, h('p.muted', {}, 'Choose a tag to see where it is used.'))));
+    h('div.card', {}, detail)));
+  show(detail, h('p.muted', {}, 'Choose a tag to see where it is used.'));
   load();
 }
+
+const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 function rewriteView(rewrite) {
   return h('div.rewrite', { id: 'tag-rewrite' },
     h('h4', {}, `Segments rewritten (${rewrite.segments.length})`),
-    rewrite.segments.length ? h('ul', {}, rewrite.segments.map((s) => h('li', {}, h('strong', {}, s.name), ' ', h('code', {}, s.filter)))) : h('p.muted', {}, 'none'),
+    rewrite.segments.length ? h('ul', {}, rewrite.segments.map((s) => h('li.rewritten', {}, h('strong', {}, s.name), ' ', h('code', {}, s.filter)))) : h('p.muted', {}, 'none'),
     h('h4', {}, `Patterns kept as written (${rewrite.keptPatterns.length})`),
     rewrite.keptPatterns.length ? h('ul', {}, rewrite.keptPatterns.map((k) => h('li', {}, `${k.segment.name}: `, h('code', {}, k.pattern)))) : h('p.muted', {}, 'none'),
     h('h4', {}, `Scripts to edit (${rewrite.scripts.length})`),
-    rewrite.scripts.length ? h('ul', {}, rewrite.scripts.map((s) => h('li', {}, s.name))) : h('p.muted', {}, 'none'));
+    rewrite.scripts.length ? h('ul', {}, rewrite.scripts.map((s) => h('li.to-edit', {}, s.name))) : h('p.muted', {}, 'none'));
 }

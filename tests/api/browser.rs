@@ -376,26 +376,19 @@ async fn the_console_writes_tests_and_uploads_a_script_and_a_segment_in_chromium
     assert_eq!(diff["added"], json!(["+ // version 2"]));
     assert_eq!(diff["removed"], json!([]));
 
-    // Segments: the filter's error where the API puts it, then the live count the API gives.
+    // Segments: the filter's error where the API puts it, the live count
+    // the API gives, the saved segment's memberCount and the change
+    // preview (each read from the API when the page showed it).
     let error = step(&seen, "filter error");
-    let refused = app
-        .graphql(
-            "query($f: String!) { previewSegment(subjectKind: USER, filter: $f) { count } }",
-            json!({ "f": "tagged(\"Webinar Attendee\") and" }),
-        )
-        .await;
-    let extensions = &refused["errors"][0]["extensions"];
-    assert_eq!(extensions["code"], "BAD_USER_INPUT", "{refused}");
-    assert_eq!(error["line"], extensions["line"], "{error} {refused}");
-    assert_eq!(error["column"], extensions["column"], "{error} {refused}");
+    let extensions = &error["api"]["errors"][0]["extensions"];
+    assert_eq!(extensions["code"], "BAD_USER_INPUT", "{error}");
+    assert_eq!(error["line"], extensions["line"], "{error}");
+    assert_eq!(error["column"], extensions["column"], "{error}");
     let live = step(&seen, "live count");
-    let preview = app
-        .ok(
-            "query($f: String!) { previewSegment(subjectKind: USER, filter: $f) { count } }",
-            json!({ "f": live["filter"] }),
-        )
-        .await;
-    assert_eq!(live["count"], preview["previewSegment"]["count"], "{live}");
+    assert_eq!(
+        live["count"], live["api"]["data"]["previewSegment"]["count"],
+        "{live}"
+    );
     // Ada, and Bob, tagged above.
     assert_eq!(live["count"], 2, "{live}");
     assert_eq!(
@@ -403,24 +396,19 @@ async fn the_console_writes_tests_and_uploads_a_script_and_a_segment_in_chromium
         json!(["ada@example.com", "bob@example.com"])
     );
     let saved = step(&seen, "segment saved");
-    let segments = app
-        .ok("{ segments { id name memberCount } }", json!({}))
-        .await;
-    assert_eq!(segments["segments"][0]["name"], "Webinar people");
-    assert_eq!(saved["members"], segments["segments"][0]["memberCount"]);
-    let change = app
-        .ok(
-            "query($id: ID!) { previewSegmentChange(id: $id, filter: \"email contains \\\"example\\\"\") { entering exiting staying } }",
-            json!({ "id": segments["segments"][0]["id"] }),
-        )
-        .await;
-    let c = &change["previewSegmentChange"];
+    let segment = &saved["api"]["data"]["segments"][0];
+    assert_eq!(segment["name"], "Webinar people", "{saved}");
+    assert_eq!(saved["members"], segment["memberCount"], "{saved}");
+    assert_eq!(saved["result"], "Saved Webinar people: 2 members.");
+    let change = step(&seen, "change preview");
+    let c = &change["api"]["data"]["previewSegmentChange"];
     assert_eq!(
-        step(&seen, "change preview")["summary"],
+        change["summary"],
         format!(
             "Saving: {} will leave, {} will enter, {} stay.",
             c["exiting"], c["entering"], c["staying"]
-        )
+        ),
+        "{change}"
     );
     let explained = step(&seen, "explained");
     assert_eq!(
@@ -444,6 +432,37 @@ async fn the_console_writes_tests_and_uploads_a_script_and_a_segment_in_chromium
     let usage = step(&seen, "tag usage");
     assert_eq!(usage["segments"], json!(["Webinar people"]));
     assert_eq!(usage["scripts"], json!(["webinar (version 1)"]));
+
+    // The rename rewrote the segment's filter and named the script to edit.
+    let renamed = step(&seen, "tag renamed");
+    assert_eq!(renamed["result"], "Renamed to Webinar 2026 Attendee.");
+    assert_eq!(
+        renamed["rewritten"],
+        json!(["Webinar people tagged(\"Webinar 2026 Attendee\") and email contains \"example\""])
+    );
+    assert_eq!(renamed["toEdit"], json!(["webinar"]));
+    let filter = app.ok("{ segments { filter } }", json!({})).await;
+    assert_eq!(
+        filter["segments"][0]["filter"],
+        "tagged(\"Webinar 2026 Attendee\") and email contains \"example\""
+    );
+
+    // The imported file: one user created with its tag, the bad line reported.
+    let imported = step(&seen, "imported");
+    assert_eq!(
+        imported["counts"],
+        "1 created, 0 updated, 1 tag applied, 1 line skipped."
+    );
+    let errors = imported["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{imported}");
+    assert_eq!(errors[0][0], "3", "{imported}");
+    let cy = app
+        .ok(
+            r#"{ user(email: "cy@example.com") { tags { name } } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(cy["user"]["tags"], json!([{ "name": "Department: Sales" }]));
 
     // A VIEWER sees the scripts and cannot change them.
     let viewer = step(&seen, "viewer");
@@ -469,7 +488,9 @@ async fn the_console_writes_tests_and_uploads_a_script_and_a_segment_in_chromium
         "console-4-segment-live-count",
         "console-5-segment-explained",
         "console-6-tag-usage",
-        "console-7-viewer",
+        "console-7-tag-renamed",
+        "console-8-import",
+        "console-9-viewer",
     ] {
         assert!(
             shots.join(format!("{name}.png")).is_file(),

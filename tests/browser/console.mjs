@@ -9,7 +9,8 @@
 // (BOB_ID) through the API and waits for the script's run to appear in the
 // page, then edits the script and reads the diff; in Segments it types a filter and reads the live
 // count, saves the segment and explains ada's membership; in Tags it
-// searches and opens a tag's usage. Then, in a fresh browser context, it
+// searches and opens a tag's usage, then renames the tag; in Import it
+// chooses a CSV file and imports it. Then, in a fresh browser context, it
 // signs in with the VIEWER key and reads whether upload is disabled. It
 // prints one JSON object on standard output, for tests/api/browser.rs to
 // check, and saves a screenshot of each step in SCREENSHOT_DIR.
@@ -69,6 +70,14 @@ const watch = (page) => {
     }
   });
 };
+
+// The API itself, with the ADMIN key: what the page shows is checked against it at the same moment.
+const api = (query, variables = {}) => fetch(`${base}/graphql`, {
+  method: 'POST',
+  headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${adminKey}` },
+  body: JSON.stringify({ query, variables }),
+}).then((r) => r.json());
+const PREVIEW = 'query($f: String!) { previewSegment(subjectKind: USER, filter: $f) { count } }';
 
 const text = (page, selector) => page.$eval(selector, (el) => el.textContent.trim());
 const texts = (page, selector) => page.$$eval(selector, (els) => els.map((el) => el.textContent.trim()));
@@ -160,14 +169,10 @@ try {
   });
 
   // Bob is tagged through the API; the enabled script runs for him and the run appears.
-  const tagged = await fetch(`${base}/graphql`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${adminKey}` },
-    body: JSON.stringify({
-      query: 'mutation($id: ID!) { addTags(subjectId: $id, tags: ["Webinar Attendee"]) { __typename } }',
-      variables: { id: bobId },
-    }),
-  }).then((r) => r.json());
+  const tagged = await api(
+    'mutation($id: ID!) { addTags(subjectId: $id, tags: ["Webinar Attendee"]) { __typename } }',
+    { id: bobId },
+  );
   await page.click('#scripts-table tr[data-script="webinar"] a');
   await page.waitForSelector('#script-runs h3');
   for (let i = 0; i < 40 && !(await page.$('#script-runs tr.run')); i += 1) {
@@ -205,6 +210,7 @@ try {
     line: await page.$eval('#pane-segments .editor', (el) => Number(el.dataset.errorLine)),
     column: await page.$eval('#pane-segments .editor', (el) => Number(el.dataset.errorColumn)),
     message: await text(page, '#pane-segments .diagnostic'),
+    api: await api(PREVIEW, { f: await page.$eval('#segment-filter', (el) => el.value) }),
   });
   await page.keyboard.type(' email contains "example"');
   await page.waitForFunction(() => document.querySelector('#pane-segments .diagnostic.good') && document.querySelector('#live-count'));
@@ -212,6 +218,7 @@ try {
     filter: await page.$eval('#segment-filter', (el) => el.value),
     count: Number(await text(page, '#live-count')),
     sample: await texts(page, '#segment-preview .sample li'),
+    api: await api(PREVIEW, { f: await page.$eval('#segment-filter', (el) => el.value) }),
   });
   await shot('console-4-segment-live-count');
   await page.click('#save-segment');
@@ -220,12 +227,21 @@ try {
   step('segment saved', {
     members: Number(await text(page, '#segments-table tr[data-segment="Webinar people"] .members')),
     result: await text(page, '#segment-save-result'),
+    api: await api('{ segments { id name memberCount } }'),
   });
 
   // The saved segment, edited: what saving would do.
   await replaceText(page, '#segment-filter', 'email contains "example"');
   await page.waitForSelector('#change-summary');
-  step('change preview', { summary: await text(page, '#change-summary') });
+  step('change preview', {
+    summary: await text(page, '#change-summary'),
+    api: await api(
+      '{ segments { id } }',
+    ).then(({ data }) => api(
+      'query($id: ID!, $f: String!) { previewSegmentChange(id: $id, filter: $f) { entering exiting staying } }',
+      { id: data.segments[0].id, f: 'email contains "example"' },
+    )),
+  });
 
   await page.type('#explain-subject', 'ada@example.com');
   await page.click('#explain');
@@ -249,6 +265,31 @@ try {
   });
   await shot('console-6-tag-usage');
 
+  // Renamed: what the rename rewrote, and the script to edit.
+  await page.type('#tag-new-name', 'Webinar 2026 Attendee');
+  await page.click('#rename-tag');
+  await page.waitForSelector('#tag-rewrite');
+  step('tag renamed', {
+    result: await text(page, '#tag-action-result p'),
+    rewritten: await texts(page, '#tag-rewrite li.rewritten'),
+    toEdit: await texts(page, '#tag-rewrite li.to-edit'),
+  });
+  await shot('console-7-tag-renamed');
+
+  // Import: a CSV file chosen on the page; one good row, one bad.
+  await page.click('#tab-import');
+  const csv = path.join(shots, 'console-import.csv');
+  fs.writeFileSync(csv, 'email,Department\ncy@example.com,Sales\nnot-an-email,Sales\n');
+  const chooser = await page.waitForSelector('#import-file');
+  await chooser.uploadFile(csv);
+  await page.click('#run-import');
+  await page.waitForSelector('#import-counts');
+  step('imported', {
+    counts: await text(page, '#import-counts'),
+    errors: await page.$$eval('#import-result .import-errors tr', (rows) => rows.slice(1).map((row) => [...row.cells].map((c) => c.textContent.trim()))),
+  });
+  await shot('console-8-import');
+
   // A VIEWER, in a context of its own (its own session storage).
   const context = await browser.createBrowserContext();
   const viewer = await context.newPage();
@@ -265,7 +306,7 @@ try {
     toggleDisabled: await viewer.$eval('#scripts-table tr[data-script="webinar"] button', (el) => el.disabled),
     readOnly: await viewer.$eval('#script-source', (el) => el.readOnly),
   });
-  await viewer.screenshot({ path: path.join(shots, 'console-7-viewer.png'), fullPage: true });
+  await viewer.screenshot({ path: path.join(shots, 'console-9-viewer.png'), fullPage: true });
 } catch (error) {
   console.error(`a step could not run: ${error?.stack ?? error}`);
   console.error(JSON.stringify(seen, null, 1));
