@@ -107,6 +107,13 @@ export function createEditor({ mode, value = '', label, rows = 12 }) {
     set value(v) { textarea.value = v; error = null; message.textContent = ''; render(); },
     set readOnly(v) { textarea.readOnly = v; box.classList.toggle('read-only', v); },
     onInput(fn) { listeners.push(fn); },
+    /** A message under the editor that is not about a place in the text (the mark is cleared). */
+    note(text) {
+      error = null;
+      message.className = 'diagnostic bad';
+      message.textContent = text;
+      render();
+    },
     /** Marks an error at its line and column, or clears the mark (null). */
     mark(diagnostic, okText = '') {
       error = diagnostic;

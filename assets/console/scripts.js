@@ -52,7 +52,8 @@ export function scriptsTab(pane) {
       if (ticket !== checks) return;
       editor.mark(checkScript[0] ?? null, 'compiles');
     } catch (error) {
-      if (ticket === checks) editor.mark({ line: 1, column: 1, message: `${error.errors?.[0]?.extensions?.code ?? ''} ${error.message}` });
+      // Not a diagnostic of the source (a lost connection, a revoked key): said as such, unmarked.
+      if (ticket === checks) editor.note(`could not check: ${error.errors?.[0]?.extensions?.code ?? 'ERROR'} ${error.message}`);
     }
   }, 300);
 
