@@ -52,6 +52,12 @@ pub fn router(state: HttpState) -> Router {
     router
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/healthz", get(super::ops::healthz))
+        .route(
+            "/import/{kind}",
+            axum::routing::post(super::import::upload).layer(axum::extract::DefaultBodyLimit::max(
+                state.settings.max_body_bytes,
+            )),
+        )
         .route("/console", get(super::console::page))
         .route("/console/{file}", get(super::console::asset))
         .route(

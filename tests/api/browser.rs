@@ -447,22 +447,40 @@ async fn the_console_writes_tests_and_uploads_a_script_and_a_segment_in_chromium
         "tagged(\"Webinar 2026 Attendee\") and email contains \"example\""
     );
 
-    // The imported file: one user created with its tag, the bad line reported.
+    // The workbook: a dry run that wrote nothing, then its users with their `Column: value` tags.
     let imported = step(&seen, "imported");
     assert_eq!(
-        imported["counts"],
-        "1 created, 0 updated, 1 tag applied, 1 line skipped."
+        imported["dryRun"],
+        "Dry run, nothing written: 4 rows read, 3 would be created, 0 would be updated, 1 line skipped."
     );
-    let errors = imported["errors"].as_array().unwrap();
-    assert_eq!(errors.len(), 1, "{imported}");
-    assert_eq!(errors[0][0], "3", "{imported}");
-    let cy = app
-        .ok(
-            r#"{ user(email: "cy@example.com") { tags { name } } }"#,
-            json!({}),
+    assert_eq!(imported["dryErrors"][0][0], "5", "{imported}");
+    assert_eq!(
+        imported["usersAfterDryRun"]["data"]["users"]["totalCount"],
+        0
+    );
+    let users = imported["users"]["data"]["users"]["nodes"]
+        .as_array()
+        .unwrap();
+    assert_eq!(users.len(), 3, "{imported}");
+    let applied: usize = users
+        .iter()
+        .map(|u| u["tags"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(
+        imported["counts"],
+        format!(
+            "Imported: 4 rows read, 3 created, 0 updated, {applied} tags applied, 1 line skipped."
         )
-        .await;
-    assert_eq!(cy["user"]["tags"], json!([{ "name": "Department: Sales" }]));
+    );
+    for user in users {
+        let tags = user["tags"].as_array().unwrap();
+        assert!(!tags.is_empty(), "{user}");
+        assert!(
+            tags.iter()
+                .all(|t| t["name"].as_str().unwrap().contains(": ")),
+            "{user}"
+        );
+    }
 
     // A VIEWER sees the scripts and cannot change them.
     let viewer = step(&seen, "viewer");

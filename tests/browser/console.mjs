@@ -10,7 +10,7 @@
 // page, then edits the script and reads the diff; in Segments it types a filter and reads the live
 // count, saves the segment and explains ada's membership; in Tags it
 // searches and opens a tag's usage, then renames the tag; in Import it
-// chooses a CSV file and imports it. Then, in a fresh browser context, it
+// chooses tests/fixtures/learning.xlsx, reads the dry run, and imports it. Then, in a fresh browser context, it
 // signs in with the VIEWER key and reads whether upload is disabled. It
 // prints one JSON object on standard output, for tests/api/browser.rs to
 // check, and saves a screenshot of each step in SCREENSHOT_DIR.
@@ -276,17 +276,23 @@ try {
   });
   await shot('console-7-tag-renamed');
 
-  // Import: a CSV file chosen on the page; one good row, one bad.
+  // Import: an Excel file chosen on the page; the dry run first, then the import.
   await page.click('#tab-import');
-  const csv = path.join(shots, 'console-import.csv');
-  fs.writeFileSync(csv, 'email,Department\ncy@example.com,Sales\nnot-an-email,Sales\n');
+  const xlsx = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'fixtures', 'learning.xlsx');
   const chooser = await page.waitForSelector('#import-file');
-  await chooser.uploadFile(csv);
+  await chooser.uploadFile(xlsx);
+  await page.waitForSelector('#import-dry-counts');
+  const dryRun = await text(page, '#import-dry-counts');
+  const dryErrors = await page.$$eval('#import-dry-result .import-errors tr', (rows) => rows.slice(1).map((row) => [...row.cells].map((c) => c.textContent.trim())));
+  const usersAfterDryRun = await api('{ users(search: "learn.io") { totalCount } }');
   await page.click('#run-import');
   await page.waitForSelector('#import-counts');
   step('imported', {
+    dryRun,
+    dryErrors,
+    usersAfterDryRun,
     counts: await text(page, '#import-counts'),
-    errors: await page.$$eval('#import-result .import-errors tr', (rows) => rows.slice(1).map((row) => [...row.cells].map((c) => c.textContent.trim()))),
+    users: await api('{ users(search: "learn.io") { nodes { email tags { name } } } }'),
   });
   await shot('console-8-import');
 
