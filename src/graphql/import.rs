@@ -158,23 +158,27 @@ pub async fn upload(
         Ok(multipart) => multipart,
         Err(e) => return bad(format!("send the file as multipart/form-data: {e}")),
     };
-    let mut file: Option<(String, Bytes)> = None;
-    loop {
-        match multipart.next_field().await {
-            Ok(Some(field)) if field.name() == Some("file") => {
-                let name = field.file_name().unwrap_or("upload.csv").to_owned();
-                match field.bytes().await {
-                    Ok(bytes) => file = Some((name, bytes)),
-                    Err(e) => return too_large_or_bad(&state, e),
-                }
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => break,
-            Err(e) => return too_large_or_bad(&state, e),
+    // The body must arrive within the body timeout, as on /graphql.
+    let timeout = state.settings.body_timeout();
+    let (name, bytes) = match tokio::time::timeout(timeout, file_part(&state, &mut multipart)).await
+    {
+        Ok(Ok(Some(file))) => file,
+        Ok(Ok(None)) => return bad("no `file` part in the form".to_owned()),
+        Ok(Err(response)) => return response,
+        Err(_) => {
+            let mut response = request_error(
+                StatusCode::REQUEST_TIMEOUT,
+                Code::LimitExceeded,
+                format!(
+                    "the upload was not received within {} ms",
+                    timeout.as_millis()
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
         }
-    }
-    let Some((name, bytes)) = file else {
-        return bad("no `file` part in the form".to_owned());
     };
     let mut options = Options::new(kind);
     options.dry_run = query.dry_run;
@@ -198,6 +202,28 @@ pub async fn upload(
             axum::Json(summary_json(summary, query.dry_run)).into_response()
         }
         Err(e) => error_response(ApiError::from(e)),
+    }
+}
+
+/// The form's `file` part: its file name and bytes (the last `file` part when there are several).
+async fn file_part(
+    state: &HttpState,
+    multipart: &mut axum::extract::Multipart,
+) -> Result<Option<(String, Bytes)>, Response> {
+    let mut file = None;
+    loop {
+        match multipart.next_field().await {
+            Ok(Some(field)) if field.name() == Some("file") => {
+                let name = field.file_name().unwrap_or("upload.csv").to_owned();
+                match field.bytes().await {
+                    Ok(bytes) => file = Some((name, bytes)),
+                    Err(e) => return Err(too_large_or_bad(state, e)),
+                }
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(file),
+            Err(e) => return Err(too_large_or_bad(state, e)),
+        }
     }
 }
 

@@ -835,3 +835,31 @@ async fn an_upload_over_the_body_limit_is_refused() {
     let none = app.ok("{ users { totalCount } }", json!({})).await;
     assert_eq!(none["users"]["totalCount"], 0);
 }
+
+#[tokio::test]
+async fn an_upload_not_sent_in_time_is_answered_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |s| {
+        s.body_timeout_ms = 500
+    })
+    .await
+    .expect("SQLite");
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /import/users HTTP/1.1\r\nHost: tagsmith\r\nAuthorization: Bearer {}\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 1000\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n\r\nemail\n",
+        app.admin_key
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut response),
+    )
+    .await;
+    assert!(read.is_ok(), "the upload stayed open");
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    let body: Value = serde_json::from_str(response.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(error_code(&body), "LIMIT_EXCEEDED", "{body}");
+}
