@@ -1,4 +1,5 @@
-//! HTTP routes: GraphQL over HTTP at `/graphql`, GraphiQL at `/`, `/healthz`, `/metrics`.
+//! HTTP routes: GraphQL over HTTP at `/graphql`, GraphiQL at `/`, the
+//! console at `/console`, `/healthz`, `/metrics`.
 
 use std::sync::Arc;
 
@@ -52,6 +53,14 @@ pub fn router(state: HttpState) -> Router {
     router
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/healthz", get(super::ops::healthz))
+        .route(
+            "/import/{kind}",
+            axum::routing::post(super::import::upload).layer(axum::extract::DefaultBodyLimit::max(
+                state.settings.max_body_bytes,
+            )),
+        )
+        .route("/console", get(super::console::page))
+        .route("/console/{file}", get(super::console::asset))
         .route(
             "/segments/{id}/members.csv",
             get(super::import::members_csv),

@@ -113,6 +113,152 @@ impl ImportMutation {
     }
 }
 
+/// What `POST /import/{users|accounts}` answers: [`ImportResult`] as JSON.
+fn summary_json(summary: Summary, dry_run: bool) -> serde_json::Value {
+    serde_json::json!({
+        "dryRun": dry_run,
+        "rows": summary.rows,
+        "created": summary.created,
+        "updated": summary.updated,
+        "tagsApplied": summary.tags_applied,
+        "errors": summary.errors.iter().map(|e| serde_json::json!({ "line": e.line, "message": e.message })).collect::<Vec<_>>(),
+    })
+}
+
+/// `POST /import/users` and `/import/accounts` (DEVELOPER and up): a
+/// multipart form whose `file` part is a CSV or `.xlsx` file (by its file
+/// name); `?dryRun=true` checks every row and writes nothing. The body
+/// limit and the import limits apply.
+pub async fn upload(
+    State(state): State<HttpState>,
+    Path(kind): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<UploadQuery>,
+    headers: HeaderMap,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    let caller = match authenticate(&state, &headers).await {
+        RequestAuth::Key(caller) => caller,
+        RequestAuth::Anonymous => return error_response(AuthError::MissingKey.into()),
+        RequestAuth::Invalid => return error_response(AuthError::InvalidKey.into()),
+    };
+    if let Err(e) = caller.require(Role::Developer) {
+        return error_response(e.into());
+    }
+    let kind = match kind.as_str() {
+        "users" => Kind::Users,
+        "accounts" => Kind::Accounts,
+        _ => {
+            return error_response(ApiError::not_found(
+                "import users or accounts: /import/users, /import/accounts",
+            ));
+        }
+    };
+    let bad = |message: String| request_error(StatusCode::BAD_REQUEST, Code::BadUserInput, message);
+    let mut multipart = match multipart {
+        Ok(multipart) => multipart,
+        Err(e) => return bad(format!("send the file as multipart/form-data: {e}")),
+    };
+    // The body must arrive within the body timeout, as on /graphql.
+    let timeout = state.settings.body_timeout();
+    let (name, bytes) = match tokio::time::timeout(timeout, file_part(&state, &mut multipart)).await
+    {
+        Ok(Ok(Some(file))) => file,
+        Ok(Ok(None)) => return bad("no `file` part in the form".to_owned()),
+        Ok(Err(response)) => return response,
+        Err(_) => {
+            let mut response = request_error(
+                StatusCode::REQUEST_TIMEOUT,
+                Code::LimitExceeded,
+                format!(
+                    "the upload was not received within {} ms",
+                    timeout.as_millis()
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
+    };
+    let mut options = Options::new(kind);
+    options.dry_run = query.dry_run;
+    let app = &state.app;
+    match import::run::import_upload(
+        &app.db,
+        caller.workspace_id,
+        &name,
+        &bytes,
+        &options,
+        &caller.key_name,
+        &app.clock,
+    )
+    .await
+    {
+        Ok(summary) => {
+            if !query.dry_run {
+                app.wake.notify_one();
+                app.feed.committed();
+            }
+            axum::Json(summary_json(summary, query.dry_run)).into_response()
+        }
+        Err(e) => error_response(ApiError::from(e)),
+    }
+}
+
+/// The form's `file` part: its file name and bytes (the last `file` part when there are several).
+async fn file_part(
+    state: &HttpState,
+    multipart: &mut axum::extract::Multipart,
+) -> Result<Option<(String, Bytes)>, Response> {
+    let mut file = None;
+    loop {
+        match multipart.next_field().await {
+            Ok(Some(field)) if field.name() == Some("file") => {
+                let name = field.file_name().unwrap_or("upload.csv").to_owned();
+                match field.bytes().await {
+                    Ok(bytes) => file = Some((name, bytes)),
+                    Err(e) => return Err(too_large_or_bad(state, e)),
+                }
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(file),
+            Err(e) => return Err(too_large_or_bad(state, e)),
+        }
+    }
+}
+
+/// The upload's query string.
+#[derive(serde::Deserialize)]
+pub struct UploadQuery {
+    #[serde(default, rename = "dryRun")]
+    dry_run: bool,
+}
+
+/// A multipart error: over the body limit (413, LIMIT_EXCEEDED), else malformed.
+fn too_large_or_bad(
+    state: &HttpState,
+    error: axum::extract::multipart::MultipartError,
+) -> Response {
+    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return request_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Code::LimitExceeded,
+            format!(
+                "the upload is larger than the body limit of {} bytes (--max-body-bytes); import large files with `tagsmith import`",
+                state.settings.max_body_bytes
+            ),
+        );
+    }
+    request_error(
+        StatusCode::BAD_REQUEST,
+        Code::BadUserInput,
+        format!(
+            "the multipart form could not be read: {}",
+            error.body_text()
+        ),
+    )
+}
+
 /// `GET /segments/{id}/members.csv`: the members, as `tagsmith export segment` writes them.
 pub async fn members_csv(
     State(state): State<HttpState>,

@@ -9,6 +9,7 @@
 mod auth;
 mod automation;
 mod connection;
+mod console;
 mod context;
 pub mod cost;
 mod errors;

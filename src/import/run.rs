@@ -287,13 +287,76 @@ pub async fn import_text(
     clock: &Clock,
 ) -> Result<Summary, ImportError> {
     let rules = crate::tags::store::rules(db, workspace_id).await?;
-    let source = Source::Text(text);
-    let checked = check(&source, options, rules, |_| {})?;
+    let (checked, kept) = read_all(&Source::Text(text), options, rules)?;
+    write_all(db, workspace_id, checked, kept, options, actor, clock).await
+}
+
+/// Imports a CSV or `.xlsx` file held in memory (the HTTP upload),
+/// read on a blocking thread; `name` decides the format (as
+/// [`Source::file`]). Same rules as [`import_text`], the workbook limits too.
+pub async fn import_upload(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    name: &str,
+    bytes: &[u8],
+    options: &Options,
+    actor: &str,
+    clock: &Clock,
+) -> Result<Summary, ImportError> {
+    let rules = crate::tags::store::rules(db, workspace_id).await?;
+    let extension = std::path::Path::new(name)
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .filter(|e| matches!(e.as_str(), "xlsx" | "xlsm" | "tsv"))
+        .unwrap_or_else(|| "csv".to_owned());
+    let io = |e: std::io::Error| ImportError::Io(format!("the upload could not be stored: {e}"));
+    let mut file = tempfile::Builder::new()
+        .suffix(&format!(".{extension}"))
+        .tempfile()
+        .map_err(io)?;
+    std::io::Write::write_all(&mut file, bytes).map_err(io)?;
+    let source = Source::file(file.path());
+    let mut options = options.clone();
+    options.delimiter = source.default_delimiter();
+    let read = {
+        let options = options.clone();
+        tokio::task::spawn_blocking(move || {
+            let read = read_all(&source, &options, rules);
+            drop(file);
+            read
+        })
+        .await
+        .map_err(|e| ImportError::Io(format!("the reading thread failed: {e}")))?
+    };
+    let (checked, kept) = read?;
+    write_all(db, workspace_id, checked, kept, &options, actor, clock).await
+}
+
+/// Both passes over a source held whole: the check, then the rows to write.
+fn read_all(
+    source: &Source<'_>,
+    options: &Options,
+    rules: TagRules,
+) -> Result<(Checked, Vec<Row>), ImportError> {
+    let checked = check(source, options, rules, |_| {})?;
     let mut kept = Vec::with_capacity(checked.good as usize);
-    rows(&source, options, &checked, rules, |row| {
+    rows(source, options, &checked, rules, |row| {
         kept.push(row);
         ControlFlow::Continue(())
     })?;
+    Ok((checked, kept))
+}
+
+/// Writes the kept rows in batches (or, in a dry run, counts what they would do).
+async fn write_all(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    checked: Checked,
+    kept: Vec<Row>,
+    options: &Options,
+    actor: &str,
+    clock: &Clock,
+) -> Result<Summary, ImportError> {
     let writer = Writer {
         db,
         workspace_id,

@@ -233,3 +233,286 @@ async fn graphql_code_generator_makes_typescript_from_the_served_schema() {
         );
     }
 }
+
+/// The console (`/console`) in Chromium: an admin writes, tests and uploads a
+/// script, writes a segment with a live count, opens a tag's usage; a VIEWER
+/// sees the scripts but cannot upload. Each thing seen is checked against the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_writes_tests_and_uploads_a_script_and_a_segment_in_chromium() {
+    let puppeteer = browser_dir().join("node_modules/puppeteer-core");
+    let chromium = chromium();
+    if !installed(&[
+        (
+            &puppeteer,
+            "puppeteer-core (`npm ci --prefix tests/browser`)",
+        ),
+        (
+            &chromium,
+            "Chromium (`apt-get install chromium`, or CHROMIUM=...)",
+        ),
+    ]) {
+        return;
+    }
+    let app = spawn_app().await;
+    seed_a_user(&app).await;
+    app.ok(
+        r#"mutation { addTags(subjectId: "VXNlcjox", tags: ["Webinar Attendee"]) { __typename } }"#,
+        json!({}),
+    )
+    .await;
+    let bob = app
+        .ok(
+            r#"mutation { upsertUser(input: { email: "bob@example.com" }) { id } }"#,
+            json!({}),
+        )
+        .await["upsertUser"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let viewer_key = app.key("dashboard", "VIEWER").await;
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    let output = node(
+        "console.mjs",
+        vec![
+            app.address.clone(),
+            app.admin_key.clone(),
+            viewer_key,
+            bob.clone(),
+            shots.display().to_string(),
+        ],
+    )
+    .await;
+    let stderr = text(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the browser could not finish: {stderr}"
+    );
+    let seen: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("console.mjs printed no JSON ({e}): {stderr}"));
+    eprintln!("console screenshots in {}", shots.display());
+
+    // A wrong key shows the API's code; the right one shows who is signed in, kept out of the URL.
+    let wrong = step(&seen, "wrong key")["error"].as_str().unwrap();
+    assert!(wrong.starts_with("UNAUTHENTICATED "), "{wrong}");
+    let signed_in = step(&seen, "signed in");
+    assert_eq!(signed_in["role"], "ADMIN");
+    assert_eq!(signed_in["workspace"], "default");
+    assert_eq!(signed_in["stored"], app.admin_key.as_str());
+    assert_eq!(signed_in["local"], 0, "the key went to localStorage");
+    assert!(!signed_in["url"].as_str().unwrap().contains("tsk_"));
+
+    // The syntax error is marked where checkScript puts it.
+    let marked = step(&seen, "syntax error marked");
+    let check = app
+        .ok(
+            "query($s: String!) { checkScript(source: $s) { line column message } }",
+            json!({ "s": marked["source"] }),
+        )
+        .await;
+    let diagnostic = &check["checkScript"][0];
+    assert_eq!(diagnostic["line"], 3, "{check}");
+    assert_eq!(marked["gutterLine"], diagnostic["line"], "{marked}");
+    assert_eq!(marked["highlightedLine"], diagnostic["line"], "{marked}");
+    assert_eq!(marked["line"], diagnostic["line"], "{marked}");
+    assert_eq!(marked["column"], diagnostic["column"], "{marked}");
+    assert!(
+        marked["message"]
+            .as_str()
+            .unwrap()
+            .ends_with(diagnostic["message"].as_str().unwrap()),
+        "{marked}"
+    );
+    let fixed = step(&seen, "fixed");
+    assert_eq!(fixed["marked"], 0, "{fixed}");
+    assert!(fixed["keywords"].as_array().unwrap().contains(&json!("fn")));
+
+    // The dry run's plan and log, for Ada.
+    let tested = step(&seen, "tested");
+    assert_eq!(tested["ok"], "true", "{tested}");
+    assert_eq!(
+        tested["actions"],
+        json!(["ADDED \"Qualified Lead\" on user VXNlcjox"])
+    );
+    assert!(
+        tested["logs"]
+            .as_str()
+            .unwrap()
+            .contains("qualified ada@example.com"),
+        "{tested}"
+    );
+
+    // Uploaded, enabled, and run by the worker when Bob was tagged.
+    let uploaded = step(&seen, "uploaded");
+    assert_eq!(uploaded["version"], "1", "{uploaded}");
+    assert_eq!(uploaded["enabled"], "yes", "{uploaded}");
+    let scripts = app
+        .ok("{ scripts { name version enabled hooks } }", json!({}))
+        .await;
+    assert_eq!(
+        scripts["scripts"],
+        json!([{ "name": "webinar", "version": 1, "enabled": true, "hooks": ["TAG_ADDED"] }])
+    );
+    let ran = step(&seen, "run appeared");
+    assert!(ran["tagged"].get("errors").is_none(), "{ran}");
+    // Columns: at, version, event, subject, result, actions, logs, µs. The
+    // run that tagged Bob "Qualified Lead" (that tag's own event may run it again).
+    let runs = ran["runs"].as_array().unwrap();
+    assert!(
+        runs.iter().any(|run| run[1] == "1"
+            && run[2] == "TAG_ADDED"
+            && run[3] == "bob@example.com"
+            && run[4] == "ok"
+            && run[5] == "+ Qualified Lead"
+            && run[6] == "qualified bob@example.com"),
+        "{ran}"
+    );
+
+    // The edit's difference from version 1.
+    let diff = step(&seen, "diff");
+    assert_eq!(
+        diff["heading"],
+        "Changes from version 1 (uploading makes version 2)"
+    );
+    assert_eq!(diff["added"], json!(["+ // version 2"]));
+    assert_eq!(diff["removed"], json!([]));
+
+    // Segments: the filter's error where the API puts it, the live count
+    // the API gives, the saved segment's memberCount and the change
+    // preview (each read from the API when the page showed it).
+    let error = step(&seen, "filter error");
+    let extensions = &error["api"]["errors"][0]["extensions"];
+    assert_eq!(extensions["code"], "BAD_USER_INPUT", "{error}");
+    assert_eq!(error["line"], extensions["line"], "{error}");
+    assert_eq!(error["column"], extensions["column"], "{error}");
+    let live = step(&seen, "live count");
+    assert_eq!(
+        live["count"], live["api"]["data"]["previewSegment"]["count"],
+        "{live}"
+    );
+    // Ada, and Bob, tagged above.
+    assert_eq!(live["count"], 2, "{live}");
+    assert_eq!(
+        live["sample"],
+        json!(["ada@example.com", "bob@example.com"])
+    );
+    let saved = step(&seen, "segment saved");
+    let segment = &saved["api"]["data"]["segments"][0];
+    assert_eq!(segment["name"], "Webinar people", "{saved}");
+    assert_eq!(saved["members"], segment["memberCount"], "{saved}");
+    assert_eq!(saved["result"], "Saved Webinar people: 2 members.");
+    let change = step(&seen, "change preview");
+    let c = &change["api"]["data"]["previewSegmentChange"];
+    assert_eq!(
+        change["summary"],
+        format!(
+            "Saving: {} will leave, {} will enter, {} stay.",
+            c["exiting"], c["entering"], c["staying"]
+        ),
+        "{change}"
+    );
+    let explained = step(&seen, "explained");
+    assert_eq!(
+        explained["verdict"], "ada@example.com is a member",
+        "{explained}"
+    );
+    assert_eq!(
+        explained["parts"],
+        json!([
+            "tagged(\"Webinar Attendee\") and email contains \"example\"",
+            "tagged(\"Webinar Attendee\")",
+            "email contains \"example\""
+        ])
+    );
+
+    // Tags: the search and the usage.
+    assert_eq!(
+        step(&seen, "tag search")["rows"],
+        json!(["Webinar Attendee"])
+    );
+    let usage = step(&seen, "tag usage");
+    assert_eq!(usage["segments"], json!(["Webinar people"]));
+    assert_eq!(usage["scripts"], json!(["webinar (version 1)"]));
+
+    // The rename rewrote the segment's filter and named the script to edit.
+    let renamed = step(&seen, "tag renamed");
+    assert_eq!(renamed["result"], "Renamed to Webinar 2026 Attendee.");
+    assert_eq!(
+        renamed["rewritten"],
+        json!(["Webinar people tagged(\"Webinar 2026 Attendee\") and email contains \"example\""])
+    );
+    assert_eq!(renamed["toEdit"], json!(["webinar"]));
+    let filter = app.ok("{ segments { filter } }", json!({})).await;
+    assert_eq!(
+        filter["segments"][0]["filter"],
+        "tagged(\"Webinar 2026 Attendee\") and email contains \"example\""
+    );
+
+    // The workbook: a dry run that wrote nothing, then its users with their `Column: value` tags.
+    let imported = step(&seen, "imported");
+    assert_eq!(
+        imported["dryRun"],
+        "Dry run, nothing written: 4 rows read, 3 would be created, 0 would be updated, 1 line skipped."
+    );
+    assert_eq!(imported["dryErrors"][0][0], "5", "{imported}");
+    assert_eq!(
+        imported["usersAfterDryRun"]["data"]["users"]["totalCount"],
+        0
+    );
+    let users = imported["users"]["data"]["users"]["nodes"]
+        .as_array()
+        .unwrap();
+    assert_eq!(users.len(), 3, "{imported}");
+    let applied: usize = users
+        .iter()
+        .map(|u| u["tags"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(
+        imported["counts"],
+        format!(
+            "Imported: 4 rows read, 3 created, 0 updated, {applied} tags applied, 1 line skipped."
+        )
+    );
+    for user in users {
+        let tags = user["tags"].as_array().unwrap();
+        assert!(!tags.is_empty(), "{user}");
+        assert!(
+            tags.iter()
+                .all(|t| t["name"].as_str().unwrap().contains(": ")),
+            "{user}"
+        );
+    }
+
+    // A VIEWER sees the scripts and cannot change them.
+    let viewer = step(&seen, "viewer");
+    assert_eq!(viewer["role"], "VIEWER");
+    assert_eq!(viewer["scripts"], json!(["webinar"]));
+    for what in [
+        "uploadDisabled",
+        "testDisabled",
+        "toggleDisabled",
+        "readOnly",
+    ] {
+        assert_eq!(viewer[what], true, "{what}: {viewer}");
+    }
+
+    // Nothing from another host, nothing failed to load, no error in the page.
+    assert_eq!(seen["otherHosts"], json!([]));
+    assert_eq!(seen["failedLoads"], json!([]));
+    assert_eq!(seen["consoleErrors"], json!([]));
+    for name in [
+        "console-1-script-error",
+        "console-2-script-test",
+        "console-3-script-uploaded-and-diff",
+        "console-4-segment-live-count",
+        "console-5-segment-explained",
+        "console-6-tag-usage",
+        "console-7-tag-renamed",
+        "console-8-import",
+        "console-9-viewer",
+    ] {
+        assert!(
+            shots.join(format!("{name}.png")).is_file(),
+            "no screenshot {name}"
+        );
+    }
+}

@@ -658,3 +658,208 @@ async fn an_import_larger_than_the_body_limit_is_refused() {
     assert!(text.contains("LIMIT_EXCEEDED"), "{text}");
     assert_eq!(app.user_count().await, 0);
 }
+
+/// A multipart form with one `file` part, as a browser sends it.
+fn form(file_name: &str, bytes: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "tagsmith-test-boundary-7MA4YWxkTrZu0gW";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn upload(
+    app: &TestApp,
+    path: &str,
+    key: Option<&str>,
+    file_name: &str,
+    bytes: &[u8],
+) -> (u16, Value) {
+    let (content_type, body) = form(file_name, bytes);
+    let mut request = app
+        .client
+        .post(format!("{}{path}", app.address))
+        .header("Content-Type", content_type)
+        .body(body);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("a JSON answer"))
+}
+
+#[tokio::test]
+async fn an_xlsx_upload_over_http_imports_its_users_with_their_tags() {
+    let app = spawn_app().await;
+    let xlsx = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/learning.xlsx"
+    ))
+    .unwrap();
+    let admin = app.admin_key.clone();
+
+    // A dry run: the counts and the bad line, nothing written.
+    let (status, body) = upload(
+        &app,
+        "/import/users?dryRun=true",
+        Some(&admin),
+        "learning.xlsx",
+        &xlsx,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["dryRun"], true);
+    assert_eq!(body["created"], 3, "{body}");
+    assert_eq!(body["tagsApplied"], 0, "{body}");
+    let errors = body["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{body}");
+    assert_eq!(errors[0]["line"], 5);
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not-an-email"),
+        "{body}"
+    );
+    let none = app.ok("{ users { totalCount } }", json!({})).await;
+    assert_eq!(none["users"]["totalCount"], 0, "a dry run wrote");
+
+    // The import: the same users, with their `Column: value` tags.
+    let (status, body) = upload(&app, "/import/users", Some(&admin), "learning.xlsx", &xlsx).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["dryRun"], false);
+    assert_eq!(body["created"], 3, "{body}");
+    let users = app
+        .ok(
+            "{ users { nodes { email tags { name key value } } } }",
+            json!({}),
+        )
+        .await;
+    let nodes = users["users"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3, "{users}");
+    let applied: usize = nodes
+        .iter()
+        .map(|u| u["tags"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(json!(applied), body["tagsApplied"], "{users}");
+    for user in nodes {
+        let tags = user["tags"].as_array().unwrap();
+        assert!(!tags.is_empty(), "{user}");
+        assert!(
+            tags.iter()
+                .all(|t| t["key"].is_string() && t["value"].is_string()),
+            "{user}"
+        );
+    }
+
+    // The same path takes CSV.
+    let (status, body) = upload(
+        &app,
+        "/import/users",
+        Some(&admin),
+        "more.csv",
+        b"email,Team\nzed@learn.io,Blue\n",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["created"], 1, "{body}");
+    assert_eq!(body["tagsApplied"], 1, "{body}");
+
+    // DEVELOPER and up; a key is needed; only users and accounts.
+    let viewer = app.key("reader", "VIEWER").await;
+    let (status, body) = upload(
+        &app,
+        "/import/users",
+        Some(&viewer),
+        "more.csv",
+        b"email\nx@y.io\n",
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (403, "FORBIDDEN"), "{body}");
+    let (status, body) = upload(&app, "/import/users", None, "more.csv", b"email\nx@y.io\n").await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (401, "UNAUTHENTICATED"),
+        "{body}"
+    );
+    let (status, body) = upload(
+        &app,
+        "/import/keys",
+        Some(&admin),
+        "more.csv",
+        b"email\nx@y.io\n",
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (404, "NOT_FOUND"), "{body}");
+    // A file without an email column is refused whole.
+    let (status, body) = upload(
+        &app,
+        "/import/users",
+        Some(&admin),
+        "more.csv",
+        b"name\nx\n",
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "BAD_USER_INPUT"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn an_upload_over_the_body_limit_is_refused() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |s| {
+        s.max_body_bytes = 1024
+    })
+    .await
+    .expect("SQLite");
+    let big = format!("email\n{}", "someone@example.com\n".repeat(200));
+    let (status, body) = upload(
+        &app,
+        "/import/users",
+        Some(&app.admin_key.clone()),
+        "big.csv",
+        big.as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (413, "LIMIT_EXCEEDED"),
+        "{body}"
+    );
+    let none = app.ok("{ users { totalCount } }", json!({})).await;
+    assert_eq!(none["users"]["totalCount"], 0);
+}
+
+#[tokio::test]
+async fn an_upload_not_sent_in_time_is_answered_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |s| {
+        s.body_timeout_ms = 500
+    })
+    .await
+    .expect("SQLite");
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /import/users HTTP/1.1\r\nHost: tagsmith\r\nAuthorization: Bearer {}\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 1000\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n\r\nemail\n",
+        app.admin_key
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut response),
+    )
+    .await;
+    assert!(read.is_ok(), "the upload stayed open");
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    let body: Value = serde_json::from_str(response.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(error_code(&body), "LIMIT_EXCEEDED", "{body}");
+}

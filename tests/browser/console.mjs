@@ -1,0 +1,324 @@
+// Uses the console (/console) as an admin would, in headless Chromium driven
+// by puppeteer-core, against a running tagsmith:
+//
+//   node tests/browser/console.mjs BASE_URL ADMIN_KEY VIEWER_KEY BOB_ID SCREENSHOT_DIR
+//
+// It signs in with a wrong key, then the ADMIN key; in Scripts it types a
+// script with a syntax error and reads where the error is marked, fixes it,
+// tests it on ada@example.com, uploads it and reads the list, tags Bob
+// (BOB_ID) through the API and waits for the script's run to appear in the
+// page, then edits the script and reads the diff; in Segments it types a filter and reads the live
+// count, saves the segment and explains ada's membership; in Tags it
+// searches and opens a tag's usage, then renames the tag; in Import it
+// chooses tests/fixtures/learning.xlsx, reads the dry run, and imports it. Then, in a fresh browser context, it
+// signs in with the VIEWER key and reads whether upload is disabled. It
+// prints one JSON object on standard output, for tests/api/browser.rs to
+// check, and saves a screenshot of each step in SCREENSHOT_DIR.
+//
+// CHROMIUM names the browser (default /usr/bin/chromium). Exit status: 0 when
+// every step could run (the caller checks what was seen), 2 when a step could
+// not (the error is on standard error, with the steps done so far).
+
+import fs from 'node:fs';
+import path from 'node:path';
+import puppeteer from 'puppeteer-core';
+
+const [base, adminKey, viewerKey, bobId, shots] = process.argv.slice(2);
+if (!base || !adminKey || !viewerKey || !bobId || !shots) {
+  console.error('usage: node console.mjs BASE_URL ADMIN_KEY VIEWER_KEY BOB_ID SCREENSHOT_DIR');
+  process.exit(2);
+}
+fs.mkdirSync(shots, { recursive: true });
+
+const BROKEN = `fn on_tag_added(event) {
+    let s = event.subject;
+    let x = ;
+}
+`;
+const FIXED = `fn on_tag_added(event) {
+    let s = event.subject;
+    if event.tag == "Webinar Attendee" {
+        s.add_tag("Qualified Lead");
+        log("qualified " + s.email);
+    }
+}
+`;
+
+const seen = { steps: [], consoleErrors: [], failedLoads: [], otherHosts: [] };
+const step = (name, detail = {}) => seen.steps.push({ name, ...detail });
+
+const browser = await puppeteer.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-dev-shm-usage', '--window-size=1400,900'],
+  defaultViewport: { width: 1400, height: 900 },
+});
+
+const watch = (page) => {
+  page.setDefaultTimeout(20_000);
+  page.on('console', (message) => {
+    if (message.type() === 'error') seen.consoleErrors.push(message.text());
+  });
+  page.on('pageerror', (error) => seen.consoleErrors.push(String(error)));
+  page.on('request', (request) => {
+    if (!request.url().startsWith(base) && !request.url().startsWith('data:')) seen.otherHosts.push(request.url());
+  });
+  page.on('response', (response) => {
+    // A wrong key is refused with 401 on purpose; anything else failing is a fault.
+    if (response.status() >= 400 && !response.url().endsWith('/graphql')) {
+      seen.failedLoads.push(`${response.status()} ${response.url()}`);
+    }
+  });
+};
+
+// The API itself, with the ADMIN key: what the page shows is checked against it at the same moment.
+const api = (query, variables = {}) => fetch(`${base}/graphql`, {
+  method: 'POST',
+  headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${adminKey}` },
+  body: JSON.stringify({ query, variables }),
+}).then((r) => r.json());
+const PREVIEW = 'query($f: String!) { previewSegment(subjectKind: USER, filter: $f) { count } }';
+
+const text = (page, selector) => page.$eval(selector, (el) => el.textContent.trim());
+const texts = (page, selector) => page.$$eval(selector, (els) => els.map((el) => el.textContent.trim()));
+
+async function replaceText(page, selector, value) {
+  await page.click(selector);
+  await page.keyboard.down('Control');
+  await page.keyboard.press('KeyA');
+  await page.keyboard.up('Control');
+  await page.keyboard.press('Backspace');
+  await page.keyboard.type(value);
+}
+
+async function signIn(page, key) {
+  await page.goto(`${base}/console`, { waitUntil: 'networkidle0' });
+  await page.waitForSelector('#key-input', { visible: true });
+  await page.type('#key-input', key);
+  await page.click('#login-form button[type="submit"]');
+}
+
+try {
+  const page = await browser.newPage();
+  watch(page);
+  const shot = (name) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+
+  // A wrong key: the API's message and code.
+  await signIn(page, 'tsk_not_a_key');
+  await page.waitForSelector('#login-error .error');
+  step('wrong key', { error: await text(page, '#login-error .error') });
+
+  // The ADMIN key.
+  await page.type('#key-input', adminKey);
+  await page.click('#login-form button[type="submit"]');
+  await page.waitForSelector('#viewer:not([hidden])');
+  step('signed in', {
+    role: await text(page, '#viewer-role'),
+    keyName: await text(page, '#viewer-key'),
+    workspace: await text(page, '#viewer-workspace'),
+    url: page.url(),
+    stored: await page.evaluate(() => sessionStorage.getItem('tagsmith.console.key')),
+    local: await page.evaluate(() => Object.keys(localStorage).length),
+  });
+
+  // Scripts: a syntax error, marked where checkScript says.
+  await page.click('#tab-scripts');
+  await page.waitForSelector('#script-source');
+  await replaceText(page, '#script-name', 'webinar');
+  await replaceText(page, '#script-source', BROKEN);
+  await page.waitForSelector('#pane-scripts .gutter .lineno.bad');
+  step('syntax error marked', {
+    source: await page.$eval('#script-source', (el) => el.value),
+    gutterLine: await page.$eval('#pane-scripts .gutter .lineno.bad', (el) => Number(el.dataset.line)),
+    line: await page.$eval('#pane-scripts .editor', (el) => Number(el.dataset.errorLine)),
+    column: await page.$eval('#pane-scripts .editor', (el) => Number(el.dataset.errorColumn)),
+    message: await text(page, '#pane-scripts .diagnostic'),
+    highlightedLine: await page.$eval('#pane-scripts .highlight .error-line', (el) => Number(el.dataset.line)),
+  });
+  await shot('console-1-script-error');
+
+  // Fixed: the mark goes.
+  await replaceText(page, '#script-source', FIXED);
+  await page.waitForFunction(() => document.querySelector('#pane-scripts .diagnostic.good')?.textContent === 'compiles');
+  step('fixed', {
+    marked: await page.$$eval('#pane-scripts .gutter .lineno.bad', (els) => els.length),
+    keywords: await texts(page, '#pane-scripts .highlight .tok-keyword'),
+  });
+
+  // A dry run on Ada.
+  await page.type('#test-subject', 'ada@example.com');
+  await page.select('#test-event', 'TAG_ADDED');
+  await page.type('#test-tag', 'Webinar Attendee');
+  await page.click('#run-test');
+  await page.waitForSelector('#test-result .test-view');
+  step('tested', {
+    ok: await page.$eval('#test-result .test-view', (el) => el.dataset.ok),
+    actions: await texts(page, '#test-result .actions li'),
+    logs: await text(page, '#test-result').then((t) => t),
+  });
+  await shot('console-2-script-test');
+
+  // Upload: version 1 appears in the list, enabled.
+  await page.click('#upload-script');
+  await page.waitForSelector('#upload-result .ok');
+  await page.waitForSelector('#scripts-table tr[data-script="webinar"]');
+  step('uploaded', {
+    result: await text(page, '#upload-result'),
+    version: await text(page, '#scripts-table tr[data-script="webinar"] .version'),
+    enabled: await text(page, '#scripts-table tr[data-script="webinar"] .enabled'),
+  });
+
+  // Bob is tagged through the API; the enabled script runs for him and the run appears.
+  const tagged = await api(
+    'mutation($id: ID!) { addTags(subjectId: $id, tags: ["Webinar Attendee"]) { __typename } }',
+    { id: bobId },
+  );
+  await page.click('#scripts-table tr[data-script="webinar"] a');
+  await page.waitForSelector('#script-runs h3');
+  for (let i = 0; i < 40 && !(await page.$('#script-runs tr.run')); i += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    await page.click('#refresh-runs');
+    await page.waitForSelector('#script-runs h3');
+  }
+  await page.waitForSelector('#script-runs tr.run');
+  step('run appeared', {
+    tagged,
+    runs: await page.$$eval('#script-runs tr.run', (rows) => rows.map((row) => [...row.cells].map((c) => c.textContent.trim()))),
+  });
+
+  // An edit: the difference from version 1.
+  await page.click('#script-source');
+  await page.keyboard.down('Control');
+  await page.keyboard.press('End');
+  await page.keyboard.up('Control');
+  await page.keyboard.type('// version 2\n');
+  await page.waitForSelector('#script-diff .diff-line.add');
+  step('diff', {
+    heading: await text(page, '#script-diff h4'),
+    added: await texts(page, '#script-diff .diff-line.add'),
+    removed: await texts(page, '#script-diff .diff-line.del'),
+  });
+  await shot('console-3-script-uploaded-and-diff');
+
+  // Segments: a live count as the filter is typed, then saved.
+  await page.click('#tab-segments');
+  await page.waitForSelector('#segment-filter');
+  await replaceText(page, '#segment-name', 'Webinar people');
+  await replaceText(page, '#segment-filter', 'tagged("Webinar Attendee") and');
+  await page.waitForSelector('#pane-segments .gutter .lineno.bad');
+  step('filter error', {
+    line: await page.$eval('#pane-segments .editor', (el) => Number(el.dataset.errorLine)),
+    column: await page.$eval('#pane-segments .editor', (el) => Number(el.dataset.errorColumn)),
+    message: await text(page, '#pane-segments .diagnostic'),
+    api: await api(PREVIEW, { f: await page.$eval('#segment-filter', (el) => el.value) }),
+  });
+  await page.keyboard.type(' email contains "example"');
+  await page.waitForFunction(() => document.querySelector('#pane-segments .diagnostic.good') && document.querySelector('#live-count'));
+  step('live count', {
+    filter: await page.$eval('#segment-filter', (el) => el.value),
+    count: Number(await text(page, '#live-count')),
+    sample: await texts(page, '#segment-preview .sample li'),
+    api: await api(PREVIEW, { f: await page.$eval('#segment-filter', (el) => el.value) }),
+  });
+  await shot('console-4-segment-live-count');
+  await page.click('#save-segment');
+  await page.waitForSelector('#segments-table tr[data-segment="Webinar people"]');
+  await page.waitForSelector('#segment-save-result .ok');
+  step('segment saved', {
+    members: Number(await text(page, '#segments-table tr[data-segment="Webinar people"] .members')),
+    result: await text(page, '#segment-save-result'),
+    api: await api('{ segments { id name memberCount } }'),
+  });
+
+  // The saved segment, edited: what saving would do.
+  await replaceText(page, '#segment-filter', 'email contains "example"');
+  await page.waitForSelector('#change-summary');
+  step('change preview', {
+    summary: await text(page, '#change-summary'),
+    api: await api(
+      '{ segments { id } }',
+    ).then(({ data }) => api(
+      'query($id: ID!, $f: String!) { previewSegmentChange(id: $id, filter: $f) { entering exiting staying } }',
+      { id: data.segments[0].id, f: 'email contains "example"' },
+    )),
+  });
+
+  await page.type('#explain-subject', 'ada@example.com');
+  await page.click('#explain');
+  await page.waitForSelector('#explain-result .trace');
+  step('explained', {
+    verdict: await text(page, '#explain-result p'),
+    parts: await texts(page, '#explain-result .trace li > code'),
+  });
+  await shot('console-5-segment-explained');
+
+  // Tags: search, then a tag's usage.
+  await page.click('#tab-tags');
+  await page.type('#tag-search', 'webinar');
+  await page.waitForSelector('#tag-catalogue tr[data-tag="Webinar Attendee"] a');
+  step('tag search', { rows: await page.$$eval('#tag-catalogue tr[data-tag]', (els) => els.map((el) => el.dataset.tag)) });
+  await page.click('#tag-catalogue tr[data-tag="Webinar Attendee"] a');
+  await page.waitForSelector('#tag-usage');
+  step('tag usage', {
+    segments: await texts(page, '#tag-usage .usage-segments li strong'),
+    scripts: await texts(page, '#tag-usage .usage-scripts li'),
+  });
+  await shot('console-6-tag-usage');
+
+  // Renamed: what the rename rewrote, and the script to edit.
+  await page.type('#tag-new-name', 'Webinar 2026 Attendee');
+  await page.click('#rename-tag');
+  await page.waitForSelector('#tag-rewrite');
+  step('tag renamed', {
+    result: await text(page, '#tag-action-result p'),
+    rewritten: await texts(page, '#tag-rewrite li.rewritten'),
+    toEdit: await texts(page, '#tag-rewrite li.to-edit'),
+  });
+  await shot('console-7-tag-renamed');
+
+  // Import: an Excel file chosen on the page; the dry run first, then the import.
+  await page.click('#tab-import');
+  const xlsx = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'fixtures', 'learning.xlsx');
+  const chooser = await page.waitForSelector('#import-file');
+  await chooser.uploadFile(xlsx);
+  await page.waitForSelector('#import-dry-counts');
+  const dryRun = await text(page, '#import-dry-counts');
+  const dryErrors = await page.$$eval('#import-dry-result .import-errors tr', (rows) => rows.slice(1).map((row) => [...row.cells].map((c) => c.textContent.trim())));
+  const usersAfterDryRun = await api('{ users(search: "learn.io") { totalCount } }');
+  await page.click('#run-import');
+  await page.waitForSelector('#import-counts');
+  step('imported', {
+    dryRun,
+    dryErrors,
+    usersAfterDryRun,
+    counts: await text(page, '#import-counts'),
+    users: await api('{ users(search: "learn.io") { nodes { email tags { name } } } }'),
+  });
+  await shot('console-8-import');
+
+  // A VIEWER, in a context of its own (its own session storage).
+  const context = await browser.createBrowserContext();
+  const viewer = await context.newPage();
+  watch(viewer);
+  await signIn(viewer, viewerKey);
+  await viewer.waitForSelector('#viewer:not([hidden])');
+  await viewer.click('#tab-scripts');
+  await viewer.waitForSelector('#scripts-table tr[data-script="webinar"]');
+  step('viewer', {
+    role: await text(viewer, '#viewer-role'),
+    scripts: await viewer.$$eval('#scripts-table tr[data-script]', (els) => els.map((el) => el.dataset.script)),
+    uploadDisabled: await viewer.$eval('#upload-script', (el) => el.disabled),
+    testDisabled: await viewer.$eval('#run-test', (el) => el.disabled),
+    toggleDisabled: await viewer.$eval('#scripts-table tr[data-script="webinar"] button', (el) => el.disabled),
+    readOnly: await viewer.$eval('#script-source', (el) => el.readOnly),
+  });
+  await viewer.screenshot({ path: path.join(shots, 'console-9-viewer.png'), fullPage: true });
+} catch (error) {
+  console.error(`a step could not run: ${error?.stack ?? error}`);
+  console.error(JSON.stringify(seen, null, 1));
+  await browser.close();
+  process.exit(2);
+}
+
+await browser.close();
+console.log(JSON.stringify(seen));
