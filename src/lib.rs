@@ -17,3 +17,4 @@ pub mod server;
 pub mod subjects;
 pub mod tags;
 pub mod time;
+pub mod webhooks;

@@ -28,3 +28,4 @@ mod segments;
 mod subscriptions;
 mod tags;
 mod tenancy;
+mod webhooks;
