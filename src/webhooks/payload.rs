@@ -101,8 +101,8 @@ pub fn segment_data(
     json!({
         "segment": {"id": ids::encode(NodeKind::Segment, segment_id).0, "name": segment_name},
         "subject": subject.to_json(),
-        "source": "TRIGGER",
-        "cause": cause_json(change_id.map(Cause::SegmentChange)),
+        // The `segment_changes` row (`segmentHistory` in the API).
+        "changeId": change_id.map(|id| ids::encode(NodeKind::SegmentChange, id).0),
         "depth": depth,
     })
 }

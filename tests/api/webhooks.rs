@@ -39,6 +39,7 @@ macro_rules! with_receiver_on_both_databases {
 with_receiver_on_both_databases!(
     a_matching_tag_change_is_delivered_signed,
     a_failed_attempt_is_retried_with_the_same_message_id,
+    a_subjects_events_arrive_in_order,
     gone_disables_the_webhook,
     retry_after_is_honoured,
     a_rotation_signs_with_both_secrets,
@@ -234,7 +235,8 @@ async fn a_matching_tag_change_is_delivered_signed(app: TestApp) {
     app.ok(ADD, json!({ "id": user, "tags": ["VIP"] })).await;
     let received = receiver.wait_for(1).await;
     println!(
-        "tag change committed to webhook received: {:?}",
+        "{}: tag change to webhook received: {:?}",
+        app.database_url.split(':').next().unwrap_or_default(),
         received[0].at.duration_since(sent)
     );
     // Not asked for: another tag, and a removal.
@@ -336,6 +338,34 @@ async fn a_failed_attempt_is_retried_with_the_same_message_id(app: TestApp) {
         metrics.contains("tagsmith_webhook_attempts_total{outcome=\"retried\"} 1"),
         "{metrics}"
     );
+}
+
+async fn a_subjects_events_arrive_in_order(app: TestApp) {
+    // The first attempt fails: the subject's next event waits for its retry.
+    let receiver = Receiver::start(vec![Reply::Status(500)], Reply::Status(200)).await;
+    let other = Receiver::start(vec![], Reply::Status(200)).await;
+    create(
+        &app,
+        json!({ "url": receiver.url, "events": ["TAG_ADDED"] }),
+    )
+    .await;
+    create(&app, json!({ "url": other.url, "events": ["TAG_ADDED"] })).await;
+    let user = app.user("order@example.com").await;
+    app.ok(ADD, json!({ "id": user, "tags": ["First"] })).await;
+    app.ok(ADD, json!({ "id": user, "tags": ["Second"] })).await;
+    let received = receiver.wait_for(3).await;
+    let tags: Vec<Value> = received
+        .iter()
+        .map(|r| r.json()["data"]["tag"].clone())
+        .collect();
+    assert_eq!(tags, ["First", "First", "Second"]);
+    let tags: Vec<Value> = other
+        .wait_for(2)
+        .await
+        .iter()
+        .map(|r| r.json()["data"]["tag"].clone())
+        .collect();
+    assert_eq!(tags, ["First", "Second"], "each webhook in order");
 }
 
 async fn gone_disables_the_webhook(app: TestApp) {
