@@ -68,13 +68,15 @@ pub async fn redeliver(
     find(db, workspace_id, id)
         .await?
         .ok_or(WebhookError::NotFound("webhook delivery"))?;
+    let txn = crate::db::begin_write(db).await?;
     webhook_delivery::Entity::update_many()
         .col_expr(Column::Status, Expr::value(status::PENDING))
         .col_expr(Column::NextAttemptAt, Expr::value(Some(now)))
         .filter(Column::WorkspaceId.eq(workspace_id))
         .filter(Column::Id.eq(id))
-        .exec(db)
+        .exec(&*txn)
         .await?;
+    txn.commit().await?;
     find(db, workspace_id, id)
         .await?
         .ok_or(WebhookError::NotFound("webhook delivery"))
@@ -90,16 +92,19 @@ pub async fn replay(
     now: DateTime<Utc>,
 ) -> Result<u64, WebhookError> {
     store::get(db, workspace_id, webhook_id).await?;
-    Ok(webhook_delivery::Entity::update_many()
+    let txn = crate::db::begin_write(db).await?;
+    let replayed = webhook_delivery::Entity::update_many()
         .col_expr(Column::Status, Expr::value(status::PENDING))
         .col_expr(Column::NextAttemptAt, Expr::value(Some(now)))
         .filter(Column::WorkspaceId.eq(workspace_id))
         .filter(Column::WebhookId.eq(webhook_id))
         .filter(Column::Status.eq(status::FAILED))
         .filter(Column::CreatedAt.gte(since))
-        .exec(db)
+        .exec(&*txn)
         .await?
-        .rows_affected)
+        .rows_affected;
+    txn.commit().await?;
+    Ok(replayed)
 }
 
 /// Queues a `webhook.ping` to an enabled webhook now; returns its delivery.
@@ -115,7 +120,10 @@ pub async fn test(
             "the webhook is disabled: enable it (updateWebhook) to send it a test".into(),
         ));
     }
-    Ok(enqueue::ping(db, &webhook, now).await?)
+    let txn = crate::db::begin_write(db).await?;
+    let ping = enqueue::ping(&*txn, &webhook, now).await?;
+    txn.commit().await?;
+    Ok(ping)
 }
 
 /// The creation time of the oldest pending delivery of an enabled webhook,

@@ -262,6 +262,12 @@ impl Dispatcher {
         let lease_end = now
             + chrono::Duration::from_std(self.settings.timeout + Duration::from_secs(30))
                 .unwrap_or_default();
+        if candidates.is_empty() {
+            return Ok(candidates);
+        }
+        // In the process's write turn (on SQLite, a writer outside it would
+        // wait in SQLite's busy handler, in steps of up to 100 ms).
+        let txn = crate::db::begin_write(&self.db).await?;
         let mut claimed = Vec::with_capacity(candidates.len());
         for delivery in candidates {
             let taken = Entity::update_many()
@@ -269,13 +275,14 @@ impl Dispatcher {
                 .filter(Column::Id.eq(delivery.id))
                 .filter(Column::Status.eq(status::PENDING))
                 .filter(Column::NextAttemptAt.eq(delivery.next_attempt_at))
-                .exec(&self.db)
+                .exec(&*txn)
                 .await?
                 .rows_affected;
             if taken == 1 {
                 claimed.push(delivery);
             }
         }
+        txn.commit().await?;
         Ok(claimed)
     }
 

@@ -141,6 +141,7 @@ pub async fn create(
     let enabled = input.enabled.unwrap_or(true);
     let checked = check_input(db, workspace_id, input, allow).await?;
     let secret = signature::new_secret()?;
+    let txn = crate::db::begin_write(db).await?;
     let webhook = webhook::ActiveModel {
         workspace_id: Set(workspace_id),
         url: Set(checked.url),
@@ -155,8 +156,9 @@ pub async fn create(
         updated_at: Set(now),
         ..Default::default()
     }
-    .insert(db)
+    .insert(&*txn)
     .await?;
+    txn.commit().await?;
     Ok(Created { webhook, secret })
 }
 
@@ -186,7 +188,10 @@ pub async fn update(
         active.description = Set(description);
     }
     active.updated_at = Set(now);
-    Ok(active.update(db).await?)
+    let txn = crate::db::begin_write(db).await?;
+    let webhook = active.update(&*txn).await?;
+    txn.commit().await?;
+    Ok(webhook)
 }
 
 /// A new secret; the old one keeps signing beside it for [`ROTATION_OVERLAP`].
@@ -204,7 +209,9 @@ pub async fn rotate_secret(
     active.previous_secret = Set(Some(previous));
     active.previous_secret_expires_at = Set(Some(now + ROTATION_OVERLAP));
     active.updated_at = Set(now);
-    let webhook = active.update(db).await?;
+    let txn = crate::db::begin_write(db).await?;
+    let webhook = active.update(&*txn).await?;
+    txn.commit().await?;
     Ok(Created { webhook, secret })
 }
 
