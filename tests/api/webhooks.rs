@@ -420,6 +420,16 @@ async fn retry_after_is_honoured(app: TestApp) {
         "next attempt at {next}, created at {created}"
     );
     assert_eq!(receiver.received().len(), 1);
+    // /metrics reads the backlog: one delivery waits.
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("tagsmith_webhook_pending_deliveries 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tagsmith_webhook_attempts_total{outcome=\"retried\"} 1"),
+        "{metrics}"
+    );
 }
 
 async fn a_rotation_signs_with_both_secrets(app: TestApp) {
