@@ -256,6 +256,50 @@ pub struct AutomationSettings {
     /// `events(..., 7d)`) are re-evaluated, in milliseconds.
     #[arg(long, env = "TAGSMITH_SEGMENT_SWEEP_MS", default_value_t = 60_000)]
     pub segment_sweep_ms: u64,
+    #[command(flatten)]
+    pub webhooks: WebhookSettings,
+}
+
+/// How webhooks are checked and delivered.
+#[derive(Debug, Clone, Args)]
+pub struct WebhookSettings {
+    /// Hosts or IP addresses webhooks may reach although they are private,
+    /// loopback or link-local, over `http://` too (comma-separated, e.g.
+    /// `127.0.0.1,hooks.internal`). Everything else must be public `https://`.
+    #[arg(
+        long,
+        env = "TAGSMITH_WEBHOOK_ALLOW_HOSTS",
+        value_delimiter = ',',
+        num_args = 0..
+    )]
+    pub webhook_allow_hosts: Vec<String>,
+    /// Waits before each retry of a failed delivery (comma-separated
+    /// durations: `ms`, `s`, `m`, `h`), each with up to 10% of jitter; after
+    /// the last one the delivery is FAILED.
+    #[arg(
+        long,
+        env = "TAGSMITH_WEBHOOK_RETRY_SCHEDULE",
+        default_value = "5s,5m,30m,2h,5h,10h,10h"
+    )]
+    pub webhook_retry_schedule: String,
+    /// How long one delivery attempt may take, in milliseconds (connecting,
+    /// sending and the response's headers); past it the attempt failed.
+    #[arg(long, env = "TAGSMITH_WEBHOOK_TIMEOUT_MS", default_value_t = 15_000)]
+    pub webhook_timeout_ms: u64,
+    /// Attempts in flight at once to one webhook (each webhook has its own).
+    #[arg(long, env = "TAGSMITH_WEBHOOK_CONCURRENCY", default_value_t = 4)]
+    pub webhook_concurrency: usize,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            webhook_allow_hosts: Vec::new(),
+            webhook_retry_schedule: "5s,5m,30m,2h,5h,10h,10h".into(),
+            webhook_timeout_ms: 15_000,
+            webhook_concurrency: 4,
+        }
+    }
 }
 
 impl Default for AutomationSettings {
@@ -268,6 +312,7 @@ impl Default for AutomationSettings {
             scripts: ScriptSettings::default(),
             script_runs_kept: 1000,
             segment_sweep_ms: 60_000,
+            webhooks: WebhookSettings::default(),
         }
     }
 }

@@ -19,6 +19,8 @@ pub enum NodeKind {
     AutomationEvent,
     Segment,
     SegmentChange,
+    Webhook,
+    WebhookDelivery,
 }
 
 impl NodeKind {
@@ -33,6 +35,8 @@ impl NodeKind {
             NodeKind::AutomationEvent => "AutomationEvent",
             NodeKind::Segment => "Segment",
             NodeKind::SegmentChange => "SegmentChange",
+            NodeKind::Webhook => "Webhook",
+            NodeKind::WebhookDelivery => "WebhookDelivery",
         }
     }
 
@@ -47,6 +51,8 @@ impl NodeKind {
             "AutomationEvent" => Some(NodeKind::AutomationEvent),
             "Segment" => Some(NodeKind::Segment),
             "SegmentChange" => Some(NodeKind::SegmentChange),
+            "Webhook" => Some(NodeKind::Webhook),
+            "WebhookDelivery" => Some(NodeKind::WebhookDelivery),
             _ => None,
         }
     }

@@ -21,3 +21,4 @@ pub mod tagging;
 pub mod tags;
 pub mod time;
 pub mod vocab;
+pub mod webhooks;

@@ -309,7 +309,9 @@ async fn run(command: Command) -> Result<(), String> {
             http,
         } => {
             let conn = open(&database).await?;
-            let app = AppState::new(conn, automation.script_limits());
+            let app = AppState::new(conn, automation.script_limits()).with_webhooks(
+                tagsmith::webhooks::dispatch::Settings::from_config(&automation.webhooks)?,
+            );
             let shutdown = Shutdown::on(server::shutdown_signal());
             let ops = match &http.metrics_bind {
                 Some(bind) => {
@@ -439,7 +441,9 @@ async fn serve(
             key.secret
         );
     }
-    let app = AppState::new(conn, automation.script_limits());
+    let app = AppState::new(conn, automation.script_limits()).with_webhooks(
+        tagsmith::webhooks::dispatch::Settings::from_config(&automation.webhooks)?,
+    );
     let shutdown = Shutdown::on(server::shutdown_signal());
     let worker =
         (!automation.no_worker).then(|| app.spawn_automation(&automation, shutdown.clone()));

@@ -35,6 +35,12 @@ pub struct Metrics {
     websocket_connections: AtomicI64,
     websocket_operations: AtomicI64,
     subscription_streams: AtomicI64,
+    /// Webhook attempts made by this process's dispatcher, by outcome.
+    webhook_attempts: Mutex<BTreeMap<&'static str, u64>>,
+    /// Pending webhook deliveries and the age of the oldest, in
+    /// milliseconds, as last read (at scrape time).
+    webhook_pending: AtomicI64,
+    webhook_oldest_ms: AtomicI64,
 }
 
 /// The automation outbox as `/metrics` reports it.
@@ -76,6 +82,27 @@ impl Metrics {
         self.script_runs.fetch_add(runs, Ordering::Relaxed);
         self.script_run_failures
             .fetch_add(failed, Ordering::Relaxed);
+    }
+
+    /// Counts a webhook attempt: `succeeded`, `retried` (failed, to be
+    /// tried again) or `failed` (no more attempts).
+    pub fn webhook_attempt(&self, outcome: &'static str) {
+        if let Ok(mut attempts) = self.webhook_attempts.lock() {
+            *attempts.entry(outcome).or_default() += 1;
+        }
+    }
+
+    /// The webhook deliveries pending now and the age of the oldest (read
+    /// from the database when `/metrics` is scraped).
+    pub fn webhook_backlog(&self, pending: u64, oldest: std::time::Duration) {
+        self.webhook_pending.store(
+            i64::try_from(pending).unwrap_or(i64::MAX),
+            Ordering::Relaxed,
+        );
+        self.webhook_oldest_ms.store(
+            i64::try_from(oldest.as_millis()).unwrap_or(i64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     /// WebSocket connections opened (+1) or closed (-1).
@@ -169,6 +196,42 @@ impl Metrics {
         ] {
             family(&mut out, name, "gauge", help);
             let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        family(
+            &mut out,
+            "tagsmith_webhook_attempts_total",
+            "counter",
+            "Webhook delivery attempts by this process, by outcome: succeeded, retried (failed, tried again later), failed (no more attempts).",
+        );
+        if let Ok(attempts) = self.webhook_attempts.lock() {
+            for outcome in ["succeeded", "retried", "failed"] {
+                let count = attempts.get(outcome).copied().unwrap_or(0);
+                let _ = writeln!(
+                    out,
+                    "tagsmith_webhook_attempts_total{{outcome=\"{outcome}\"}} {count}"
+                );
+            }
+        }
+        let pending = self.webhook_pending.load(Ordering::Relaxed);
+        {
+            family(
+                &mut out,
+                "tagsmith_webhook_pending_deliveries",
+                "gauge",
+                "Webhook deliveries waiting for an attempt or a retry, in every workspace.",
+            );
+            let _ = writeln!(out, "tagsmith_webhook_pending_deliveries {pending}");
+            family(
+                &mut out,
+                "tagsmith_webhook_oldest_pending_seconds",
+                "gauge",
+                "Age of the oldest pending webhook delivery, in seconds (0 when none).",
+            );
+            let _ = writeln!(
+                out,
+                "tagsmith_webhook_oldest_pending_seconds {:.3}",
+                self.webhook_oldest_ms.load(Ordering::Relaxed) as f64 / 1000.0
+            );
         }
         family(
             &mut out,
@@ -279,6 +342,17 @@ mod tests {
             # HELP tagsmith_subscription_streams Subscription streams alive in this process (each holds its place in the change feed).
             # TYPE tagsmith_subscription_streams gauge
             tagsmith_subscription_streams 0
+            # HELP tagsmith_webhook_attempts_total Webhook delivery attempts by this process, by outcome: succeeded, retried (failed, tried again later), failed (no more attempts).
+            # TYPE tagsmith_webhook_attempts_total counter
+            tagsmith_webhook_attempts_total{outcome="succeeded"} 0
+            tagsmith_webhook_attempts_total{outcome="retried"} 0
+            tagsmith_webhook_attempts_total{outcome="failed"} 0
+            # HELP tagsmith_webhook_pending_deliveries Webhook deliveries waiting for an attempt or a retry, in every workspace.
+            # TYPE tagsmith_webhook_pending_deliveries gauge
+            tagsmith_webhook_pending_deliveries 0
+            # HELP tagsmith_webhook_oldest_pending_seconds Age of the oldest pending webhook delivery, in seconds (0 when none).
+            # TYPE tagsmith_webhook_oldest_pending_seconds gauge
+            tagsmith_webhook_oldest_pending_seconds 0.000
             # HELP tagsmith_outbox_up 1 when the outbox figures below could be read from the database, else 0.
             # TYPE tagsmith_outbox_up gauge
             tagsmith_outbox_up 1

@@ -28,6 +28,9 @@
 //!   cost of one hook run with a cached AST; from an `addTags` commit to the
 //!   script's follow-up change, p50/p99, under a steady load of other tag
 //!   changes; events handled per second;
+//! - `webhook-latency`: from sending an `addTags` to the webhook request
+//!   arriving at a receiver on 127.0.0.1, p50/p99, under the same load;
+//!   then again with a dead endpoint (always 500) beside it (`webhooks.rs`);
 //! - `segment-count`: `segment(id) { memberCount }` of a three-clause filter
 //!   (`tagged("Plan: Pro") and last_seen_at > now - 30d and events("login",
 //!   30d) >= 1`) through HTTP, R times (default 10, after one warm-up), beside
@@ -80,6 +83,7 @@ mod growth;
 mod handwritten;
 mod import;
 mod postgraphile;
+mod webhooks;
 
 struct Args {
     users: usize,
@@ -110,6 +114,7 @@ const SCENARIOS: &[&str] = &[
     "hook-run",
     "automation-latency",
     "automation-events",
+    "webhook-latency",
     "segment-count",
     "segment-reevaluation",
     "segment-latency",
@@ -348,11 +353,27 @@ async fn run(args: &Args, users: usize) -> Report {
         .await
         .expect("bootstrap")
         .expect("fresh");
-    let app = tagsmith::app::AppState::new(conn.clone(), Default::default());
+    // Webhooks may reach the benchmark's receivers on 127.0.0.1 only.
+    let app = tagsmith::app::AppState::new(conn.clone(), Default::default()).with_webhooks(
+        tagsmith::webhooks::dispatch::Settings {
+            allow: std::sync::Arc::new(tagsmith::webhooks::target::AllowList::new(&[
+                "127.0.0.1".to_owned()
+            ])),
+            ..Default::default()
+        },
+    );
     let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(app.worker(Default::default()).run(async move {
         let _ = worker_stopped.await;
     }));
+    let dispatcher = tagsmith::webhooks::dispatch::Dispatcher::new(
+        conn.clone(),
+        std::sync::Arc::clone(&app.webhooks),
+        std::sync::Arc::clone(&app.webhook_wake),
+        std::sync::Arc::clone(&app.metrics),
+    )
+    .expect("webhook client");
+    let dispatcher = tokio::spawn(dispatcher.run(std::future::pending()));
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let running = server::start(
         app,
@@ -457,6 +478,11 @@ async fn run(args: &Args, users: usize) -> Report {
     if wants("automation-events") {
         rows.push(events_per_second(&conn, &client, &endpoint, &key.secret, &ids).await);
     }
+    if wants("webhook-latency") {
+        rows.extend(
+            webhooks::webhook_latency(&conn, &client, &endpoint, &key.secret, &ids, args).await,
+        );
+    }
     if wants("segment-count") {
         let (samples, found) = segment_count(&conn, &client, &endpoint, &key.secret, args).await;
         rows.extend(samples);
@@ -487,6 +513,7 @@ async fn run(args: &Args, users: usize) -> Report {
     }
 
     let _ = stop_server.send(());
+    dispatcher.abort();
     if let Some((stop, worker)) = worker.take() {
         let _ = stop.send(());
         let _ = worker.await;

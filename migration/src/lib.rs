@@ -9,6 +9,7 @@ mod m20261126_000003_create_tags;
 mod m20261126_000004_create_scripts;
 mod m20261126_000005_create_segments;
 mod m20261127_000006_pending_events_index;
+mod m20261206_000007_create_webhooks;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_create_scripts::Migration),
             Box::new(m20261126_000005_create_segments::Migration),
             Box::new(m20261127_000006_pending_events_index::Migration),
+            Box::new(m20261206_000007_create_webhooks::Migration),
         ]
     }
 }

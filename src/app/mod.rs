@@ -42,6 +42,10 @@ pub struct AppState {
     pub clock: Clock,
     /// Counters for `/metrics`, shared with the worker.
     pub metrics: Arc<Metrics>,
+    /// How webhooks are checked (the allow-list) and delivered.
+    pub webhooks: Arc<crate::webhooks::dispatch::Settings>,
+    /// The webhook dispatcher's wake-up call (deliveries were queued).
+    pub webhook_wake: Arc<Notify>,
 }
 
 /// The script engine of every door, sandboxed by `limits`: what `script
@@ -69,7 +73,16 @@ impl AppState {
             feed: ChangeFeed::default(),
             clock: Clock::system(),
             metrics: Arc::default(),
+            webhooks: Arc::default(),
+            webhook_wake: Arc::new(Notify::new()),
         }
+    }
+
+    /// This state with these webhook settings (`--webhook-allow-hosts`, the
+    /// retry schedule...).
+    pub fn with_webhooks(mut self, settings: crate::webhooks::dispatch::Settings) -> Self {
+        self.webhooks = Arc::new(settings);
+        self
     }
 
     /// Tells the automation worker that new events may be waiting, and the
@@ -91,17 +104,35 @@ impl AppState {
             metrics: Arc::clone(&self.metrics),
             next: Default::default(),
             feed: self.feed.clone(),
+            listener: Some(Arc::new(crate::webhooks::enqueue::WebhookListener {
+                wake: Arc::clone(&self.webhook_wake),
+            })),
         }
     }
 
-    /// Starts the automation worker and the sweep of time-based segments,
-    /// both stopping at `shutdown`.
+    /// Starts the automation worker, the sweep of time-based segments and
+    /// the webhook dispatcher, all stopping at `shutdown`.
     pub fn spawn_automation(
         &self,
         settings: &AutomationSettings,
         shutdown: Shutdown,
     ) -> tokio::task::JoinHandle<()> {
         let worker = self.worker(settings.worker());
+        let dispatcher = crate::webhooks::dispatch::Dispatcher::new(
+            self.db.clone(),
+            Arc::clone(&self.webhooks),
+            Arc::clone(&self.webhook_wake),
+            Arc::clone(&self.metrics),
+        );
+        let deliveries = {
+            let shutdown = shutdown.clone();
+            async move {
+                match dispatcher {
+                    Ok(dispatcher) => dispatcher.run(shutdown.wait()).await,
+                    Err(e) => tracing::error!(error = %e, "webhooks will not be delivered"),
+                }
+            }
+        };
         let sweep = crate::segments::sweep::run(
             self.db.clone(),
             self.clock.clone(),
@@ -110,7 +141,7 @@ impl AppState {
             shutdown.clone().wait(),
         );
         tokio::spawn(async move {
-            tokio::join!(worker.run(shutdown.wait()), sweep);
+            tokio::join!(worker.run(shutdown.wait()), sweep, deliveries);
         })
     }
 }

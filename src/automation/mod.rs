@@ -10,6 +10,7 @@
 
 pub mod apply;
 pub mod events;
+pub mod listener;
 pub mod script;
 pub mod scripts;
 mod settings;

@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 use tracing::Instrument;
 
 use super::apply::{Run, apply_runs, prune_runs, record_runs};
+use super::listener::{OutboxListener, ScriptFailure};
 use super::script::{CompiledScript, HookEvent, RunOutcome};
 use super::scripts::{self, Scripts};
 use super::{AutomationError, cause_of, hook_of, is_segment_event, snapshot};
@@ -167,6 +168,8 @@ pub struct Worker {
     pub next: Arc<Mutex<Vec<automation_event::Model>>>,
     /// Told when the worker's changes are committed (subscriptions).
     pub feed: ChangeFeed,
+    /// Hears the events as they are completed (webhooks).
+    pub listener: Option<Arc<dyn OutboxListener>>,
 }
 
 impl Worker {
@@ -241,8 +244,9 @@ impl Worker {
             let segment_ids: Vec<i64> = events.iter().filter_map(|e| e.segment_id).collect();
             // The reads of a step run at once: round trips, not the
             // database, are most of a batch's time.
-            let (enabled, segments) =
-                tokio::try_join!(scripts::enabled(&self.db, workspace_id), async {
+            let (enabled, segments, listened) = tokio::try_join!(
+                scripts::enabled(&self.db, workspace_id),
+                async {
                     Ok(
                         segment_store::find_many(&self.db, workspace_id, &segment_ids)
                             .await?
@@ -250,7 +254,14 @@ impl Worker {
                             .map(|s| (s.id, Arc::new(s)))
                             .collect::<HashMap<i64, Arc<segment::Model>>>(),
                     )
-                },)?;
+                },
+                async {
+                    Ok::<_, AutomationError>(match &self.listener {
+                        Some(listener) => listener.kinds(&self.db, workspace_id).await?,
+                        None => Vec::new(),
+                    })
+                },
+            )?;
             let listening: Vec<(Arc<script::Model>, Arc<CompiledScript>)> = enabled
                 .into_iter()
                 .filter_map(|script| {
@@ -277,8 +288,13 @@ impl Worker {
                     // batch). No script hears this kind of tag event in this
                     // workspace: the pending others are done too. (Segment
                     // events differ by segment: each is looked at.)
+                    // (Unless the listener wants them: it hears each one as
+                    // it is completed.)
                     let kind = (workspace_id, event.kind.clone());
-                    if !is_segment_event(&event.kind) && !unheard.contains(&kind) {
+                    if !is_segment_event(&event.kind)
+                        && !listened.contains(&event.kind)
+                        && !unheard.contains(&kind)
+                    {
                         unheard.push(kind);
                     }
                 } else {
@@ -431,10 +447,30 @@ impl Worker {
             events.iter().filter(|e| held.contains(&e.id)).collect();
         let mut records = Vec::new();
         let mut stopped: Vec<(i64, String)> = Vec::new();
+        let mut script_failures: Vec<ScriptFailure> = Vec::new();
+        // Real time, not `self.clock` (which tests move for segments).
+        let now = crate::time::now();
         for job in jobs {
             let Some(event) = events.iter().copied().find(|e| e.id == job.event_id) else {
                 continue;
             };
+            for ((script, _), outcome) in job.scripts.iter().zip(&job.outcomes) {
+                if !outcome.ok {
+                    script_failures.push(ScriptFailure {
+                        workspace_id: event.workspace_id,
+                        script_id: script.id,
+                        script_name: script.name.clone(),
+                        script_version: script.version,
+                        error: outcome.error.clone().unwrap_or_default(),
+                        event_kind: event.kind.clone(),
+                        tag: job.hook_event.tag.clone(),
+                        segment: job.hook_event.segment.clone(),
+                        subject_kind: SubjectKind::from_stored(&event.subject_kind),
+                        subject_id: event.subject_id,
+                        at: now,
+                    });
+                }
+            }
             for (script, _) in &job.scripts {
                 if !scripts_run.contains(&script.id) {
                     scripts_run.push(script.id);
@@ -499,6 +535,12 @@ impl Worker {
         if !event_ids.is_empty() {
             outbox::complete_many(&txn, &event_ids).await?;
         }
+        // The listener's rows (webhook deliveries) for the events completed
+        // here, in this transaction: written if and only if they are done.
+        let heard = match &self.listener {
+            Some(listener) => listener.handled(&txn, &events, &script_failures).await?,
+            None => 0,
+        };
         for (event_id, error) in stopped {
             outbox::stop(&txn, event_id, &error).await?;
         }
@@ -528,6 +570,11 @@ impl Worker {
         }
         txn.commit().await?;
         self.feed.committed();
+        if heard > 0
+            && let Some(listener) = &self.listener
+        {
+            listener.committed();
+        }
         self.metrics.script_runs(runs, failed_runs);
         Ok(next)
     }

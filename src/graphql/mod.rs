@@ -25,6 +25,7 @@ mod segments;
 mod subjects;
 mod subscription;
 mod tags;
+mod webhooks;
 pub mod websocket;
 
 use std::sync::Arc;
@@ -43,6 +44,7 @@ pub struct Query(
     segments::SegmentQuery,
     automation::AutomationQuery,
     auth::AuthQuery,
+    webhooks::WebhookQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -53,6 +55,7 @@ pub struct Mutation(
     automation::AutomationMutation,
     auth::AuthMutation,
     import::ImportMutation,
+    webhooks::WebhookMutation,
 );
 
 pub type TagsmithSchema = Schema<Query, Mutation, subscription::Subscription>;

@@ -179,6 +179,16 @@ pub(super) async fn metrics(State(state): State<OpsState>, headers: HeaderMap) -
             None
         }
     };
+    match crate::webhooks::deliveries::backlog(&state.app.db).await {
+        Ok((pending, oldest)) => {
+            let now = crate::time::now();
+            let age = oldest
+                .and_then(|at| (now - at).to_std().ok())
+                .unwrap_or_default();
+            state.app.metrics.webhook_backlog(pending, age);
+        }
+        Err(e) => tracing::warn!(error = ?e, "metrics: could not read the webhook backlog"),
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -39,6 +39,8 @@ pub enum Node {
     AutomationEvent(AutomationEvent),
     Segment(Segment),
     SegmentChange(SegmentChange),
+    Webhook(super::webhooks::Webhook),
+    WebhookDelivery(super::webhooks::WebhookDelivery),
 }
 
 /// Something that carries tags: an account or a user.
@@ -276,6 +278,20 @@ impl SubjectQuery {
                 segment_store::find_change(db, caller.workspace_id, id)
                     .await?
                     .map(|c| Node::SegmentChange(SegmentChange(c)))
+            }
+            // Webhooks are ADMIN's: null for other roles, as if absent.
+            (NodeKind::Webhook, _) | (NodeKind::WebhookDelivery, _)
+                if caller.role < Role::Admin =>
+            {
+                None
+            }
+            (NodeKind::Webhook, id) => super::webhooks::find_webhook(ctx, caller.workspace_id, id)
+                .await?
+                .map(Node::Webhook),
+            (NodeKind::WebhookDelivery, id) => {
+                super::webhooks::find_delivery(ctx, caller.workspace_id, id)
+                    .await?
+                    .map(Node::WebhookDelivery)
             }
         };
         Ok(node)

@@ -164,7 +164,10 @@ pub async fn spawn_app_full(
         ..AutomationSettings::default()
     };
     adjust_automation(&mut automation);
-    let app = AppState::new(conn.clone(), automation.script_limits());
+    let app = AppState::new(conn.clone(), automation.script_limits()).with_webhooks(
+        tagsmith::webhooks::dispatch::Settings::from_config(&automation.webhooks)
+            .expect("webhook settings"),
+    );
     if !automation.no_worker {
         app.spawn_automation(&automation, Shutdown::on(std::future::pending()));
     }

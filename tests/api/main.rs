@@ -30,3 +30,4 @@ mod segments;
 mod subscriptions;
 mod tags;
 mod tenancy;
+mod webhooks;

@@ -62,6 +62,8 @@ struct Alpha {
     segment_change: String,
     /// A VIEWER key of A (B tries to revoke it by name).
     viewer_key: String,
+    webhook: String,
+    delivery: String,
 }
 
 impl Alpha {
@@ -76,6 +78,8 @@ impl Alpha {
             &self.tag_change,
             &self.event,
             &self.segment_change,
+            &self.webhook,
+            &self.delivery,
         ]
     }
 }
@@ -110,6 +114,32 @@ async fn seed_alpha(app: &TestApp) -> Alpha {
     )
     .await;
     let viewer_key = app.key("alpha-key", "VIEWER").await;
+    // A webhook to 127.0.0.1 (which this server's allow-list does not
+    // name, so the API would refuse it: made through the library), and a ping.
+    let workspace = tagsmith::auth::workspaces::find_by_name(&app.db, "default")
+        .await
+        .unwrap()
+        .unwrap();
+    let hook = tagsmith::webhooks::store::create(
+        &app.db,
+        workspace.id,
+        tagsmith::webhooks::WebhookInput {
+            url: "http://127.0.0.1:9/alpha".into(),
+            events: vec![tagsmith::webhooks::EventType::TagAdded],
+            tags: Some(vec!["Alpha Tag".into()]),
+            enabled: Some(true),
+            description: Some("Alpha hook".into()),
+        },
+        &tagsmith::webhooks::target::AllowList::new(&["127.0.0.1".to_owned()]),
+        tagsmith::time::now(),
+    )
+    .await
+    .unwrap()
+    .webhook;
+    let ping =
+        tagsmith::webhooks::deliveries::test(&app.db, workspace.id, hook.id, tagsmith::time::now())
+            .await
+            .unwrap();
     drained(app).await;
     let data = app
         .ok(
@@ -144,6 +174,8 @@ async fn seed_alpha(app: &TestApp) -> Alpha {
         account,
         segment,
         script,
+        webhook: tagsmith::ids::encode(tagsmith::ids::NodeKind::Webhook, hook.id),
+        delivery: tagsmith::ids::encode(tagsmith::ids::NodeKind::WebhookDelivery, ping.id),
     }
 }
 
@@ -160,6 +192,7 @@ async fn snapshot(app: &TestApp) -> Value {
             scripts { id name version enabled source runs { totalCount } }
             automationEvents { totalCount }
             workspace { name lowercaseTags maxTagDepth }
+            webhooks { id url enabled events tags description }
         }",
         json!({}),
     )
@@ -238,6 +271,9 @@ fn alpha_cases(a: &Alpha) -> Vec<Case> {
         q("Query.automationEvents", "{ r: automationEvents(status: DONE) { totalCount nodes { id } } }", Nothing),
         q("Query.workspace", "{ r: workspace { name } }", Nothing),
         q("Query.viewer", "{ r: viewer { keyName workspace } }", Nothing),
+        q("Query.webhooks", "{ r: webhooks { id url description } }", Nothing),
+        // (This server's allow-list is empty: 127.0.0.1 is refused, B's or not.)
+        q("Mutation.createWebhook", "mutation { r: createWebhook(input: { url: \"http://127.0.0.1:9/alpha\", events: [TAG_ADDED] }) { secret } }", Code("BAD_USER_INPUT")),
         // Writes by A's names.
         q("Mutation.renameTag", "mutation { r: renameTag(name: \"Alpha Tag\", newName: \"Stolen\") { id } }", Code("NOT_FOUND")),
         q("Mutation.mergeTags", "mutation { r: mergeTags(names: [\"Alpha Tag\"], into: \"Stolen\") { id } }", Code("NOT_FOUND")),
@@ -282,6 +318,13 @@ fn alpha_cases(a: &Alpha) -> Vec<Case> {
         by_id("Mutation.trackEvent", "mutation { r: trackEvent(subjectId: \"$ID\", name: \"spy\") }", &a.user, Code("NOT_FOUND")),
         by_id("Mutation.setScriptEnabled", "mutation { r: setScriptEnabled(id: \"$ID\", enabled: false) { id } }", &a.script, Code("NOT_FOUND")),
         by_id("Mutation.deleteScript", "mutation { r: deleteScript(id: \"$ID\") }", &a.script, Code("NOT_FOUND")),
+        by_id("Query.webhook", "{ r: webhook(id: \"$ID\") { id url } }", &a.webhook, Nothing),
+        by_id("Mutation.updateWebhook", "mutation { r: updateWebhook(id: \"$ID\", input: { url: \"http://127.0.0.1:9/spy\", events: [TAG_REMOVED] }) { id } }", &a.webhook, Code("NOT_FOUND")),
+        by_id("Mutation.deleteWebhook", "mutation { r: deleteWebhook(id: \"$ID\") }", &a.webhook, Code("NOT_FOUND")),
+        by_id("Mutation.rotateWebhookSecret", "mutation { r: rotateWebhookSecret(id: \"$ID\") { secret } }", &a.webhook, Code("NOT_FOUND")),
+        by_id("Mutation.testWebhook", "mutation { r: testWebhook(id: \"$ID\") { id } }", &a.webhook, Code("NOT_FOUND")),
+        by_id("Mutation.replayWebhook", "mutation { r: replayWebhook(id: \"$ID\", since: \"2020-01-01T00:00:00Z\") }", &a.webhook, Code("NOT_FOUND")),
+        by_id("Mutation.redeliverWebhook", "mutation { r: redeliverWebhook(deliveryId: \"$ID\") { id } }", &a.delivery, Code("NOT_FOUND")),
         by_id("Mutation.testScript", "mutation { r: testScript(source: \"fn on_tag_added(e) { log(e.subject.email); }\", event: { kind: TAG_ADDED, subjectId: \"$ID\", tag: \"Alpha Tag\" }) { ok logs } }", &a.user, Code("NOT_FOUND")),
     ]);
     // Why A's user is in A's segment: both ids A's.
@@ -496,6 +539,14 @@ const MINIMUM_ROLE: &[(&str, &str)] = &[
     ("Mutation.createApiKey", "ADMIN"),
     ("Mutation.revokeApiKey", "ADMIN"),
     ("Query.automationEvents", "DEVELOPER"),
+    ("Mutation.createWebhook", "ADMIN"),
+    ("Mutation.updateWebhook", "ADMIN"),
+    ("Mutation.deleteWebhook", "ADMIN"),
+    ("Mutation.rotateWebhookSecret", "ADMIN"),
+    ("Mutation.testWebhook", "ADMIN"),
+    ("Mutation.redeliverWebhook", "ADMIN"),
+    ("Mutation.replayWebhook", "ADMIN"),
+    ("Query.webhooks", "ADMIN"),
 ];
 
 const ROLES: [&str; 4] = ["VIEWER", "MEMBER", "DEVELOPER", "ADMIN"];
@@ -539,6 +590,14 @@ async fn every_role_is_refused_every_mutation_above_it(app: TestApp) {
         ("Mutation.createApiKey", "mutation { createApiKey(name: \"more\", role: ADMIN) { secret } }".to_owned()),
         ("Mutation.revokeApiKey", "mutation { revokeApiKey(name: \"alpha-key\") }".to_owned()),
         ("Query.automationEvents", "{ automationEvents { totalCount } }".to_owned()),
+        ("Mutation.createWebhook", "mutation { createWebhook(input: { url: \"http://127.0.0.1:9/\", events: [TAG_ADDED] }) { secret } }".to_owned()),
+        ("Mutation.updateWebhook", format!("mutation {{ updateWebhook(id: \"{}\", input: {{ url: \"http://127.0.0.1:9/\", events: [TAG_REMOVED] }}) {{ id }} }}", a.webhook)),
+        ("Mutation.deleteWebhook", format!("mutation {{ deleteWebhook(id: \"{}\") }}", a.webhook)),
+        ("Mutation.rotateWebhookSecret", format!("mutation {{ rotateWebhookSecret(id: \"{}\") {{ secret }} }}", a.webhook)),
+        ("Mutation.testWebhook", format!("mutation {{ testWebhook(id: \"{}\") {{ id }} }}", a.webhook)),
+        ("Mutation.redeliverWebhook", format!("mutation {{ redeliverWebhook(deliveryId: \"{}\") {{ id }} }}", a.delivery)),
+        ("Mutation.replayWebhook", format!("mutation {{ replayWebhook(id: \"{}\", since: \"2020-01-01T00:00:00Z\") }}", a.webhook)),
+        ("Query.webhooks", "{ webhooks { id } }".to_owned()),
     ]
     .into_iter()
     .collect();

@@ -1,0 +1,160 @@
+//! Webhooks: tag, segment and script events POSTed to other systems, signed
+//! as the Standard Webhooks spec says, retried, logged and replayable.
+//!
+//! Pure: `signature` (secrets, message ids, `v1,` signatures), `target`
+//! (which URLs and addresses may be reached), `schedule` (retry delays,
+//! `Retry-After`, what an answer means), `payload` (the bodies). With IO:
+//! `store` (webhooks: create, update, rotate, delete), `deliveries` (the
+//! delivery log, redeliver, replay, ping), `enqueue` (delivery rows from the
+//! outbox, in the automation worker's transaction) and `dispatch` (the task
+//! that sends due deliveries, each webhook with its own concurrency cap).
+//!
+//! Invariant: every function takes the caller's `workspace_id` (or works on
+//! rows that carry it); no async-graphql or axum here. Boundary: `graphql/`
+//! calls `store` and `deliveries`; the automation worker calls `enqueue`;
+//! `graphql::AppState` starts `dispatch`.
+
+pub mod deliveries;
+pub mod dispatch;
+pub mod enqueue;
+pub mod payload;
+pub mod schedule;
+pub mod signature;
+pub mod store;
+pub mod target;
+
+use crate::error::{Code, ErrorCode};
+
+/// Errors of the webhooks domain.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("no randomness for a secret: {0}")]
+    NoRandomness(String),
+    #[error(transparent)]
+    Db(#[from] sea_orm::DbErr),
+}
+
+impl ErrorCode for WebhookError {
+    fn code(&self) -> Code {
+        match self {
+            WebhookError::Invalid(_) => Code::BadUserInput,
+            WebhookError::NotFound(_) => Code::NotFound,
+            WebhookError::NoRandomness(_) | WebhookError::Db(_) => Code::Internal,
+        }
+    }
+}
+
+/// The events a webhook can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventType {
+    TagAdded,
+    TagRemoved,
+    SegmentEntered,
+    SegmentExited,
+    ScriptFailed,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 5] = [
+        EventType::TagAdded,
+        EventType::TagRemoved,
+        EventType::SegmentEntered,
+        EventType::SegmentExited,
+        EventType::ScriptFailed,
+    ];
+
+    /// As stored in `webhooks.events` (and as the outbox names the first four kinds).
+    pub fn as_stored(self) -> &'static str {
+        match self {
+            EventType::TagAdded => "TAG_ADDED",
+            EventType::TagRemoved => "TAG_REMOVED",
+            EventType::SegmentEntered => "SEGMENT_ENTERED",
+            EventType::SegmentExited => "SEGMENT_EXITED",
+            EventType::ScriptFailed => "SCRIPT_FAILED",
+        }
+    }
+
+    pub fn from_stored(stored: &str) -> Option<EventType> {
+        EventType::ALL.into_iter().find(|e| e.as_stored() == stored)
+    }
+
+    /// The `type` of the message on the wire.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            EventType::TagAdded => "tag.added",
+            EventType::TagRemoved => "tag.removed",
+            EventType::SegmentEntered => "segment.entered",
+            EventType::SegmentExited => "segment.exited",
+            EventType::ScriptFailed => "script.failed",
+        }
+    }
+
+    /// Whether the webhook's tag patterns filter this event.
+    pub fn is_tag_event(self) -> bool {
+        matches!(self, EventType::TagAdded | EventType::TagRemoved)
+    }
+}
+
+/// The `type` of the message `testWebhook` sends.
+pub const PING: &str = "webhook.ping";
+
+/// Delivery statuses, as stored.
+pub mod status {
+    pub const PENDING: &str = "PENDING";
+    pub const SUCCEEDED: &str = "SUCCEEDED";
+    pub const FAILED: &str = "FAILED";
+}
+
+/// What a client gives to create or update a webhook.
+#[derive(Debug, Clone)]
+pub struct WebhookInput {
+    pub url: String,
+    pub events: Vec<EventType>,
+    pub tags: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+    pub description: Option<String>,
+}
+
+/// The events and tag patterns a stored webhook asks for.
+pub fn events_of(webhook: &entity::webhook::Model) -> Vec<EventType> {
+    webhook
+        .events
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().and_then(EventType::from_stored))
+        .collect()
+}
+
+/// The tag patterns of a stored webhook (every tag when empty).
+pub fn tags_of(webhook: &entity::webhook::Model) -> Vec<String> {
+    webhook
+        .tags
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Whether a webhook wants an event of this type about this tag (`None`
+/// for events without one).
+pub fn wants(webhook: &entity::webhook::Model, event: EventType, tag: Option<&str>) -> bool {
+    if !webhook.enabled || !events_of(webhook).contains(&event) {
+        return false;
+    }
+    if !event.is_tag_event() {
+        return true;
+    }
+    let patterns = tags_of(webhook);
+    patterns.is_empty()
+        || tag.is_some_and(|name| {
+            patterns
+                .iter()
+                .any(|p| crate::tags::pattern::tag_matches(p, name))
+        })
+}
