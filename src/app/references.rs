@@ -1,6 +1,7 @@
 //! Tag references: where a tag is named (segment filters and trigger
-//! actions, script string literals), and renames, merges and deletions that
-//! keep every segment meaning what it meant.
+//! actions, script string literals, webhook tag patterns), and renames,
+//! merges and deletions that keep every segment and webhook meaning what it
+//! meant.
 //!
 //! A rename or merge rewrites the filters that name the old tags (through
 //! the filter's tree and its canonical printer) and the trigger actions, in
@@ -13,7 +14,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use entity::{script, segment, tag};
+use entity::{script, segment, tag, webhook};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
@@ -30,6 +31,7 @@ use crate::tagging::assign::{Actor, segments_follow, segments_turn};
 use crate::tagging::{delete, merge, rename};
 use crate::tags::pattern::TagPattern;
 use crate::time::Clock;
+use crate::webhooks::{self, store as webhook_store};
 
 /// Where one tag is named.
 #[derive(Debug, Clone, Default)]
@@ -40,6 +42,9 @@ pub struct Usage {
     /// Scripts with a string literal that is the tag's name or a pattern
     /// selecting it; by name.
     pub scripts: Vec<script::Model>,
+    /// Webhooks with a tag pattern selecting the tag (a webhook without
+    /// patterns hears every tag and names none).
+    pub webhooks: Vec<webhook::Model>,
 }
 
 /// What a rename or merge did to the references of the old tags.
@@ -54,6 +59,8 @@ pub struct TagRewrite {
     pub kept: Vec<(segment::Model, String)>,
     /// Scripts naming an old tag in a string literal: never rewritten.
     pub scripts: Vec<script::Model>,
+    /// Webhooks whose tag patterns now name the new tag.
+    pub webhooks: Vec<webhook::Model>,
 }
 
 /// A segment with its filter read once.
@@ -127,14 +134,32 @@ async fn script_literals(
         .collect())
 }
 
+/// The workspace's webhooks with their tag patterns.
+async fn webhook_patterns(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+) -> Result<Vec<(webhook::Model, Vec<String>)>, SegmentError> {
+    let all = webhook_store::list(db, workspace_id)
+        .await
+        .map_err(|e| carry(e, SegmentError::Invalid))?;
+    Ok(all
+        .into_iter()
+        .map(|hook| {
+            let patterns = webhooks::tags_of(&hook);
+            (hook, patterns)
+        })
+        .collect())
+}
+
 fn literal_selects(literals: &[String], name: &str) -> bool {
     literals
         .iter()
         .any(|literal| TagPattern::parse(literal).matches(name))
 }
 
-/// Where each of `tags` is named, by tag id: three statements whatever the
-/// number of tags (segments, scripts; compiled scripts come from the cache).
+/// Where each of `tags` is named, by tag id: four statements whatever the
+/// number of tags (tags, segments, scripts, webhooks; compiled scripts come
+/// from the cache).
 pub async fn usage(
     db: &impl ConnectionTrait,
     compiled: &Scripts,
@@ -146,6 +171,7 @@ pub async fn usage(
     }
     let segments = load_segments(db, workspace_id).await?;
     let scripts = script_literals(db, compiled, workspace_id).await?;
+    let hooks = webhook_patterns(db, workspace_id).await?;
     Ok(tags
         .iter()
         .map(|tag| {
@@ -159,6 +185,11 @@ pub async fn usage(
                     .iter()
                     .filter(|(_, literals)| literal_selects(literals, &tag.name))
                     .map(|(script, _)| script.clone())
+                    .collect(),
+                webhooks: hooks
+                    .iter()
+                    .filter(|(_, patterns)| literal_selects(patterns, &tag.name))
+                    .map(|(hook, _)| hook.clone())
                     .collect(),
             };
             (tag.id, usage)
@@ -180,6 +211,7 @@ pub async fn rename_tag(
     let tracked = segments_turn(&txn, workspace_id).await?;
     let renamed = rename::rename(&txn, workspace_id, old, new).await?;
     let (rewritten, kept) = rewrite(&txn, workspace_id, &renamed.names, &[], clock.now()).await?;
+    let webhooks = rewrite_webhooks(&txn, workspace_id, &renamed.names, clock.now()).await?;
     segments_follow(&txn, workspace_id, tracked, clock).await?;
     txn.commit().await?;
     let scripts = scripts_naming(db, compiled, workspace_id, &renamed.names).await?;
@@ -188,6 +220,7 @@ pub async fn rename_tag(
         rewritten,
         kept,
         scripts,
+        webhooks,
     })
 }
 
@@ -217,6 +250,7 @@ pub async fn merge_tags(
         .map(|s| (s.id, Some(target.id)))
         .collect();
     let (rewritten, kept) = rewrite(&txn, workspace_id, &renames, &moved, clock.now()).await?;
+    let webhooks = rewrite_webhooks(&txn, workspace_id, &renames, clock.now()).await?;
     segments_follow(&txn, workspace_id, tracked, clock).await?;
     txn.commit().await?;
     let scripts = scripts_naming(db, compiled, workspace_id, &renames).await?;
@@ -225,6 +259,7 @@ pub async fn merge_tags(
         rewritten,
         kept,
         scripts,
+        webhooks,
     })
 }
 
@@ -250,16 +285,28 @@ pub async fn delete_tag(
         .iter()
         .filter(|s| doomed.iter().any(|tag| s.depends_on(tag)))
         .collect();
-    if !users.is_empty() && !force {
-        let names: Vec<String> = users
+    let hooks: Vec<webhook::Model> = webhook_patterns(&txn, workspace_id)
+        .await?
+        .into_iter()
+        .filter(|(_, patterns)| {
+            patterns.iter().any(|p| {
+                doomed
+                    .iter()
+                    .any(|tag| crate::tags::pattern::names_tag(p, &tag.name))
+            })
+        })
+        .map(|(hook, _)| hook)
+        .collect();
+    if (!users.is_empty() || !hooks.is_empty()) && !force {
+        let mut named: Vec<String> = users
             .iter()
-            .map(|s| format!("{:?}", s.segment.name))
+            .map(|s| format!("segment {:?}", s.segment.name))
             .collect();
+        named.extend(hooks.iter().map(|h| format!("webhook {}", h.url)));
         return Err(SegmentError::Conflict(format!(
-            "tag {name:?} is used by segment{} {}: change {} first, or delete with force: true",
-            if names.len() == 1 { "" } else { "s" },
-            names.join(", "),
-            if names.len() == 1 { "it" } else { "them" },
+            "tag {name:?} is used by {}: change {} first, or delete with force: true",
+            named.join(", "),
+            if named.len() == 1 { "it" } else { "them" },
         )));
     }
     let dropped: Vec<(i64, Option<i64>)> = doomed.iter().map(|t| (t.id, None)).collect();
@@ -300,6 +347,43 @@ async fn rewrite(
         }
     }
     Ok((rewritten, kept))
+}
+
+/// Rewrites the tag patterns of the workspace's webhooks naming the
+/// `renames` (old, new) exactly or as `old/*`; returns the webhooks changed.
+/// Other patterns stay as written.
+async fn rewrite_webhooks(
+    txn: &DatabaseTransaction,
+    workspace_id: i64,
+    renames: &[(String, String)],
+    now: DateTime<Utc>,
+) -> Result<Vec<webhook::Model>, SegmentError> {
+    let mut changed = Vec::new();
+    for (hook, patterns) in webhook_patterns(txn, workspace_id).await? {
+        let mut rewritten: Vec<String> = Vec::with_capacity(patterns.len());
+        for pattern in &patterns {
+            let new = renames.iter().find_map(|(old, new)| {
+                if pattern == old {
+                    Some(new.clone())
+                } else if pattern.strip_suffix("/*") == Some(old.as_str()) {
+                    Some(format!("{new}/*"))
+                } else {
+                    None
+                }
+            });
+            let new = new.unwrap_or_else(|| pattern.clone());
+            if !rewritten.contains(&new) {
+                rewritten.push(new);
+            }
+        }
+        if rewritten != patterns {
+            let mut active = hook.into_active_model();
+            active.tags = Set(serde_json::json!(rewritten));
+            active.updated_at = Set(now);
+            changed.push(active.update(txn).await?);
+        }
+    }
+    Ok(changed)
 }
 
 /// Saves `loaded` with `filter` (when given) and its actions with the tag

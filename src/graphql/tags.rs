@@ -25,6 +25,7 @@ use super::context::{loaders, require, state, wake_worker};
 use super::ids::{self, NodeKind};
 use super::segments::Segment;
 use super::subjects::{Account, Subject, User, load_subject};
+use super::webhooks::Webhook;
 
 /// Accounts or users.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -83,6 +84,15 @@ impl TagUsage {
     async fn scripts(&self) -> Vec<Script> {
         self.0.scripts.iter().cloned().map(Script).collect()
     }
+    /// Webhooks whose tag patterns match this tag.
+    async fn webhooks(&self) -> Vec<Webhook> {
+        self.0
+            .webhooks
+            .iter()
+            .cloned()
+            .map(|w| Webhook(Arc::new(w)))
+            .collect()
+    }
 }
 
 /// What a rename or merge did to the places that named the old tags.
@@ -109,6 +119,16 @@ impl TagRewrite {
     /// Scripts naming an old tag in a string literal: never rewritten, edit them.
     async fn scripts(&self) -> Vec<Script> {
         self.0.scripts.iter().cloned().map(Script).collect()
+    }
+    /// Webhooks whose tag patterns named an old tag (exactly or as `old/*`)
+    /// and now name the new one.
+    async fn webhooks(&self) -> Vec<Webhook> {
+        self.0
+            .webhooks
+            .iter()
+            .cloned()
+            .map(|w| Webhook(Arc::new(w)))
+            .collect()
     }
 }
 
@@ -540,10 +560,11 @@ impl TagMutation {
     }
 
     /// Deletes a tag and its descendants from every subject, recording each
-    /// removal; history keeps naming it. While a segment names one of them
-    /// (filter or actions) this is a CONFLICT naming the segments, unless
-    /// `force: true`: then the actions drop the tags and the filters match
-    /// nothing for them. (DEVELOPER and up.)
+    /// removal; history keeps naming it. While a segment (a filter pattern
+    /// naming the tag itself, or an action) or a webhook (a tag pattern
+    /// naming it) names one of them, this is a CONFLICT naming them, unless
+    /// `force: true`: then the actions drop the tags, and filters and webhook
+    /// patterns match nothing for them. (DEVELOPER and up.)
     async fn delete_tag(
         &self,
         ctx: &Context<'_>,

@@ -23,7 +23,7 @@ pub mod signature;
 pub mod store;
 pub mod target;
 
-use crate::error::{Code, ErrorCode};
+use crate::error::{Code, DbCause, ErrorCode};
 
 /// Errors of the webhooks domain.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +44,15 @@ impl ErrorCode for WebhookError {
             WebhookError::Invalid(_) => Code::BadUserInput,
             WebhookError::NotFound(_) => Code::NotFound,
             WebhookError::NoRandomness(_) | WebhookError::Db(_) => Code::Internal,
+        }
+    }
+}
+
+impl DbCause for WebhookError {
+    fn into_db(self) -> Result<sea_orm::DbErr, Self> {
+        match self {
+            WebhookError::Db(e) => Ok(e),
+            other => Err(other),
         }
     }
 }

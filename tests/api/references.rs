@@ -573,3 +573,76 @@ async fn preview_segment_change_counts_what_saving_does(app: TestApp) {
         .await;
     assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
 }
+
+/// Webhook tag patterns: listed in `usage`, rewritten by a rename, and a
+/// reason to refuse a deletion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_patterns_are_references_too() {
+    for backend in [
+        crate::helpers::Backend::Sqlite,
+        crate::helpers::Backend::Postgres,
+    ] {
+        let Some(app) = crate::helpers::spawn_app_full(
+            backend,
+            |_| {},
+            |automation| automation.webhooks.webhook_allow_hosts = vec!["127.0.0.1".into()],
+        )
+        .await
+        else {
+            eprintln!("skipped on PostgreSQL: TAGSMITH_TEST_DATABASE_URL is not set");
+            continue;
+        };
+        let create =
+            "mutation($input: WebhookInput!) { createWebhook(input: $input) { webhook { id } } }";
+        // Disabled: nothing is delivered to the port nobody listens on.
+        let input = json!({ "url": "http://127.0.0.1:9/hooks", "events": ["TAG_ADDED"],
+                            "tags": ["Customer", "Region: *"], "enabled": false });
+        app.ok(create, json!({ "input": input })).await;
+        let ana = app.user("ana@acme.io").await;
+        app.ok(
+            ADD,
+            json!({ "id": ana, "tags": ["Customer", "Region: EU"] }),
+        )
+        .await;
+        let usage = "query($n: String!) { tag(name: $n) { usage { webhooks { url tags } } } }";
+        for name in ["Customer", "Region: EU"] {
+            let data = app.ok(usage, json!({ "n": name })).await;
+            assert_eq!(
+                data["tag"]["usage"]["webhooks"],
+                json!([{ "url": "http://127.0.0.1:9/hooks", "tags": ["Customer", "Region: *"] }]),
+                "{backend:?} {name}"
+            );
+        }
+        let data = app
+            .ok(
+                "mutation { renameTag(name: \"Customer\", newName: \"Client\") { rewrite { webhooks { tags } } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            data["renameTag"]["rewrite"]["webhooks"],
+            json!([{ "tags": ["Client", "Region: *"] }])
+        );
+        // Deleting what the webhook names is refused; what a pattern merely selects is not.
+        let body = app
+            .graphql("mutation { deleteTag(name: \"Client\") }", json!({}))
+            .await;
+        assert_eq!(error_code(&body), "CONFLICT", "{body}");
+        assert!(
+            error_message(&body).contains("webhook http://127.0.0.1:9/hooks"),
+            "{body}"
+        );
+        app.ok("mutation { deleteTag(name: \"Region: EU\") }", json!({}))
+            .await;
+        app.ok(
+            "mutation { deleteTag(name: \"Client\", force: true) }",
+            json!({}),
+        )
+        .await;
+        let data = app.ok("{ webhooks { tags } }", json!({})).await;
+        assert_eq!(
+            data["webhooks"],
+            json!([{ "tags": ["Client", "Region: *"] }])
+        );
+    }
+}
