@@ -377,8 +377,12 @@ async fn gone_disables_the_webhook(app: TestApp) {
     .await;
     let user = app.user("gone@example.com").await;
     app.ok(ADD, json!({ "id": user, "tags": ["VIP"] })).await;
-    let webhook = deliveries_when(&app, &id, |w| statuses(w) == ["FAILED"]).await;
-    assert_eq!(webhook["enabled"], false);
+    // (One request reads the webhook, then its deliveries: the attempt's
+    // commit can fall between the two, so wait for both.)
+    let webhook = deliveries_when(&app, &id, |w| {
+        statuses(w) == ["FAILED"] && w["enabled"] == false
+    })
+    .await;
     let delivery = &webhook["deliveries"]["nodes"][0];
     assert_eq!(delivery["lastStatusCode"], 410);
     assert_eq!(delivery["attempts"], 1);
