@@ -209,7 +209,7 @@ pub async fn fresh_database(backend: Backend) -> Option<FreshDatabase> {
             }
         }
         Backend::Postgres => {
-            let admin_url = std::env::var("TAGSMITH_TEST_DATABASE_URL").ok()?;
+            let admin_url = postgres_url()?;
             let name = format!("tagsmith_test_{}", random_suffix());
             let admin = Database::connect(&admin_url)
                 .await
@@ -230,6 +230,19 @@ pub async fn fresh_database(backend: Backend) -> Option<FreshDatabase> {
             }
         }
     })
+}
+
+/// `TAGSMITH_TEST_DATABASE_URL`; `None` when unset (the PostgreSQL half of
+/// a test is then skipped), unless `TAGSMITH_TEST_REQUIRE_POSTGRES=1` (CI),
+/// which makes a skip a failure.
+fn postgres_url() -> Option<String> {
+    let url = std::env::var("TAGSMITH_TEST_DATABASE_URL").ok();
+    let required = std::env::var("TAGSMITH_TEST_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+    assert!(
+        url.is_some() || !required,
+        "TAGSMITH_TEST_REQUIRE_POSTGRES=1 but TAGSMITH_TEST_DATABASE_URL is not set"
+    );
+    url
 }
 
 fn random_suffix() -> String {

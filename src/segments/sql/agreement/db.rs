@@ -114,7 +114,14 @@ impl Db {
             // One connection: each in-memory connection is a database of its own.
             Backend::Sqlite => ("sqlite::memory:".to_owned(), None),
             Backend::Postgres => {
-                let admin_url = std::env::var("TAGSMITH_TEST_DATABASE_URL").ok()?;
+                let admin_url = std::env::var("TAGSMITH_TEST_DATABASE_URL").ok();
+                let required =
+                    std::env::var("TAGSMITH_TEST_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+                assert!(
+                    admin_url.is_some() || !required,
+                    "TAGSMITH_TEST_REQUIRE_POSTGRES=1 but TAGSMITH_TEST_DATABASE_URL is not set"
+                );
+                let admin_url = admin_url?;
                 let (url, guard) = create_postgres(admin_url).await;
                 (url, Some(guard))
             }
