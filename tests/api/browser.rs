@@ -55,6 +55,40 @@ async fn node(script: &str, args: Vec<String>) -> Output {
         .expect("`node` runs (Node 20 or newer on the PATH)")
 }
 
+/// Whether puppeteer-core and Chromium are there (see [`installed`]).
+fn browser_installed() -> bool {
+    let puppeteer = browser_dir().join("node_modules/puppeteer-core");
+    let chromium = chromium();
+    installed(&[
+        (
+            &puppeteer,
+            "puppeteer-core (`npm ci --prefix tests/browser`)",
+        ),
+        (
+            &chromium,
+            "Chromium (`apt-get install chromium`, or CHROMIUM=...)",
+        ),
+    ])
+}
+
+/// Runs the browser script `script` with `args` and the screenshot folder
+/// (`target/tmp/browser/`) last; returns its report and that folder.
+/// Panics when a step could not run.
+async fn in_chromium(script: &str, mut args: Vec<String>) -> (Value, PathBuf) {
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    args.push(shots.display().to_string());
+    let output = node(script, args).await;
+    let stderr = text(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the browser could not finish: {stderr}"
+    );
+    let seen: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {stderr}"));
+    eprintln!("{script}: screenshots in {}", shots.display());
+    (seen, shots)
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -86,40 +120,16 @@ async fn seed_a_user(app: &TestApp) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graphiql_runs_the_sample_query_and_shows_the_docs_in_chromium() {
-    let puppeteer = browser_dir().join("node_modules/puppeteer-core");
-    let chromium = chromium();
-    if !installed(&[
-        (
-            &puppeteer,
-            "puppeteer-core (`npm ci --prefix tests/browser`)",
-        ),
-        (
-            &chromium,
-            "Chromium (`apt-get install chromium`, or CHROMIUM=...)",
-        ),
-    ]) {
+    if !browser_installed() {
         return;
     }
     let app = spawn_app().await;
     seed_a_user(&app).await;
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
-    let output = node(
+    let (seen, shots) = in_chromium(
         "graphiql.mjs",
-        vec![
-            app.address.clone(),
-            app.admin_key.clone(),
-            shots.display().to_string(),
-        ],
+        vec![app.address.clone(), app.admin_key.clone()],
     )
     .await;
-    let stderr = text(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the browser could not finish: {stderr}"
-    );
-    let seen: Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("graphiql.mjs printed no JSON ({e}): {stderr}"));
-    eprintln!("GraphiQL screenshots in {}", shots.display());
 
     // The key typed in the Headers tab reached the server: the sample query ran as ADMIN.
     let result = &step(&seen, "ran the sample query")["result"];
@@ -239,18 +249,7 @@ async fn graphql_code_generator_makes_typescript_from_the_served_schema() {
 /// sees the scripts but cannot upload. Each thing seen is checked against the API.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_writes_tests_and_uploads_a_script_and_a_segment_in_chromium() {
-    let puppeteer = browser_dir().join("node_modules/puppeteer-core");
-    let chromium = chromium();
-    if !installed(&[
-        (
-            &puppeteer,
-            "puppeteer-core (`npm ci --prefix tests/browser`)",
-        ),
-        (
-            &chromium,
-            "Chromium (`apt-get install chromium`, or CHROMIUM=...)",
-        ),
-    ]) {
+    if !browser_installed() {
         return;
     }
     let app = spawn_app().await;
@@ -270,26 +269,16 @@ async fn the_console_writes_tests_and_uploads_a_script_and_a_segment_in_chromium
         .expect("id")
         .to_owned();
     let viewer_key = app.key("dashboard", "VIEWER").await;
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
-    let output = node(
+    let (seen, shots) = in_chromium(
         "console.mjs",
         vec![
             app.address.clone(),
             app.admin_key.clone(),
             viewer_key,
             bob.clone(),
-            shots.display().to_string(),
         ],
     )
     .await;
-    let stderr = text(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the browser could not finish: {stderr}"
-    );
-    let seen: Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("console.mjs printed no JSON ({e}): {stderr}"));
-    eprintln!("console screenshots in {}", shots.display());
 
     // A wrong key shows the API's code; the right one shows who is signed in, kept out of the URL.
     let wrong = step(&seen, "wrong key")["error"].as_str().unwrap();

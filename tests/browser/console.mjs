@@ -21,7 +21,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import puppeteer from 'puppeteer-core';
+import { launch, report } from './chromium.mjs';
 
 const [base, adminKey, viewerKey, bobId, shots] = process.argv.slice(2);
 if (!base || !adminKey || !viewerKey || !bobId || !shots) {
@@ -47,12 +47,7 @@ const FIXED = `fn on_tag_added(event) {
 const seen = { steps: [], consoleErrors: [], failedLoads: [], otherHosts: [] };
 const step = (name, detail = {}) => seen.steps.push({ name, ...detail });
 
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-dev-shm-usage', '--window-size=1400,900'],
-  defaultViewport: { width: 1400, height: 900 },
-});
+const browser = await launch();
 
 const watch = (page) => {
   page.setDefaultTimeout(20_000);
@@ -98,7 +93,7 @@ async function signIn(page, key) {
   await page.click('#login-form button[type="submit"]');
 }
 
-try {
+await report(browser, seen, async () => {
   const page = await browser.newPage();
   watch(page);
   const shot = (name) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
@@ -313,12 +308,4 @@ try {
     readOnly: await viewer.$eval('#script-source', (el) => el.readOnly),
   });
   await viewer.screenshot({ path: path.join(shots, 'console-9-viewer.png'), fullPage: true });
-} catch (error) {
-  console.error(`a step could not run: ${error?.stack ?? error}`);
-  console.error(JSON.stringify(seen, null, 1));
-  await browser.close();
-  process.exit(2);
-}
-
-await browser.close();
-console.log(JSON.stringify(seen));
+});

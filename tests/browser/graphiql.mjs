@@ -17,7 +17,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import puppeteer from 'puppeteer-core';
+import { launch, report } from './chromium.mjs';
 
 const [base, key, shots] = process.argv.slice(2);
 if (!base || !key || !shots) {
@@ -29,15 +29,9 @@ fs.mkdirSync(shots, { recursive: true });
 const seen = { steps: [], introspection: [], consoleErrors: [], failedLoads: [] };
 const step = (name, detail = {}) => seen.steps.push({ name, ...detail });
 
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  headless: true,
-  // Root in a container has no user namespace for Chromium's sandbox.
-  args: ['--no-sandbox', '--disable-dev-shm-usage', '--window-size=1400,900'],
-  defaultViewport: { width: 1400, height: 900 },
-});
+const browser = await launch();
 
-try {
+await report(browser, seen, async () => {
   const page = await browser.newPage();
   page.setDefaultTimeout(20_000);
   page.on('console', (message) => {
@@ -148,12 +142,4 @@ try {
   );
   step('autocompletion', { typed: 'us', completions });
   await shot('graphiql-4-autocompletion');
-} catch (error) {
-  console.error(`a step could not run: ${error?.stack ?? error}`);
-  console.error(JSON.stringify(seen, null, 1));
-  await browser.close();
-  process.exit(2);
-}
-
-await browser.close();
-console.log(JSON.stringify(seen));
+});
