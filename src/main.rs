@@ -242,11 +242,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Connects, migrates, and on a new database creates the `default` workspace
-/// and its ADMIN key, whichever command comes first (`serve`, `migrate`,
-/// `import`...). The key is printed once, on standard error so that a
-/// command's own output (an export's CSV) stays clean; `serve` prints it on
-/// standard output, with the playground's address.
 /// The log filter: `TAGSMITH_LOG`, else `RUST_LOG`, else `info`. Migration
 /// progress and PostgreSQL's notices (`relation "seaql_migrations" already
 /// exists, skipping` on every start) are kept at `warn` unless the filter
@@ -255,21 +250,30 @@ fn log_filter() -> EnvFilter {
     let asked = ["TAGSMITH_LOG", "RUST_LOG"]
         .into_iter()
         .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()));
-    let mut directives = asked.unwrap_or_else(|| "info".to_owned());
-    for (target, level) in [
-        ("sea_orm_migration", "warn"),
-        ("sqlx::postgres::notice", "warn"),
-    ] {
-        if !directives.contains(target) {
-            directives.push_str(&format!(",{target}={level}"));
-        }
-    }
+    let directives = quieted(asked.as_deref().unwrap_or("info"));
     EnvFilter::try_new(&directives).unwrap_or_else(|e| {
         eprintln!("warning: ignoring the log filter {directives:?} ({e}); logging at info");
-        EnvFilter::new("info,sea_orm_migration=warn,sqlx::postgres::notice=warn")
+        EnvFilter::new(quieted("info"))
     })
 }
 
+/// `directives` with migration progress and PostgreSQL's notices at `warn`,
+/// unless they name those targets themselves.
+fn quieted(directives: &str) -> String {
+    let mut directives = directives.to_owned();
+    for target in ["sea_orm_migration", "sqlx::postgres::notice"] {
+        if !directives.contains(target) {
+            directives.push_str(&format!(",{target}=warn"));
+        }
+    }
+    directives
+}
+
+/// Connects, migrates, and on a new database creates the `default` workspace
+/// and its ADMIN key, whichever command comes first (`serve`, `migrate`,
+/// `import`...). The key is printed once, on standard error so that a
+/// command's own output (an export's CSV) stays clean; `serve` prints it on
+/// standard output, with the playground's address.
 async fn open(database: &DatabaseSettings) -> Result<sea_orm::DatabaseConnection, String> {
     let (conn, first_key) = open_and_bootstrap(database).await?;
     if let Some(key) = first_key {

@@ -207,21 +207,15 @@ pub async fn rename_tag(
     new: &str,
     clock: &Clock,
 ) -> Result<TagRewrite, SegmentError> {
-    let txn = begin_write(db).await?;
-    let tracked = segments_turn(&txn, workspace_id).await?;
-    let renamed = rename::rename(&txn, workspace_id, old, new).await?;
-    let (rewritten, kept) = rewrite(&txn, workspace_id, &renamed.names, &[], clock.now()).await?;
-    let webhooks = rewrite_webhooks(&txn, workspace_id, &renamed.names, clock.now()).await?;
-    segments_follow(&txn, workspace_id, tracked, clock).await?;
-    txn.commit().await?;
-    let scripts = scripts_naming(db, compiled, workspace_id, &renamed.names).await?;
-    Ok(TagRewrite {
-        tag: renamed.tag,
-        rewritten,
-        kept,
-        scripts,
-        webhooks,
+    with_rewrites(db, compiled, workspace_id, clock, async |txn| {
+        let renamed = rename::rename(txn, workspace_id, old, new).await?;
+        Ok(Renaming {
+            tag: renamed.tag,
+            renames: renamed.names,
+            moved: Vec::new(),
+        })
     })
+    .await
 }
 
 /// Merges tags into one and moves every reference to the target, then
@@ -235,27 +229,59 @@ pub async fn merge_tags(
     actor: Actor<'_>,
     clock: &Clock,
 ) -> Result<TagRewrite, SegmentError> {
+    with_rewrites(db, compiled, workspace_id, clock, async |txn| {
+        let merged = merge::merge(txn, workspace_id, names, into, actor).await?;
+        let target = merged.target;
+        Ok(Renaming {
+            renames: merged
+                .sources
+                .iter()
+                .map(|s| (s.name.clone(), target.name.clone()))
+                .collect(),
+            moved: merged
+                .sources
+                .iter()
+                .map(|s| (s.id, Some(target.id)))
+                .collect(),
+            tag: target,
+        })
+    })
+    .await
+}
+
+/// What a rename or merge changed: the tag it leaves, the names it replaced
+/// (old, new) and the tag ids it replaced (from, to).
+struct Renaming {
+    tag: tag::Model,
+    renames: Vec<(String, String)>,
+    moved: Vec<(i64, Option<i64>)>,
+}
+
+/// Runs `change` (a rename or a merge) in a write transaction, then, in the
+/// same transaction, rewrites the segments' and webhooks' references to the
+/// names it replaced and brings tracked segments up to date; after the
+/// commit, names the scripts that still say an old name.
+async fn with_rewrites(
+    db: &DatabaseConnection,
+    compiled: &Scripts,
+    workspace_id: i64,
+    clock: &Clock,
+    change: impl AsyncFnOnce(&DatabaseTransaction) -> Result<Renaming, SegmentError>,
+) -> Result<TagRewrite, SegmentError> {
     let txn = begin_write(db).await?;
     let tracked = segments_turn(&txn, workspace_id).await?;
-    let merged = merge::merge(&txn, workspace_id, names, into, actor).await?;
-    let target = &merged.target;
-    let renames: Vec<(String, String)> = merged
-        .sources
-        .iter()
-        .map(|s| (s.name.clone(), target.name.clone()))
-        .collect();
-    let moved: Vec<(i64, Option<i64>)> = merged
-        .sources
-        .iter()
-        .map(|s| (s.id, Some(target.id)))
-        .collect();
+    let Renaming {
+        tag,
+        renames,
+        moved,
+    } = change(&txn).await?;
     let (rewritten, kept) = rewrite(&txn, workspace_id, &renames, &moved, clock.now()).await?;
     let webhooks = rewrite_webhooks(&txn, workspace_id, &renames, clock.now()).await?;
     segments_follow(&txn, workspace_id, tracked, clock).await?;
     txn.commit().await?;
     let scripts = scripts_naming(db, compiled, workspace_id, &renames).await?;
     Ok(TagRewrite {
-        tag: merged.target,
+        tag,
         rewritten,
         kept,
         scripts,
@@ -263,12 +289,12 @@ pub async fn merge_tags(
     })
 }
 
-/// Deletes a tag and its descendants. While a segment names one of them
-/// (a filter pattern naming the tag itself, `a` or `a/*`, not one such as
-/// `Region: *` that outlives it; or an action) this is a CONFLICT naming
-/// the segments, unless
-/// `force`: then the actions drop the deleted tags, and the filters keep
-/// their text and match nothing for those tags.
+/// Deletes a tag and its descendants. While a segment or a webhook names one
+/// of them (a filter or webhook pattern naming the tag itself, `a` or `a/*`,
+/// not one such as `Region: *` that outlives it; or a segment's action) this
+/// is a CONFLICT naming them, unless `force`: then the actions drop the
+/// deleted tags, and the patterns keep their text and match nothing for
+/// those tags.
 pub async fn delete_tag(
     db: &DatabaseConnection,
     workspace_id: i64,

@@ -416,10 +416,6 @@ impl SegmentQuery {
         let caller = require(ctx, Role::Viewer)?;
         let app = state(ctx)?;
         let segment_id = ids::decode_as(&id, NodeKind::Segment)?;
-        let segment = store::find(&app.db, caller.workspace_id, segment_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("segment not found"))?;
-        let kind = DomainKind::from_stored(&segment.subject_kind);
         let preview = explain::change(
             &app.db,
             caller.workspace_id,
@@ -432,7 +428,7 @@ impl SegmentQuery {
         let subjects = async |ids: Vec<i64>| -> Result<Vec<Subject>> {
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
-                if let Some(subject) = load_subject(ctx, kind, id).await? {
+                if let Some(subject) = load_subject(ctx, preview.kind, id).await? {
                     out.push(subject);
                 }
             }

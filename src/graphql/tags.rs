@@ -86,12 +86,7 @@ impl TagUsage {
     }
     /// Webhooks whose tag patterns match this tag.
     async fn webhooks(&self) -> Vec<Webhook> {
-        self.0
-            .webhooks
-            .iter()
-            .cloned()
-            .map(|w| Webhook(Arc::new(w)))
-            .collect()
+        self.0.webhooks.iter().cloned().map(Webhook::from).collect()
     }
 }
 
@@ -123,12 +118,7 @@ impl TagRewrite {
     /// Webhooks whose tag patterns named an old tag (exactly or as `old/*`)
     /// and now name the new one.
     async fn webhooks(&self) -> Vec<Webhook> {
-        self.0
-            .webhooks
-            .iter()
-            .cloned()
-            .map(|w| Webhook(Arc::new(w)))
-            .collect()
+        self.0.webhooks.iter().cloned().map(Webhook::from).collect()
     }
 }
 

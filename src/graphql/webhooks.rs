@@ -89,6 +89,12 @@ impl DeliveryStatus {
 /// Standard Webhooks spec says.
 pub struct Webhook(pub Arc<webhook::Model>);
 
+impl From<webhook::Model> for Webhook {
+    fn from(model: webhook::Model) -> Self {
+        Webhook(Arc::new(model))
+    }
+}
+
 #[Object]
 impl Webhook {
     pub async fn id(&self) -> ID {
@@ -211,7 +217,7 @@ impl WebhookDelivery {
             self.delivery.webhook_id,
         )
         .await?;
-        Ok(Webhook(Arc::new(webhook)))
+        Ok(Webhook::from(webhook))
     }
     /// The webhook-id header: the same on every attempt of this message.
     async fn message_id(&self) -> &str {
@@ -295,7 +301,7 @@ pub async fn find_webhook(
 ) -> Result<Option<Webhook>> {
     Ok(store::find(&state(ctx)?.db, workspace_id, id)
         .await?
-        .map(|w| Webhook(Arc::new(w))))
+        .map(Webhook::from))
 }
 
 /// A delivery of the caller's workspace, for `node`.
@@ -320,7 +326,7 @@ impl WebhookQuery {
         Ok(store::list(&state(ctx)?.db, caller.workspace_id)
             .await?
             .into_iter()
-            .map(|w| Webhook(Arc::new(w)))
+            .map(Webhook::from)
             .collect())
     }
 
@@ -377,7 +383,7 @@ impl WebhookMutation {
         .await?;
         // Enabled again: its waiting deliveries go out.
         app.webhook_wake.notify_one();
-        Ok(Webhook(Arc::new(webhook)))
+        Ok(Webhook::from(webhook))
     }
 
     /// ADMIN. Deletes the webhook and its delivery log.

@@ -10,8 +10,8 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 use super::SegmentError;
 use super::data::{self, Needs};
-use super::filter::{Filter, SubjectKind, Trace, explain};
-use super::membership::{Segments, members_query, stored_filter};
+use super::filter::{SubjectKind, Trace, explain};
+use super::membership::{Segments, matching_ids, stored_filter};
 use super::store;
 use crate::vocab::SubjectKind as DomainKind;
 
@@ -87,8 +87,10 @@ pub async fn membership(
 }
 
 /// What saving a new filter on a segment would do, now.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangePreview {
+    /// What the segment holds (the samples are of this kind).
+    pub kind: DomainKind,
     pub entering: u64,
     pub exiting: u64,
     pub staying: u64,
@@ -116,10 +118,10 @@ pub async fn change(
     let (new_filter, segments) =
         store::check_filter(db, workspace_id, text, kind, Some(&segment.name)).await?;
     let current = match stored_filter(&segment) {
-        Some(filter) => ids(db, workspace_id, &filter, &segments, now).await?,
+        Some(filter) => matching_ids(db, workspace_id, &filter, &segments, now).await?,
         None => HashSet::new(),
     };
-    let next = ids(db, workspace_id, &new_filter, &segments, now).await?;
+    let next = matching_ids(db, workspace_id, &new_filter, &segments, now).await?;
     let first = |set: &HashSet<i64>, other: &HashSet<i64>| -> (u64, Vec<i64>) {
         let mut only: Vec<i64> = set.difference(other).copied().collect();
         only.sort_unstable();
@@ -130,32 +132,11 @@ pub async fn change(
     let (entering, entering_sample) = first(&next, &current);
     let (exiting, exiting_sample) = first(&current, &next);
     Ok(ChangePreview {
+        kind,
         entering,
         exiting,
         staying: current.intersection(&next).count() as u64,
         entering_sample,
         exiting_sample,
     })
-}
-
-async fn ids(
-    db: &impl ConnectionTrait,
-    workspace_id: i64,
-    filter: &Filter,
-    segments: &Segments,
-    now: DateTime<Utc>,
-) -> Result<HashSet<i64>, SegmentError> {
-    let query = members_query(
-        db.get_database_backend(),
-        workspace_id,
-        filter,
-        segments,
-        now,
-    );
-    Ok(db
-        .query_all(&query)
-        .await?
-        .iter()
-        .map(|row| row.try_get_by_index::<i64>(0))
-        .collect::<Result<_, _>>()?)
 }

@@ -522,6 +522,30 @@ pub fn members_query(
     select_ids(filter, &ctx)
 }
 
+/// The ids of the workspace's subjects that match `filter` now: the whole
+/// set, read with [`members_query`].
+pub async fn matching_ids(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    filter: &Filter,
+    segments: &Segments,
+    now: DateTime<Utc>,
+) -> Result<HashSet<i64>, SegmentError> {
+    let query = members_query(
+        db.get_database_backend(),
+        workspace_id,
+        filter,
+        segments,
+        now,
+    );
+    Ok(db
+        .query_all(&query)
+        .await?
+        .iter()
+        .map(|row| row.try_get_by_index::<i64>(0))
+        .collect::<Result<_, _>>()?)
+}
+
 /// The compiler's backend for a connection's.
 pub fn backend_of(backend: DbBackend) -> Backend {
     match backend {
@@ -546,19 +570,7 @@ pub async fn resync(
         return Ok(());
     };
     serialize(db, workspace_id).await?;
-    let query = members_query(
-        db.get_database_backend(),
-        workspace_id,
-        &filter,
-        segments,
-        now,
-    );
-    let matching: HashSet<i64> = db
-        .query_all(&query)
-        .await?
-        .iter()
-        .map(|row| row.try_get_by_index::<i64>(0))
-        .collect::<Result<_, _>>()?;
+    let matching = matching_ids(db, workspace_id, &filter, segments, now).await?;
     let members: HashSet<i64> = segment_membership::Entity::find()
         .select_only()
         .column(segment_membership::Column::SubjectId)

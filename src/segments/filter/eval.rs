@@ -82,6 +82,25 @@ impl SubjectData {
         }
     }
 
+    /// How many of the subject's events are named `name`, at or after `since`.
+    fn events_named(&self, name: &str, since: DateTime<Utc>) -> usize {
+        self.events
+            .iter()
+            .filter(|(event, time)| event == name && *time >= since)
+            .count()
+    }
+
+    /// How many distinct UTC dates have any event of the subject, at or after `since`.
+    fn active_days(&self, since: DateTime<Utc>) -> usize {
+        let days: BTreeSet<_> = self
+            .events
+            .iter()
+            .filter(|(_, time)| *time >= since)
+            .map(|(_, time)| time.date_naive())
+            .collect();
+        days.len()
+    }
+
     fn is_null(&self, field: Field) -> bool {
         match field.field_type() {
             FieldType::Text => self.text(field).is_none(),
@@ -205,23 +224,12 @@ impl Evaluator<'_> {
                 op,
                 count,
             } => {
-                let since = within.before(self.now);
-                let found = subject
-                    .events
-                    .iter()
-                    .filter(|(event, time)| event == name && *time >= since)
-                    .count();
+                let found = subject.events_named(name, within.before(self.now));
                 compare_count(found, *op, *count)
             }
             Predicate::ActiveDays { within, op, count } => {
-                let since = within.before(self.now);
-                let days: BTreeSet<_> = subject
-                    .events
-                    .iter()
-                    .filter(|(_, time)| *time >= since)
-                    .map(|(_, time)| time.date_naive())
-                    .collect();
-                compare_count(days.len(), *op, *count)
+                let days = subject.active_days(within.before(self.now));
+                compare_count(days, *op, *count)
             }
             Predicate::InSegment(name) => self.in_segment(name, at),
             Predicate::Account(inner) => at.account.is_some_and(|account| {
@@ -341,23 +349,12 @@ impl Evaluator<'_> {
             | Predicate::IsNull { target, .. }
             | Predicate::Text { target, .. } => Some(target_detail(subject, target)),
             Predicate::Events { name, within, .. } => {
-                let since = within.before(self.now);
-                let found = subject
-                    .events
-                    .iter()
-                    .filter(|(event, time)| event == name && *time >= since)
-                    .count();
+                let found = subject.events_named(name, within.before(self.now));
                 Some(format!("{found} {name:?} events in the last {within}"))
             }
             Predicate::ActiveDays { within, .. } => {
-                let since = within.before(self.now);
-                let days: BTreeSet<_> = subject
-                    .events
-                    .iter()
-                    .filter(|(_, time)| *time >= since)
-                    .map(|(_, time)| time.date_naive())
-                    .collect();
-                Some(format!("{} active days in the last {within}", days.len()))
+                let days = subject.active_days(within.before(self.now));
+                Some(format!("{days} active days in the last {within}"))
             }
             Predicate::InSegment(name) => match (self.segments)(name) {
                 Some(filter) if filter.kind() == subject.kind => {
@@ -385,29 +382,20 @@ impl Evaluator<'_> {
                 None => Some("the user has no account".into()),
             },
             Predicate::AnyUser(inner) => {
-                let mut matching = Vec::new();
-                for user in &subject.users {
-                    let user_at = At {
-                        subject: user,
-                        account: Some(subject),
-                    };
-                    if self.expr(inner, user_at) {
-                        matching.push(subject_label(user));
-                    }
-                }
-                // The first matching user's trace, else the first user's.
-                let shown = subject
+                let at_user = |user| At {
+                    subject: user,
+                    account: Some(subject),
+                };
+                let matching: Vec<&SubjectData> = subject
                     .users
                     .iter()
-                    .find(|u| matching.contains(&subject_label(u)))
-                    .or(subject.users.first());
-                if let Some(user) = shown {
-                    let user_at = At {
-                        subject: user,
-                        account: Some(subject),
-                    };
-                    children.push(self.trace(inner, user_at));
+                    .filter(|user| self.expr(inner, at_user(user)))
+                    .collect();
+                // The first matching user's trace, else the first user's.
+                if let Some(user) = matching.first().copied().or(subject.users.first()) {
+                    children.push(self.trace(inner, at_user(user)));
                 }
+                let matching: Vec<String> = matching.into_iter().map(subject_label).collect();
                 Some(format!(
                     "{} of {} users match{}",
                     matching.len(),
