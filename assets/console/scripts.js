@@ -4,8 +4,8 @@
 import { gql, h, show, errorBox, debounce, guarded, can, findSubject, subjectLabel, SUBJECT_FIELDS, ApiError } from './api.js';
 import { createEditor, diffView } from './editor.js';
 
-const LIST = `{ scripts { id name version enabled hooks source updatedAt
-  runs(first: 100) { totalCount nodes { ok at } } } }`;
+const LIST = `query($since: DateTime!) { scripts { id name version enabled hooks source updatedAt
+  failedRuns(since: $since) runs(first: 1) { totalCount nodes { ok at } } } }`;
 
 const RUNS = `query($id: ID!) { script(id: $id) { runs(first: 50) { totalCount nodes {
   id scriptVersion event ok error logs durationMicros at
@@ -22,23 +22,13 @@ const STARTER = `fn on_tag_added(event) {
 }
 `;
 
-/** Failed runs of the last 24 h among the newest runs fetched; `more` when the page ends inside the 24 h. */
-function failedLastDay(runs) {
-  const since = Date.now() - DAY_MS;
-  const recent = runs.nodes.filter((r) => Date.parse(r.at) >= since);
-  const failed = recent.filter((r) => !r.ok).length;
-  const more = runs.nodes.length < runs.totalCount && recent.length === runs.nodes.length;
-  return more ? `${failed}+` : String(failed);
-}
-
 export function scriptsTab(pane) {
   let scripts = [];
   const list = h('div.list');
   const listError = h('div');
 
   const nameInput = h('input', { type: 'text', placeholder: 'script name', 'aria-label': 'Script name', id: 'script-name' });
-  const editor = createEditor({ mode: 'rhai', value: STARTER, label: 'Script source', rows: 14 });
-  editor.textarea.id = 'script-source';
+  const editor = createEditor({ mode: 'rhai', value: STARTER, label: 'Script source', rows: 14, id: 'script-source' });
   const diff = h('div.diff-panel', { id: 'script-diff' });
   const uploadResult = h('div', { id: 'upload-result' });
   const runsPanel = h('div', { id: 'script-runs' });
@@ -154,7 +144,7 @@ export function scriptsTab(pane) {
 
   async function load() {
     try {
-      ({ scripts } = await gql(LIST));
+      ({ scripts } = await gql(LIST, { since: new Date(Date.now() - DAY_MS).toISOString() }));
     } catch (error) {
       show(listError, errorBox(error));
       return;
@@ -181,7 +171,7 @@ export function scriptsTab(pane) {
           h('td.enabled', {}, s.enabled ? 'yes' : 'no'),
           h('td', {}, s.hooks.map((k) => k.toLowerCase()).join(', ') || '—'),
           h('td', {}, last ? `${last.ok ? 'ok' : 'failed'}, ${new Date(last.at).toLocaleString()}` : 'never'),
-          h('td', {}, failedLastDay(s.runs)),
+          h('td.failed-day', {}, s.failedRuns),
           h('td', {}, s.runs.totalCount),
           h('td', {}, toggle));
       })) : h('p.muted', {}, 'No scripts yet: write one on the right and upload it.'));
