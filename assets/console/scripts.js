@@ -128,15 +128,15 @@ export function scriptsTab(pane) {
       // Failures first, then newest first (as the API lists them).
       const runs = [...found.runs.nodes].sort((a, b) => Number(a.ok) - Number(b.ok));
       show(runsPanel,
-        h('h3', {}, `Runs of ${script.name}`, h('span.muted', {}, ` (${found.runs.totalCount} kept; newest ${runs.length}, failures first) `),
-          h('button', { type: 'button', id: 'refresh-runs', onclick: () => openRuns(script) }, 'Refresh')),
-        runs.length ? h('table.runs', {},
+        h('h3', {}, `Runs of ${script.name}`, h('span.muted', {}, ` (${found.runs.totalCount} kept; newest ${runs.length}, failures first)`)),
+        h('div.row', {}, h('button', { type: 'button', id: 'refresh-runs', onclick: () => { load(); openRuns(script); } }, 'Refresh')),
+        runs.length ? h('div.list', {}, h('table.runs', {},
           h('tr', {}, ['at', 'version', 'event', 'subject', 'result', 'actions', 'logs', 'µs'].map((c) => h('th', {}, c))),
           runs.map((r) => h(`tr.run${r.ok ? '' : '.failed'}`, {},
             h('td', {}, new Date(r.at).toLocaleString()), h('td', {}, r.scriptVersion), h('td', {}, r.event),
             h('td', {}, subjectLabel(r.subject)), h('td', {}, r.ok ? 'ok' : `failed: ${r.error}`),
             h('td', {}, r.actions.map((a) => `${a.op === 'ADDED' ? '+' : '−'} ${a.tag}`).join(', ')),
-            h('td', {}, r.logs.join('\n')), h('td', {}, r.durationMicros)))) : h('p.muted', {}, 'No runs yet.'));
+            h('td', {}, r.logs.join('\n')), h('td', {}, r.durationMicros))))) : h('p.muted', {}, 'No runs yet.'));
     } catch (error) {
       show(runsPanel, errorBox(error));
     }
@@ -166,7 +166,7 @@ export function scriptsTab(pane) {
           },
         }, s.enabled ? 'Disable' : 'Enable'));
         return h('tr', { dataset: { script: s.name } },
-          h('td', {}, h('a', { href: '#', onclick: (e) => { e.preventDefault(); nameInput.value = s.name; editor.value = s.source; if (can('DEVELOPER')) check(); showDiff(); openRuns(s); } }, s.name)),
+          h('td', {}, h('a', { href: '#', onclick: (e) => { e.preventDefault(); nameInput.value = s.name; editor.value = s.source; if (can('DEVELOPER')) check(); showDiff(); load(); openRuns(s); } }, s.name)),
           h('td.version', {}, s.version),
           h('td.enabled', {}, s.enabled ? 'yes' : 'no'),
           h('td', {}, s.hooks.map((k) => k.toLowerCase()).join(', ') || '—'),
@@ -200,7 +200,7 @@ function testView(result, subject) {
     result.error ? h('p.bad', {}, result.error) : null,
     h('h4', {}, 'Planned tag changes'),
     result.actions.length
-      ? h('ul.actions', {}, result.actions.map((a) => h('li', {}, `${a.op} "${a.tag}" on ${a.subjectKind.toLowerCase()} ${a.subjectId}`)))
+      ? h('ul.actions', {}, result.actions.map((a) => h('li', {}, `${a.op} "${a.tag}" on ${a.subjectId === subject.id ? subjectLabel(subject) : `${a.subjectKind.toLowerCase()} ${a.subjectId}`}`)))
       : h('p.muted', {}, 'none'),
     result.attributeChanges.length ? [h('h4', {}, 'Planned attribute changes'),
       h('ul', {}, result.attributeChanges.map((c) => h('li', {}, `${c.key} = ${JSON.stringify(c.value)} (${c.subjectKind.toLowerCase()})`)))] : null,

@@ -156,7 +156,7 @@ export function segmentsTab(pane) {
     show(list, segments.length ? h('table.segments', { id: 'segments-table' },
       h('tr', {}, ['name', 'folder', 'of', 'members', 'tracked'].map((c) => h('th', {}, c))),
       segments.map((s) => h('tr', { dataset: { segment: s.name } },
-        h('td', {}, h('a', { href: '#', onclick: (e) => { e.preventDefault(); edit(s); } }, s.name)),
+        h('td', {}, h('a', { href: '#', onclick: (e) => { e.preventDefault(); edit(s); load(); } }, s.name)),
         h('td', {}, s.folder ?? ''),
         h('td', {}, s.subjectKind.toLowerCase()),
         h('td.members', {}, s.memberCount),

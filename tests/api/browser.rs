@@ -380,7 +380,7 @@ async fn the_console_writes_tests_and_uploads_a_script_and_a_segment_in_chromium
     assert_eq!(tested["ok"], "true", "{tested}");
     assert_eq!(
         tested["actions"],
-        json!(["ADDED \"Qualified Lead\" on user VXNlcjox"])
+        json!(["ADDED \"Qualified Lead\" on ada@example.com"])
     );
     assert!(
         tested["logs"]
