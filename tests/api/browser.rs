@@ -401,6 +401,9 @@ async fn the_console_writes_tests_and_uploads_a_script_and_a_segment_in_chromium
         scripts["scripts"],
         json!([{ "name": "webinar", "version": 1, "enabled": true, "hooks": ["TAG_ADDED"] }])
     );
+    let toggled = step(&seen, "toggled");
+    assert_eq!(toggled["disabled"], false, "{toggled}");
+    assert_eq!(toggled["enabled"], true, "{toggled}");
     let ran = step(&seen, "run appeared");
     assert!(ran["tagged"].get("errors").is_none(), "{ran}");
     // Columns: at, version, event, subject, result, actions, logs, µs. The

@@ -6,9 +6,9 @@
 // It signs in with a wrong key, then the ADMIN key; in Scripts it types a
 // script with a syntax error into the editor (CodeMirror) and reads where
 // the error is marked, fixes it, tests it on ada@example.com, uploads it
-// and reads the list, tags Bob (BOB_ID) through the API and waits for the
-// script's run to appear in the page, then types an edit and reads the
-// diff; in Segments it types a filter and reads the live count, saves the
+// and reads the list, disables and enables it, tags Bob (BOB_ID) through
+// the API and waits for the script's run to appear in the page, then types
+// an edit and reads the diff; in Segments it types a filter and reads the live count, saves the
 // segment with an entry trigger, makes Carol enter it through the API and
 // reads the chart of entries per day, and explains ada's membership; in
 // Tags it searches and opens a tag's usage, then renames the tag; in
@@ -210,6 +210,14 @@ await report(browser, seen, async () => {
     version: await text(page, '#scripts-table tr[data-script="webinar"] .version'),
     enabled: await text(page, '#scripts-table tr[data-script="webinar"] .enabled'),
   });
+
+  // Disabled, then enabled again from the list.
+  const toggle = async (label) => {
+    await page.click('#scripts-table tr[data-script="webinar"] button');
+    await page.waitForFunction((want) => document.querySelector('#scripts-table tr[data-script="webinar"] .enabled')?.textContent === want, {}, label);
+    return (await api('{ scripts { enabled } }')).data.scripts[0].enabled;
+  };
+  step('toggled', { disabled: await toggle('no'), enabled: await toggle('yes') });
 
   // Bob is tagged through the API; the enabled script runs for him and the run appears.
   const tagged = await api(
