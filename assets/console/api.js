@@ -80,6 +80,9 @@ export function errorBox(error) {
     e.extensions?.line ? ` (line ${e.extensions.line}, column ${e.extensions.column})` : '')));
 }
 
+/** The names in `text` separated by `;`, trimmed, empty ones left out. */
+export const tagList = (text) => text.split(';').map((t) => t.trim()).filter(Boolean);
+
 /** Replaces the children of `el`. */
 export const show = (el, ...children) => el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
 

@@ -1,129 +1,179 @@
-// A small code editor: a textarea over a highlighted <pre>, line numbers,
-// and a marker at the line and column of an error. Plus a line diff.
+// The code editor (CodeMirror 6, bundled in vendor/codemirror.js): line
+// numbers, highlighting of Rhai scripts and filters, and the API's error
+// marked at its line and column. Plus a line diff.
 
+import {
+  EditorState, Compartment, EditorView, keymap, lineNumbers, highlightActiveLine, highlightActiveLineGutter,
+  drawSelection, highlightSpecialChars, StreamLanguage, syntaxHighlighting, bracketMatching, indentOnInput,
+  defaultKeymap, history, historyKeymap, indentWithTab, setDiagnostics, lintGutter, tagHighlighter, tags,
+} from './vendor/codemirror.js';
 import { h } from './api.js';
 
 const RHAI_KEYWORDS = new Set(('fn let const if else while loop for in return throw try catch break continue '
   + 'true false import export private switch do until this is_shared').split(' '));
 const FILTER_KEYWORDS = new Set('and or not now true false null is'.split(' '));
 
-// One alternation, tried at each position: comments, strings, numbers, words, anything else.
-const TOKEN = /(\/\/[^\n]*|\/\*[\s\S]*?(?:\*\/|$))|("(?:[^"\\\n]|\\.)*"?|`(?:[^`\\]|\\.)*`?|'(?:[^'\\\n]|\\.)*'?)|(\b\d[\d_]*(?:\.\d+)?(?:[smhdw]\b)?)|([A-Za-z_][A-Za-z0-9_]*)|(\s+|.)/gy;
-
-/** Tokens [{cls, text}] of `source` in `mode` ('rhai' or 'filter'). */
-export function tokenize(source, mode) {
-  const keywords = mode === 'rhai' ? RHAI_KEYWORDS : FILTER_KEYWORDS;
-  const tokens = [];
-  TOKEN.lastIndex = 0;
-  let m;
-  while (TOKEN.lastIndex < source.length && (m = TOKEN.exec(source))) {
-    const [text, comment, string, number, word] = m;
-    let cls = '';
-    if (comment) cls = 'tok-comment';
-    else if (string) cls = 'tok-string';
-    else if (number) cls = 'tok-number';
-    else if (word) {
-      if (keywords.has(word)) cls = 'tok-keyword';
-      else if (source[TOKEN.lastIndex] === '(') cls = 'tok-function';
-      else if (source[m.index - 1] === '.') cls = 'tok-property';
-    }
-    tokens.push({ cls, text });
+/** Reads a string opened by `quote` up to its end (or the line's); whether it ended. */
+function readString(stream, quote) {
+  let escaped = false;
+  while (!stream.eol()) {
+    const ch = stream.next();
+    if (ch === quote && !escaped) return true;
+    escaped = !escaped && ch === '\\';
   }
-  return tokens;
+  return false;
 }
 
-/** The highlighted lines of `source`, one element per line (tokens split at line breaks). */
-function highlightLines(source, mode) {
-  const lines = [[]];
-  for (const { cls, text } of tokenize(source, mode)) {
-    text.split('\n').forEach((part, i) => {
-      if (i > 0) lines.push([]);
-      if (part) lines[lines.length - 1].push(cls ? h(`span.${cls}`, {}, part) : part);
-    });
-  }
-  return lines.map((parts, i) => h('span.line', { dataset: { line: i + 1 } }, parts, '\n'));
+/** A line tokenizer (CodeMirror's StreamLanguage) for `mode` ('rhai' or 'filter'). */
+function language(mode) {
+  const keywords = mode === 'rhai' ? RHAI_KEYWORDS : FILTER_KEYWORDS;
+  return StreamLanguage.define({
+    name: mode,
+    // Open block comments and backtick strings run on to the next lines.
+    startState: () => ({ comment: false, template: false }),
+    copyState: (state) => ({ ...state }),
+    token(stream, state) {
+      if (state.comment) {
+        state.comment = !stream.skipTo('*/');
+        if (state.comment) stream.skipToEnd();
+        else stream.match('*/');
+        return 'comment';
+      }
+      if (state.template) {
+        state.template = !readString(stream, '`');
+        return 'string';
+      }
+      if (stream.eatSpace()) return null;
+      if (stream.match('//')) {
+        stream.skipToEnd();
+        return 'comment';
+      }
+      if (stream.match('/*')) {
+        state.comment = true;
+        return 'comment';
+      }
+      const quote = stream.peek();
+      if (quote === '"' || quote === "'" || quote === '`') {
+        stream.next();
+        if (!readString(stream, quote) && quote === '`') state.template = true;
+        return 'string';
+      }
+      if (stream.match(/^\d[\d_]*(?:\.\d+)?(?:[smhdw]\b)?/)) return 'number';
+      if (stream.match(/^[A-Za-z_][A-Za-z0-9_]*/)) {
+        const word = stream.current();
+        if (keywords.has(word)) return 'keyword';
+        if (stream.peek() === '(') return 'variableName.function';
+        const before = stream.string.charAt(stream.start - 1);
+        return before === '.' ? 'propertyName' : 'variableName';
+      }
+      stream.next();
+      return null;
+    },
+  });
+}
+
+// Classes, not generated styles: console.css colours them.
+const HIGHLIGHT = tagHighlighter([
+  { tag: tags.comment, class: 'tok-comment' },
+  { tag: tags.string, class: 'tok-string' },
+  { tag: tags.number, class: 'tok-number' },
+  { tag: tags.keyword, class: 'tok-keyword' },
+  { tag: tags.function(tags.variableName), class: 'tok-function' },
+  { tag: tags.propertyName, class: 'tok-property' },
+]);
+
+/** The document range of a {line, column} (1-based), clamped to the text. */
+function rangeOf(doc, { line, column }) {
+  const at = doc.line(Math.min(Math.max(line, 1), doc.lines));
+  const from = Math.min(at.from + Math.max(column - 1, 0), at.to);
+  return { from, to: Math.min(from + 1, at.to) };
 }
 
 /**
- * An editor in `mode` ('rhai' or 'filter'): `.el` to place, `.value`,
- * `.onInput(fn)`, `.mark({line, column, message} | null)`, `.readOnly`.
+ * An editor in `mode` ('rhai' or 'filter'): `.el` to place (its editor
+ * element gets `id`), `.value`, `.onInput(fn)`, `.mark({line, column,
+ * message} | null)`, `.note(text)`, `.readOnly`.
  */
-export function createEditor({ mode, value = '', label, rows = 12 }) {
-  const gutter = h('div.gutter', { 'aria-hidden': 'true' });
-  const pre = h('pre.highlight', { 'aria-hidden': 'true' });
-  const textarea = h('textarea.source', { spellcheck: false, wrap: 'off', 'aria-label': label, autocomplete: 'off' });
-  textarea.spellcheck = false;
-  textarea.setAttribute('autocapitalize', 'off');
-  const marker = h('div.error-marker', { hidden: true });
-  const message = h('div.diagnostic', { role: 'status' });
-  const code = h('div.code', {}, pre, textarea, marker);
-  const box = h('div.editor', { dataset: { mode } }, gutter, code);
-  box.style.minHeight = `${rows * 1.5 + 1}em`;
+export function createEditor({ mode, value = '', label, rows = 12, id }) {
   const listeners = [];
-  let error = null;
+  const editable = new Compartment();
+  const message = h('div.diagnostic', { role: 'status' });
+  let setting = false; // a change made through `.value`, not typed
+  const view = new EditorView({
+    state: EditorState.create({
+      doc: value,
+      extensions: [
+        lineNumbers(),
+        highlightActiveLineGutter(),
+        highlightSpecialChars(),
+        history(),
+        drawSelection(),
+        indentOnInput(),
+        bracketMatching(),
+        highlightActiveLine(),
+        language(mode),
+        syntaxHighlighting(HIGHLIGHT),
+        lintGutter(),
+        EditorState.tabSize.of(4),
+        keymap.of([...defaultKeymap, ...historyKeymap, indentWithTab]),
+        editable.of([]),
+        // CodeMirror owns the class attribute of its element: classes go through it.
+        EditorView.editorAttributes.of({ class: 'editor', 'data-mode': mode }),
+        EditorView.contentAttributes.of({ 'aria-label': label, spellcheck: 'false', autocapitalize: 'off' }),
+        EditorView.updateListener.of((update) => {
+          if (!update.docChanged || setting) return;
+          const text = update.state.doc.toString();
+          for (const fn of listeners) fn(text);
+        }),
+      ],
+    }),
+  });
+  if (id) view.dom.id = id;
+  view.dom.style.minHeight = `${rows * 1.5 + 1}em`;
+  // For the browser test and the curious: the text, as a textarea would give it.
+  Object.defineProperty(view.dom, 'value', { get: () => view.state.doc.toString() });
 
-  const render = () => {
-    const source = textarea.value;
-    const lines = highlightLines(source, mode);
-    const count = lines.length;
-    gutter.replaceChildren(...lines.map((_, i) => h('div.lineno', { dataset: { line: i + 1 } }, i + 1)));
-    pre.replaceChildren(...lines);
-    const longest = Math.max(...source.split('\n').map((l) => l.length), 20);
-    textarea.style.height = `${count * 1.5 + 1}em`;
-    textarea.style.width = `calc(${longest + 2}ch + 1em)`;
-    pre.style.width = textarea.style.width;
-    box.dataset.errorLine = error ? error.line : '';
-    box.dataset.errorColumn = error ? error.column : '';
-    if (error) {
-      gutter.querySelector(`[data-line="${error.line}"]`)?.classList.add('bad');
-      pre.querySelector(`[data-line="${error.line}"]`)?.classList.add('error-line');
-      marker.hidden = false;
-      marker.style.top = `calc(${(error.line - 1) * 1.5}em + 0.5em)`;
-      marker.style.left = `calc(${Math.max(error.column - 1, 0)}ch + 0.5em)`;
-      marker.title = error.message;
-    } else {
-      marker.hidden = true;
-    }
+  const place = (diagnostic) => {
+    view.dom.dataset.errorLine = diagnostic ? diagnostic.line : '';
+    view.dom.dataset.errorColumn = diagnostic ? diagnostic.column : '';
+    const found = diagnostic ? [{ ...rangeOf(view.state.doc, diagnostic), severity: 'error', message: diagnostic.message }] : [];
+    view.dispatch(setDiagnostics(view.state, found));
   };
 
-  textarea.addEventListener('input', () => {
-    render();
-    for (const fn of listeners) fn(textarea.value);
-  });
-  // Tab indents instead of leaving the editor.
-  textarea.addEventListener('keydown', (event) => {
-    if (event.key !== 'Tab' || textarea.readOnly) return;
-    event.preventDefault();
-    textarea.setRangeText('    ', textarea.selectionStart, textarea.selectionEnd, 'end');
-    textarea.dispatchEvent(new Event('input'));
-  });
-
-  textarea.value = value;
-  render();
   return {
-    el: h('div.editor-wrap', {}, box, message),
-    textarea,
-    get value() { return textarea.value; },
-    set value(v) { textarea.value = v; error = null; message.textContent = ''; render(); },
-    set readOnly(v) { textarea.readOnly = v; box.classList.toggle('read-only', v); },
+    el: h('div.editor-wrap', {}, view.dom, message),
+    view,
+    get value() { return view.state.doc.toString(); },
+    set value(v) {
+      setting = true;
+      try {
+        view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: v } });
+      } finally {
+        setting = false;
+      }
+      message.textContent = '';
+      place(null);
+    },
+    set readOnly(v) {
+      const locked = [EditorState.readOnly.of(true), EditorView.editable.of(false), EditorView.editorAttributes.of({ class: 'read-only' })];
+      view.dispatch({ effects: editable.reconfigure(v ? locked : []) });
+    },
     onInput(fn) { listeners.push(fn); },
     /** A message under the editor that is not about a place in the text (the mark is cleared). */
     note(text) {
-      error = null;
       message.className = 'diagnostic bad';
       message.textContent = text;
-      render();
+      place(null);
     },
     /** Marks an error at its line and column, or clears the mark (null). */
     mark(diagnostic, okText = '') {
-      error = diagnostic;
       message.className = diagnostic ? 'diagnostic bad' : 'diagnostic good';
       // The API's filter messages already say where; script messages do not.
       const placed = /line \d+, column \d+/.test(diagnostic?.message ?? '');
       message.textContent = diagnostic
         ? (placed ? diagnostic.message : `line ${diagnostic.line}, column ${diagnostic.column}: ${diagnostic.message}`)
         : okText;
-      render();
+      place(diagnostic);
     },
   };
 }

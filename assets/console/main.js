@@ -5,13 +5,14 @@ import { scriptsTab } from './scripts.js';
 import { segmentsTab } from './segments.js';
 import { tagsTab } from './tags.js';
 import { importTab } from './import.js';
+import { webhooksTab } from './webhooks.js';
 
 // Each tab: a label and a function building its pane (called once the role is known).
-// Webhooks (issue 21, item 4) go here as `{ id: 'webhooks', ... }` once the API has them.
 const TABS = [
   { id: 'scripts', label: 'Scripts', build: scriptsTab },
   { id: 'segments', label: 'Segments', build: segmentsTab },
   { id: 'tags', label: 'Tags', build: tagsTab },
+  { id: 'webhooks', label: 'Webhooks', build: webhooksTab },
   { id: 'import', label: 'Import', build: importTab },
 ];
 

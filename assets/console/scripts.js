@@ -4,8 +4,8 @@
 import { gql, h, show, errorBox, debounce, guarded, can, findSubject, subjectLabel, SUBJECT_FIELDS, ApiError } from './api.js';
 import { createEditor, diffView } from './editor.js';
 
-const LIST = `{ scripts { id name version enabled hooks source updatedAt
-  runs(first: 100) { totalCount nodes { ok at } } } }`;
+const LIST = `query($since: DateTime!) { scripts { id name version enabled hooks source updatedAt
+  failedRuns(since: $since) runs(first: 1) { totalCount nodes { ok at } } } }`;
 
 const RUNS = `query($id: ID!) { script(id: $id) { runs(first: 50) { totalCount nodes {
   id scriptVersion event ok error logs durationMicros at
@@ -22,23 +22,13 @@ const STARTER = `fn on_tag_added(event) {
 }
 `;
 
-/** Failed runs of the last 24 h among the newest runs fetched; `more` when the page ends inside the 24 h. */
-function failedLastDay(runs) {
-  const since = Date.now() - DAY_MS;
-  const recent = runs.nodes.filter((r) => Date.parse(r.at) >= since);
-  const failed = recent.filter((r) => !r.ok).length;
-  const more = runs.nodes.length < runs.totalCount && recent.length === runs.nodes.length;
-  return more ? `${failed}+` : String(failed);
-}
-
 export function scriptsTab(pane) {
   let scripts = [];
   const list = h('div.list');
   const listError = h('div');
 
   const nameInput = h('input', { type: 'text', placeholder: 'script name', 'aria-label': 'Script name', id: 'script-name' });
-  const editor = createEditor({ mode: 'rhai', value: STARTER, label: 'Script source', rows: 14 });
-  editor.textarea.id = 'script-source';
+  const editor = createEditor({ mode: 'rhai', value: STARTER, label: 'Script source', rows: 14, id: 'script-source' });
   const diff = h('div.diff-panel', { id: 'script-diff' });
   const uploadResult = h('div', { id: 'upload-result' });
   const runsPanel = h('div', { id: 'script-runs' });
@@ -138,15 +128,15 @@ export function scriptsTab(pane) {
       // Failures first, then newest first (as the API lists them).
       const runs = [...found.runs.nodes].sort((a, b) => Number(a.ok) - Number(b.ok));
       show(runsPanel,
-        h('h3', {}, `Runs of ${script.name}`, h('span.muted', {}, ` (${found.runs.totalCount} kept; newest ${runs.length}, failures first) `),
-          h('button', { type: 'button', id: 'refresh-runs', onclick: () => openRuns(script) }, 'Refresh')),
-        runs.length ? h('table.runs', {},
+        h('h3', {}, `Runs of ${script.name}`, h('span.muted', {}, ` (${found.runs.totalCount} kept; newest ${runs.length}, failures first)`)),
+        h('div.row', {}, h('button', { type: 'button', id: 'refresh-runs', onclick: () => { load(); openRuns(script); } }, 'Refresh')),
+        runs.length ? h('div.list', {}, h('table.runs', {},
           h('tr', {}, ['at', 'version', 'event', 'subject', 'result', 'actions', 'logs', 'µs'].map((c) => h('th', {}, c))),
           runs.map((r) => h(`tr.run${r.ok ? '' : '.failed'}`, {},
             h('td', {}, new Date(r.at).toLocaleString()), h('td', {}, r.scriptVersion), h('td', {}, r.event),
             h('td', {}, subjectLabel(r.subject)), h('td', {}, r.ok ? 'ok' : `failed: ${r.error}`),
             h('td', {}, r.actions.map((a) => `${a.op === 'ADDED' ? '+' : '−'} ${a.tag}`).join(', ')),
-            h('td', {}, r.logs.join('\n')), h('td', {}, r.durationMicros)))) : h('p.muted', {}, 'No runs yet.'));
+            h('td', {}, r.logs.join('\n')), h('td', {}, r.durationMicros))))) : h('p.muted', {}, 'No runs yet.'));
     } catch (error) {
       show(runsPanel, errorBox(error));
     }
@@ -154,7 +144,7 @@ export function scriptsTab(pane) {
 
   async function load() {
     try {
-      ({ scripts } = await gql(LIST));
+      ({ scripts } = await gql(LIST, { since: new Date(Date.now() - DAY_MS).toISOString() }));
     } catch (error) {
       show(listError, errorBox(error));
       return;
@@ -176,12 +166,12 @@ export function scriptsTab(pane) {
           },
         }, s.enabled ? 'Disable' : 'Enable'));
         return h('tr', { dataset: { script: s.name } },
-          h('td', {}, h('a', { href: '#', onclick: (e) => { e.preventDefault(); nameInput.value = s.name; editor.value = s.source; if (can('DEVELOPER')) check(); showDiff(); openRuns(s); } }, s.name)),
+          h('td', {}, h('a', { href: '#', onclick: (e) => { e.preventDefault(); nameInput.value = s.name; editor.value = s.source; if (can('DEVELOPER')) check(); showDiff(); load(); openRuns(s); } }, s.name)),
           h('td.version', {}, s.version),
           h('td.enabled', {}, s.enabled ? 'yes' : 'no'),
           h('td', {}, s.hooks.map((k) => k.toLowerCase()).join(', ') || '—'),
           h('td', {}, last ? `${last.ok ? 'ok' : 'failed'}, ${new Date(last.at).toLocaleString()}` : 'never'),
-          h('td', {}, failedLastDay(s.runs)),
+          h('td.failed-day', {}, s.failedRuns),
           h('td', {}, s.runs.totalCount),
           h('td', {}, toggle));
       })) : h('p.muted', {}, 'No scripts yet: write one on the right and upload it.'));
@@ -210,7 +200,7 @@ function testView(result, subject) {
     result.error ? h('p.bad', {}, result.error) : null,
     h('h4', {}, 'Planned tag changes'),
     result.actions.length
-      ? h('ul.actions', {}, result.actions.map((a) => h('li', {}, `${a.op} "${a.tag}" on ${a.subjectKind.toLowerCase()} ${a.subjectId}`)))
+      ? h('ul.actions', {}, result.actions.map((a) => h('li', {}, `${a.op} "${a.tag}" on ${a.subjectId === subject.id ? subjectLabel(subject) : `${a.subjectKind.toLowerCase()} ${a.subjectId}`}`)))
       : h('p.muted', {}, 'none'),
     result.attributeChanges.length ? [h('h4', {}, 'Planned attribute changes'),
       h('ul', {}, result.attributeChanges.map((c) => h('li', {}, `${c.key} = ${JSON.stringify(c.value)} (${c.subjectKind.toLowerCase()})`)))] : null,

@@ -1,13 +1,12 @@
 // Segments: the list with member counts; a filter editor with a live count
 // and sample; what saving an edit would do; why a subject is a member.
 
-import { gql, h, show, errorBox, debounce, guarded, findSubject, subjectLabel, SUBJECT_FIELDS, ApiError } from './api.js';
+import { gql, h, show, errorBox, tagList, debounce, guarded, findSubject, subjectLabel, SUBJECT_FIELDS, ApiError } from './api.js';
 import { createEditor } from './editor.js';
 
 const LIST = `{ segments { id name folder subjectKind filter memberCount tracked timeBased
   onEntry { add { name } remove { name } } onExit { add { name } remove { name } } } }`;
 
-const tagList = (text) => text.split(';').map((t) => t.trim()).filter(Boolean);
 const names = (tags) => tags.map((t) => t.name).join('; ');
 
 export function segmentsTab(pane) {
@@ -20,15 +19,15 @@ export function segmentsTab(pane) {
   const nameInput = h('input', { type: 'text', id: 'segment-name', placeholder: 'name', 'aria-label': 'Segment name' });
   const folderInput = h('input', { type: 'text', id: 'segment-folder', placeholder: 'folder (optional)', 'aria-label': 'Folder' });
   const kindSelect = h('select', { id: 'segment-kind', 'aria-label': 'Subject kind' }, h('option', { value: 'USER' }, 'users'), h('option', { value: 'ACCOUNT' }, 'accounts'));
-  const editor = createEditor({ mode: 'filter', label: 'Filter', rows: 4 });
-  editor.textarea.id = 'segment-filter';
-  const entryAdd = h('input', { type: 'text', placeholder: 'tags to add, separated by ;', 'aria-label': 'On entry add' });
+  const editor = createEditor({ mode: 'filter', label: 'Filter', rows: 4, id: 'segment-filter' });
+  const entryAdd = h('input', { type: 'text', id: 'segment-entry-add', placeholder: 'tags to add, separated by ;', 'aria-label': 'On entry add' });
   const entryRemove = h('input', { type: 'text', placeholder: 'tags to remove', 'aria-label': 'On entry remove' });
   const exitAdd = h('input', { type: 'text', placeholder: 'tags to add', 'aria-label': 'On exit add' });
   const exitRemove = h('input', { type: 'text', placeholder: 'tags to remove', 'aria-label': 'On exit remove' });
   const preview = h('div.preview', { id: 'segment-preview' });
   const change = h('div.preview', { id: 'segment-change' });
   const saveResult = h('div', { id: 'segment-save-result' });
+  const activity = h('div', { id: 'segment-activity' });
 
   let previews = 0;
   const runPreview = debounce(async () => {
@@ -90,6 +89,7 @@ export function segmentsTab(pane) {
     show(saveResult);
     show(explainResult);
     runPreview();
+    showActivity(activity, segment);
   };
 
   const save = guarded('DEVELOPER', h('button.primary', {
@@ -156,7 +156,7 @@ export function segmentsTab(pane) {
     show(list, segments.length ? h('table.segments', { id: 'segments-table' },
       h('tr', {}, ['name', 'folder', 'of', 'members', 'tracked'].map((c) => h('th', {}, c))),
       segments.map((s) => h('tr', { dataset: { segment: s.name } },
-        h('td', {}, h('a', { href: '#', onclick: (e) => { e.preventDefault(); edit(s); } }, s.name)),
+        h('td', {}, h('a', { href: '#', onclick: (e) => { e.preventDefault(); edit(s); load(); } }, s.name)),
         h('td', {}, s.folder ?? ''),
         h('td', {}, s.subjectKind.toLowerCase()),
         h('td.members', {}, s.memberCount),
@@ -179,6 +179,7 @@ export function segmentsTab(pane) {
           h('label', {}, 'On exit add', exitAdd), h('label', {}, 'On exit remove', exitRemove)),
         h('div.row', {}, save),
         saveResult,
+        activity,
         h('h3', {}, 'Explain membership'),
         h('div.row', {}, explainInput, explain),
         explainResult)));
@@ -191,4 +192,51 @@ function traceNode(t) {
     h('span.value', {}, t.value ? '✓ true' : '✗ false'), ' ', h('code', {}, t.text),
     t.detail ? h('span.detail', {}, ` — ${t.detail}`) : null,
     t.children?.length ? h('ul', {}, t.children.map(traceNode)) : null);
+}
+
+const ACTIVITY_DAYS = 30;
+const SVG = 'http://www.w3.org/2000/svg';
+
+/** An SVG element, briefly: svg('rect', { x: 1 }, child…). */
+function svg(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  el.append(...children.flat());
+  return el;
+}
+
+/** The chart of a saved segment's entries (up) and exits (down) per day, from `segmentActivity`. */
+async function showActivity(panel, segment) {
+  if (!segment) return show(panel);
+  let days;
+  try {
+    ({ segmentActivity: days } = await gql(
+      'query($id: ID!, $days: Int!) { segmentActivity(segmentId: $id, days: $days) { date entered exited } }',
+      { id: segment.id, days: ACTIVITY_DAYS },
+    ));
+  } catch (error) {
+    return show(panel, errorBox(error));
+  }
+  const entered = days.reduce((n, d) => n + d.entered, 0);
+  const exited = days.reduce((n, d) => n + d.exited, 0);
+  const peak = Math.max(1, ...days.map((d) => Math.max(d.entered, d.exited)));
+  const [width, half, bar] = [days.length * 14, 50, 10];
+  const chart = svg('svg', { class: 'activity-chart', viewBox: `0 0 ${width} ${half * 2}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': `entries and exits per day, last ${days.length} days` },
+    svg('line', { x1: 0, x2: width, y1: half, y2: half, class: 'axis' }),
+    days.map((d, i) => {
+      const up = (d.entered / peak) * (half - 2);
+      const down = (d.exited / peak) * (half - 2);
+      return svg('g', { class: 'day', 'data-date': d.date, 'data-entered': d.entered, 'data-exited': d.exited },
+        svg('title', {}, `${d.date}: ${d.entered} entered, ${d.exited} exited`),
+        svg('rect', { class: 'hit', x: i * 14, y: 0, width: 14, height: half * 2 }),
+        d.entered ? svg('rect', { class: 'entered', x: i * 14 + 2, y: half - up, width: bar, height: up }) : '',
+        d.exited ? svg('rect', { class: 'exited', x: i * 14 + 2, y: half, width: bar, height: down }) : '');
+    }));
+  show(panel,
+    h('h3', {}, `Entries and exits per day (last ${days.length} days, UTC)`),
+    h('p', { id: 'activity-summary' }, `${entered} entered, ${exited} left`,
+      segment.tracked ? '' : h('span.muted', {}, ' (only tracked segments, with entry or exit actions or a segment hook, record them)')),
+    chart,
+    h('div.chart-dates.muted', {}, h('span', {}, days[0].date), h('span', {}, `peak ${peak} a day`), h('span', {}, days[days.length - 1].date)),
+    h('p.muted.legend', {}, h('span.key.entered'), ' entered ', h('span.key.exited'), ' left'));
 }

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use chrono::{DateTime, Utc};
 use entity::{script, script_run};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
@@ -244,12 +245,9 @@ pub async fn runs(
     script_id: i64,
     page: PageRequest,
 ) -> Result<Page<script_run::Model>, AutomationError> {
-    let query = script_run::Entity::find()
-        .filter(script_run::Column::WorkspaceId.eq(workspace_id))
-        .filter(script_run::Column::ScriptId.eq(script_id));
     Ok(fetch(
         db,
-        query,
+        runs_of(workspace_id, script_id),
         script_run::Column::Id,
         Direction::NewestFirst,
         page,
@@ -257,14 +255,30 @@ pub async fn runs(
     .await?)
 }
 
+fn runs_of(workspace_id: i64, script_id: i64) -> sea_orm::Select<script_run::Entity> {
+    script_run::Entity::find()
+        .filter(script_run::Column::WorkspaceId.eq(workspace_id))
+        .filter(script_run::Column::ScriptId.eq(script_id))
+}
+
 pub async fn count_runs(
     db: &impl ConnectionTrait,
     workspace_id: i64,
     script_id: i64,
 ) -> Result<u64, AutomationError> {
-    Ok(script_run::Entity::find()
-        .filter(script_run::Column::WorkspaceId.eq(workspace_id))
-        .filter(script_run::Column::ScriptId.eq(script_id))
+    Ok(runs_of(workspace_id, script_id).count(db).await?)
+}
+
+/// How many of a script's runs failed at `since` or later.
+pub async fn count_failed_runs(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    script_id: i64,
+    since: DateTime<Utc>,
+) -> Result<u64, AutomationError> {
+    Ok(runs_of(workspace_id, script_id)
+        .filter(script_run::Column::Ok.eq(false))
+        .filter(script_run::Column::At.gte(since))
         .count(db)
         .await?)
 }

@@ -108,6 +108,13 @@ impl Script {
         });
         Ok(connection(page, request, |r| r.id, ScriptRun, total))
     }
+    /// How many of the script's runs failed at `since` or later (kept runs only).
+    async fn failed_runs(&self, ctx: &Context<'_>, since: DateTime<Utc>) -> Result<i64> {
+        let caller = require(ctx, Role::Viewer)?;
+        let db = &state(ctx)?.db;
+        let failed = scripts::count_failed_runs(db, caller.workspace_id, self.0.id, since).await?;
+        Ok(failed as i64)
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }

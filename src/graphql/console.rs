@@ -1,5 +1,7 @@
 //! The admin console at `/console`: a page of plain HTML, CSS and JavaScript
-//! modules (no build step) shipped inside the binary, so it works offline.
+//! modules shipped inside the binary, so it works offline. The one built
+//! file, `vendor/codemirror.js` (the editor), is committed; `.ci/run`
+//! rebuilds it from `assets/console/build/` and fails when it differs.
 //! It talks to the server only through the public `/graphql` endpoint, with
 //! the API key the user pastes (kept in the tab's session storage).
 
@@ -52,6 +54,16 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../assets/console/import.js"),
     ),
+    (
+        "vendor/codemirror.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/console/vendor/codemirror.js"),
+    ),
+    (
+        "webhooks.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/console/webhooks.js"),
+    ),
 ];
 
 const PAGE: &str = include_str!("../../assets/console/index.html");
@@ -62,9 +74,10 @@ pub(super) async fn page() -> Response {
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             // Everything the page loads comes from this server; the key never leaves it.
+            // Inline styles (not scripts) are allowed: CodeMirror sets `style` attributes.
             (
                 header::CONTENT_SECURITY_POLICY,
-                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+                "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
             ),
             (header::REFERRER_POLICY, "no-referrer"),
         ],

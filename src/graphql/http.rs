@@ -60,7 +60,7 @@ pub fn router(state: HttpState) -> Router {
             )),
         )
         .route("/console", get(super::console::page))
-        .route("/console/{file}", get(super::console::asset))
+        .route("/console/{*file}", get(super::console::asset))
         .route(
             "/segments/{id}/members.csv",
             get(super::import::members_csv),

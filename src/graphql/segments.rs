@@ -459,6 +459,67 @@ impl SegmentQuery {
             .transpose()?;
         changes_connection(ctx, segment_id, subject_id, first, after).await
     }
+
+    /// Entries into and exits from a segment per UTC day, for the last
+    /// `days` days up to today (1 to 366, default 30), oldest first, days
+    /// without changes included. Only tracked segments record them.
+    async fn segment_activity(
+        &self,
+        ctx: &Context<'_>,
+        segment_id: ID,
+        #[graphql(default = 30)] days: i32,
+    ) -> Result<Vec<SegmentDay>> {
+        let caller = require(ctx, Role::Viewer)?;
+        if !(1..=MAX_ACTIVITY_DAYS).contains(&days) {
+            return Err(ApiError::bad_input(format!(
+                "days must be between 1 and {MAX_ACTIVITY_DAYS}, not {days}"
+            )));
+        }
+        let id = ids::decode_as(&segment_id, NodeKind::Segment)?;
+        let app = state(ctx)?;
+        if store::find(&app.db, caller.workspace_id, id)
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::not_found("no such segment"));
+        }
+        let today = app.clock.now().date_naive();
+        let first = today - chrono::Days::new(u64::from(days.unsigned_abs() - 1));
+        let since = first.and_time(chrono::NaiveTime::MIN).and_utc();
+        let counted = store::changes_per_day(&app.db, caller.workspace_id, id, since).await?;
+        let mut counted = counted.into_iter().peekable();
+        Ok(first
+            .iter_days()
+            .take_while(|day| *day <= today)
+            .map(|day| {
+                let date = day.format("%Y-%m-%d").to_string();
+                match counted.next_if(|c| c.day == date) {
+                    Some(c) => SegmentDay {
+                        date,
+                        entered: c.entered,
+                        exited: c.exited,
+                    },
+                    None => SegmentDay {
+                        date,
+                        entered: 0,
+                        exited: 0,
+                    },
+                }
+            })
+            .collect())
+    }
+}
+
+/// Most days `segmentActivity` counts.
+const MAX_ACTIVITY_DAYS: i32 = 366;
+
+/// A day's entries into and exits from a segment.
+#[derive(SimpleObject)]
+pub struct SegmentDay {
+    /// The UTC day, `YYYY-MM-DD`.
+    date: String,
+    entered: i64,
+    exited: i64,
 }
 
 /// Tags to add and remove.

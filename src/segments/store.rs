@@ -520,6 +520,61 @@ pub async fn count_changes(
         .await?)
 }
 
+/// A day's entries into and exits from a segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayChanges {
+    /// The UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    pub entered: i64,
+    pub exited: i64,
+}
+
+/// Entries and exits of one segment per UTC day from `since` on, oldest
+/// day first, counted by one GROUP BY; days without any are left out.
+pub async fn changes_per_day(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    segment_id: i64,
+    since: DateTime<Utc>,
+) -> Result<Vec<DayChanges>, SegmentError> {
+    use entity::segment_change::{Column, Entity};
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
+    use sea_orm::{DbBackend, Iden};
+    let at = Column::At.to_string();
+    let op = Column::Op.to_string();
+    // SQLite keeps the time as text starting with the UTC date.
+    let day = match db.get_database_backend() {
+        DbBackend::Postgres => format!(r#"to_char("{at}" AT TIME ZONE 'UTC', 'YYYY-MM-DD')"#),
+        _ => format!(r#"substr("{at}", 1, 10)"#),
+    };
+    let count_of = |which: membership::Op| {
+        Expr::cust(format!(
+            r#"COUNT(CASE WHEN "{op}" = '{}' THEN 1 END)"#,
+            which.as_str()
+        ))
+    };
+    let query = Query::select()
+        .expr_as(Expr::cust(day.clone()), Alias::new("day"))
+        .expr_as(count_of(membership::Op::Entered), Alias::new("entered"))
+        .expr_as(count_of(membership::Op::Exited), Alias::new("exited"))
+        .from(Entity)
+        .and_where(Expr::col(Column::WorkspaceId).eq(workspace_id))
+        .and_where(Expr::col(Column::SegmentId).eq(segment_id))
+        .and_where(Expr::col(Column::At).gte(since))
+        .add_group_by([Expr::cust(day.clone())])
+        .order_by_expr(Expr::cust(day), Order::Asc)
+        .to_owned();
+    let mut days = Vec::new();
+    for row in db.query_all(&query).await? {
+        days.push(DayChanges {
+            day: row.try_get("", "day")?,
+            entered: row.try_get("", "entered")?,
+            exited: row.try_get("", "exited")?,
+        });
+    }
+    Ok(days)
+}
+
 /// One entry or exit of the workspace.
 pub async fn find_change(
     db: &impl ConnectionTrait,

@@ -26,6 +26,7 @@ on_both_databases!(
     a_heavy_plan_leaves_other_workspaces_answered,
     test_script_reports_the_budget_errors,
     a_segment_hook_uploaded_by_the_cli_fires,
+    failed_runs_are_counted_since_a_time,
 );
 
 const UPLOAD: &str = "mutation($input: ScriptInput!) {
@@ -1404,4 +1405,66 @@ async fn a_segment_hook_uploaded_by_the_cli_fires(app: TestApp) {
     app.ok(ADD, json!({ "id": ana, "tags": ["Trial"] })).await;
     drained(&app).await;
     assert_eq!(user_tags(&app, &json!(ana)).await, ["Trial", "Welcomed"]);
+}
+
+/// `Script.failedRuns(since)`: the failed runs at or after `since`, as the
+/// runs list shows them, of this script only and this workspace only.
+async fn failed_runs_are_counted_since_a_time(app: TestApp) {
+    upload(
+        &app,
+        "a-picky",
+        r#"fn on_tag_added(e) { if e.tag == "Bad" { throw "no"; } }"#,
+    )
+    .await;
+    upload(&app, "b-calm", r#"fn on_tag_added(e) { log(e.tag); }"#).await;
+    let before = chrono::Utc::now() - chrono::TimeDelta::minutes(1);
+    let ana = app.user("ana@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    app.ok(ADD, json!({ "id": ana, "tags": ["Bad", "Good"] }))
+        .await;
+    app.ok(ADD, json!({ "id": bob, "tags": ["Bad"] })).await;
+    drained(&app).await;
+    let query = "query($since: DateTime!) { scripts { name failedRuns(since: $since)
+        runs(first: 100) { nodes { ok } } } }";
+    let data = app.ok(query, json!({ "since": before })).await;
+    let counts: Vec<(String, i64, usize)> = data["scripts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let failed = s["runs"]["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["ok"] == false)
+                .count();
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["failedRuns"].as_i64().unwrap(),
+                failed,
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        [("a-picky".to_owned(), 2, 2), ("b-calm".to_owned(), 0, 0)],
+        "{data}"
+    );
+    // Since later than every run: none.
+    let later = chrono::Utc::now() + chrono::TimeDelta::minutes(1);
+    let data = app.ok(query, json!({ "since": later })).await;
+    assert_eq!(data["scripts"][0]["failedRuns"], 0, "{data}");
+    // Another workspace sees neither the script nor its runs.
+    let other = app.other_workspace("other").await;
+    let body = app
+        .graphql_as(Some(&other), query, json!({ "since": before }))
+        .await;
+    assert_eq!(body["data"]["scripts"], json!([]), "{body}");
+    let body = app
+        .graphql(
+            "{ scripts { failedRuns(since: \"yesterday\") } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
 }

@@ -10,10 +10,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_full};
 
 fn browser_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
@@ -244,15 +245,52 @@ async fn graphql_code_generator_makes_typescript_from_the_served_schema() {
     }
 }
 
+/// A webhook receiver on 127.0.0.1 answering 200 to every POST; the
+/// requests it got (headers and body), in order.
+type Received = Arc<Mutex<Vec<(axum::http::HeaderMap, axum::body::Bytes)>>>;
+
+async fn receiver() -> (String, Received) {
+    let received: Received = Arc::default();
+    let recorded = Arc::clone(&received);
+    let router = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let recorded = Arc::clone(&recorded);
+                async move {
+                    recorded.lock().unwrap().push((headers, body));
+                    "ok"
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (url, received)
+}
+
 /// The console (`/console`) in Chromium: an admin writes, tests and uploads a
-/// script, writes a segment with a live count, opens a tag's usage; a VIEWER
-/// sees the scripts but cannot upload. Each thing seen is checked against the API.
+/// script, writes a segment with a live count and a trigger and sees its
+/// entries charted, opens a tag's usage, creates a webhook and redelivers
+/// its delivery; a VIEWER sees the scripts but cannot upload. Each thing
+/// seen is checked against the API.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_writes_tests_and_uploads_a_script_and_a_segment_in_chromium() {
     if !browser_installed() {
         return;
     }
-    let app = spawn_app().await;
+    let app = spawn_app_full(
+        Backend::Sqlite,
+        |_| {},
+        |automation| {
+            automation.webhooks.webhook_allow_hosts = vec!["127.0.0.1".into()];
+            automation.webhooks.webhook_retry_schedule = "50ms,50ms".into();
+        },
+    )
+    .await
+    .expect("SQLite");
+    let (hook_url, received) = receiver().await;
     seed_a_user(&app).await;
     app.ok(
         r#"mutation { addTags(subjectId: "VXNlcjox", tags: ["Webinar Attendee"]) { __typename } }"#,
@@ -276,6 +314,7 @@ async fn the_console_writes_tests_and_uploads_a_script_and_a_segment_in_chromium
             app.admin_key.clone(),
             viewer_key,
             bob.clone(),
+            hook_url.clone(),
         ],
     )
     .await;
@@ -304,6 +343,7 @@ async fn the_console_writes_tests_and_uploads_a_script_and_a_segment_in_chromium
     assert_eq!(marked["highlightedLine"], diagnostic["line"], "{marked}");
     assert_eq!(marked["line"], diagnostic["line"], "{marked}");
     assert_eq!(marked["column"], diagnostic["column"], "{marked}");
+    assert_eq!(marked["rangeColumn"], diagnostic["column"], "{marked}");
     assert!(
         marked["message"]
             .as_str()
@@ -313,14 +353,34 @@ async fn the_console_writes_tests_and_uploads_a_script_and_a_segment_in_chromium
     );
     let fixed = step(&seen, "fixed");
     assert_eq!(fixed["marked"], 0, "{fixed}");
-    assert!(fixed["keywords"].as_array().unwrap().contains(&json!("fn")));
+    let keywords = fixed["keywords"].as_array().unwrap();
+    for keyword in ["fn", "let", "if"] {
+        assert!(keywords.contains(&json!(keyword)), "{fixed}");
+    }
+    assert!(
+        fixed["strings"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("\"Qualified Lead\"")),
+        "{fixed}"
+    );
+    // The text as typed (8 lines with the last, empty one), numbered.
+    let source = fixed["source"].as_str().unwrap();
+    assert!(
+        source.contains("        s.add_tag(\"Qualified Lead\");\n"),
+        "{fixed}"
+    );
+    let numbers = fixed["lineNumbers"].as_array().unwrap();
+    for n in 1..=source.lines().count() + 1 {
+        assert!(numbers.contains(&json!(n.to_string())), "{n}: {fixed}");
+    }
 
     // The dry run's plan and log, for Ada.
     let tested = step(&seen, "tested");
     assert_eq!(tested["ok"], "true", "{tested}");
     assert_eq!(
         tested["actions"],
-        json!(["ADDED \"Qualified Lead\" on user VXNlcjox"])
+        json!(["ADDED \"Qualified Lead\" on ada@example.com"])
     );
     assert!(
         tested["logs"]
@@ -341,6 +401,9 @@ async fn the_console_writes_tests_and_uploads_a_script_and_a_segment_in_chromium
         scripts["scripts"],
         json!([{ "name": "webinar", "version": 1, "enabled": true, "hooks": ["TAG_ADDED"] }])
     );
+    let toggled = step(&seen, "toggled");
+    assert_eq!(toggled["disabled"], false, "{toggled}");
+    assert_eq!(toggled["enabled"], true, "{toggled}");
     let ran = step(&seen, "run appeared");
     assert!(ran["tagged"].get("errors").is_none(), "{ran}");
     // Columns: at, version, event, subject, result, actions, logs, µs. The
@@ -373,6 +436,8 @@ async fn the_console_writes_tests_and_uploads_a_script_and_a_segment_in_chromium
     assert_eq!(extensions["code"], "BAD_USER_INPUT", "{error}");
     assert_eq!(error["line"], extensions["line"], "{error}");
     assert_eq!(error["column"], extensions["column"], "{error}");
+    assert_eq!(error["marked"]["range"], extensions["line"], "{error}");
+    assert_eq!(error["marked"]["gutter"], extensions["line"], "{error}");
     let live = step(&seen, "live count");
     assert_eq!(
         live["count"], live["api"]["data"]["previewSegment"]["count"],
@@ -388,7 +453,33 @@ async fn the_console_writes_tests_and_uploads_a_script_and_a_segment_in_chromium
     let segment = &saved["api"]["data"]["segments"][0];
     assert_eq!(segment["name"], "Webinar people", "{saved}");
     assert_eq!(saved["members"], segment["memberCount"], "{saved}");
-    assert_eq!(saved["result"], "Saved Webinar people: 2 members.");
+    assert_eq!(
+        saved["result"],
+        "Saved Webinar people: 2 members, tracked (triggers fire on entry and exit)."
+    );
+    assert_eq!(segment["tracked"], true, "{saved}");
+    assert_eq!(
+        segment["onEntry"]["add"],
+        json!([{ "name": "Follow Up" }]),
+        "{saved}"
+    );
+
+    // Carol's entry, on the chart as the API counts it: one entry, today.
+    let activity = step(&seen, "activity");
+    assert!(
+        activity["carolTagged"].get("errors").is_none(),
+        "{activity}"
+    );
+    let days = &activity["api"]["data"]["segmentActivity"];
+    assert_eq!(activity["days"], *days, "{activity}");
+    let days = days.as_array().unwrap();
+    assert_eq!(days.len(), 30);
+    let entered: i64 = days.iter().map(|d| d["entered"].as_i64().unwrap()).sum();
+    let exited: i64 = days.iter().map(|d| d["exited"].as_i64().unwrap()).sum();
+    assert_eq!((entered, exited), (1, 0), "{activity}");
+    assert_eq!(days[29]["entered"], 1, "{activity}");
+    assert_eq!(activity["bars"], json!([days[29]["date"]]), "{activity}");
+    assert_eq!(activity["summary"], "1 entered, 0 left");
     let change = step(&seen, "change preview");
     let c = &change["api"]["data"]["previewSegmentChange"];
     assert_eq!(
@@ -400,8 +491,12 @@ async fn the_console_writes_tests_and_uploads_a_script_and_a_segment_in_chromium
         "{change}"
     );
     let explained = step(&seen, "explained");
-    assert_eq!(
-        explained["verdict"], "ada@example.com is a member",
+    // A tracked segment: since when.
+    assert!(
+        explained["verdict"]
+            .as_str()
+            .unwrap()
+            .starts_with("ada@example.com is a member since "),
         "{explained}"
     );
     assert_eq!(
@@ -471,6 +566,59 @@ async fn the_console_writes_tests_and_uploads_a_script_and_a_segment_in_chromium
         );
     }
 
+    // The webhook: its secret shown once, the delivery it got, redelivered.
+    let created = step(&seen, "webhook created");
+    let secret = created["secret"].as_str().unwrap();
+    assert!(secret.starts_with("whsec_"), "{created}");
+    assert!(
+        created["notice"]
+            .as_str()
+            .unwrap()
+            .contains("shown only once"),
+        "{created}"
+    );
+    assert_eq!(created["row"][0], hook_url.as_str(), "{created}");
+    assert_eq!(created["row"][2], "Webhook Test", "{created}");
+    let delivered = step(&seen, "delivered");
+    assert_eq!(delivered["secretsLeft"], 0, "{delivered}");
+    assert!(delivered["hookTagged"].get("errors").is_none());
+    assert_eq!(
+        delivered["rows"],
+        json!([{ "event": "tag.added", "status": "succeeded", "attempts": 1 }])
+    );
+    let redelivered = step(&seen, "redelivered");
+    assert!(
+        redelivered["queued"]
+            .as_str()
+            .unwrap()
+            .starts_with("Queued again"),
+        "{redelivered}"
+    );
+    assert_eq!(
+        redelivered["rows"],
+        json!([{ "event": "tag.added", "status": "succeeded", "attempts": 2 }])
+    );
+    assert_eq!(
+        redelivered["api"]["data"]["webhooks"][0]["deliveries"]["nodes"],
+        json!([{ "eventType": "tag.added", "status": "SUCCEEDED", "attempts": 2 }])
+    );
+    // Both attempts reached the receiver, the same message, signed with the secret the page showed.
+    let requests = received.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2);
+    let signer = standardwebhooks::Webhook::new(secret).expect("a whsec_ secret");
+    for (headers, body) in &requests {
+        signer
+            .verify(body, headers)
+            .expect("signed with the secret shown");
+        let body: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(body["type"], "tag.added");
+        assert!(body.to_string().contains("Webhook Test"), "{body}");
+    }
+    assert_eq!(
+        requests[0].0.get("webhook-id"),
+        requests[1].0.get("webhook-id")
+    );
+
     // A VIEWER sees the scripts and cannot change them.
     let viewer = step(&seen, "viewer");
     assert_eq!(viewer["role"], "VIEWER");
@@ -483,6 +631,13 @@ async fn the_console_writes_tests_and_uploads_a_script_and_a_segment_in_chromium
     ] {
         assert_eq!(viewer[what], true, "{what}: {viewer}");
     }
+    assert!(
+        viewer["webhooks"]
+            .as_str()
+            .unwrap()
+            .ends_with("Webhooks and their deliveries need the ADMIN role."),
+        "{viewer}"
+    );
 
     // Nothing from another host, nothing failed to load, no error in the page.
     assert_eq!(seen["otherHosts"], json!([]));
@@ -496,7 +651,10 @@ async fn the_console_writes_tests_and_uploads_a_script_and_a_segment_in_chromium
         "console-5-segment-explained",
         "console-6-tag-usage",
         "console-7-tag-renamed",
-        "console-8-import",
+        "console-4b-segment-activity",
+        "console-8-webhook-secret",
+        "console-8b-webhook-deliveries",
+        "console-8c-import",
         "console-9-viewer",
     ] {
         assert!(

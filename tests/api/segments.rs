@@ -22,6 +22,7 @@ on_both_databases!(
     listing_segments_of_many_subjects_does_not_grow_statements,
     renaming_merging_and_deleting_tags_keep_segments_meaning,
     any_user_follows_users_that_move_and_leave,
+    activity_counts_entries_and_exits_per_day,
 );
 
 const CREATE: &str = "mutation($input: SegmentInput!) {
@@ -996,4 +997,94 @@ async fn any_user_follows_users_that_move_and_leave(app: TestApp) {
             "EXITED RELATED"
         ]
     );
+}
+
+/// `segmentActivity`: a tracked segment's entries and exits per UTC day,
+/// every day of the range listed, agreeing with `segmentHistory`.
+async fn activity_counts_entries_and_exits_per_day(app: TestApp) {
+    let segment = create(
+        &app,
+        json!({ "name": "VIPs", "subjectKind": "USER", "filter": "tagged(\"VIP\")",
+                "onEntry": { "add": ["Welcome"] } }),
+    )
+    .await;
+    let id = segment["id"].as_str().unwrap().to_owned();
+    let ana = app.user("ana@acme.io").await;
+    let bob = app.user("bob@acme.io").await;
+    app.ok(ADD, json!({ "id": ana, "tags": ["VIP"] })).await;
+    app.ok(ADD, json!({ "id": bob, "tags": ["VIP"] })).await;
+    app.ok(REMOVE, json!({ "id": ana, "tags": ["VIP"] })).await;
+    drained(&app).await;
+    // A day later (by the server's clock), Bob leaves.
+    app.clock.advance(Duration::from_secs(24 * 3600));
+    app.ok(REMOVE, json!({ "id": bob, "tags": ["VIP"] })).await;
+    drained(&app).await;
+
+    let query = "query($id: ID!, $days: Int!) {
+        segmentActivity(segmentId: $id, days: $days) { date entered exited }
+        segmentHistory(segmentId: $id, first: 100) { nodes { op at } } }";
+    let data = app.ok(query, json!({ "id": id, "days": 5 })).await;
+    let days = data["segmentActivity"].as_array().unwrap();
+    assert_eq!(days.len(), 5, "{data}");
+    let dates: Vec<chrono::NaiveDate> = days
+        .iter()
+        .map(|d| d["date"].as_str().unwrap().parse().expect("YYYY-MM-DD"))
+        .collect();
+    assert!(
+        dates.windows(2).all(|w| w[1] == w[0].succ_opt().unwrap()),
+        "{data}"
+    );
+    // The history, counted per UTC day here, says the same.
+    let mut expected: std::collections::BTreeMap<String, (i64, i64)> = dates
+        .iter()
+        .map(|d| (d.format("%Y-%m-%d").to_string(), (0, 0)))
+        .collect();
+    for change in data["segmentHistory"]["nodes"].as_array().unwrap() {
+        let at: chrono::DateTime<chrono::Utc> = change["at"].as_str().unwrap().parse().unwrap();
+        let day = expected
+            .get_mut(&at.format("%Y-%m-%d").to_string())
+            .expect("a change inside the range");
+        match change["op"].as_str().unwrap() {
+            "ENTERED" => day.0 += 1,
+            _ => day.1 += 1,
+        }
+    }
+    let counted: std::collections::BTreeMap<String, (i64, i64)> = days
+        .iter()
+        .map(|d| {
+            (
+                d["date"].as_str().unwrap().to_owned(),
+                (
+                    d["entered"].as_i64().unwrap(),
+                    d["exited"].as_i64().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(counted, expected);
+    // Two entered and one left on one day, the other left on the last day.
+    let busy: Vec<(i64, i64)> = counted.values().copied().filter(|c| *c != (0, 0)).collect();
+    assert_eq!(busy, [(2, 1), (0, 1)], "{data}");
+    assert_eq!(counted.values().last(), Some(&(0, 1)), "{data}");
+
+    // One day: today only.
+    let data = app.ok(query, json!({ "id": id, "days": 1 })).await;
+    assert_eq!(
+        data["segmentActivity"],
+        json!([{ "date": dates[4].format("%Y-%m-%d").to_string(), "entered": 0, "exited": 1 }])
+    );
+    for days in [0, 367] {
+        let body = app.graphql(query, json!({ "id": id, "days": days })).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    }
+    // Another workspace: no such segment.
+    let other = app.other_workspace("other").await;
+    let body = app
+        .graphql_as(
+            Some(&other),
+            "query($id: ID!) { segmentActivity(segmentId: $id) { date } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
 }

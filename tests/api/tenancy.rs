@@ -302,6 +302,7 @@ fn alpha_cases(a: &Alpha) -> Vec<Case> {
         by_id("Query.script", "{ r: script(id: \"$ID\") { id source } }", &a.script, Nothing),
         by_id("Query.tagChanges", "{ r: tagChanges(subjectId: \"$ID\") { totalCount nodes { id } } }", &a.user, Nothing),
         by_id("Query.segmentHistory", "{ r: segmentHistory(segmentId: \"$ID\") { totalCount nodes { id } } }", &a.segment, Nothing),
+        by_id("Query.segmentActivity", "{ r: segmentActivity(segmentId: \"$ID\") { date entered exited } }", &a.segment, Code("NOT_FOUND")),
         by_id("Query.previewSegmentChange", "{ r: previewSegmentChange(id: \"$ID\", filter: \"tagged(\\\"Alpha Tag\\\")\") { entering exiting staying exitingSample { __typename } } }", &a.segment, Code("NOT_FOUND")),
         by_id("Query.segmentHistory", "{ r: segmentHistory(subjectId: \"$ID\") { totalCount nodes { id } } }", &a.user, Nothing),
         by_id("Mutation.deleteUser", "mutation { r: deleteUser(id: \"$ID\") }", &a.user, Code("NOT_FOUND")),
