@@ -306,7 +306,7 @@ impl Worker {
             }
             let subjects: Vec<(SubjectKind, i64)> = heard
                 .iter()
-                .map(|(e, _, _, _)| (SubjectKind::from_stored(&e.subject_kind), e.subject_id))
+                .map(|(e, _, _, _)| (e.subject_kind, e.subject_id))
                 .collect();
             let tag_ids: Vec<i64> = heard.iter().filter_map(|(e, _, _, _)| e.tag_id).collect();
             let change_ids: Vec<i64> = heard
@@ -328,15 +328,12 @@ impl Worker {
                         .await?
                         .into_iter()
                         .map(|c| (c.id, c.source))
-                        .collect::<HashMap<i64, String>>())
+                        .collect::<HashMap<i64, Source>>())
                 },
             )?;
             for (event, hook, scripts, segment) in heard {
                 // A subject deleted since: nothing to run.
-                let Some(subject) = snapshots.get(&(
-                    SubjectKind::from_stored(&event.subject_kind),
-                    event.subject_id,
-                )) else {
+                let Some(subject) = snapshots.get(&(event.subject_kind, event.subject_id)) else {
                     continue;
                 };
                 let hook_event = HookEvent {
@@ -345,10 +342,12 @@ impl Worker {
                     segment: segment.as_ref().map(|s| s.name.clone()),
                     source: match event.change_id {
                         Some(id) if !is_segment_event(&event.kind) => {
-                            sources.get(&id).cloned().unwrap_or_else(|| "MANUAL".into())
+                            sources.get(&id).copied().unwrap_or(Source::Manual)
                         }
-                        _ => "TRIGGER".into(),
-                    },
+                        _ => Source::Trigger,
+                    }
+                    .as_str()
+                    .into(),
                     depth: Ord::max(event.depth, 0) as u32,
                     subject: subject.clone(),
                 };
@@ -465,7 +464,7 @@ impl Worker {
                         event_kind: event.kind.clone(),
                         tag: job.hook_event.tag.clone(),
                         segment: job.hook_event.segment.clone(),
-                        subject_kind: SubjectKind::from_stored(&event.subject_kind),
+                        subject_kind: event.subject_kind,
                         subject_id: event.subject_id,
                         at: now,
                     });
@@ -655,7 +654,7 @@ async fn apply_trigger(
         cause: cause_of(event),
         depth: event.depth + 1,
     };
-    let kind = SubjectKind::from_stored(&event.subject_kind);
+    let kind = event.subject_kind;
     let targets = [(kind, Target::Ids(vec![event.subject_id]))];
     for (op, ids) in [(Op::Added, &actions.add), (Op::Removed, &actions.remove)] {
         if ids.is_empty() {
@@ -687,7 +686,7 @@ mod tests {
                 hook: HookKind::TagAdded,
                 tag: Some("t".into()),
                 segment: None,
-                source: "MANUAL".into(),
+                source: Source::Manual.as_str().into(),
                 depth: 0,
                 subject,
             },

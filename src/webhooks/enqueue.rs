@@ -21,6 +21,7 @@ use super::payload::{self, Cause, Subject, TagEvent};
 use super::{EventType, events_of, signature, status, wants};
 use crate::automation::listener::{OutboxListener, ScriptFailure};
 use crate::subjects::SubjectKind;
+use crate::vocab::Source;
 
 /// The event types the enabled webhooks of a workspace ask for (the worker
 /// keeps the outbox events of these types for [`from_outbox`]).
@@ -61,7 +62,7 @@ fn row(
         message_id: Set(message_id),
         event_type: Set(event_type.to_owned()),
         payload: Set(body),
-        subject_kind: Set(subject.map(|(k, _)| k.as_str().to_owned())),
+        subject_kind: Set(subject.map(|(k, _)| k)),
         subject_id: Set(subject.map(|(_, id)| id)),
         status: Set(status::PENDING.to_owned()),
         attempts: Set(0),
@@ -257,14 +258,14 @@ pub async fn from_outbox(
         };
         let wanted: Vec<(SubjectKind, i64)> = events
             .iter()
-            .map(|e| (SubjectKind::from_stored(&e.subject_kind), e.subject_id))
+            .map(|e| (e.subject_kind, e.subject_id))
             .collect();
         let loaded = subjects(db, workspace_id, &wanted).await?;
         for event in events {
             let Some(kind) = EventType::from_stored(&event.kind) else {
                 continue;
             };
-            let subject_kind = SubjectKind::from_stored(&event.subject_kind);
+            let subject_kind = event.subject_kind;
             let subject = subject_or_bare(&loaded, subject_kind, event.subject_id);
             let tag_name = event
                 .tag_id
@@ -280,7 +281,7 @@ pub async fn from_outbox(
                 payload::tag_data(&TagEvent {
                     tag: tag_name.unwrap_or_default(),
                     subject: &subject,
-                    source: change.map_or("MANUAL", |c| c.source.as_str()),
+                    source: change.map_or(Source::Manual, |c| c.source).as_str(),
                     actor: change.and_then(|c| c.actor.as_deref()),
                     cause,
                     change_id: event.change_id,
