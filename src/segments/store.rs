@@ -13,7 +13,7 @@ use serde_json::json;
 use super::SegmentError;
 use super::filter::{Filter, SubjectKind};
 use super::membership::{self, Segments};
-use crate::db::{begin_write, is_unique_violation};
+use crate::db::{begin_write, find_in_workspace, find_many_in_workspace, is_unique_violation};
 use crate::tags::store as tag_store;
 use crate::vocab::SubjectKind as DomainKind;
 
@@ -397,11 +397,7 @@ pub async fn find(
     workspace_id: i64,
     id: i64,
 ) -> Result<Option<segment::Model>, SegmentError> {
-    Ok(segment::Entity::find()
-        .filter(segment::Column::WorkspaceId.eq(workspace_id))
-        .filter(segment::Column::Id.eq(id))
-        .one(db)
-        .await?)
+    Ok(find_in_workspace::<segment::Entity>(db, workspace_id, id).await?)
 }
 
 /// Segments among `ids` that are in the workspace.
@@ -410,14 +406,7 @@ pub async fn find_many(
     workspace_id: i64,
     ids: &[i64],
 ) -> Result<Vec<segment::Model>, SegmentError> {
-    if ids.is_empty() {
-        return Ok(Vec::new()); // no statement for nothing
-    }
-    Ok(segment::Entity::find()
-        .filter(segment::Column::WorkspaceId.eq(workspace_id))
-        .filter(segment::Column::Id.is_in(ids.iter().copied()))
-        .all(db)
-        .await?)
+    Ok(find_many_in_workspace::<segment::Entity>(db, workspace_id, ids).await?)
 }
 
 /// The workspace's segments in name order, optionally of one folder.
