@@ -15,6 +15,11 @@ use serde_json::json;
 /// Rows per multi-row insert (at most 10 values each).
 pub const INSERT_CHUNK: usize = 500;
 
+/// `id`, when given, before a row's other columns or values.
+fn id_first<T>(id: Option<T>, rest: impl IntoIterator<Item = T>) -> Vec<T> {
+    id.into_iter().chain(rest).collect()
+}
+
 /// A user's fields as a batch writes them.
 #[derive(Debug, Clone, Copy)]
 pub struct UserFields<'a> {
@@ -32,9 +37,9 @@ fn user_row(
     fields: &UserFields<'_>,
     at: DateTime<Utc>,
 ) -> Vec<Expr> {
-    id.map(Expr::val)
-        .into_iter()
-        .chain([
+    id_first(
+        id.map(Expr::val),
+        [
             Expr::val(workspace_id),
             Expr::val(fields.external_id.map(str::to_owned)),
             Expr::val(fields.email),
@@ -44,16 +49,15 @@ fn user_row(
             Expr::val(json!({})),
             Expr::val(at),
             Expr::val(at),
-        ])
-        .collect()
+        ],
+    )
 }
 
 /// The columns [`user_row`] fills, with `id` first when `with_id`.
 fn user_columns(with_id: bool) -> Vec<user::Column> {
-    with_id
-        .then_some(user::Column::Id)
-        .into_iter()
-        .chain([
+    id_first(
+        with_id.then_some(user::Column::Id),
+        [
             user::Column::WorkspaceId,
             user::Column::ExternalId,
             user::Column::Email,
@@ -63,8 +67,8 @@ fn user_columns(with_id: bool) -> Vec<user::Column> {
             user::Column::Attributes,
             user::Column::CreatedAt,
             user::Column::UpdatedAt,
-        ])
-        .collect()
+        ],
+    )
 }
 
 /// Updates existing users by id: the email and `updated_at` replaced, the
@@ -133,6 +137,42 @@ pub async fn insert_users(
     Ok(ids)
 }
 
+/// The columns of an account row and their values, with `id` first when given.
+fn account_row(
+    id: Option<i64>,
+    workspace_id: i64,
+    external_id: Option<&str>,
+    name: &str,
+    at: DateTime<Utc>,
+) -> Vec<Expr> {
+    id_first(
+        id.map(Expr::val),
+        [
+            Expr::val(workspace_id),
+            Expr::val(external_id.map(str::to_owned)),
+            Expr::val(name),
+            Expr::val(json!({})),
+            Expr::val(at),
+            Expr::val(at),
+        ],
+    )
+}
+
+/// The columns [`account_row`] fills, with `id` first when `with_id`.
+fn account_columns(with_id: bool) -> Vec<account::Column> {
+    id_first(
+        with_id.then_some(account::Column::Id),
+        [
+            account::Column::WorkspaceId,
+            account::Column::ExternalId,
+            account::Column::Name,
+            account::Column::Attributes,
+            account::Column::CreatedAt,
+            account::Column::UpdatedAt,
+        ],
+    )
+}
+
 /// Updates existing accounts by id, `(id, external_id, name)`: the name and
 /// `updated_at` replaced (one `INSERT .. ON CONFLICT (id) DO UPDATE` per
 /// chunk).
@@ -144,25 +184,11 @@ pub async fn update_accounts(
 ) -> Result<(), DbErr> {
     for chunk in accounts.chunks(INSERT_CHUNK) {
         let mut insert = Query::insert();
-        insert.into_table(account::Entity).columns([
-            account::Column::Id,
-            account::Column::WorkspaceId,
-            account::Column::ExternalId,
-            account::Column::Name,
-            account::Column::Attributes,
-            account::Column::CreatedAt,
-            account::Column::UpdatedAt,
-        ]);
+        insert
+            .into_table(account::Entity)
+            .columns(account_columns(true));
         for (id, external_id, name) in chunk {
-            insert.values_panic([
-                Expr::val(*id),
-                Expr::val(workspace_id),
-                Expr::val(external_id.map(str::to_owned)),
-                Expr::val(*name),
-                Expr::val(json!({})),
-                Expr::val(at),
-                Expr::val(at),
-            ]);
+            insert.values_panic(account_row(Some(*id), workspace_id, *external_id, name, at));
         }
         let excluded = |column: account::Column| Expr::col((Alias::new("excluded"), column));
         insert.on_conflict(
@@ -189,23 +215,11 @@ pub async fn insert_accounts(
     let mut ids = Vec::with_capacity(accounts.len());
     for chunk in accounts.chunks(INSERT_CHUNK) {
         let mut insert = Query::insert();
-        insert.into_table(account::Entity).columns([
-            account::Column::WorkspaceId,
-            account::Column::ExternalId,
-            account::Column::Name,
-            account::Column::Attributes,
-            account::Column::CreatedAt,
-            account::Column::UpdatedAt,
-        ]);
+        insert
+            .into_table(account::Entity)
+            .columns(account_columns(false));
         for (external_id, name) in chunk {
-            insert.values_panic([
-                Expr::val(workspace_id),
-                Expr::val(external_id.map(str::to_owned)),
-                Expr::val(*name),
-                Expr::val(json!({})),
-                Expr::val(at),
-                Expr::val(at),
-            ]);
+            insert.values_panic(account_row(None, workspace_id, *external_id, name, at));
         }
         insert.returning(Query::returning().columns([
             account::Column::Id,
