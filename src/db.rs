@@ -213,13 +213,56 @@ pub async fn max_id<E: sea_orm::EntityTrait>(
     })
 }
 
-/// The rows of a workspace-scoped table among `ids` (rows of other
-/// workspaces are not found); no statement when there are no ids.
-pub async fn find_many_in_workspace<E: sea_orm::EntityTrait>(
+/// A table whose rows belong to one workspace each, keyed by `id`.
+pub trait InWorkspace: sea_orm::EntityTrait {
+    /// The `workspace_id` column.
+    const WORKSPACE: Self::Column;
+    /// The `id` column.
+    const ID: Self::Column;
+}
+
+/// The workspace-scoped tables [`find_in_workspace`] and
+/// [`find_many_in_workspace`] read.
+macro_rules! in_workspace {
+    ($($table:ident),+ $(,)?) => {$(
+        impl InWorkspace for entity::$table::Entity {
+            const WORKSPACE: entity::$table::Column = entity::$table::Column::WorkspaceId;
+            const ID: entity::$table::Column = entity::$table::Column::Id;
+        }
+    )+};
+}
+
+in_workspace!(
+    account,
+    user,
+    tag,
+    tag_change,
+    segment,
+    script,
+    script_run,
+    webhook,
+    webhook_delivery,
+);
+
+/// The row with this id, if it is in the workspace (a row of another
+/// workspace is not found).
+pub async fn find_in_workspace<E: InWorkspace>(
     db: &impl ConnectionTrait,
-    _table: E,
-    workspace: E::Column,
-    id: E::Column,
+    workspace_id: i64,
+    id: i64,
+) -> Result<Option<E::Model>, DbErr> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    E::find()
+        .filter(E::WORKSPACE.eq(workspace_id))
+        .filter(E::ID.eq(id))
+        .one(db)
+        .await
+}
+
+/// The rows of the workspace among `ids` (rows of other workspaces are not
+/// found); no statement when there are no ids.
+pub async fn find_many_in_workspace<E: InWorkspace>(
+    db: &impl ConnectionTrait,
     workspace_id: i64,
     ids: &[i64],
 ) -> Result<Vec<E::Model>, DbErr> {
@@ -228,8 +271,8 @@ pub async fn find_many_in_workspace<E: sea_orm::EntityTrait>(
         return Ok(Vec::new());
     }
     E::find()
-        .filter(workspace.eq(workspace_id))
-        .filter(id.is_in(ids.iter().copied()))
+        .filter(E::WORKSPACE.eq(workspace_id))
+        .filter(E::ID.is_in(ids.iter().copied()))
         .all(db)
         .await
 }

@@ -451,6 +451,24 @@ pub async fn complete_many(txn: &DatabaseTransaction, ids: &[i64]) -> Result<(),
     Ok(())
 }
 
+/// Marks done the pending events of one kind in one workspace, which
+/// nothing hears (no script hook, no listener), in the worker's transaction.
+pub async fn complete_pending(
+    txn: &DatabaseTransaction,
+    workspace_id: i64,
+    kind: &str,
+) -> Result<(), DbErr> {
+    let update = Query::update()
+        .table(automation_event::Entity)
+        .value(automation_event::Column::Status, status::DONE)
+        .and_where(Expr::col(automation_event::Column::WorkspaceId).eq(workspace_id))
+        .and_where(Expr::col(automation_event::Column::Kind).eq(kind))
+        .and_where(Expr::col(automation_event::Column::Status).eq(status::PENDING))
+        .to_owned();
+    txn.execute(&update).await?;
+    Ok(())
+}
+
 /// Keeps an event as failed with an error that retrying cannot cure (a
 /// cascade stopped at the depth limit), in the worker's transaction.
 pub async fn stop(txn: &DatabaseTransaction, id: i64, error: &str) -> Result<(), DbErr> {

@@ -10,7 +10,7 @@ pub struct Model {
     pub workspace_id: i64,
     /// TAG_ADDED, TAG_REMOVED, SEGMENT_ENTERED or SEGMENT_EXITED.
     pub kind: String,
-    pub subject_kind: String,
+    pub subject_kind: crate::vocab::SubjectKind,
     pub subject_id: i64,
     pub tag_id: Option<i64>,
     pub segment_id: Option<i64>,

@@ -9,7 +9,7 @@ pub struct Model {
     pub id: i64,
     pub workspace_id: i64,
     /// ACCOUNT or USER.
-    pub subject_kind: String,
+    pub subject_kind: crate::vocab::SubjectKind,
     pub subject_id: i64,
     pub name: String,
     pub at: DateTimeUtc,

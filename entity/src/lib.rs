@@ -14,6 +14,7 @@ pub mod tag;
 pub mod tag_assignment;
 pub mod tag_change;
 pub mod user;
+pub mod vocab;
 pub mod webhook;
 pub mod webhook_delivery;
 pub mod workspace;

@@ -12,7 +12,7 @@ pub struct Model {
     pub event_id: i64,
     /// TAG_ADDED, TAG_REMOVED, SEGMENT_ENTERED or SEGMENT_EXITED.
     pub event_kind: String,
-    pub subject_kind: String,
+    pub subject_kind: crate::vocab::SubjectKind,
     pub subject_id: i64,
     pub ok: bool,
     pub error: Option<String>,

@@ -11,7 +11,7 @@ pub struct Model {
     pub name: String,
     pub folder: Option<String>,
     /// ACCOUNT or USER.
-    pub subject_kind: String,
+    pub subject_kind: crate::vocab::SubjectKind,
     /// The filter's canonical text.
     pub filter: String,
     /// `{"add": [...], "remove": [...]}` applied on entry.

@@ -9,12 +9,12 @@ pub struct Model {
     pub workspace_id: i64,
     pub segment_id: i64,
     /// ACCOUNT or USER.
-    pub subject_kind: String,
+    pub subject_kind: crate::vocab::SubjectKind,
     pub subject_id: i64,
     /// ENTERED or EXITED.
-    pub op: String,
-    /// What led to the re-evaluation: TAGS, FIELDS, EVENT, RELATED, TIME or BASELINE.
-    pub reason: String,
+    pub op: crate::vocab::MembershipOp,
+    /// What led to the re-evaluation: TAGS, FIELDS, EVENT, RELATED or TIME.
+    pub reason: crate::vocab::Reason,
     /// The tag change that led to it, when one did.
     pub cause_id: Option<i64>,
     pub at: DateTimeUtc,

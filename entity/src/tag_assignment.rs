@@ -9,10 +9,10 @@ pub struct Model {
     pub workspace_id: i64,
     pub tag_id: i64,
     /// ACCOUNT or USER.
-    pub subject_kind: String,
+    pub subject_kind: crate::vocab::SubjectKind,
     pub subject_id: i64,
     /// MANUAL, BULK, IMPORT, TRIGGER or SCRIPT.
-    pub source: String,
+    pub source: crate::vocab::Source,
     pub actor: Option<String>,
     pub at: DateTimeUtc,
 }

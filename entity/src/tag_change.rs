@@ -8,13 +8,13 @@ pub struct Model {
     pub id: i64,
     pub workspace_id: i64,
     /// ADDED or REMOVED.
-    pub op: String,
+    pub op: crate::vocab::Op,
     pub tag_id: i64,
     /// ACCOUNT or USER.
-    pub subject_kind: String,
+    pub subject_kind: crate::vocab::SubjectKind,
     pub subject_id: i64,
     /// MANUAL, BULK, IMPORT, TRIGGER or SCRIPT.
-    pub source: String,
+    pub source: crate::vocab::Source,
     /// The API key, script or segment that made the change.
     pub actor: Option<String>,
     /// The tag change that led to this one, when automated.

@@ -15,7 +15,7 @@ pub struct Model {
     /// The body sent: `{"type", "timestamp", "data"}`.
     pub payload: Json,
     /// The subject the event is about (its deliveries go out in order).
-    pub subject_kind: Option<String>,
+    pub subject_kind: Option<crate::vocab::SubjectKind>,
     pub subject_id: Option<i64>,
     /// PENDING, SUCCEEDED or FAILED.
     pub status: String,

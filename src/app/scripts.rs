@@ -10,6 +10,7 @@ use crate::automation::script::{HookEvent, HookKind, RunOutcome};
 use crate::automation::snapshot;
 use crate::error::{ApiError, ApiResult};
 use crate::subjects::SubjectKind;
+use crate::vocab::Source;
 
 /// The event a dry run pretends happened.
 #[derive(Debug, Clone)]
@@ -98,7 +99,13 @@ impl AppState {
             hook: event.hook,
             tag: event.tag,
             segment,
-            source: if segment_event { "TRIGGER" } else { "MANUAL" }.into(),
+            source: if segment_event {
+                Source::Trigger
+            } else {
+                Source::Manual
+            }
+            .as_str()
+            .into(),
             depth: 0,
             subject,
         };

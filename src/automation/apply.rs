@@ -230,9 +230,9 @@ pub fn actions_json(actions: &[PlannedAction]) -> Value {
             .iter()
             .map(|action| match action {
                 PlannedAction::AddTag { target_kind, target_id, tag } => json!({
-                    "op": "ADDED", "tag": tag, "subjectKind": target_kind.as_str(), "subjectId": target_id }),
+                    "op": Op::Added.as_str(), "tag": tag, "subjectKind": target_kind.as_str(), "subjectId": target_id }),
                 PlannedAction::RemoveTag { target_kind, target_id, tag } => json!({
-                    "op": "REMOVED", "tag": tag, "subjectKind": target_kind.as_str(), "subjectId": target_id }),
+                    "op": Op::Removed.as_str(), "tag": tag, "subjectKind": target_kind.as_str(), "subjectId": target_id }),
                 PlannedAction::SetAttribute { target_kind, target_id, key, value } => json!({
                     "op": "SET_ATTRIBUTE", "key": key, "value": value,
                     "subjectKind": target_kind.as_str(), "subjectId": target_id }),
@@ -292,7 +292,7 @@ pub async fn apply_runs(
             script_version: Set(script.version),
             event_id: Set(event.id),
             event_kind: Set(event.kind.clone()),
-            subject_kind: Set(event.subject_kind.clone()),
+            subject_kind: Set(event.subject_kind),
             subject_id: Set(event.subject_id),
             ok: Set(outcome.ok),
             error: Set(outcome.error),

@@ -13,7 +13,7 @@ use sea_orm::{
 
 use super::AutomationError;
 use super::script::{CompiledScript, ScriptEngine};
-use crate::db::begin_write;
+use crate::db::{begin_write, find_in_workspace, find_many_in_workspace};
 use crate::subjects::clean_text;
 use crate::subjects::page::{Direction, Page, PageRequest, fetch};
 use crate::time::now;
@@ -180,11 +180,7 @@ pub async fn find(
     workspace_id: i64,
     id: i64,
 ) -> Result<Option<script::Model>, AutomationError> {
-    Ok(script::Entity::find()
-        .filter(script::Column::WorkspaceId.eq(workspace_id))
-        .filter(script::Column::Id.eq(id))
-        .one(db)
-        .await?)
+    Ok(find_in_workspace::<script::Entity>(db, workspace_id, id).await?)
 }
 
 /// Scripts of the workspace by id (for DataLoaders).
@@ -193,11 +189,7 @@ pub async fn find_many(
     workspace_id: i64,
     ids: &[i64],
 ) -> Result<Vec<script::Model>, AutomationError> {
-    Ok(script::Entity::find()
-        .filter(script::Column::WorkspaceId.eq(workspace_id))
-        .filter(script::Column::Id.is_in(ids.iter().copied()))
-        .all(db)
-        .await?)
+    Ok(find_many_in_workspace::<script::Entity>(db, workspace_id, ids).await?)
 }
 
 /// Every script of the workspace, by name.
@@ -231,11 +223,7 @@ pub async fn find_run(
     workspace_id: i64,
     id: i64,
 ) -> Result<Option<script_run::Model>, AutomationError> {
-    Ok(script_run::Entity::find()
-        .filter(script_run::Column::WorkspaceId.eq(workspace_id))
-        .filter(script_run::Column::Id.eq(id))
-        .one(db)
-        .await?)
+    Ok(find_in_workspace::<script_run::Entity>(db, workspace_id, id).await?)
 }
 
 /// A page of a script's runs, newest first.

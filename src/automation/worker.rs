@@ -14,21 +14,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use entity::{automation_event, script, segment};
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ConnectionTrait, DatabaseConnection};
+use chrono::{DateTime, Utc};
+use entity::{automation_event, script, script_run, segment};
+use sea_orm::{DatabaseConnection, DatabaseTransaction};
 use tokio::sync::Notify;
 use tracing::Instrument;
 
 use super::apply::{Run, apply_runs, prune_runs, record_runs};
 use super::listener::{OutboxListener, ScriptFailure};
-use super::script::{CompiledScript, HookEvent, RunOutcome};
+use super::script::{CompiledScript, HookEvent, HookKind, RunOutcome};
 use super::scripts::{self, Scripts};
 use super::{AutomationError, cause_of, hook_of, is_segment_event, snapshot};
-use crate::db::begin_write_first;
+use crate::db::{WriteTxn, begin_write_first};
 use crate::error::{Code, ErrorCode, INTERNAL_MESSAGE};
 use crate::metrics::Metrics;
-use crate::outbox::{self, status};
+use crate::outbox;
 use crate::segments::store::{self as segment_store, TagActions};
 use crate::subjects::SubjectKind;
 use crate::tagging::assign::{Actor, apply_tags};
@@ -90,6 +90,92 @@ struct Last {
     unheard: Vec<(i64, String)>,
     /// Whether to prune the runs log of the scripts that ran.
     prune: bool,
+}
+
+/// What gathering a batch found: the jobs to run, and the (workspace,
+/// event kind) pairs nobody hears, whose pending events are done too.
+#[derive(Default)]
+struct Gathered {
+    jobs: Vec<Job>,
+    unheard: Vec<(i64, String)>,
+}
+
+/// What a workspace's events may meet.
+struct Listeners {
+    /// The enabled scripts, compiled.
+    scripts: Vec<(Arc<script::Model>, Arc<CompiledScript>)>,
+    /// The segments the events name.
+    segments: HashMap<i64, Arc<segment::Model>>,
+    /// The event kinds the listener (webhooks) keeps.
+    listened: Vec<String>,
+}
+
+/// An event that a script's hook or a segment's actions hear.
+struct Heard<'a> {
+    event: &'a automation_event::Model,
+    hook: HookKind,
+    scripts: Vec<(Arc<script::Model>, Arc<CompiledScript>)>,
+    segment: Option<Arc<segment::Model>>,
+}
+
+impl Listeners {
+    /// The events something hears. The others are completed with the
+    /// batch; when no script hears a kind of tag event in the workspace
+    /// (and the listener does not keep it), its pending others are done too
+    /// (`unheard`; segment events differ by segment: each is looked at).
+    fn hear<'a>(
+        &self,
+        workspace_id: i64,
+        events: Vec<&'a automation_event::Model>,
+        unheard: &mut Vec<(i64, String)>,
+    ) -> Vec<Heard<'a>> {
+        let mut heard = Vec::new();
+        for event in events {
+            let Some(hook) = hook_of(&event.kind) else {
+                continue;
+            };
+            let scripts: Vec<_> = self
+                .scripts
+                .iter()
+                .filter(|(_, compiled)| compiled.has_hook(hook))
+                .cloned()
+                .collect();
+            let segment = event
+                .segment_id
+                .and_then(|id| self.segments.get(&id).cloned());
+            let triggers = segment
+                .as_ref()
+                .is_some_and(|s| !trigger_actions(s, &event.kind).is_empty());
+            if scripts.is_empty() && !triggers {
+                let kind = (workspace_id, event.kind.clone());
+                if !is_segment_event(&event.kind)
+                    && !self.listened.contains(&event.kind)
+                    && !unheard.contains(&kind)
+                {
+                    unheard.push(kind);
+                }
+            } else {
+                heard.push(Heard {
+                    event,
+                    hook,
+                    scripts,
+                    segment,
+                });
+            }
+        }
+        heard
+    }
+}
+
+/// What applying a chunk's jobs produced, for [`Worker::finish`].
+#[derive(Default)]
+struct Applied {
+    /// The runs to record.
+    records: Vec<script_run::ActiveModel>,
+    /// Events stopped at the depth limit, with their error.
+    stopped: Vec<(i64, String)>,
+    /// The failed runs, for the listener.
+    script_failures: Vec<ScriptFailure>,
 }
 
 /// Splits jobs, in order, into chunks whose plans write at most
@@ -219,8 +305,9 @@ impl Worker {
         Ok(())
     }
 
-    /// Runs the hooks of a batch of events and applies their plans in one
-    /// transaction, which also claims the next batch (returned).
+    /// Handles a batch: gathers the hooks its events call, runs them,
+    /// applies their plans and finishes the events (the last write also
+    /// claims the next batch, returned).
     async fn handle(
         &self,
         events: &[automation_event::Model],
@@ -231,8 +318,18 @@ impl Worker {
         {
             tracing::warn!(error = %e, "automation: refreshing the outbox's statistics failed");
         }
-        let mut jobs: Vec<Job> = Vec::new();
-        let mut unheard: Vec<(i64, String)> = Vec::new();
+        let Gathered { jobs, unheard } = self.gather(events).await?;
+        let jobs = self.run_hooks(jobs).await?;
+        self.apply(events, jobs, unheard, batch_number).await
+    }
+
+    /// The jobs of a batch, workspace by workspace, and the event kinds
+    /// nobody hears.
+    async fn gather(
+        &self,
+        events: &[automation_event::Model],
+    ) -> Result<Gathered, AutomationError> {
+        let mut gathered = Gathered::default();
         let mut by_workspace: BTreeMap<i64, Vec<&automation_event::Model>> = BTreeMap::new();
         for event in events {
             by_workspace
@@ -241,131 +338,134 @@ impl Worker {
                 .push(event);
         }
         for (workspace_id, events) in by_workspace {
-            let segment_ids: Vec<i64> = events.iter().filter_map(|e| e.segment_id).collect();
-            // The reads of a step run at once: round trips, not the
-            // database, are most of a batch's time.
-            let (enabled, segments, listened) = tokio::try_join!(
-                scripts::enabled(&self.db, workspace_id),
-                async {
-                    Ok(
-                        segment_store::find_many(&self.db, workspace_id, &segment_ids)
-                            .await?
-                            .into_iter()
-                            .map(|s| (s.id, Arc::new(s)))
-                            .collect::<HashMap<i64, Arc<segment::Model>>>(),
-                    )
-                },
-                async {
-                    Ok::<_, AutomationError>(match &self.listener {
-                        Some(listener) => listener.kinds(&self.db, workspace_id).await?,
-                        None => Vec::new(),
-                    })
-                },
-            )?;
-            let listening: Vec<(Arc<script::Model>, Arc<CompiledScript>)> = enabled
-                .into_iter()
-                .filter_map(|script| {
-                    let compiled = self.scripts.compiled(&script).ok()?;
-                    Some((Arc::new(script), compiled))
-                })
-                .collect();
-            let mut heard = Vec::new();
-            for event in events {
-                let Some(hook) = hook_of(&event.kind) else {
-                    continue;
-                };
-                let scripts: Vec<_> = listening
-                    .iter()
-                    .filter(|(_, compiled)| compiled.has_hook(hook))
-                    .cloned()
-                    .collect();
-                let segment = event.segment_id.and_then(|id| segments.get(&id).cloned());
-                let triggers = segment
-                    .as_ref()
-                    .is_some_and(|s| !trigger_actions(s, &event.kind).is_empty());
-                if scripts.is_empty() && !triggers {
-                    // Nothing to do for this event (it is completed with the
-                    // batch). No script hears this kind of tag event in this
-                    // workspace: the pending others are done too. (Segment
-                    // events differ by segment: each is looked at.)
-                    // (Unless the listener wants them: it hears each one as
-                    // it is completed.)
-                    let kind = (workspace_id, event.kind.clone());
-                    if !is_segment_event(&event.kind)
-                        && !listened.contains(&event.kind)
-                        && !unheard.contains(&kind)
-                    {
-                        unheard.push(kind);
-                    }
-                } else {
-                    heard.push((event, hook, scripts, segment));
-                }
-            }
-            if heard.is_empty() {
-                continue;
-            }
-            let subjects: Vec<(SubjectKind, i64)> = heard
-                .iter()
-                .map(|(e, _, _, _)| (SubjectKind::from_stored(&e.subject_kind), e.subject_id))
-                .collect();
-            let tag_ids: Vec<i64> = heard.iter().filter_map(|(e, _, _, _)| e.tag_id).collect();
-            let change_ids: Vec<i64> = heard
-                .iter()
-                .filter(|(e, _, _, _)| !is_segment_event(&e.kind))
-                .filter_map(|(e, _, _, _)| e.change_id)
-                .collect();
-            let (snapshots, tags, sources) = tokio::try_join!(
-                snapshot::load_many(&self.db, workspace_id, &subjects),
-                async {
-                    Ok(store::find_many(&self.db, workspace_id, &tag_ids)
-                        .await?
-                        .into_iter()
-                        .map(|t| (t.id, t.name))
-                        .collect::<HashMap<i64, String>>())
-                },
-                async {
-                    Ok(history::find_many(&self.db, workspace_id, &change_ids)
-                        .await?
-                        .into_iter()
-                        .map(|c| (c.id, c.source))
-                        .collect::<HashMap<i64, String>>())
-                },
-            )?;
-            for (event, hook, scripts, segment) in heard {
-                // A subject deleted since: nothing to run.
-                let Some(subject) = snapshots.get(&(
-                    SubjectKind::from_stored(&event.subject_kind),
-                    event.subject_id,
-                )) else {
-                    continue;
-                };
-                let hook_event = HookEvent {
-                    hook,
-                    tag: event.tag_id.and_then(|id| tags.get(&id).cloned()),
-                    segment: segment.as_ref().map(|s| s.name.clone()),
-                    source: match event.change_id {
-                        Some(id) if !is_segment_event(&event.kind) => {
-                            sources.get(&id).cloned().unwrap_or_else(|| "MANUAL".into())
-                        }
-                        _ => "TRIGGER".into(),
-                    },
-                    depth: Ord::max(event.depth, 0) as u32,
-                    subject: subject.clone(),
-                };
-                jobs.push(Job {
-                    event_id: event.id,
-                    segment,
-                    hook_event,
-                    scripts,
-                    outcomes: Vec::new(),
-                });
-            }
+            let listeners = self.listeners(workspace_id, &events).await?;
+            let heard = listeners.hear(workspace_id, events, &mut gathered.unheard);
+            gathered.jobs.extend(self.jobs(workspace_id, heard).await?);
         }
-        // Every hook of the batch, on the engine's threads.
+        Ok(gathered)
+    }
+
+    /// What a workspace's events may meet: its enabled scripts, the
+    /// segments the events name, the event kinds the listener keeps.
+    async fn listeners(
+        &self,
+        workspace_id: i64,
+        events: &[&automation_event::Model],
+    ) -> Result<Listeners, AutomationError> {
+        let segment_ids: Vec<i64> = events.iter().filter_map(|e| e.segment_id).collect();
+        // The reads of a step run at once: round trips, not the
+        // database, are most of a batch's time.
+        let (enabled, segments, listened) = tokio::try_join!(
+            scripts::enabled(&self.db, workspace_id),
+            async {
+                Ok(
+                    segment_store::find_many(&self.db, workspace_id, &segment_ids)
+                        .await?
+                        .into_iter()
+                        .map(|s| (s.id, Arc::new(s)))
+                        .collect::<HashMap<i64, Arc<segment::Model>>>(),
+                )
+            },
+            async {
+                Ok::<_, AutomationError>(match &self.listener {
+                    Some(listener) => listener.kinds(&self.db, workspace_id).await?,
+                    None => Vec::new(),
+                })
+            },
+        )?;
+        let scripts = enabled
+            .into_iter()
+            .filter_map(|script| {
+                let compiled = self.scripts.compiled(&script).ok()?;
+                Some((Arc::new(script), compiled))
+            })
+            .collect();
+        Ok(Listeners {
+            scripts,
+            segments,
+            listened,
+        })
+    }
+
+    /// One job per heard event, with what its hooks read: the subject's
+    /// snapshot, the tag's name, the source of the change.
+    async fn jobs(
+        &self,
+        workspace_id: i64,
+        heard: Vec<Heard<'_>>,
+    ) -> Result<Vec<Job>, AutomationError> {
+        if heard.is_empty() {
+            return Ok(Vec::new());
+        }
+        let subjects: Vec<(SubjectKind, i64)> = heard
+            .iter()
+            .map(|h| (h.event.subject_kind, h.event.subject_id))
+            .collect();
+        let tag_ids: Vec<i64> = heard.iter().filter_map(|h| h.event.tag_id).collect();
+        let change_ids: Vec<i64> = heard
+            .iter()
+            .filter(|h| !is_segment_event(&h.event.kind))
+            .filter_map(|h| h.event.change_id)
+            .collect();
+        let (snapshots, tags, sources) = tokio::try_join!(
+            snapshot::load_many(&self.db, workspace_id, &subjects),
+            async {
+                Ok(store::find_many(&self.db, workspace_id, &tag_ids)
+                    .await?
+                    .into_iter()
+                    .map(|t| (t.id, t.name))
+                    .collect::<HashMap<i64, String>>())
+            },
+            async {
+                Ok(history::find_many(&self.db, workspace_id, &change_ids)
+                    .await?
+                    .into_iter()
+                    .map(|c| (c.id, c.source))
+                    .collect::<HashMap<i64, Source>>())
+            },
+        )?;
+        let mut jobs = Vec::with_capacity(heard.len());
+        for Heard {
+            event,
+            hook,
+            scripts,
+            segment,
+        } in heard
+        {
+            // A subject deleted since: nothing to run.
+            let Some(subject) = snapshots.get(&(event.subject_kind, event.subject_id)) else {
+                continue;
+            };
+            let source = match event.change_id {
+                Some(id) if !is_segment_event(&event.kind) => {
+                    sources.get(&id).copied().unwrap_or(Source::Manual)
+                }
+                _ => Source::Trigger,
+            };
+            let hook_event = HookEvent {
+                hook,
+                tag: event.tag_id.and_then(|id| tags.get(&id).cloned()),
+                segment: segment.as_ref().map(|s| s.name.clone()),
+                source: source.as_str().into(),
+                depth: Ord::max(event.depth, 0) as u32,
+                subject: subject.clone(),
+            };
+            jobs.push(Job {
+                event_id: event.id,
+                segment,
+                hook_event,
+                scripts,
+                outcomes: Vec::new(),
+            });
+        }
+        Ok(jobs)
+    }
+
+    /// Runs every hook of the batch on the engine's threads, in one
+    /// hand-off; each job gets its outcomes.
+    async fn run_hooks(&self, mut jobs: Vec<Job>) -> Result<Vec<Job>, AutomationError> {
         let engine_scripts = Arc::clone(&self.scripts);
-        let jobs = tokio::task::spawn_blocking(move || {
-            let mut jobs = jobs;
-            // One hand-off to the engine's threads for the whole batch.
+        Ok(tokio::task::spawn_blocking(move || {
             let runs = jobs
                 .iter()
                 .flat_map(|job| {
@@ -380,12 +480,21 @@ impl Worker {
             }
             jobs
         })
-        .await?;
+        .await?)
+    }
 
-        // Applied in chunks bounded by the bytes their plans write, each in
-        // a write transaction of its own: a heavy plan commits alone, and
-        // other writers (other workspaces' API requests) take their turns
-        // between chunks instead of waiting for the whole batch.
+    /// Applies the batch's plans in chunks bounded by the bytes they write,
+    /// each in a write transaction of its own: a heavy plan commits alone,
+    /// and other writers (other workspaces' API requests) take their turns
+    /// between chunks instead of waiting for the whole batch. Returns the
+    /// next batch, claimed by the last chunk.
+    async fn apply(
+        &self,
+        events: &[automation_event::Model],
+        jobs: Vec<Job>,
+        unheard: Vec<(i64, String)>,
+        batch_number: u64,
+    ) -> Result<Vec<automation_event::Model>, AutomationError> {
         let chunks = chunk_by_bytes(jobs, self.settings.batch_bytes);
         let count = chunks.len();
         let mut scripts_run: Vec<i64> = Vec::new();
@@ -419,16 +528,13 @@ impl Worker {
     }
 
     /// Applies one chunk of a batch in a write transaction of its own: the
-    /// plans of its jobs, their runs, the completion of its events; the
-    /// last chunk also finishes the unheard events and claims the next
-    /// batch (returned).
+    /// plans of its jobs and their runs, then [`Worker::finish`].
     async fn apply_chunk(
         &self,
         chunk: Chunk<'_>,
         scripts_run: &mut Vec<i64>,
     ) -> Result<Vec<automation_event::Model>, AutomationError> {
         let Chunk { events, jobs, last } = chunk;
-        let max_attributes_bytes = self.scripts.engine.limits().max_attributes_bytes;
         let txn = begin_write_first(&self.db).await?;
         // Only the events this worker still holds (a lease that ran out
         // meanwhile may have passed one to another worker).
@@ -445,79 +551,112 @@ impl Worker {
         }
         let events: Vec<&automation_event::Model> =
             events.iter().filter(|e| held.contains(&e.id)).collect();
-        let mut records = Vec::new();
-        let mut stopped: Vec<(i64, String)> = Vec::new();
-        let mut script_failures: Vec<ScriptFailure> = Vec::new();
+        let mut applied = Applied::default();
         // Real time, not `self.clock` (which tests move for segments).
         let now = crate::time::now();
         for job in jobs {
             let Some(event) = events.iter().copied().find(|e| e.id == job.event_id) else {
                 continue;
             };
-            for ((script, _), outcome) in job.scripts.iter().zip(&job.outcomes) {
-                if !outcome.ok {
-                    script_failures.push(ScriptFailure {
-                        workspace_id: event.workspace_id,
-                        script_id: script.id,
-                        script_name: script.name.clone(),
-                        script_version: script.version,
-                        error: outcome.error.clone().unwrap_or_default(),
-                        event_kind: event.kind.clone(),
-                        tag: job.hook_event.tag.clone(),
-                        segment: job.hook_event.segment.clone(),
-                        subject_kind: SubjectKind::from_stored(&event.subject_kind),
-                        subject_id: event.subject_id,
-                        at: now,
-                    });
-                }
-            }
             for (script, _) in &job.scripts {
                 if !scripts_run.contains(&script.id) {
                     scripts_run.push(script.id);
                 }
             }
-            let runs = job
-                .scripts
-                .iter()
-                .zip(job.outcomes)
-                .map(|((script, _), outcome)| Run {
-                    script: script.as_ref(),
-                    outcome,
-                })
-                .collect();
-            let too_deep =
-                (event.depth + 1 > self.settings.max_depth).then_some(self.settings.max_depth);
-            if let Some(segment) = &job.segment {
-                let actions = trigger_actions(segment, &event.kind);
-                if !actions.is_empty() {
-                    match too_deep {
-                        Some(max) => stopped.push((
-                            event.id,
-                            format!(
-                                "a cascade deeper than {max} automated steps stopped here: \
-                                 segment {:?}'s actions were not applied",
-                                segment.name
-                            ),
-                        )),
-                        None => {
-                            apply_trigger(&txn, event, segment, &actions, &self.clock).await?;
-                        }
-                    }
+            self.apply_job(&txn, event, job, now, &mut applied).await?;
+        }
+        self.finish(txn, &events, applied, last, scripts_run).await
+    }
+
+    /// Applies one job in the chunk's transaction: the segment's trigger
+    /// actions, then the plans of the successful runs (a cascade past the
+    /// depth limit stops with an error instead).
+    async fn apply_job(
+        &self,
+        txn: &DatabaseTransaction,
+        event: &automation_event::Model,
+        job: Job,
+        now: DateTime<Utc>,
+        applied: &mut Applied,
+    ) -> Result<(), AutomationError> {
+        for ((script, _), outcome) in job.scripts.iter().zip(&job.outcomes) {
+            if !outcome.ok {
+                applied.script_failures.push(ScriptFailure {
+                    workspace_id: event.workspace_id,
+                    script_id: script.id,
+                    script_name: script.name.clone(),
+                    script_version: script.version,
+                    error: outcome.error.clone().unwrap_or_default(),
+                    event_kind: event.kind.clone(),
+                    tag: job.hook_event.tag.clone(),
+                    segment: job.hook_event.segment.clone(),
+                    subject_kind: event.subject_kind,
+                    subject_id: event.subject_id,
+                    at: now,
+                });
+            }
+        }
+        let runs = job
+            .scripts
+            .iter()
+            .zip(job.outcomes)
+            .map(|((script, _), outcome)| Run {
+                script: script.as_ref(),
+                outcome,
+            })
+            .collect();
+        let too_deep =
+            (event.depth + 1 > self.settings.max_depth).then_some(self.settings.max_depth);
+        if let Some(segment) = &job.segment {
+            let actions = trigger_actions(segment, &event.kind);
+            if !actions.is_empty() {
+                match too_deep {
+                    Some(max) => applied.stopped.push((
+                        event.id,
+                        format!(
+                            "a cascade deeper than {max} automated steps stopped here: \
+                             segment {:?}'s actions were not applied",
+                            segment.name
+                        ),
+                    )),
+                    None => apply_trigger(txn, event, segment, &actions, &self.clock).await?,
                 }
             }
-            records.extend(
-                apply_runs(
-                    &txn,
-                    event,
-                    &job.hook_event.subject,
-                    runs,
-                    too_deep,
-                    max_attributes_bytes,
-                    &self.clock,
-                )
-                .await?,
-            );
         }
+        let max_attributes_bytes = self.scripts.engine.limits().max_attributes_bytes;
+        applied.records.extend(
+            apply_runs(
+                txn,
+                event,
+                &job.hook_event.subject,
+                runs,
+                too_deep,
+                max_attributes_bytes,
+                &self.clock,
+            )
+            .await?,
+        );
+        Ok(())
+    }
+
+    /// Finishes a chunk in its transaction: records the runs, completes
+    /// the events (telling the listener), stops those past the depth
+    /// limit; the last chunk also prunes the runs log now and then,
+    /// completes the unheard events and claims the next batch (returned).
+    /// Then commits and tells who waits for the changes.
+    async fn finish(
+        &self,
+        txn: WriteTxn,
+        events: &[&automation_event::Model],
+        applied: Applied,
+        last: Option<Last>,
+        scripts_run: &[i64],
+    ) -> Result<Vec<automation_event::Model>, AutomationError> {
+        let Applied {
+            records,
+            stopped,
+            script_failures,
+        } = applied;
         let event_ids: Vec<i64> = events.iter().map(|e| e.id).collect();
         let runs = records.len() as u64;
         let failed_runs = records
@@ -538,7 +677,7 @@ impl Worker {
         // The listener's rows (webhook deliveries) for the events completed
         // here, in this transaction: written if and only if they are done.
         let heard = match &self.listener {
-            Some(listener) => listener.handled(&txn, &events, &script_failures).await?,
+            Some(listener) => listener.handled(&txn, events, &script_failures).await?,
             None => 0,
         };
         for (event_id, error) in stopped {
@@ -548,20 +687,13 @@ impl Worker {
         if let Some(Last { unheard, prune }) = last {
             // Prune the runs log now and then, not on every batch.
             if prune {
-                for &script_id in scripts_run.iter() {
+                for &script_id in scripts_run {
                     prune_runs(&txn, script_id, self.settings.runs_kept).await?;
                 }
             }
             // Nobody listens to these kinds in these workspaces: their pending events are done too.
             for (workspace_id, kind) in unheard {
-                let update = Query::update()
-                    .table(automation_event::Entity)
-                    .value(automation_event::Column::Status, status::DONE)
-                    .and_where(Expr::col(automation_event::Column::WorkspaceId).eq(workspace_id))
-                    .and_where(Expr::col(automation_event::Column::Kind).eq(kind))
-                    .and_where(Expr::col(automation_event::Column::Status).eq(status::PENDING))
-                    .to_owned();
-                txn.execute(&update).await?;
+                outbox::complete_pending(&txn, workspace_id, &kind).await?;
             }
             // The next batch, in this write turn: it sees the events this
             // batch's changes wrote, and those finished here no longer hold
@@ -643,7 +775,7 @@ fn trigger_actions(segment: &segment::Model, kind: &str) -> TagActions<i64> {
 /// Applies a segment's entry or exit actions to the event's subject: source
 /// TRIGGER, the segment's name as actor, the entry or exit as cause.
 async fn apply_trigger(
-    txn: &sea_orm::DatabaseTransaction,
+    txn: &DatabaseTransaction,
     event: &automation_event::Model,
     segment: &segment::Model,
     actions: &TagActions<i64>,
@@ -655,7 +787,7 @@ async fn apply_trigger(
         cause: cause_of(event),
         depth: event.depth + 1,
     };
-    let kind = SubjectKind::from_stored(&event.subject_kind);
+    let kind = event.subject_kind;
     let targets = [(kind, Target::Ids(vec![event.subject_id]))];
     for (op, ids) in [(Op::Added, &actions.add), (Op::Removed, &actions.remove)] {
         if ids.is_empty() {
@@ -687,7 +819,7 @@ mod tests {
                 hook: HookKind::TagAdded,
                 tag: Some("t".into()),
                 segment: None,
-                source: "MANUAL".into(),
+                source: Source::Manual.as_str().into(),
                 depth: 0,
                 subject,
             },

@@ -13,6 +13,7 @@ use crate::automation::script::{HookKind, PlannedAction as Planned};
 use crate::automation::{apply, events, hook_of, scripts};
 use crate::error::{ApiError, Code};
 use crate::subjects::SubjectKind as DomainKind;
+use crate::vocab::Op;
 
 use super::connection::{CountedConnection, TotalCount, connection, page_complexity, page_request};
 use super::context::{loaders, require, state};
@@ -141,8 +142,13 @@ pub struct PlannedAttributeChange {
     subject_id: ID,
 }
 
+/// The kind a planned action's `subjectKind` names (`ACCOUNT`, else `USER`).
 fn kind_from_str(kind: &str) -> SubjectKind {
-    DomainKind::from_stored(kind).into()
+    if kind == DomainKind::Account.as_str() {
+        SubjectKind::Account
+    } else {
+        SubjectKind::User
+    }
 }
 
 /// Splits stored or planned actions into tag changes and attribute changes.
@@ -154,16 +160,18 @@ fn split_actions(actions: &Value) -> (Vec<PlannedAction>, Vec<PlannedAttributeCh
         let subject_kind = kind_from_str(&text("subjectKind"));
         let subject_id = ID(text("subjectId"));
         match action["op"].as_str() {
-            Some("ADDED") | Some("REMOVED") => tags.push(PlannedAction {
-                op: if action["op"] == "ADDED" {
-                    TagOp::Added
-                } else {
-                    TagOp::Removed
-                },
-                tag: text("tag"),
-                subject_kind,
-                subject_id,
-            }),
+            Some(op) if op == Op::Added.as_str() || op == Op::Removed.as_str() => {
+                tags.push(PlannedAction {
+                    op: if op == Op::Added.as_str() {
+                        TagOp::Added
+                    } else {
+                        TagOp::Removed
+                    },
+                    tag: text("tag"),
+                    subject_kind,
+                    subject_id,
+                })
+            }
             Some("SET_ATTRIBUTE") => attributes.push(PlannedAttributeChange {
                 key: text("key"),
                 value: Json(action["value"].clone()),
@@ -198,13 +206,9 @@ impl ScriptRun {
         event_kind(&self.0.event_kind)
     }
     async fn subject(&self, ctx: &Context<'_>) -> Result<Subject> {
-        load_subject(
-            ctx,
-            DomainKind::from_stored(&self.0.subject_kind),
-            self.0.subject_id,
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found("subject not found"))
+        load_subject(ctx, self.0.subject_kind, self.0.subject_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("subject not found"))
     }
     /// Whether the hook ran to its end within its limits and its plan was applied.
     async fn ok(&self) -> bool {
@@ -288,12 +292,7 @@ impl AutomationEvent {
         event_kind(&self.0.kind)
     }
     async fn subject(&self, ctx: &Context<'_>) -> Result<Option<Subject>> {
-        load_subject(
-            ctx,
-            DomainKind::from_stored(&self.0.subject_kind),
-            self.0.subject_id,
-        )
-        .await
+        load_subject(ctx, self.0.subject_kind, self.0.subject_id).await
     }
     async fn tag(&self, ctx: &Context<'_>) -> Result<Option<Tag>> {
         let Some(tag_id) = self.0.tag_id else {

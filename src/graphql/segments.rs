@@ -83,7 +83,7 @@ impl Segment {
         self.0.folder.as_deref()
     }
     async fn subject_kind(&self) -> SubjectKind {
-        DomainKind::from_stored(&self.0.subject_kind).into()
+        self.0.subject_kind.into()
     }
     /// Canonical text of the filter expression (see DESIGN.md, Filter language).
     async fn filter(&self) -> &str {
@@ -233,10 +233,9 @@ impl SegmentChange {
         ids::encode(NodeKind::SegmentChange, self.0.id)
     }
     async fn op(&self) -> SegmentOp {
-        if self.0.op == membership::Op::Entered.as_str() {
-            SegmentOp::Entered
-        } else {
-            SegmentOp::Exited
+        match self.0.op {
+            membership::Op::Entered => SegmentOp::Entered,
+            membership::Op::Exited => SegmentOp::Exited,
         }
     }
     async fn segment(&self, ctx: &Context<'_>) -> Result<Option<Segment>> {
@@ -248,17 +247,10 @@ impl SegmentChange {
     }
     /// The subject; null when it was deleted since.
     async fn subject(&self, ctx: &Context<'_>) -> Result<Option<Subject>> {
-        load_subject(
-            ctx,
-            DomainKind::from_stored(&self.0.subject_kind),
-            self.0.subject_id,
-        )
-        .await
+        load_subject(ctx, self.0.subject_kind, self.0.subject_id).await
     }
     async fn reason(&self) -> SegmentChangeReason {
-        membership::Reason::parse(&self.0.reason)
-            .unwrap_or(membership::Reason::Tags)
-            .into()
+        self.0.reason.into()
     }
     /// The tag change that led to it, when one did.
     async fn cause(&self, ctx: &Context<'_>) -> Result<Option<TagChange>> {

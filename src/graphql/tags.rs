@@ -206,10 +206,8 @@ impl TagChange {
     pub async fn id(&self) -> ID {
         ids::encode(NodeKind::TagChange, self.0.id)
     }
-    async fn op(&self) -> Result<TagOp> {
-        Ok(Op::parse(&self.0.op)
-            .ok_or_else(|| ApiError::new(crate::error::Code::Internal, "unknown op stored"))?
-            .into())
+    async fn op(&self) -> TagOp {
+        self.0.op.into()
     }
     async fn tag(&self, ctx: &Context<'_>) -> Result<Tag> {
         let tag = loaders(ctx)?.tags.load_one(self.0.tag_id).await?;
@@ -218,15 +216,13 @@ impl TagChange {
         ))
     }
     async fn subject(&self, ctx: &Context<'_>) -> Result<Subject> {
-        let kind = DomainKind::from_stored(&self.0.subject_kind);
+        let kind = self.0.subject_kind;
         load_subject(ctx, kind, self.0.subject_id)
             .await?
             .ok_or_else(|| ApiError::not_found("subject not found"))
     }
-    async fn source(&self) -> Result<ChangeSource> {
-        Ok(Source::parse(&self.0.source)
-            .ok_or_else(|| ApiError::new(crate::error::Code::Internal, "unknown source stored"))?
-            .into())
+    async fn source(&self) -> ChangeSource {
+        self.0.source.into()
     }
     /// API key name, script name or segment name that made the change.
     async fn actor(&self) -> Option<&str> {

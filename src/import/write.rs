@@ -13,12 +13,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use entity::{account, user};
-use sea_orm::sea_query::{Alias, Expr, Func, OnConflict, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
-use serde_json::json;
 
 use super::ImportError;
 use super::plan::{self, Action, ExistingAccount, ExistingUser};
@@ -26,6 +24,7 @@ use super::rows::{AccountRef, AccountRow, RowError, UserRow};
 use crate::db::{begin_write, lost_race};
 use crate::segments::membership::{self, Changed, MAX_IN_MEMORY, Reason};
 use crate::subjects::SubjectKind;
+use crate::subjects::batch::{self, UserFields};
 use crate::tagging::assign::{Actor, apply_to_targets};
 use crate::tags::name::TagName;
 use crate::tags::write::Target;
@@ -34,8 +33,6 @@ use crate::time::{Clock, now};
 
 /// Values per `IN (...)` list.
 const IN_CHUNK: usize = 1_000;
-/// Rows per multi-row insert (at most 10 values each).
-const INSERT_CHUNK: usize = 500;
 /// A batch that loses a race with another writer (PostgreSQL: a unique key
 /// taken meanwhile, a deadlock) is tried again.
 const ATTEMPTS: usize = 3;
@@ -115,103 +112,25 @@ impl Writer<'_> {
             let accounts = resolve_accounts(&*txn, ws, refs, &mut new_accounts).await?;
             let account_of = |row: &UserRow| row.account.as_ref().and_then(|a| accounts.get(a));
             let at = now();
-            let updates: Vec<(i64, &UserRow)> = planned
-                .iter()
-                .filter_map(|(i, row, action)| match action {
+            let mut updates = Vec::new();
+            let mut inserts = Vec::new();
+            for (i, row, action) in &planned {
+                match action {
                     Action::Update { id } => {
                         ids[*i] = Some(*id);
-                        Some((*id, *row))
+                        updates.push((*id, user_fields(row, account_of(row).copied())));
                     }
-                    _ => None,
-                })
-                .collect();
-            for chunk in updates.chunks(INSERT_CHUNK) {
-                let mut insert = Query::insert();
-                insert.into_table(user::Entity).columns([
-                    user::Column::Id,
-                    user::Column::WorkspaceId,
-                    user::Column::ExternalId,
-                    user::Column::Email,
-                    user::Column::FirstName,
-                    user::Column::LastName,
-                    user::Column::AccountId,
-                    user::Column::Attributes,
-                    user::Column::CreatedAt,
-                    user::Column::UpdatedAt,
-                ]);
-                for (id, row) in chunk {
-                    insert.values_panic([
-                        Expr::val(*id),
-                        Expr::val(ws),
-                        Expr::val(row.external_id.clone()),
-                        Expr::val(row.email.as_str()),
-                        Expr::val(row.first_name.clone()),
-                        Expr::val(row.last_name.clone()),
-                        Expr::val(account_of(row).copied()),
-                        Expr::val(json!({})),
-                        Expr::val(at),
-                        Expr::val(at),
-                    ]);
+                    Action::Insert => {
+                        inserts.push((*i, user_fields(row, account_of(row).copied())))
+                    }
+                    Action::Conflict(_) => {}
                 }
-                let excluded = |column: user::Column| Expr::col((Alias::new("excluded"), column));
-                let keep = |column: user::Column| {
-                    Expr::from(Func::coalesce([
-                        excluded(column),
-                        Expr::col((user::Entity, column)),
-                    ]))
-                };
-                insert.on_conflict(
-                    OnConflict::column(user::Column::Id)
-                        .value(user::Column::Email, excluded(user::Column::Email))
-                        .value(user::Column::ExternalId, keep(user::Column::ExternalId))
-                        .value(user::Column::FirstName, keep(user::Column::FirstName))
-                        .value(user::Column::LastName, keep(user::Column::LastName))
-                        .value(user::Column::AccountId, keep(user::Column::AccountId))
-                        .value(user::Column::UpdatedAt, excluded(user::Column::UpdatedAt))
-                        .to_owned(),
-                );
-                txn.execute(&insert).await?;
             }
-            let inserts: Vec<(usize, &UserRow)> = planned
-                .iter()
-                .filter(|(_, _, action)| matches!(action, Action::Insert))
-                .map(|(i, row, _)| (*i, *row))
-                .collect();
-            for chunk in inserts.chunks(INSERT_CHUNK) {
-                let mut insert = Query::insert();
-                insert.into_table(user::Entity).columns([
-                    user::Column::WorkspaceId,
-                    user::Column::ExternalId,
-                    user::Column::Email,
-                    user::Column::FirstName,
-                    user::Column::LastName,
-                    user::Column::AccountId,
-                    user::Column::Attributes,
-                    user::Column::CreatedAt,
-                    user::Column::UpdatedAt,
-                ]);
-                for (_, row) in chunk {
-                    insert.values_panic([
-                        Expr::val(ws),
-                        Expr::val(row.external_id.clone()),
-                        Expr::val(row.email.as_str()),
-                        Expr::val(row.first_name.clone()),
-                        Expr::val(row.last_name.clone()),
-                        Expr::val(account_of(row).copied()),
-                        Expr::val(json!({})),
-                        Expr::val(at),
-                        Expr::val(at),
-                    ]);
-                }
-                insert
-                    .returning(Query::returning().columns([user::Column::Id, user::Column::Email]));
-                let mut by_email: HashMap<String, i64> = HashMap::with_capacity(chunk.len());
-                for row in txn.query_all(&insert).await? {
-                    by_email.insert(row.try_get_by_index(1)?, row.try_get_by_index(0)?);
-                }
-                for (i, row) in chunk {
-                    ids[*i] = by_email.get(row.email.as_str()).copied();
-                }
+            batch::update_users(&*txn, ws, &updates, at).await?;
+            let new: Vec<UserFields> = inserts.iter().map(|(_, fields)| *fields).collect();
+            let created = batch::insert_users(&*txn, ws, &new, at).await?;
+            for ((i, _), id) in inserts.iter().zip(created) {
+                ids[*i] = id;
             }
             start += actions.len();
         }
@@ -270,41 +189,11 @@ impl Writer<'_> {
                     Action::Conflict(_) => {}
                 }
             }
-            for chunk in updates.chunks(INSERT_CHUNK) {
-                let mut insert = Query::insert();
-                insert.into_table(account::Entity).columns([
-                    account::Column::Id,
-                    account::Column::WorkspaceId,
-                    account::Column::ExternalId,
-                    account::Column::Name,
-                    account::Column::Attributes,
-                    account::Column::CreatedAt,
-                    account::Column::UpdatedAt,
-                ]);
-                for (id, row, name) in chunk {
-                    insert.values_panic([
-                        Expr::val(*id),
-                        Expr::val(ws),
-                        Expr::val(row.external_id.clone()),
-                        Expr::val(name.as_str()),
-                        Expr::val(json!({})),
-                        Expr::val(at),
-                        Expr::val(at),
-                    ]);
-                }
-                let excluded =
-                    |column: account::Column| Expr::col((Alias::new("excluded"), column));
-                insert.on_conflict(
-                    OnConflict::column(account::Column::Id)
-                        .value(account::Column::Name, excluded(account::Column::Name))
-                        .value(
-                            account::Column::UpdatedAt,
-                            excluded(account::Column::UpdatedAt),
-                        )
-                        .to_owned(),
-                );
-                txn.execute(&insert).await?;
-            }
+            let updates: Vec<(i64, Option<&str>, &str)> = updates
+                .iter()
+                .map(|(id, row, name)| (*id, row.external_id.as_deref(), name.as_str()))
+                .collect();
+            batch::update_accounts(&*txn, ws, &updates, at).await?;
             let new: Vec<(Option<&str>, &str)> = inserts
                 .iter()
                 .map(|(_, row)| {
@@ -312,7 +201,7 @@ impl Writer<'_> {
                     (row.external_id.as_deref(), name.unwrap_or_default())
                 })
                 .collect();
-            let created = insert_accounts(&*txn, ws, &new).await?;
+            let created = batch::insert_accounts(&*txn, ws, &new, at).await?;
             for ((i, _), id) in inserts.iter().zip(created) {
                 ids[*i] = Some(id);
             }
@@ -453,6 +342,17 @@ impl Statistics {
             self.written = 0;
         }
         Ok(())
+    }
+}
+
+/// A user row's fields as the batch writes them.
+fn user_fields(row: &UserRow, account_id: Option<i64>) -> UserFields<'_> {
+    UserFields {
+        external_id: row.external_id.as_deref(),
+        email: row.email.as_str(),
+        first_name: row.first_name.as_deref(),
+        last_name: row.last_name.as_deref(),
+        account_id,
     }
 }
 
@@ -614,56 +514,6 @@ async fn find_accounts(
     Ok(found.into_values().collect())
 }
 
-/// Inserts accounts `(external_id, name)`; returns their ids in order.
-async fn insert_accounts(
-    db: &impl ConnectionTrait,
-    workspace_id: i64,
-    accounts: &[(Option<&str>, &str)],
-) -> Result<Vec<i64>, DbErr> {
-    let at = now();
-    let mut ids = Vec::with_capacity(accounts.len());
-    for chunk in accounts.chunks(INSERT_CHUNK) {
-        let mut insert = Query::insert();
-        insert.into_table(account::Entity).columns([
-            account::Column::WorkspaceId,
-            account::Column::ExternalId,
-            account::Column::Name,
-            account::Column::Attributes,
-            account::Column::CreatedAt,
-            account::Column::UpdatedAt,
-        ]);
-        for (external_id, name) in chunk {
-            insert.values_panic([
-                Expr::val(workspace_id),
-                Expr::val(external_id.map(str::to_owned)),
-                Expr::val(*name),
-                Expr::val(json!({})),
-                Expr::val(at),
-                Expr::val(at),
-            ]);
-        }
-        insert.returning(Query::returning().columns([
-            account::Column::Id,
-            account::Column::ExternalId,
-            account::Column::Name,
-        ]));
-        // RETURNING's order is not promised: match rows back by key.
-        let mut by_key: HashMap<(Option<String>, String), i64> = HashMap::new();
-        for row in db.query_all(&insert).await? {
-            let id: i64 = row.try_get_by_index(0)?;
-            by_key.insert((row.try_get_by_index(1)?, row.try_get_by_index(2)?), id);
-        }
-        for (external_id, name) in chunk {
-            let key = (external_id.map(str::to_owned), (*name).to_owned());
-            let id = by_key.get(&key).copied().ok_or_else(|| {
-                DbErr::Custom(format!("the new account {name:?} was not returned"))
-            })?;
-            ids.push(id);
-        }
-    }
-    Ok(ids)
-}
-
 /// The ids of the accounts user rows name: found by external id, else by
 /// name (the oldest of that name), created when missing (`new` collects them).
 async fn resolve_accounts<'r>(
@@ -728,7 +578,7 @@ async fn resolve_accounts<'r>(
     let mut to_create: Vec<(Option<&str>, &str)> =
         wanted.iter().map(|(x, name)| (Some(*x), *name)).collect();
     to_create.extend(missing.iter().map(|(_, key)| *key));
-    let created = insert_accounts(db, workspace_id, &to_create).await?;
+    let created = batch::insert_accounts(db, workspace_id, &to_create, now()).await?;
     new.extend(&created);
     let created: HashMap<(Option<&str>, &str), i64> = to_create.into_iter().zip(created).collect();
     for r in &refs {

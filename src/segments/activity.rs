@@ -96,7 +96,7 @@ pub async fn track(
     }
     event::ActiveModel {
         workspace_id: Set(workspace_id),
-        subject_kind: Set(kind.as_str().to_owned()),
+        subject_kind: Set(kind),
         subject_id: Set(subject_id),
         name: Set(name.to_owned()),
         at: Set(at),

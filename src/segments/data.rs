@@ -34,15 +34,7 @@ pub async fn users(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows = find_many_in_workspace(
-        db,
-        user::Entity,
-        user::Column::WorkspaceId,
-        user::Column::Id,
-        workspace_id,
-        ids,
-    )
-    .await?;
+    let rows = find_many_in_workspace::<user::Entity>(db, workspace_id, ids).await?;
     let mut data =
         rows_into_data(db, workspace_id, DomainKind::User, rows, user_data, needs).await?;
     if needs.account {
@@ -74,15 +66,7 @@ pub async fn accounts(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows = find_many_in_workspace(
-        db,
-        account::Entity,
-        account::Column::WorkspaceId,
-        account::Column::Id,
-        workspace_id,
-        ids,
-    )
-    .await?;
+    let rows = find_many_in_workspace::<account::Entity>(db, workspace_id, ids).await?;
     let data = rows_into_data(
         db,
         workspace_id,

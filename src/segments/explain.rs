@@ -37,7 +37,7 @@ pub async fn membership(
     let segment = store::find(db, workspace_id, segment_id)
         .await?
         .ok_or(SegmentError::NotFound("segment"))?;
-    let segment_kind = DomainKind::from_stored(&segment.subject_kind);
+    let segment_kind = segment.subject_kind;
     if segment_kind != kind {
         return Err(SegmentError::Invalid(format!(
             "segment {:?} holds {}, and this subject is not one",
@@ -114,7 +114,7 @@ pub async fn change(
     let segment = store::find(db, workspace_id, segment_id)
         .await?
         .ok_or(SegmentError::NotFound("segment"))?;
-    let kind = DomainKind::from_stored(&segment.subject_kind);
+    let kind = segment.subject_kind;
     let (new_filter, segments) =
         store::check_filter(db, workspace_id, text, kind, Some(&segment.name)).await?;
     let current = match stored_filter(&segment) {

@@ -34,44 +34,9 @@ pub const MAX_IN_MEMORY: usize = 2_000;
 /// Rows per multi-row insert or `IN` list.
 const CHUNK: usize = 500;
 
-/// Why a subject was re-evaluated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    /// Its tags changed.
-    Tags,
-    /// Its fields or attributes changed (upsert).
-    Fields,
-    /// An event was tracked for it.
-    Event,
-    /// Its account or one of its users changed.
-    Related,
-    /// Time passed (the sweep).
-    Time,
-}
-
-impl Reason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Tags => "TAGS",
-            Reason::Fields => "FIELDS",
-            Reason::Event => "EVENT",
-            Reason::Related => "RELATED",
-            Reason::Time => "TIME",
-        }
-    }
-
-    pub fn parse(stored: &str) -> Option<Reason> {
-        [
-            Reason::Tags,
-            Reason::Fields,
-            Reason::Event,
-            Reason::Related,
-            Reason::Time,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == stored)
-    }
-}
+/// Why a subject was re-evaluated, and whether it entered or left: the
+/// words of `segment_changes`, typed in the entity.
+pub use entity::vocab::{MembershipOp as Op, Reason};
 
 /// One subject entering or leaving a segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,7 +138,7 @@ pub fn stored_filter(segment: &segment::Model) -> Option<Filter> {
     const KEPT: usize = 10_000;
     type Parsed = HashMap<(SubjectKind, String), Filter>;
     static PARSED: LazyLock<Mutex<Parsed>> = LazyLock::new(Default::default);
-    let kind = SubjectKind::from(DomainKind::from_stored(&segment.subject_kind));
+    let kind = SubjectKind::from(segment.subject_kind);
     let key = (kind, segment.filter.clone());
     if let Some(filter) = PARSED
         .lock()
@@ -248,7 +213,7 @@ pub async fn after_tag_writes(
     depth: i32,
     now: DateTime<Utc>,
 ) -> Result<(), SegmentError> {
-    let changed: Vec<(String, i64, i64)> = tag_change::Entity::find()
+    let changed: Vec<(DomainKind, i64, i64)> = tag_change::Entity::find()
         .select_only()
         .column(tag_change::Column::SubjectKind)
         .column(tag_change::Column::SubjectId)
@@ -267,7 +232,7 @@ pub async fn after_tag_writes(
     let changed: Vec<Changed> = changed
         .into_iter()
         .map(|(kind, id, cause)| Changed {
-            kind: DomainKind::from_stored(&kind),
+            kind,
             id,
             cause: Some(cause),
         })
@@ -307,9 +272,9 @@ async fn reevaluate_in_turn(
     let lookup = |name: &str| segments.filter(name);
     let tracked = segments.tracked();
     let of_kind = |kind: SubjectKind| {
-        tracked.iter().filter(move |(s, _, _)| {
-            SubjectKind::from(DomainKind::from_stored(&s.subject_kind)) == kind
-        })
+        tracked
+            .iter()
+            .filter(move |(s, _, _)| SubjectKind::from(s.subject_kind) == kind)
     };
     let user_reach =
         of_kind(SubjectKind::User).fold(Reach::default(), |acc, (_, _, r)| union(acc, *r));
@@ -692,7 +657,7 @@ async fn announce(
             insert.values_panic([
                 workspace_id.into(),
                 segment.id.into(),
-                segment.subject_kind.clone().into(),
+                segment.subject_kind.as_str().into(),
                 moved.subject_id.into(),
                 op.as_str().into(),
                 moved.reason.as_str().into(),
@@ -705,7 +670,7 @@ async fn announce(
     for op in [Op::Entered, Op::Exited] {
         let events = Query::select()
             .column(segment_change::Column::WorkspaceId)
-            .expr(Expr::val(op.event_kind()))
+            .expr(Expr::val(event_kind(op)))
             .column(segment_change::Column::SubjectKind)
             .column(segment_change::Column::SubjectId)
             .column(segment_change::Column::SegmentId)
@@ -723,26 +688,11 @@ async fn announce(
     Ok(())
 }
 
-/// An entry or an exit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    Entered,
-    Exited,
-}
-
-impl Op {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Op::Entered => "ENTERED",
-            Op::Exited => "EXITED",
-        }
-    }
-
-    fn event_kind(self) -> &'static str {
-        match self {
-            Op::Entered => outbox::kind::SEGMENT_ENTERED,
-            Op::Exited => outbox::kind::SEGMENT_EXITED,
-        }
+/// The outbox event announcing an entry or an exit.
+fn event_kind(op: Op) -> &'static str {
+    match op {
+        Op::Entered => outbox::kind::SEGMENT_ENTERED,
+        Op::Exited => outbox::kind::SEGMENT_EXITED,
     }
 }
 

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::SegmentError;
 use super::filter::{Filter, SubjectKind};
 use super::membership::{self, Segments};
-use crate::db::{begin_write, is_unique_violation};
+use crate::db::{begin_write, find_in_workspace, find_many_in_workspace, is_unique_violation};
 use crate::tags::store as tag_store;
 use crate::vocab::SubjectKind as DomainKind;
 
@@ -223,7 +223,7 @@ pub async fn create(
         workspace_id: Set(workspace_id),
         name: Set(name.clone()),
         folder: Set(folder),
-        subject_kind: Set(spec.kind.as_str().to_owned()),
+        subject_kind: Set(spec.kind),
         filter: Set(filter.to_string()),
         tracked: Set(listened || !on_entry.is_empty() || !on_exit.is_empty()),
         time_based: Set(filter.reach(&lookup).clock),
@@ -276,7 +276,7 @@ pub async fn update(
     }
     refuse_oversized_dependents(&segments, &name, &filter)?;
     let renamed = current.name != name;
-    let rekinded = current.subject_kind != spec.kind.as_str();
+    let rekinded = current.subject_kind != spec.kind;
     if (renamed || rekinded)
         && let Some(user) = dependents(&segments, &current.name).first()
     {
@@ -294,7 +294,7 @@ pub async fn update(
     let mut active = current.clone().into_active_model();
     active.name = Set(name.clone());
     active.folder = Set(folder);
-    active.subject_kind = Set(spec.kind.as_str().to_owned());
+    active.subject_kind = Set(spec.kind);
     active.filter = Set(filter.to_string());
     active.tracked = Set(listened || !on_entry.is_empty() || !on_exit.is_empty());
     active.time_based = Set(time_based);
@@ -397,11 +397,7 @@ pub async fn find(
     workspace_id: i64,
     id: i64,
 ) -> Result<Option<segment::Model>, SegmentError> {
-    Ok(segment::Entity::find()
-        .filter(segment::Column::WorkspaceId.eq(workspace_id))
-        .filter(segment::Column::Id.eq(id))
-        .one(db)
-        .await?)
+    Ok(find_in_workspace::<segment::Entity>(db, workspace_id, id).await?)
 }
 
 /// Segments among `ids` that are in the workspace.
@@ -410,14 +406,7 @@ pub async fn find_many(
     workspace_id: i64,
     ids: &[i64],
 ) -> Result<Vec<segment::Model>, SegmentError> {
-    if ids.is_empty() {
-        return Ok(Vec::new()); // no statement for nothing
-    }
-    Ok(segment::Entity::find()
-        .filter(segment::Column::WorkspaceId.eq(workspace_id))
-        .filter(segment::Column::Id.is_in(ids.iter().copied()))
-        .all(db)
-        .await?)
+    Ok(find_many_in_workspace::<segment::Entity>(db, workspace_id, ids).await?)
 }
 
 /// The workspace's segments in name order, optionally of one folder.
@@ -623,7 +612,7 @@ pub async fn members(
         &segments,
         now,
     );
-    Ok((DomainKind::from_stored(&segment.subject_kind), query))
+    Ok((segment.subject_kind, query))
 }
 
 /// The segments each subject is a member of at `now` (evaluated live), by
@@ -641,7 +630,7 @@ pub async fn segments_of(
     let mut result: std::collections::HashMap<(DomainKind, i64), Vec<segment::Model>> =
         subjects.iter().map(|key| (*key, Vec::new())).collect();
     for segment in &segments.all {
-        let kind = DomainKind::from_stored(&segment.subject_kind);
+        let kind = segment.subject_kind;
         let ids: Vec<i64> = subjects
             .iter()
             .filter(|(k, _)| *k == kind)

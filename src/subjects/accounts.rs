@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::page::{Direction, Page, PageRequest, contains_pattern, fetch};
 use super::{Patch, SubjectError, attributes, clean_text};
-use crate::db::{begin_write, lock_row, lost_race};
+use crate::db::{begin_write, find_in_workspace, find_many_in_workspace, lock_row, lost_race};
 use crate::segments::membership::{self, Changed, Reason};
 use crate::time::{Clock, now};
 
@@ -138,10 +138,7 @@ pub async fn find(
     workspace_id: i64,
     id: i64,
 ) -> Result<Option<account::Model>, SubjectError> {
-    Ok(scoped(workspace_id)
-        .filter(account::Column::Id.eq(id))
-        .one(db)
-        .await?)
+    Ok(find_in_workspace::<account::Entity>(db, workspace_id, id).await?)
 }
 
 pub async fn find_by_external_id(
@@ -161,15 +158,7 @@ pub async fn find_many(
     workspace_id: i64,
     ids: &[i64],
 ) -> Result<Vec<account::Model>, SubjectError> {
-    Ok(crate::db::find_many_in_workspace(
-        db,
-        account::Entity,
-        account::Column::WorkspaceId,
-        account::Column::Id,
-        workspace_id,
-        ids,
-    )
-    .await?)
+    Ok(find_many_in_workspace::<account::Entity>(db, workspace_id, ids).await?)
 }
 
 fn search_query(

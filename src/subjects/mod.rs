@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod attributes;
+pub mod batch;
 pub mod email;
 pub mod users;
 

@@ -13,7 +13,10 @@ use serde_json::Value;
 use super::email::Email;
 use super::page::{Direction, Page, PageRequest, contains_pattern, fetch};
 use super::{Patch, SubjectError, accounts, attributes, clean_text};
-use crate::db::{begin_write, is_unique_violation, lock_row, lost_race};
+use crate::db::{
+    begin_write, find_in_workspace, find_many_in_workspace, is_unique_violation, lock_row,
+    lost_race,
+};
 use crate::segments::membership::{self, Changed, Reason};
 use crate::time::{Clock, now};
 
@@ -216,10 +219,7 @@ pub async fn find(
     workspace_id: i64,
     id: i64,
 ) -> Result<Option<user::Model>, SubjectError> {
-    Ok(scoped(workspace_id)
-        .filter(user::Column::Id.eq(id))
-        .one(db)
-        .await?)
+    Ok(find_in_workspace::<user::Entity>(db, workspace_id, id).await?)
 }
 
 /// Users among `ids` that are in the workspace (for DataLoaders).
@@ -228,15 +228,7 @@ pub async fn find_many(
     workspace_id: i64,
     ids: &[i64],
 ) -> Result<Vec<user::Model>, SubjectError> {
-    Ok(crate::db::find_many_in_workspace(
-        db,
-        user::Entity,
-        user::Column::WorkspaceId,
-        user::Column::Id,
-        workspace_id,
-        ids,
-    )
-    .await?)
+    Ok(find_many_in_workspace::<user::Entity>(db, workspace_id, ids).await?)
 }
 
 pub async fn find_by_email(

@@ -88,7 +88,7 @@ pub async fn counts(
         .and_where(tag::Column::WorkspaceId.eq(workspace_id))
         .and_where(tag::Column::Id.is_in(tag_ids.iter().copied()))
         .to_owned();
-    let rows: Vec<(i64, String, i64)> = tag_assignment::Entity::find()
+    let rows: Vec<(i64, SubjectKind, i64)> = tag_assignment::Entity::find()
         .select_only()
         .column(tag_assignment::Column::TagId)
         .column(tag_assignment::Column::SubjectKind)
@@ -102,10 +102,9 @@ pub async fn counts(
     let mut counts: HashMap<i64, (u64, u64)> = tag_ids.iter().map(|id| (*id, (0, 0))).collect();
     for (tag_id, kind, n) in rows {
         let entry = counts.entry(tag_id).or_default();
-        if kind == SubjectKind::Account.as_str() {
-            entry.0 = n as u64;
-        } else {
-            entry.1 = n as u64;
+        match kind {
+            SubjectKind::Account => entry.0 = n as u64,
+            SubjectKind::User => entry.1 = n as u64,
         }
     }
     Ok(counts)

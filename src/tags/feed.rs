@@ -84,7 +84,7 @@ impl FeedFilter {
             return false;
         }
         if let Some(kind) = self.subject_kind
-            && change.subject_kind != kind.as_str()
+            && change.subject_kind != kind
         {
             return false;
         }

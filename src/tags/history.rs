@@ -4,6 +4,7 @@ use entity::tag_change;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Select};
 
 use super::TagError;
+use crate::db::{find_in_workspace, find_many_in_workspace};
 use crate::vocab::SubjectKind;
 use crate::vocab::page::{Direction, Page, PageRequest, fetch};
 
@@ -34,11 +35,7 @@ pub async fn find(
     workspace_id: i64,
     id: i64,
 ) -> Result<Option<tag_change::Model>, TagError> {
-    Ok(tag_change::Entity::find()
-        .filter(tag_change::Column::WorkspaceId.eq(workspace_id))
-        .filter(tag_change::Column::Id.eq(id))
-        .one(db)
-        .await?)
+    Ok(find_in_workspace::<tag_change::Entity>(db, workspace_id, id).await?)
 }
 
 /// Changes by id (for the worker).
@@ -47,14 +44,7 @@ pub async fn find_many(
     workspace_id: i64,
     ids: &[i64],
 ) -> Result<Vec<tag_change::Model>, TagError> {
-    if ids.is_empty() {
-        return Ok(Vec::new()); // no statement for nothing
-    }
-    Ok(tag_change::Entity::find()
-        .filter(tag_change::Column::WorkspaceId.eq(workspace_id))
-        .filter(tag_change::Column::Id.is_in(ids.iter().copied()))
-        .all(db)
-        .await?)
+    Ok(find_many_in_workspace::<tag_change::Entity>(db, workspace_id, ids).await?)
 }
 
 /// One page of changes, newest first; `after` is the id of the last change seen.

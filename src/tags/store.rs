@@ -9,6 +9,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use super::TagError;
 use super::name::{TagName, TagRules};
+use crate::db::find_many_in_workspace;
 use crate::time::now;
 
 /// The naming rules of a workspace.
@@ -86,14 +87,7 @@ pub async fn find_many(
     workspace_id: i64,
     ids: &[i64],
 ) -> Result<Vec<tag::Model>, TagError> {
-    if ids.is_empty() {
-        return Ok(Vec::new()); // no statement for nothing
-    }
-    Ok(tag::Entity::find()
-        .filter(tag::Column::WorkspaceId.eq(workspace_id))
-        .filter(tag::Column::Id.is_in(ids.iter().copied()))
-        .all(db)
-        .await?)
+    Ok(find_many_in_workspace::<tag::Entity>(db, workspace_id, ids).await?)
 }
 
 /// Returns the live tags with these names, creating missing ones (and their

@@ -9,6 +9,7 @@ use sea_orm::{
 };
 
 use super::{WebhookError, enqueue, status, store};
+use crate::db::find_in_workspace;
 use crate::subjects::page::{Direction, Page, PageRequest, fetch};
 
 /// Which deliveries a list shows.
@@ -50,10 +51,7 @@ pub async fn find(
     workspace_id: i64,
     id: i64,
 ) -> Result<Option<webhook_delivery::Model>, WebhookError> {
-    Ok(webhook_delivery::Entity::find_by_id(id)
-        .filter(Column::WorkspaceId.eq(workspace_id))
-        .one(db)
-        .await?)
+    Ok(find_in_workspace::<webhook_delivery::Entity>(db, workspace_id, id).await?)
 }
 
 /// Queues one delivery again, whatever its status, with the same message

@@ -20,7 +20,9 @@ use serde_json::Value;
 use super::payload::{self, Cause, Subject, TagEvent};
 use super::{EventType, events_of, signature, status, wants};
 use crate::automation::listener::{OutboxListener, ScriptFailure};
+use crate::db::find_many_in_workspace;
 use crate::subjects::SubjectKind;
+use crate::vocab::Source;
 
 /// The event types the enabled webhooks of a workspace ask for (the worker
 /// keeps the outbox events of these types for [`from_outbox`]).
@@ -61,7 +63,7 @@ fn row(
         message_id: Set(message_id),
         event_type: Set(event_type.to_owned()),
         payload: Set(body),
-        subject_kind: Set(subject.map(|(k, _)| k.as_str().to_owned())),
+        subject_kind: Set(subject.map(|(k, _)| k)),
         subject_id: Set(subject.map(|(_, id)| id)),
         status: Set(status::PENDING.to_owned()),
         attempts: Set(0),
@@ -103,50 +105,38 @@ async fn subjects(
             .collect()
     };
     let mut found = HashMap::new();
-    let user_ids = ids(SubjectKind::User);
-    if !user_ids.is_empty() {
-        for u in user::Entity::find()
-            .filter(user::Column::WorkspaceId.eq(workspace_id))
-            .filter(user::Column::Id.is_in(user_ids))
-            .all(db)
-            .await?
-        {
-            let name = [u.first_name.as_deref(), u.last_name.as_deref()]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" ");
-            found.insert(
-                (SubjectKind::User, u.id),
-                Subject {
-                    kind: SubjectKind::User,
-                    id: u.id,
-                    email: Some(u.email),
-                    name: (!name.is_empty()).then_some(name),
-                    external_id: u.external_id,
-                },
-            );
-        }
+    for u in
+        find_many_in_workspace::<user::Entity>(db, workspace_id, &ids(SubjectKind::User)).await?
+    {
+        let name = [u.first_name.as_deref(), u.last_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        found.insert(
+            (SubjectKind::User, u.id),
+            Subject {
+                kind: SubjectKind::User,
+                id: u.id,
+                email: Some(u.email),
+                name: (!name.is_empty()).then_some(name),
+                external_id: u.external_id,
+            },
+        );
     }
-    let account_ids = ids(SubjectKind::Account);
-    if !account_ids.is_empty() {
-        for a in account::Entity::find()
-            .filter(account::Column::WorkspaceId.eq(workspace_id))
-            .filter(account::Column::Id.is_in(account_ids))
-            .all(db)
-            .await?
-        {
-            found.insert(
-                (SubjectKind::Account, a.id),
-                Subject {
-                    kind: SubjectKind::Account,
-                    id: a.id,
-                    email: None,
-                    name: Some(a.name),
-                    external_id: a.external_id,
-                },
-            );
-        }
+    for a in find_many_in_workspace::<account::Entity>(db, workspace_id, &ids(SubjectKind::Account))
+        .await?
+    {
+        found.insert(
+            (SubjectKind::Account, a.id),
+            Subject {
+                kind: SubjectKind::Account,
+                id: a.id,
+                email: None,
+                name: Some(a.name),
+                external_id: a.external_id,
+            },
+        );
     }
     Ok(found)
 }
@@ -219,52 +209,34 @@ pub async fn from_outbox(
             .filter(|e| EventType::from_stored(&e.kind).is_some_and(EventType::is_tag_event))
             .filter_map(|e| e.change_id)
             .collect();
-        let tags: HashMap<i64, String> = if tag_ids.is_empty() {
-            HashMap::new()
-        } else {
-            tag::Entity::find()
-                .filter(tag::Column::WorkspaceId.eq(workspace_id))
-                .filter(tag::Column::Id.is_in(tag_ids))
-                .all(db)
+        let tags: HashMap<i64, String> =
+            find_many_in_workspace::<tag::Entity>(db, workspace_id, &tag_ids)
                 .await?
                 .into_iter()
                 .map(|t| (t.id, t.name))
-                .collect()
-        };
-        let segments: HashMap<i64, String> = if segment_ids.is_empty() {
-            HashMap::new()
-        } else {
-            segment::Entity::find()
-                .filter(segment::Column::WorkspaceId.eq(workspace_id))
-                .filter(segment::Column::Id.is_in(segment_ids))
-                .all(db)
+                .collect();
+        let segments: HashMap<i64, String> =
+            find_many_in_workspace::<segment::Entity>(db, workspace_id, &segment_ids)
                 .await?
                 .into_iter()
                 .map(|s| (s.id, s.name))
-                .collect()
-        };
-        let changes: HashMap<i64, tag_change::Model> = if change_ids.is_empty() {
-            HashMap::new()
-        } else {
-            tag_change::Entity::find()
-                .filter(tag_change::Column::WorkspaceId.eq(workspace_id))
-                .filter(tag_change::Column::Id.is_in(change_ids))
-                .all(db)
+                .collect();
+        let changes: HashMap<i64, tag_change::Model> =
+            find_many_in_workspace::<tag_change::Entity>(db, workspace_id, &change_ids)
                 .await?
                 .into_iter()
                 .map(|c| (c.id, c))
-                .collect()
-        };
+                .collect();
         let wanted: Vec<(SubjectKind, i64)> = events
             .iter()
-            .map(|e| (SubjectKind::from_stored(&e.subject_kind), e.subject_id))
+            .map(|e| (e.subject_kind, e.subject_id))
             .collect();
         let loaded = subjects(db, workspace_id, &wanted).await?;
         for event in events {
             let Some(kind) = EventType::from_stored(&event.kind) else {
                 continue;
             };
-            let subject_kind = SubjectKind::from_stored(&event.subject_kind);
+            let subject_kind = event.subject_kind;
             let subject = subject_or_bare(&loaded, subject_kind, event.subject_id);
             let tag_name = event
                 .tag_id
@@ -280,7 +252,7 @@ pub async fn from_outbox(
                 payload::tag_data(&TagEvent {
                     tag: tag_name.unwrap_or_default(),
                     subject: &subject,
-                    source: change.map_or("MANUAL", |c| c.source.as_str()),
+                    source: change.map_or(Source::Manual, |c| c.source).as_str(),
                     actor: change.and_then(|c| c.actor.as_deref()),
                     cause,
                     change_id: event.change_id,

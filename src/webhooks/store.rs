@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::target::{self, AllowList};
 use super::{EventType, WebhookError, WebhookInput, signature};
+use crate::db::find_in_workspace;
 use crate::tags::TagError;
 use crate::tags::name::{TagName, TagRules};
 use crate::tags::pattern::TagPattern;
@@ -243,10 +244,7 @@ pub async fn find(
     workspace_id: i64,
     id: i64,
 ) -> Result<Option<webhook::Model>, WebhookError> {
-    Ok(webhook::Entity::find_by_id(id)
-        .filter(webhook::Column::WorkspaceId.eq(workspace_id))
-        .one(db)
-        .await?)
+    Ok(find_in_workspace::<webhook::Entity>(db, workspace_id, id).await?)
 }
 
 /// One webhook of the workspace, or NOT_FOUND.

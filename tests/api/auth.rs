@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, error_code, spawn_app};
+use crate::helpers::{Backend, TestApp, error_code, fresh_database, spawn_app};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -179,8 +179,8 @@ fn start_binary(database_url: &str) -> (std::process::Child, Option<String>, Str
 
 #[tokio::test]
 async fn first_start_prints_an_admin_key_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
+    let database = fresh_database(Backend::Sqlite).await.expect("SQLite");
+    let url = database.url.clone();
 
     let (mut first, key, address) = start_binary(&url);
     let key = key.expect("first start prints a key");
@@ -213,8 +213,8 @@ async fn first_start_prints_an_admin_key_once() {
 
 #[tokio::test]
 async fn the_cli_creates_workspaces_and_keys() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let database = fresh_database(Backend::Sqlite).await.expect("SQLite");
+    let url = database.url.clone();
     let run = |args: &[&str]| {
         let (ok, stdout, stderr) = crate::helpers::tagsmith(&url, args);
         (ok, stdout.trim().to_owned(), stderr)

@@ -681,12 +681,13 @@ mod outbox {
     use tagsmith::outbox;
 
     use super::*;
+    use crate::helpers::Settings;
 
-    async fn run(backend: Backend) {
-        let Some(app) = spawn_app_full(backend, |_| {}, |a| a.no_worker = true).await else {
-            eprintln!("skipped: TAGSMITH_TEST_DATABASE_URL is not set");
-            return;
-        };
+    const NO_WORKER: Settings = Settings::NO_WORKER;
+    on_both_databases!(settings = NO_WORKER; claims, a_long_queue_blocks_only_its_subject);
+
+    /// Claims: oldest first, one event per subject, leases that expire.
+    async fn claims(app: TestApp) {
         let ana = app.user("ana@example.com").await;
         let bo = app.user("bo@example.com").await;
         app.ok(ADD, json!({ "id": ana, "tags": ["A1"] })).await;
@@ -760,24 +761,10 @@ mod outbox {
         assert_eq!(error_code(&body), "FORBIDDEN");
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        run(Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        run(Backend::Postgres).await;
-    }
-
     /// A subject with hundreds of queued events holds back only itself: the
     /// claim looks past them (more than a page of candidates) to the next
     /// subject's event, and takes the first subject's earliest alone.
-    async fn a_long_queue_blocks_only_its_subject(backend: Backend) {
-        let Some(app) = spawn_app_full(backend, |_| {}, |a| a.no_worker = true).await else {
-            eprintln!("skipped: TAGSMITH_TEST_DATABASE_URL is not set");
-            return;
-        };
+    async fn a_long_queue_blocks_only_its_subject(app: TestApp) {
         let ana = app.user("ana@example.com").await;
         let bo = app.user("bo@example.com").await;
         for round in 0..3 {
@@ -802,16 +789,6 @@ mod outbox {
         assert!(claimed.iter().all(|e| e.attempts == 1));
         // Nothing more is claimable until one of them is finished.
         assert!(outbox::claim(&app.db).await.unwrap().is_none());
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn long_queue_sqlite() {
-        a_long_queue_blocks_only_its_subject(Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn long_queue_postgres() {
-        a_long_queue_blocks_only_its_subject(Backend::Postgres).await;
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, drained};
+use crate::helpers::{TestApp, count, drained};
 use crate::on_both_databases;
 
 on_both_databases!(thirty_two_clients_on_the_same_subjects_add_up);
@@ -135,11 +135,6 @@ async fn select(app: &TestApp, sql: &str) -> Vec<sea_orm::QueryResult> {
         .expect("query")
 }
 
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    let rows = select(app, sql).await;
-    rows[0].try_get_by_index::<i64>(0).expect("count")
-}
-
 async fn thirty_two_clients_on_the_same_subjects_add_up(app: TestApp) {
     app.ok(
         "mutation($input: ScriptInput!) { uploadScript(input: $input) { id } }",
@@ -226,15 +221,14 @@ async fn thirty_two_clients_on_the_same_subjects_add_up(app: TestApp) {
     let changes = history.len() as i64;
     assert_eq!(
         count(
-            &app,
+            &app.db,
             "SELECT COUNT(*) FROM automation_events WHERE kind IN ('TAG_ADDED', 'TAG_REMOVED')"
         )
         .await,
         changes
     );
     assert_eq!(
-        count(
-            &app,
+        count(&app.db,
             "SELECT COUNT(*) FROM tag_changes c WHERE (SELECT COUNT(*) FROM automation_events e \
              WHERE e.change_id = c.id AND e.kind = CASE c.op WHEN 'ADDED' THEN 'TAG_ADDED' ELSE 'TAG_REMOVED' END) <> 1"
         )
@@ -254,7 +248,7 @@ async fn thirty_two_clients_on_the_same_subjects_add_up(app: TestApp) {
 
     // 4. The script: every user who ever got "A" got "B" once, from the script.
     let ever_a = count(
-        &app,
+        &app.db,
         "SELECT COUNT(DISTINCT c.subject_id) FROM tag_changes c JOIN tags t ON t.id = c.tag_id \
          WHERE t.name = 'A' AND c.op = 'ADDED'",
     )
@@ -298,7 +292,7 @@ async fn thirty_two_clients_on_the_same_subjects_add_up(app: TestApp) {
         }
         subjects += 1;
         let id = count(
-            &app,
+            &app.db,
             &format!("SELECT id FROM users WHERE email = '{address}'"),
         )
         .await;
@@ -322,8 +316,7 @@ async fn thirty_two_clients_on_the_same_subjects_add_up(app: TestApp) {
         assert_eq!(api_tags, stored, "{address}");
         assert_eq!(
             history_rows(&app, user["id"].as_str().unwrap()).await,
-            count(
-                &app,
+            count(&app.db,
                 &format!(
                     "SELECT COUNT(*) FROM tag_changes WHERE subject_kind = 'USER' AND subject_id = {id}"
                 )
@@ -353,7 +346,7 @@ async fn thirty_two_clients_on_the_same_subjects_add_up(app: TestApp) {
     for tag in catalogue["tags"]["nodes"].as_array().unwrap() {
         let name = tag["name"].as_str().unwrap();
         let users = count(
-            &app,
+            &app.db,
             &format!(
                 "SELECT COUNT(*) FROM tag_assignments a JOIN tags t ON t.id = a.tag_id \
                  WHERE t.name = '{}' AND a.subject_kind = 'USER'",

@@ -17,7 +17,7 @@ use tagsmith::tags::name::{TagName, TagRules};
 use tagsmith::tags::write::Target;
 use tagsmith::tags::{Cause, Op, Source};
 
-use crate::helpers::{Backend, TestApp, drained, fresh_database};
+use crate::helpers::{Backend, TestApp, count, drained, fresh_database};
 use crate::on_both_databases;
 
 on_both_databases!(a_rolled_back_tag_change_leaves_no_trace);
@@ -258,16 +258,6 @@ async fn must(http: &reqwest::Client, address: &str, key: &str, query: &str, var
         .expect("an answer");
     assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
     body["data"].clone()
-}
-
-async fn count(db: &impl ConnectionTrait, sql: &str) -> i64 {
-    let backend = db.get_database_backend();
-    db.query_one_raw(Statement::from_string(backend, sql.to_owned()))
-        .await
-        .expect("count")
-        .expect("a row")
-        .try_get_by_index::<i64>(0)
-        .expect("a number")
 }
 
 async fn open(url: &str) -> DatabaseConnection {

@@ -19,14 +19,21 @@ pub enum Backend {
 
 /// Runs each named `async fn(TestApp)` as two tests: `NAME::sqlite` and
 /// `NAME::postgres` (the latter is skipped, saying so, when
-/// `TAGSMITH_TEST_DATABASE_URL` is not set).
+/// `TAGSMITH_TEST_DATABASE_URL` is not set). `settings = NAME;` first runs
+/// them on servers with those [`Settings`] (a `const` of the calling module).
 #[macro_export]
 macro_rules! on_both_databases {
-    ($($name:ident),+ $(,)?) => {$(
+    (settings = $settings:ident; $($name:ident),+ $(,)?) => {
+        $crate::on_both_databases!(@with (super::$settings) $($name),+);
+    };
+    ($($name:ident),+ $(,)?) => {
+        $crate::on_both_databases!(@with ($crate::helpers::Settings::DEFAULT) $($name),+);
+    };
+    (@with ($settings:expr) $($name:ident),+) => {$(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let app = $crate::helpers::spawn_app_on($crate::helpers::Backend::Sqlite)
+                let app = $settings.spawn($crate::helpers::Backend::Sqlite)
                     .await
                     .expect("SQLite is always available");
                 super::$name(app).await;
@@ -34,13 +41,40 @@ macro_rules! on_both_databases {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                match $crate::helpers::spawn_app_on($crate::helpers::Backend::Postgres).await {
+                match $settings.spawn($crate::helpers::Backend::Postgres).await {
                     Some(app) => super::$name(app).await,
                     None => eprintln!("skipped: TAGSMITH_TEST_DATABASE_URL is not set"),
                 }
             }
         }
     )+};
+}
+
+/// How a test's server differs from the defaults: changes to its server
+/// settings and to its automation settings.
+#[derive(Clone, Copy)]
+pub struct Settings {
+    pub server: fn(&mut ServerSettings),
+    pub automation: fn(&mut AutomationSettings),
+}
+
+impl Settings {
+    pub const DEFAULT: Settings = Settings {
+        server: |_| {},
+        automation: |_| {},
+    };
+
+    /// No automation worker: the test drives the outbox itself, or counts
+    /// statements the worker's would interleave with.
+    pub const NO_WORKER: Settings = Settings {
+        server: |_| {},
+        automation: |a| a.no_worker = true,
+    };
+
+    /// Starts a server with these settings; `None` when PostgreSQL is not configured.
+    pub async fn spawn(&self, backend: Backend) -> Option<TestApp> {
+        spawn_app_full(backend, self.server, self.automation).await
+    }
 }
 
 /// A running server and a client for it.
@@ -230,6 +264,40 @@ pub async fn fresh_database(backend: Backend) -> Option<FreshDatabase> {
             }
         }
     })
+}
+
+/// The `name`s of a list of objects (tags, segments, ...).
+pub fn names(list: &Value) -> Vec<String> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .map(|t| t["name"].as_str().expect("name").to_owned())
+        .collect()
+}
+
+const SUBJECT_TAGS: &str = "query($id: ID!) { node(id: $id) { ... on User { tags { name } } ... on Account { tags { name } } } }";
+
+/// A subject's tags now.
+pub async fn tags_of(app: &TestApp, id: &str) -> Vec<String> {
+    let data = app.ok(SUBJECT_TAGS, json!({ "id": id })).await;
+    names(&data["node"]["tags"])
+}
+
+/// A subject's tags once the worker has handled every event.
+pub async fn settled_tags(app: &TestApp, id: &str) -> Vec<String> {
+    drained(app).await;
+    tags_of(app, id).await
+}
+
+/// The one number a SQL query answers (`SELECT COUNT(*) ...`).
+pub async fn count(db: &impl ConnectionTrait, sql: &str) -> i64 {
+    let backend = db.get_database_backend();
+    db.query_one_raw(sea_orm::Statement::from_string(backend, sql.to_owned()))
+        .await
+        .expect("count")
+        .expect("a row")
+        .try_get_by_index::<i64>(0)
+        .expect("a number")
 }
 
 /// `TAGSMITH_TEST_DATABASE_URL`; `None` when unset (the PostgreSQL half of

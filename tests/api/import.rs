@@ -3,7 +3,9 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, drained, error_code, eventually, spawn_app, tagsmith};
+use crate::helpers::{
+    Backend, TestApp, drained, error_code, eventually, fresh_database, names, spawn_app, tagsmith,
+};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -41,15 +43,8 @@ async fn user(app: &TestApp, email: &str) -> Value {
     app.ok(USER, json!({ "email": email })).await["user"].clone()
 }
 
-fn names(list: &Value) -> Vec<String> {
-    list.as_array()
-        .expect("a list")
-        .iter()
-        .map(|t| t["name"].as_str().expect("name").to_owned())
-        .collect()
-}
-
-async fn tags_of(app: &TestApp, email: &str) -> Vec<String> {
+/// The tags of the user with this email.
+async fn user_tags(app: &TestApp, email: &str) -> Vec<String> {
     names(&user(app, email).await["tags"])
 }
 
@@ -72,7 +67,7 @@ async fn learning_platform_file_gives_key_value_tags(app: TestApp) {
     );
     // An empty cell makes no tag.
     assert_eq!(
-        tags_of(&app, "cy@learn.io").await,
+        user_tags(&app, "cy@learn.io").await,
         ["Department: Sales", "Region: AMER"]
     );
     let catalogue = app
@@ -199,9 +194,9 @@ async fn bom_quotes_and_newlines(app: TestApp) {
         result["errors"],
         json!([{ "line": 6, "message": "invalid email \"bad\": it has no @" }])
     );
-    assert_eq!(tags_of(&app, "ana@x.io").await, ["Note: Sales, EMEA"]);
+    assert_eq!(user_tags(&app, "ana@x.io").await, ["Note: Sales, EMEA"]);
     assert_eq!(user(&app, "ana@x.io").await["firstName"], "Ana");
-    assert_eq!(tags_of(&app, "bo@x.io").await, ["Hot Lead", "VIP"]);
+    assert_eq!(user_tags(&app, "bo@x.io").await, ["Hot Lead", "VIP"]);
 }
 
 async fn reimport_updates_fields_and_appends_tags(app: TestApp) {
@@ -338,7 +333,7 @@ async fn export_reimports_to_the_same_tags(app: TestApp) {
     import_users(&app, csv).await;
     // `\;` in the tags cell is a `;` inside a tag.
     assert_eq!(
-        tags_of(&app, "ana@x.io").await,
+        user_tags(&app, "ana@x.io").await,
         [
             "Department: Sales",
             "Note: a, b; c",
@@ -466,7 +461,7 @@ fn on_tag_added(event) {
     );
     drained(&app).await;
     assert_eq!(
-        tags_of(&app, "bo@learn.io").await,
+        user_tags(&app, "bo@learn.io").await,
         [
             "Department: Engineering",
             "Hi Bo",
@@ -478,7 +473,7 @@ fn on_tag_added(event) {
     import_users(&app, "email,first_name\ncy@learn.io,Bo\n").await;
     drained(&app).await;
     assert!(
-        tags_of(&app, "cy@learn.io")
+        user_tags(&app, "cy@learn.io")
             .await
             .contains(&"Hi Bo".to_owned())
     );
@@ -487,7 +482,8 @@ fn on_tag_added(event) {
 #[tokio::test]
 async fn the_cli_imports_csv_and_xlsx_and_exports() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let database = fresh_database(Backend::Sqlite).await.expect("SQLite");
+    let url = database.url.clone();
     let file = |name: &str, text: &str| {
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();

@@ -10,7 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::helpers::{
-    Backend, TestApp, error_code, error_message, spawn_app, spawn_app_with, tagsmith,
+    Backend, TestApp, error_code, error_message, fresh_database, spawn_app, spawn_app_with,
+    tagsmith,
 };
 use crate::on_both_databases;
 
@@ -137,7 +138,8 @@ fn workbook(path: &std::path::Path, header: &str, cell_bytes: usize) {
 #[tokio::test]
 async fn the_cli_refuses_an_xlsx_zip_bomb_and_fails() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let database = fresh_database(Backend::Sqlite).await.expect("SQLite");
+    let url = database.url.clone();
     // The first command on a new database creates the `default` workspace.
     let (ok, _, stderr) = tagsmith(&url, &["migrate"]);
     assert!(ok, "{stderr}");

@@ -20,7 +20,6 @@ mod http;
 mod import;
 mod input_limits;
 mod introspection;
-mod isolation;
 mod limits;
 mod modules;
 mod ops;

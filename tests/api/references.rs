@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, drained, error_code, error_message};
+use crate::helpers::{TestApp, drained, error_code, error_message, names, settled_tags};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -22,7 +22,6 @@ const ADD: &str =
 const CREATE: &str =
     "mutation($input: SegmentInput!) { createSegment(input: $input) { id name filter } }";
 const SEGMENT: &str = "query($id: ID!) { segment(id: $id) { filter memberCount onEntry { add { name } } onExit { add { name } } } }";
-const TAGS_OF: &str = "query($id: ID!) { node(id: $id) { ... on User { tags { name } } } }";
 const RENAME: &str = "mutation($name: String!, $new: String!) { renameTag(name: $name, newName: $new) {
     name rewrite { segments { name filter } keptPatterns { segment { name } pattern } scripts { name } } } }";
 
@@ -35,23 +34,6 @@ async fn segment(app: &TestApp, name: &str, filter: &str, extra: Value) -> Strin
         .as_str()
         .unwrap()
         .to_owned()
-}
-
-async fn tags_of(app: &TestApp, id: &str) -> Vec<String> {
-    drained(app).await;
-    let data = app.ok(TAGS_OF, json!({ "id": id })).await;
-    names(&data["node"]["tags"])
-}
-
-fn names(list: &Value) -> Vec<String> {
-    list.as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|t| t["name"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// The issue's own example: Customer → Client.
@@ -71,7 +53,7 @@ async fn renaming_a_customer_tag_keeps_customers_and_churns_nobody(app: TestApp)
         json!({ "id": customers }),
     )
     .await;
-    assert_eq!(tags_of(&app, &ana).await, ["Customer", "Onboarded"]);
+    assert_eq!(settled_tags(&app, &ana).await, ["Customer", "Onboarded"]);
 
     let data = app
         .ok(RENAME, json!({ "name": "Customer", "new": "Client" }))
@@ -86,7 +68,7 @@ async fn renaming_a_customer_tag_keeps_customers_and_churns_nobody(app: TestApp)
     assert_eq!(data["segment"]["filter"], "tagged(\"Client\")");
     assert_eq!(data["segment"]["memberCount"], 1);
     assert_eq!(
-        tags_of(&app, &ana).await,
+        settled_tags(&app, &ana).await,
         ["Client", "Onboarded"],
         "nobody is tagged Churned"
     );
@@ -248,7 +230,7 @@ async fn merging_rewrites_patterns_and_actions(app: TestApp) {
     );
     let data = app.ok(SEGMENT, json!({ "id": hot })).await;
     assert_eq!(data["segment"]["memberCount"], 1);
-    assert_eq!(tags_of(&app, &dee).await, ["Opportunity"]);
+    assert_eq!(settled_tags(&app, &dee).await, ["Opportunity"]);
 }
 
 async fn deleting_used_tags_and_segments_is_refused_naming_the_users(app: TestApp) {
@@ -283,7 +265,7 @@ async fn deleting_used_tags_and_segments_is_refused_naming_the_users(app: TestAp
         "{message}"
     );
     assert_eq!(
-        tags_of(&app, &eve).await,
+        settled_tags(&app, &eve).await,
         ["Beta", "Beta/Wave 1"],
         "nothing changed"
     );
@@ -327,7 +309,7 @@ async fn deleting_used_tags_and_segments_is_refused_naming_the_users(app: TestAp
         json!({}),
     )
     .await;
-    assert_eq!(tags_of(&app, &eve).await, Vec::<String>::new());
+    assert_eq!(settled_tags(&app, &eve).await, Vec::<String>::new());
     let data = app
         .ok(
             "{ segments { name filter onEntry { add { name } } } }",

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, error_code, error_message};
+use crate::helpers::{Settings, TestApp, error_code, error_message, names};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -24,25 +24,8 @@ on_both_databases!(
 
 /// The statement budget is measured without the automation worker, whose
 /// own queries would interleave with the request's.
-mod listing_50_users_costs_the_same_statements_as_5 {
-    use crate::helpers::{Backend, spawn_app_full};
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        let app = spawn_app_full(Backend::Sqlite, |_| {}, |a| a.no_worker = true)
-            .await
-            .unwrap();
-        super::listing_50_users_costs_the_same_statements_as_5(app).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        match spawn_app_full(Backend::Postgres, |_| {}, |a| a.no_worker = true).await {
-            Some(app) => super::listing_50_users_costs_the_same_statements_as_5(app).await,
-            None => eprintln!("skipped: TAGSMITH_TEST_DATABASE_URL is not set"),
-        }
-    }
-}
+const NO_WORKER: Settings = Settings::NO_WORKER;
+on_both_databases!(settings = NO_WORKER; listing_50_users_costs_the_same_statements_as_5);
 
 const ADD: &str = "mutation($id: ID!, $tags: [String!]!) {
     addTags(subjectId: $id, tags: $tags) { ... on User { tags { name } } ... on Account { tags { name } } } }";
@@ -53,17 +36,13 @@ const BULK_ADD: &str = "mutation($ids: [ID!], $tags: [String!]!) {
 const BULK_REMOVE: &str = "mutation($ids: [ID!], $tags: [String!]!) {
     bulkRemoveTags(target: { ids: $ids }, tags: $tags) { matched changed } }";
 
-fn names(subject: &Value) -> Vec<String> {
-    subject["tags"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no tags in {subject}"))
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_owned())
-        .collect()
+/// The names of a subject's tags.
+fn tags_in(subject: &Value) -> Vec<String> {
+    names(&subject["tags"])
 }
 
 async fn add(app: &TestApp, id: &str, tags: &[&str]) -> Vec<String> {
-    names(&app.ok(ADD, json!({ "id": id, "tags": tags })).await["addTags"])
+    tags_in(&app.ok(ADD, json!({ "id": id, "tags": tags })).await["addTags"])
 }
 
 async fn names_are_validated_and_nothing_is_applied_on_error(app: TestApp) {
@@ -153,7 +132,7 @@ async fn adding_present_and_removing_absent_tags_writes_nothing(app: TestApp) {
 
     let tags = add(&app, &user, &["VIP"]).await;
     assert_eq!(tags, ["VIP"]);
-    let tags = names(
+    let tags = tags_in(
         &app.ok(REMOVE, json!({ "id": user, "tags": ["Never", "Not Here"] }))
             .await["removeTags"],
     );
@@ -167,7 +146,7 @@ async fn adding_present_and_removing_absent_tags_writes_nothing(app: TestApp) {
     let data = app.ok("{ tag(name: \"Never\") { name } }", json!({})).await;
     assert_eq!(data["tag"], Value::Null, "removing does not create tags");
 
-    let tags = names(&app.ok(REMOVE, json!({ "id": user, "tags": ["VIP"] })).await["removeTags"]);
+    let tags = tags_in(&app.ok(REMOVE, json!({ "id": user, "tags": ["VIP"] })).await["removeTags"]);
     assert!(tags.is_empty());
     assert_eq!(app.rows("tag_changes").await, 2);
     assert_eq!(app.rows("automation_events").await, 2);
@@ -391,7 +370,7 @@ async fn rename_keeps_assignments_and_history(app: TestApp) {
         )
         .await;
     assert_eq!(
-        names(&data["user"]),
+        tags_in(&data["user"]),
         ["Other", "games/football/australia", "games/tennis"]
     );
     assert_eq!(
@@ -480,7 +459,7 @@ async fn merge_moves_assignments_without_duplicates(app: TestApp) {
                 json!({ "id": id }),
             )
             .await;
-        assert_eq!(names(&data["node"]), ["lead"]);
+        assert_eq!(tags_in(&data["node"]), ["lead"]);
     }
     let data = app.ok("{ a: tag(name: \"Lead\") { name } b: tag(name: \"LEAD\") { name } tags { totalCount } }", json!({})).await;
     assert_eq!(
@@ -531,8 +510,8 @@ async fn delete_removes_everywhere_and_keeps_history(app: TestApp) {
         .ok("query($a: ID!, $c: ID!) { a: node(id: $a) { ... on User { tags { name } history(first: 1) { nodes { op source tag { name deleted } } } } }
                   c: node(id: $c) { ... on Account { tags { name } } } tags { nodes { name } } }", json!({ "a": ana, "c": acme }))
         .await;
-    assert_eq!(names(&data["a"]), ["keep"]);
-    assert!(names(&data["c"]).is_empty());
+    assert_eq!(tags_in(&data["a"]), ["keep"]);
+    assert!(tags_in(&data["c"]).is_empty());
     assert_eq!(
         data["a"]["history"]["nodes"][0],
         json!({ "op": "REMOVED", "source": "BULK", "tag": { "name": "old/a", "deleted": true } })
@@ -777,7 +756,7 @@ async fn another_workspace_cannot_see_or_change_tags(app: TestApp) {
     let data = app
         .ok("query($id: ID!) { user(id: $id) { tags { name } } tag(name: \"Secret\") { userCount } }", json!({ "id": user }))
         .await;
-    assert_eq!(names(&data["user"]), ["Secret", "team/alpha"]);
+    assert_eq!(tags_in(&data["user"]), ["Secret", "team/alpha"]);
     assert_eq!(data["tag"]["userCount"], 1);
     assert_eq!(app.rows("tag_changes").await, 3);
 }

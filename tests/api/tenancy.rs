@@ -307,6 +307,8 @@ fn alpha_cases(a: &Alpha) -> Vec<Case> {
         by_id("Query.segmentHistory", "{ r: segmentHistory(subjectId: \"$ID\") { totalCount nodes { id } } }", &a.user, Nothing),
         by_id("Mutation.deleteUser", "mutation { r: deleteUser(id: \"$ID\") }", &a.user, Code("NOT_FOUND")),
         by_id("Mutation.deleteAccount", "mutation { r: deleteAccount(id: \"$ID\") }", &a.account, Code("NOT_FOUND")),
+        // An id that never existed answers exactly as A's ids do.
+        by_id("Mutation.deleteUser", "mutation { r: deleteUser(id: \"$ID\") }", "VXNlcjo5OTk5OTk", Code("NOT_FOUND")),
         by_id("Mutation.addTags", "mutation { r: addTags(subjectId: \"$ID\", tags: [\"Stolen\"]) { __typename } }", &a.user, Code("NOT_FOUND")),
         by_id("Mutation.addTags", "mutation { r: addTags(subjectId: \"$ID\", tags: [\"Stolen\"]) { __typename } }", &a.account, Code("NOT_FOUND")),
         by_id("Mutation.removeTags", "mutation { r: removeTags(subjectId: \"$ID\", tags: [\"Alpha Tag\"]) { __typename } }", &a.user, Code("NOT_FOUND")),

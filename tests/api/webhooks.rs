@@ -10,33 +10,23 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, drained, error_code, eventually, spawn_app_full};
+use crate::helpers::{Backend, Settings, TestApp, drained, error_code, eventually, spawn_app_full};
+use crate::on_both_databases;
 
-/// Runs each `async fn(TestApp)` on SQLite and on PostgreSQL, with a server
-/// that may reach 127.0.0.1 and retries after 50 ms.
-macro_rules! with_receiver_on_both_databases {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let app = super::spawn(crate::helpers::Backend::Sqlite, "50ms,50ms,50ms")
-                    .await
-                    .expect("SQLite is always available");
-                super::$name(app).await;
-            }
+/// A server that may reach 127.0.0.1 (the test's receiver) and retries
+/// after 50 ms.
+const RECEIVER: Settings = Settings {
+    server: |_| {},
+    automation: |automation| {
+        automation.webhooks.webhook_allow_hosts = vec!["127.0.0.1".into()];
+        automation.webhooks.webhook_retry_schedule = "50ms,50ms,50ms".into();
+        // No test waits for a timeout: a hanging receiver stays in flight.
+        automation.webhooks.webhook_timeout_ms = 60_000;
+    },
+};
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                match super::spawn(crate::helpers::Backend::Postgres, "50ms,50ms,50ms").await {
-                    Some(app) => super::$name(app).await,
-                    None => eprintln!("skipped: TAGSMITH_TEST_DATABASE_URL is not set"),
-                }
-            }
-        }
-    )+};
-}
-
-with_receiver_on_both_databases!(
+on_both_databases!(
+    settings = RECEIVER;
     a_matching_tag_change_is_delivered_signed,
     a_failed_attempt_is_retried_with_the_same_message_id,
     a_subjects_events_arrive_in_order,
@@ -49,21 +39,6 @@ with_receiver_on_both_databases!(
     segment_and_script_events_are_delivered,
     roles_and_workspaces,
 );
-
-async fn spawn(backend: Backend, schedule: &str) -> Option<TestApp> {
-    let schedule = schedule.to_owned();
-    spawn_app_full(
-        backend,
-        |_| {},
-        move |automation| {
-            automation.webhooks.webhook_allow_hosts = vec!["127.0.0.1".into()];
-            automation.webhooks.webhook_retry_schedule = schedule;
-            // No test waits for a timeout: a hanging receiver stays in flight.
-            automation.webhooks.webhook_timeout_ms = 60_000;
-        },
-    )
-    .await
-}
 
 /// What the receiver answers.
 #[derive(Debug, Clone)]
