@@ -217,21 +217,54 @@ pub async fn max_id<E: sea_orm::EntityTrait>(
 /// workspaces are not found); no statement when there are no ids.
 pub async fn find_many_in_workspace<E: sea_orm::EntityTrait>(
     db: &impl ConnectionTrait,
-    _table: E,
+    table: E,
     workspace: E::Column,
     id: E::Column,
     workspace_id: i64,
     ids: &[i64],
 ) -> Result<Vec<E::Model>, DbErr> {
-    use sea_orm::{ColumnTrait, QueryFilter};
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    select_in_workspace(table, workspace, id, workspace_id, ids)
+        .all(db)
+        .await
+}
+
+/// [`find_many_in_workspace`] for the models the SQLite reader decodes
+/// (see `sqlite_read`).
+pub async fn read_many_in_workspace<C, E>(
+    db: &C,
+    table: E,
+    workspace: E::Column,
+    id: E::Column,
+    workspace_id: i64,
+    ids: &[i64],
+) -> Result<Vec<E::Model>, DbErr>
+where
+    C: ConnectionTrait + 'static,
+    E: sea_orm::EntityTrait,
+    E::Model: crate::sqlite_read::FromRow,
+{
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let select = select_in_workspace(table, workspace, id, workspace_id, ids);
+    crate::sqlite_read::all(db, select).await
+}
+
+/// The rows of the workspace among `ids`.
+pub fn select_in_workspace<E: sea_orm::EntityTrait>(
+    _table: E,
+    workspace: E::Column,
+    id: E::Column,
+    workspace_id: i64,
+    ids: &[i64],
+) -> sea_orm::Select<E> {
+    use sea_orm::{ColumnTrait, QueryFilter};
     E::find()
         .filter(workspace.eq(workspace_id))
         .filter(id.is_in(ids.iter().copied()))
-        .all(db)
-        .await
 }
 
 /// On PostgreSQL, locks one row (`FOR UPDATE`) until the transaction ends,

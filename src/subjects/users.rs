@@ -11,7 +11,7 @@ use sea_orm::{
 use serde_json::Value;
 
 use super::email::Email;
-use super::page::{Direction, Page, PageRequest, contains_pattern, fetch};
+use super::page::{Direction, Page, PageRequest, contains_pattern, fetch_read};
 use super::{Patch, SubjectError, accounts, attributes, clean_text};
 use crate::db::{begin_write, is_unique_violation, lock_row, lost_race};
 use crate::segments::membership::{self, Changed, Reason};
@@ -212,23 +212,21 @@ fn scoped(workspace_id: i64) -> Select<user::Entity> {
 
 /// The user with this id, if it is in the workspace.
 pub async fn find(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     workspace_id: i64,
     id: i64,
 ) -> Result<Option<user::Model>, SubjectError> {
-    Ok(scoped(workspace_id)
-        .filter(user::Column::Id.eq(id))
-        .one(db)
-        .await?)
+    let select = scoped(workspace_id).filter(user::Column::Id.eq(id));
+    Ok(crate::sqlite_read::all(db, select).await?.pop())
 }
 
 /// Users among `ids` that are in the workspace (for DataLoaders).
 pub async fn find_many(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     workspace_id: i64,
     ids: &[i64],
 ) -> Result<Vec<user::Model>, SubjectError> {
-    Ok(crate::db::find_many_in_workspace(
+    Ok(crate::db::read_many_in_workspace(
         db,
         user::Entity,
         user::Column::WorkspaceId,
@@ -299,13 +297,13 @@ fn search_query(workspace_id: i64, scope: UserScope<'_>) -> Select<user::Entity>
 
 /// One page of users in id order.
 pub async fn list(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     workspace_id: i64,
     scope: UserScope<'_>,
     page: PageRequest,
 ) -> Result<Page<user::Model>, SubjectError> {
     let query = search_query(workspace_id, scope);
-    Ok(fetch(db, query, user::Column::Id, Direction::OldestFirst, page).await?)
+    Ok(fetch_read(db, query, user::Column::Id, Direction::OldestFirst, page).await?)
 }
 
 /// How many users `list` would go through in all.

@@ -82,18 +82,25 @@ pub async fn find_live_by_names(
 
 /// Tags by id, deleted ones included (history refers to them).
 pub async fn find_many(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     workspace_id: i64,
     ids: &[i64],
 ) -> Result<Vec<tag::Model>, TagError> {
     if ids.is_empty() {
         return Ok(Vec::new()); // no statement for nothing
     }
-    Ok(tag::Entity::find()
-        .filter(tag::Column::WorkspaceId.eq(workspace_id))
-        .filter(tag::Column::Id.is_in(ids.iter().copied()))
-        .all(db)
-        .await?)
+    Ok(crate::sqlite_read::all(db, by_ids(workspace_id, ids)).await?)
+}
+
+/// The workspace's tags among `ids` (deleted ones too).
+pub fn by_ids(workspace_id: i64, ids: &[i64]) -> sea_orm::Select<tag::Entity> {
+    crate::db::select_in_workspace(
+        tag::Entity,
+        tag::Column::WorkspaceId,
+        tag::Column::Id,
+        workspace_id,
+        ids,
+    )
 }
 
 /// Returns the live tags with these names, creating missing ones (and their

@@ -24,6 +24,7 @@ mod isolation;
 mod limits;
 mod modules;
 mod ops;
+mod reads;
 mod references;
 mod schema;
 mod segments;
