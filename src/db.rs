@@ -266,15 +266,51 @@ pub async fn find_many_in_workspace<E: InWorkspace>(
     workspace_id: i64,
     ids: &[i64],
 ) -> Result<Vec<E::Model>, DbErr> {
-    use sea_orm::{ColumnTrait, QueryFilter};
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    select_in_workspace::<E>(workspace_id, ids).all(db).await
+}
+
+/// [`find_in_workspace`] for the models the SQLite reader decodes (see
+/// `sqlite_read`): on a SQLite file, one hop to the reader.
+pub async fn read_in_workspace<C, E>(
+    db: &C,
+    workspace_id: i64,
+    id: i64,
+) -> Result<Option<E::Model>, DbErr>
+where
+    C: ConnectionTrait + 'static,
+    E: InWorkspace,
+    E::Model: crate::sqlite_read::FromRow,
+{
+    let select = select_in_workspace::<E>(workspace_id, &[id]);
+    Ok(crate::sqlite_read::all(db, select).await?.pop())
+}
+
+/// [`find_many_in_workspace`] for the models the SQLite reader decodes.
+pub async fn read_many_in_workspace<C, E>(
+    db: &C,
+    workspace_id: i64,
+    ids: &[i64],
+) -> Result<Vec<E::Model>, DbErr>
+where
+    C: ConnectionTrait + 'static,
+    E: InWorkspace,
+    E::Model: crate::sqlite_read::FromRow,
+{
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    crate::sqlite_read::all(db, select_in_workspace::<E>(workspace_id, ids)).await
+}
+
+/// The rows of the workspace among `ids`.
+pub fn select_in_workspace<E: InWorkspace>(workspace_id: i64, ids: &[i64]) -> sea_orm::Select<E> {
+    use sea_orm::{ColumnTrait, QueryFilter};
     E::find()
         .filter(E::WORKSPACE.eq(workspace_id))
         .filter(E::ID.is_in(ids.iter().copied()))
-        .all(db)
-        .await
 }
 
 /// On PostgreSQL, locks one row (`FOR UPDATE`) until the transaction ends,

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod segments;
 pub mod server;
+pub mod sqlite_read;
 pub mod subjects;
 pub mod tagging;
 pub mod tags;

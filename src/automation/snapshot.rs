@@ -36,7 +36,7 @@ pub fn script_id(kind: SubjectKind, id: i64) -> String {
 /// The subject as it is now, with its tags and (for a user) its account;
 /// `None` when it no longer exists.
 pub async fn load(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     workspace_id: i64,
     kind: SubjectKind,
     id: i64,
@@ -49,7 +49,7 @@ pub async fn load(
 /// Snapshots of many subjects of one workspace in a handful of queries
 /// (subjects, their accounts, and all their tags); deleted ones are absent.
 pub async fn load_many(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     workspace_id: i64,
     subjects: &[(SubjectKind, i64)],
 ) -> Result<std::collections::HashMap<(SubjectKind, i64), SubjectSnapshot>, AutomationError> {
@@ -127,7 +127,7 @@ pub async fn load_many(
 
 /// Subjects of one kind (`rows`, the read of `ids`) and their tags, read at once.
 async fn with_tags<T>(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     workspace_id: i64,
     kind: SubjectKind,
     ids: &[i64],

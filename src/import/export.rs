@@ -130,7 +130,7 @@ impl Export {
     /// `None` when every member has been written.
     pub async fn next(
         &mut self,
-        db: &impl ConnectionTrait,
+        db: &(impl ConnectionTrait + 'static),
     ) -> Result<Option<Vec<u8>>, ImportError> {
         if self.done {
             return Ok(None);

@@ -26,7 +26,7 @@ pub struct Needs {
 
 /// The data of the given users (absent ids are skipped).
 pub async fn users(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     workspace_id: i64,
     ids: &[i64],
     needs: Needs,
@@ -58,7 +58,7 @@ pub async fn users(
 
 /// The data of the given accounts (absent ids are skipped).
 pub async fn accounts(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     workspace_id: i64,
     ids: &[i64],
     needs: Needs,
@@ -144,7 +144,7 @@ fn object(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value
 
 /// Adds tags (and events when needed) to rows made into data.
 async fn rows_into_data<M>(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     workspace_id: i64,
     kind: DomainKind,
     rows: Vec<M>,

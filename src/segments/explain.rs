@@ -27,7 +27,7 @@ pub struct Explanation {
 
 /// Evaluates the segment's filter for one subject, part by part.
 pub async fn membership(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     workspace_id: i64,
     segment_id: i64,
     kind: DomainKind,

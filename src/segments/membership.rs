@@ -207,7 +207,7 @@ pub async fn tag_change_floor(db: &impl ConnectionTrait) -> Result<i64, SegmentE
 /// transaction. The tag write path calls it after its writes, having found
 /// tracked segments and taken the workspace's turn before them.
 pub async fn after_tag_writes(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     workspace_id: i64,
     floor: i64,
     depth: i32,
@@ -244,7 +244,7 @@ pub async fn after_tag_writes(
 /// their account or users, when a filter reaches across), recording every
 /// entry and exit. `depth` is the automation depth of the change.
 pub async fn reevaluate(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     workspace_id: i64,
     changed: &[Changed],
     reason: Reason,
@@ -261,7 +261,7 @@ pub async fn reevaluate(
 /// [`reevaluate`], for a caller that has found tracked segments and taken
 /// the workspace's turn ([`serialize`]) already.
 async fn reevaluate_in_turn(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     workspace_id: i64,
     changed: &[Changed],
     reason: Reason,

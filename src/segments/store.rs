@@ -126,7 +126,7 @@ pub async fn check_filter(
 
 /// Resolves action tag names to tag ids, creating the tags.
 async fn action_tags(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     workspace_id: i64,
     actions: &TagActions<String>,
 ) -> Result<TagActions<i64>, SegmentError> {

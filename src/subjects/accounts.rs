@@ -9,9 +9,9 @@ use sea_orm::{
 };
 use serde_json::Value;
 
-use super::page::{Direction, Page, PageRequest, contains_pattern, fetch};
+use super::page::{Direction, Page, PageRequest, contains_pattern, fetch_read};
 use super::{Patch, SubjectError, attributes, clean_text};
-use crate::db::{begin_write, find_in_workspace, find_many_in_workspace, lock_row, lost_race};
+use crate::db::{begin_write, lock_row, lost_race, read_in_workspace, read_many_in_workspace};
 use crate::segments::membership::{self, Changed, Reason};
 use crate::time::{Clock, now};
 
@@ -134,11 +134,11 @@ fn scoped(workspace_id: i64) -> Select<account::Entity> {
 
 /// The account with this id, if it is in the workspace.
 pub async fn find(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     workspace_id: i64,
     id: i64,
 ) -> Result<Option<account::Model>, SubjectError> {
-    Ok(find_in_workspace::<account::Entity>(db, workspace_id, id).await?)
+    Ok(read_in_workspace::<_, account::Entity>(db, workspace_id, id).await?)
 }
 
 pub async fn find_by_external_id(
@@ -154,11 +154,11 @@ pub async fn find_by_external_id(
 
 /// Accounts among `ids` that are in the workspace (for DataLoaders).
 pub async fn find_many(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     workspace_id: i64,
     ids: &[i64],
 ) -> Result<Vec<account::Model>, SubjectError> {
-    Ok(find_many_in_workspace::<account::Entity>(db, workspace_id, ids).await?)
+    Ok(read_many_in_workspace::<_, account::Entity>(db, workspace_id, ids).await?)
 }
 
 fn search_query(
@@ -190,14 +190,14 @@ fn search_query(
 /// One page of the workspace's accounts in id order, optionally searched
 /// (case-insensitive substring of name or external id).
 pub async fn list(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     workspace_id: i64,
     search: Option<&str>,
     matching: Option<&SelectStatement>,
     page: PageRequest,
 ) -> Result<Page<account::Model>, SubjectError> {
     let query = search_query(workspace_id, search, matching);
-    Ok(fetch(db, query, account::Column::Id, Direction::OldestFirst, page).await?)
+    Ok(fetch_read(db, query, account::Column::Id, Direction::OldestFirst, page).await?)
 }
 
 /// How many accounts `list` would go through in all.

@@ -11,11 +11,11 @@ use sea_orm::{
 use serde_json::Value;
 
 use super::email::Email;
-use super::page::{Direction, Page, PageRequest, contains_pattern, fetch};
+use super::page::{Direction, Page, PageRequest, contains_pattern, fetch_read};
 use super::{Patch, SubjectError, accounts, attributes, clean_text};
 use crate::db::{
-    begin_write, find_in_workspace, find_many_in_workspace, is_unique_violation, lock_row,
-    lost_race,
+    begin_write, is_unique_violation, lock_row, lost_race, read_in_workspace,
+    read_many_in_workspace,
 };
 use crate::segments::membership::{self, Changed, Reason};
 use crate::time::{Clock, now};
@@ -215,20 +215,20 @@ fn scoped(workspace_id: i64) -> Select<user::Entity> {
 
 /// The user with this id, if it is in the workspace.
 pub async fn find(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     workspace_id: i64,
     id: i64,
 ) -> Result<Option<user::Model>, SubjectError> {
-    Ok(find_in_workspace::<user::Entity>(db, workspace_id, id).await?)
+    Ok(read_in_workspace::<_, user::Entity>(db, workspace_id, id).await?)
 }
 
 /// Users among `ids` that are in the workspace (for DataLoaders).
 pub async fn find_many(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     workspace_id: i64,
     ids: &[i64],
 ) -> Result<Vec<user::Model>, SubjectError> {
-    Ok(find_many_in_workspace::<user::Entity>(db, workspace_id, ids).await?)
+    Ok(read_many_in_workspace::<_, user::Entity>(db, workspace_id, ids).await?)
 }
 
 pub async fn find_by_email(
@@ -291,13 +291,13 @@ fn search_query(workspace_id: i64, scope: UserScope<'_>) -> Select<user::Entity>
 
 /// One page of users in id order.
 pub async fn list(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     workspace_id: i64,
     scope: UserScope<'_>,
     page: PageRequest,
 ) -> Result<Page<user::Model>, SubjectError> {
     let query = search_query(workspace_id, scope);
-    Ok(fetch(db, query, user::Column::Id, Direction::OldestFirst, page).await?)
+    Ok(fetch_read(db, query, user::Column::Id, Direction::OldestFirst, page).await?)
 }
 
 /// How many users `list` would go through in all.

@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use entity::{tag, tag_assignment};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Set,
 };
 
 use super::{TagError, store};
 use crate::db::begin_write;
+use crate::sqlite_read;
 use crate::vocab::SubjectKind;
 use crate::vocab::page::{Page, contains_pattern};
 
@@ -132,9 +133,10 @@ pub async fn children(
     Ok(children)
 }
 
-/// The tags of each subject, in name order: two queries whatever the number of subjects.
+/// The tags of each subject, in name order: two queries whatever the
+/// number of subjects (on a SQLite file, both in one hop to the reader).
 pub async fn subject_tags(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     workspace_id: i64,
     kind: SubjectKind,
     subject_ids: &[i64],
@@ -142,24 +144,41 @@ pub async fn subject_tags(
     if subject_ids.is_empty() {
         return Ok(HashMap::new()); // no statement for nothing
     }
-    let assignments: Vec<(i64, i64)> = tag_assignment::Entity::find()
+    let assigned = tag_assignment::Entity::find()
         .select_only()
         .column(tag_assignment::Column::SubjectId)
         .column(tag_assignment::Column::TagId)
         .filter(tag_assignment::Column::WorkspaceId.eq(workspace_id))
         .filter(tag_assignment::Column::SubjectKind.eq(kind.as_str()))
-        .filter(tag_assignment::Column::SubjectId.is_in(subject_ids.iter().copied()))
-        .into_tuple()
-        .all(db)
-        .await?;
-    let mut tag_ids: Vec<i64> = assignments.iter().map(|(_, tag)| *tag).collect();
-    tag_ids.sort_unstable();
-    tag_ids.dedup();
-    let tags: HashMap<i64, tag::Model> = store::find_many(db, workspace_id, &tag_ids)
-        .await?
-        .into_iter()
-        .map(|t| (t.id, t))
-        .collect();
+        .filter(tag_assignment::Column::SubjectId.is_in(subject_ids.iter().copied()));
+    let (assignments, tags) = match sqlite_read::reader(db) {
+        Some(reader) => {
+            let assigned = assigned.build(DbBackend::Sqlite);
+            reader
+                .run(move |conn| {
+                    let assignments: Vec<(i64, i64)> =
+                        sqlite_read::query(conn, &assigned, |row| Ok((row.get(0)?, row.get(1)?)))?;
+                    let tag_ids = distinct_tags(&assignments);
+                    let tags = match tag_ids.is_empty() {
+                        true => Vec::new(),
+                        false => sqlite_read::query(
+                            conn,
+                            &crate::db::select_in_workspace::<tag::Entity>(workspace_id, &tag_ids)
+                                .build(DbBackend::Sqlite),
+                            <tag::Model as sqlite_read::FromRow>::from_row,
+                        )?,
+                    };
+                    Ok((assignments, tags))
+                })
+                .await?
+        }
+        None => {
+            let assignments: Vec<(i64, i64)> = assigned.into_tuple().all(db).await?;
+            let tags = store::find_many(db, workspace_id, &distinct_tags(&assignments)).await?;
+            (assignments, tags)
+        }
+    };
+    let tags: HashMap<i64, tag::Model> = tags.into_iter().map(|t| (t.id, t)).collect();
     let mut result: HashMap<i64, Vec<tag::Model>> = HashMap::new();
     for (subject, tag_id) in assignments {
         if let Some(tag) = tags.get(&tag_id) {
@@ -170,6 +189,14 @@ pub async fn subject_tags(
         list.sort_by(|a, b| a.name.cmp(&b.name));
     }
     Ok(result)
+}
+
+/// The tag ids of (subject, tag) pairs, once each.
+fn distinct_tags(assignments: &[(i64, i64)]) -> Vec<i64> {
+    let mut tag_ids: Vec<i64> = assignments.iter().map(|(_, tag)| *tag).collect();
+    tag_ids.sort_unstable();
+    tag_ids.dedup();
+    tag_ids
 }
 
 /// Sets (or clears, with `None` or blank text) a tag's description.

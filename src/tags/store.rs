@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use super::TagError;
 use super::name::{TagName, TagRules};
-use crate::db::find_many_in_workspace;
+use crate::db::read_many_in_workspace;
 use crate::time::now;
 
 /// The naming rules of a workspace.
@@ -83,11 +83,11 @@ pub async fn find_live_by_names(
 
 /// Tags by id, deleted ones included (history refers to them).
 pub async fn find_many(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + 'static),
     workspace_id: i64,
     ids: &[i64],
 ) -> Result<Vec<tag::Model>, TagError> {
-    Ok(find_many_in_workspace::<tag::Entity>(db, workspace_id, ids).await?)
+    Ok(read_many_in_workspace::<_, tag::Entity>(db, workspace_id, ids).await?)
 }
 
 /// Returns the live tags with these names, creating missing ones (and their

@@ -180,6 +180,13 @@ pub async fn spawn_app_full(
         }
     });
     db::migrate(&conn).await.expect("migrate");
+    // The SQLite read path's statements count too (the file exists now).
+    let log = statements.clone();
+    tagsmith::sqlite_read::observe(&conn, move |sql| {
+        if let Ok(mut log) = log.lock() {
+            log.push(sql.to_owned());
+        }
+    });
     let key = server::bootstrap(&conn)
         .await
         .expect("bootstrap")

@@ -23,6 +23,7 @@ mod introspection;
 mod limits;
 mod modules;
 mod ops;
+mod reads;
 mod references;
 mod schema;
 mod segments;
