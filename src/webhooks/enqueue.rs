@@ -20,6 +20,7 @@ use serde_json::Value;
 use super::payload::{self, Cause, Subject, TagEvent};
 use super::{EventType, events_of, signature, status, wants};
 use crate::automation::listener::{OutboxListener, ScriptFailure};
+use crate::outbox;
 use crate::subjects::SubjectKind;
 
 /// The event types the enabled webhooks of a workspace ask for (the worker
@@ -84,6 +85,9 @@ async fn insert(
         webhook_delivery::Entity::insert_many(chunk.to_vec())
             .exec(db)
             .await?;
+    }
+    if count > 0 {
+        outbox::announce(db, outbox::Queue::Webhooks).await?;
     }
     Ok(count)
 }
@@ -377,6 +381,7 @@ pub async fn ping(
         .exec(db)
         .await?
         .last_insert_id;
+    outbox::announce(db, outbox::Queue::Webhooks).await?;
     webhook_delivery::Entity::find_by_id(id)
         .one(db)
         .await?
