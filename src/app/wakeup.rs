@@ -8,10 +8,10 @@
 //! On PostgreSQL the writers announce themselves with `pg_notify` inside
 //! their transaction (`outbox::announce`; a tag write's announcement on the
 //! change feed's channel stands for its automation events) and one
-//! connection per process `LISTEN`s on both channels. On SQLite a short
-//! poll (every 15 ms) looks whether the database's files changed and, when
-//! they did, reads the highest id of both queues (one statement on their
-//! primary keys) and wakes a loop when its queue's grew.
+//! connection per process `LISTEN`s on both channels. On SQLite a thread
+//! looks every 15 ms whether the database's files changed and, when they
+//! did, the highest id of both queues is read (one statement on their
+//! primary keys) and a loop woken when its queue's grew.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,12 +101,13 @@ async fn listen(db: &DatabaseConnection, wakers: &Wakers) -> Result<(), DbErr> {
 }
 
 /// SQLite: wakes a loop when its queue's highest id grew. Every commit
-/// writes the database's files (its write-ahead log, in WAL mode), so the
-/// poll looks at their size and modification time first, a system call
-/// (microseconds, nothing measurable when idle), and reads the queues only
-/// when they changed. (A commit the files do not show, two in the same
-/// clock tick of the file system leaving the log's size alike, waits for
-/// the loops' own poll.)
+/// writes the database's files (its write-ahead log, in WAL mode), so a
+/// thread of its own looks at their size and modification time every
+/// [`SQLITE_POLL`] (a `stat` and a sleep: the runtime is not woken while
+/// nothing changes, so an idle server pays nearly nothing) and the queues
+/// are read only when the files changed. (A commit the files do not show,
+/// two in the same clock tick of the file system leaving the log's size
+/// alike, waits for the loops' own poll.)
 async fn poll(db: &DatabaseConnection, wakers: &Wakers) -> Result<(), DbErr> {
     let file = db
         .get_sqlite_connection_pool()
@@ -115,38 +116,62 @@ async fn poll(db: &DatabaseConnection, wakers: &Wakers) -> Result<(), DbErr> {
         .to_owned();
     let mut wal = file.clone().into_os_string();
     wal.push("-wal");
-    let files = [file, wal.into()];
+    let changed = Arc::new(Notify::new());
+    watch_files([file, wal.into()], Arc::downgrade(&changed))
+        .map_err(|e| DbErr::Custom(format!("cannot watch the database's files: {e}")))?;
     let statement = Statement::from_string(
         DbBackend::Sqlite,
         "SELECT (SELECT MAX(id) FROM automation_events), (SELECT MAX(id) FROM webhook_deliveries)",
     );
-    let mut seen = None;
     let mut last: Option<(Option<i64>, Option<i64>)> = None;
-    let mut tick = tokio::time::interval(SQLITE_POLL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
-        let written = files.each_ref().map(|f| {
+        // All rows, not one: a statement stepped to its end is reset, so the
+        // pooled connection keeps no read snapshot open (SQLite).
+        if let Some(row) = db.query_all_raw(statement.clone()).await?.first() {
+            let now: (Option<i64>, Option<i64>) =
+                (row.try_get_by_index(0)?, row.try_get_by_index(1)?);
+            if let Some((events, deliveries)) = last {
+                if now.0 != events {
+                    wakers.wake(Queue::Automation);
+                }
+                if now.1 != deliveries {
+                    wakers.wake(Queue::Webhooks);
+                }
+            }
+            last = Some(now);
+        }
+        changed.notified().await;
+    }
+}
+
+/// Notifies `changed` whenever one of `files` changed size or modification
+/// time, from a thread that ends once `changed` is gone.
+fn watch_files(
+    files: [std::path::PathBuf; 2],
+    changed: std::sync::Weak<Notify>,
+) -> std::io::Result<()> {
+    let look = move || {
+        files.each_ref().map(|f| {
             std::fs::metadata(f)
                 .ok()
                 .map(|m| (m.len(), m.modified().ok()))
-        });
-        if seen.as_ref() == Some(&written) && last.is_some() {
-            continue;
-        }
-        seen = Some(written);
-        let Some(row) = db.query_one_raw(statement.clone()).await? else {
-            continue;
-        };
-        let now: (Option<i64>, Option<i64>) = (row.try_get_by_index(0)?, row.try_get_by_index(1)?);
-        if let Some((events, deliveries)) = last {
-            if now.0 != events {
-                wakers.wake(Queue::Automation);
+        })
+    };
+    std::thread::Builder::new()
+        .name("tagsmith-sqlite-watch".into())
+        .spawn(move || {
+            let mut seen = look();
+            loop {
+                std::thread::sleep(SQLITE_POLL);
+                let Some(changed) = changed.upgrade() else {
+                    return;
+                };
+                let now = look();
+                if now != seen {
+                    seen = now;
+                    changed.notify_one();
+                }
             }
-            if now.1 != deliveries {
-                wakers.wake(Queue::Webhooks);
-            }
-        }
-        last = Some(now);
-    }
+        })
+        .map(|_| ())
 }
