@@ -251,7 +251,7 @@ pub struct AutomationSettings {
     /// How often the automation worker and the webhook dispatcher look for
     /// work nobody told them of, in milliseconds: a safety net, since the
     /// writes of every process wake them at once (LISTEN/NOTIFY on
-    /// PostgreSQL, a 15 ms poll of the queues' highest ids on SQLite).
+    /// PostgreSQL, a 15 ms look at the database files on SQLite).
     #[arg(long, env = "TAGSMITH_AUTOMATION_POLL_MS", default_value_t = 1_000)]
     pub automation_poll_ms: u64,
     /// How long a worker's claim on an event lasts, in milliseconds; a
