@@ -53,6 +53,12 @@ pub struct ServerSettings {
         default_value_t = 1_000
     )]
     pub max_subscriptions_per_key: usize,
+    /// How long a server trusts an API key it has read, in milliseconds (0:
+    /// it reads the key on every request). A key revoked through this
+    /// server stops at once; one revoked through another server or the CLI
+    /// stops here within this long.
+    #[arg(long, env = "TAGSMITH_API_KEY_CACHE_MS", default_value_t = 1_000)]
+    pub api_key_cache_ms: u64,
     #[command(flatten)]
     pub limits: QueryLimits,
     #[command(flatten)]
@@ -70,6 +76,7 @@ impl Default for ServerSettings {
             require_key_for_introspection: false,
             max_subscriptions_per_connection: 100,
             max_subscriptions_per_key: 1_000,
+            api_key_cache_ms: 1_000,
             limits: QueryLimits::default(),
             production: ProductionSettings::default(),
         }
@@ -241,6 +248,12 @@ pub struct AutomationSettings {
     /// Attempts at an automation event before it is kept as failed.
     #[arg(long, env = "TAGSMITH_AUTOMATION_MAX_ATTEMPTS", default_value_t = 5)]
     pub automation_max_attempts: i32,
+    /// How often the automation worker and the webhook dispatcher look for
+    /// work nobody told them of, in milliseconds: a safety net, since the
+    /// writes of every process wake them at once (LISTEN/NOTIFY on
+    /// PostgreSQL, a 15 ms look at the database files on SQLite).
+    #[arg(long, env = "TAGSMITH_AUTOMATION_POLL_MS", default_value_t = 1_000)]
+    pub automation_poll_ms: u64,
     /// How long a worker's claim on an event lasts, in milliseconds; a
     /// worker that dies (a crash, `kill -9`) leaves its events to be claimed
     /// again once it expires. Keep it well above the slowest batch.
@@ -308,6 +321,7 @@ impl Default for AutomationSettings {
             no_worker: false,
             automation_max_depth: 8,
             automation_max_attempts: 5,
+            automation_poll_ms: 1_000,
             automation_lease_ms: 60_000,
             scripts: ScriptSettings::default(),
             script_runs_kept: 1000,

@@ -44,6 +44,57 @@ pub mod status {
     pub const FAILED: &str = "failed";
 }
 
+/// The PostgreSQL channel on which writes to the queues (automation
+/// events, webhook deliveries) announce themselves, inside their
+/// transaction: every process listening (`app::wakeup`) hears of them at
+/// commit. (The tag write path needs no second announcement: the change
+/// feed's channel, `tags::feed::CHANNEL`, is heard too.)
+pub const CHANNEL: &str = "tagsmith_outbox";
+
+/// A queue whose new rows a worker or a dispatcher waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queue {
+    /// `automation_events`, for the automation worker.
+    Automation,
+    /// `webhook_deliveries`, for the webhook dispatcher.
+    Webhooks,
+}
+
+impl Queue {
+    /// The payload of its announcement.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Queue::Automation => "automation",
+            Queue::Webhooks => "webhooks",
+        }
+    }
+
+    /// The queue an announcement's payload names.
+    pub fn parse(payload: &str) -> Option<Self> {
+        [Queue::Automation, Queue::Webhooks]
+            .into_iter()
+            .find(|q| q.as_str() == payload)
+    }
+}
+
+/// Announces new rows of `queue` to every process listening (PostgreSQL
+/// only; on SQLite the listeners poll), inside the writer's transaction:
+/// delivered at commit, not at all on a rollback.
+pub async fn announce(db: &impl ConnectionTrait, queue: Queue) -> Result<(), DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let notify = Query::select()
+        .expr(
+            sea_orm::sea_query::Func::cust("pg_notify")
+                .arg(Expr::val(CHANNEL))
+                .arg(Expr::val(queue.as_str())),
+        )
+        .to_owned();
+    db.query_one(&notify).await?;
+    Ok(())
+}
+
 /// Writes the events a query selects into the outbox, pending and due now.
 /// The query's columns, in order: workspace_id, kind, subject_kind,
 /// subject_id, the tag or segment id (in the column `about`: `TagId` or

@@ -35,10 +35,13 @@ pub struct RunningServer {
 
 /// Binds the address and serves until `shutdown` resolves.
 pub async fn start(
-    app: AppState,
+    mut app: AppState,
     settings: ServerSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<RunningServer> {
+    app.keys = Arc::new(crate::auth::keys::KeyCache::new(
+        std::time::Duration::from_millis(settings.api_key_cache_ms),
+    ));
     app.feed.spawn(app.db.clone());
     let schema = |checks| {
         build_schema_with(

@@ -1,13 +1,15 @@
 //! `compare`: the same reads and writes through tagsmith's GraphQL, the
 //! hand-written SQL baseline and PostGraphile (when started), one after the
-//! other on the same data, driven by the same load client.
+//! other on the same data, driven by the same load client: one in this
+//! process, and for the list and the user by id also one in a process of
+//! its own (`client::from_another_process`), which the targets use.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::{Sample, global_id};
+use crate::client::{Sample, global_id};
 
 /// One system under load: where to send requests, with which key.
 #[derive(Clone)]
@@ -174,6 +176,59 @@ async fn scenario(
 
 pub const LIST: &str = "list 50 users with tags and account";
 pub const BY_ID: &str = "one user by id with tags and account";
+pub const LIST_EXTERNAL: &str = "list 50 users with tags and account, load from its own process";
+pub const BY_ID_EXTERNAL: &str = "one user by id with tags and account, load from its own process";
+
+/// Request bodies of every system, drawn ahead for a load client of its
+/// own process (`client::from_another_process`).
+fn drawn(systems: &[(System, Body, Check)]) -> Vec<(System, Vec<Value>)> {
+    systems
+        .iter()
+        .map(|(system, body, _)| {
+            let mut n: u64 = 0x2545_F491;
+            let bodies = (0..1024)
+                .map(|_| {
+                    n = n
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    body(n >> 33)
+                })
+                .collect();
+            (system.clone(), bodies)
+        })
+        .collect()
+}
+
+/// Runs one scenario on each system with the load from another process
+/// (the figures were checked by the same scenario in this process).
+async fn from_another_process(
+    setup: &Setup<'_>,
+    name: &'static str,
+    systems: Vec<(System, Vec<Value>)>,
+) -> Comparison {
+    eprintln!(
+        "compare: {name}, {} clients in a process of their own",
+        setup.concurrency
+    );
+    let mut samples = Vec::new();
+    for (system, bodies) in systems {
+        let sample = crate::client::from_another_process(
+            system.name,
+            &system.endpoint,
+            system.key.as_deref(),
+            &bodies,
+            setup.concurrency,
+            setup.seconds,
+        )
+        .await;
+        samples.push((system.name, sample));
+    }
+    Comparison {
+        scenario: name,
+        concurrency: setup.concurrency,
+        samples,
+    }
+}
 pub const ADD_TAGS: &str = "addTags: one new tag on one user";
 pub const COUNT_TAG: &str = "count the users of one tag";
 pub const COUNT_FILTER: &str = "count a 3-clause filter (memberCount)";
@@ -193,7 +248,9 @@ pub async fn run(setup: &Setup<'_>, segment: &Value) -> Vec<Comparison> {
     let pg = setup.postgraphile.clone();
     let mut out = Vec::new();
 
-    // Lists, at 1 and at 32 clients.
+    // Lists, at 1 and at 32 clients; then at `concurrency` from a client
+    // process of its own.
+    let mut external = Vec::new();
     const LIST_GQL: &str =
         "{ users(first: 50) { nodes { id email tags { name } account { name } } } }";
     const LIST_PG: &str = r#"{ allUsers(first: 50, orderBy: ID_ASC, condition: { workspaceId: "1" }) {
@@ -214,8 +271,12 @@ pub async fn run(setup: &Setup<'_>, segment: &Value) -> Vec<Comparison> {
                 nodes(v, &["data", "allUsers", "nodes"])
             }));
         }
+        if concurrency == 1 {
+            external = drawn(&systems);
+        }
         out.push(scenario(setup, LIST, concurrency, systems).await);
     }
+    out.push(from_another_process(setup, LIST_EXTERNAL, external).await);
 
     // One user by id.
     let ids: Arc<Vec<i64>> = Arc::new(setup.ids.to_vec());
@@ -258,7 +319,9 @@ pub async fn run(setup: &Setup<'_>, segment: &Value) -> Vec<Comparison> {
             |v| v["data"]["userById"]["email"].is_string() as i64,
         ));
     }
+    let external = drawn(&systems);
     out.push(scenario(setup, BY_ID, setup.concurrency, systems).await);
+    out.push(from_another_process(setup, BY_ID_EXTERNAL, external).await);
 
     // addTags: one of 50 tags (new to the subject, mostly) on a random user;
     // each system its own tag names. PostGraphile's mutations are off.

@@ -164,7 +164,7 @@ async fn workspace(conn: &DatabaseConnection, name: &str) -> (i64, String) {
 }
 
 async fn counts(conn: &DatabaseConnection, workspace: i64) -> Counts {
-    let count = |sql: String| async move { crate::count_rows(conn, &sql).await };
+    let count = |sql: String| async move { crate::segments::count_rows(conn, &sql).await };
     Counts {
         users: count(format!(
             "SELECT COUNT(*) FROM users WHERE workspace_id = {workspace}"
@@ -241,7 +241,7 @@ async fn through_http(
     let mut created = 0;
     let mut send = async |chunk: &mut String, n: usize| {
         let t = Instant::now();
-        let body = crate::post(
+        let body = crate::client::post(
             client,
             endpoint,
             key,

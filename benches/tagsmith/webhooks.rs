@@ -11,7 +11,9 @@ use axum::body::Bytes;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::{Args, Sample, global_id, post, wait_drained};
+use crate::Args;
+use crate::automation::wait_drained;
+use crate::client::{Sample, global_id, post};
 
 /// A receiver on 127.0.0.1: answers `status`, and records when each probe
 /// (`Probe: N`) arrived.

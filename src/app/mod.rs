@@ -11,6 +11,7 @@ pub mod references;
 mod scripts;
 mod segments;
 mod tags;
+pub mod wakeup;
 
 pub use scripts::DryRunEvent;
 pub use tags::BulkTarget;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 
+use crate::auth::keys::KeyCache;
 use crate::automation::script::{Limits as ScriptLimits, ScriptEngine};
 use crate::automation::scripts::Scripts;
 use crate::automation::worker::{Worker, WorkerSettings};
@@ -46,6 +48,8 @@ pub struct AppState {
     pub webhooks: Arc<crate::webhooks::dispatch::Settings>,
     /// The webhook dispatcher's wake-up call (deliveries were queued).
     pub webhook_wake: Arc<Notify>,
+    /// The API keys read lately (`server::start` sets its time to live).
+    pub keys: Arc<KeyCache>,
 }
 
 /// The script engine of every door, sandboxed by `limits`: what `script
@@ -75,6 +79,7 @@ impl AppState {
             metrics: Arc::default(),
             webhooks: Arc::default(),
             webhook_wake: Arc::new(Notify::new()),
+            keys: Arc::default(),
         }
     }
 
@@ -110,8 +115,9 @@ impl AppState {
         }
     }
 
-    /// Starts the automation worker, the sweep of time-based segments and
-    /// the webhook dispatcher, all stopping at `shutdown`.
+    /// Starts the automation worker, the sweep of time-based segments, the
+    /// webhook dispatcher and their wake-ups from other processes
+    /// ([`wakeup`]), all stopping at `shutdown`.
     pub fn spawn_automation(
         &self,
         settings: &AutomationSettings,
@@ -120,7 +126,10 @@ impl AppState {
         let worker = self.worker(settings.worker());
         let dispatcher = crate::webhooks::dispatch::Dispatcher::new(
             self.db.clone(),
-            Arc::clone(&self.webhooks),
+            Arc::new(crate::webhooks::dispatch::Settings {
+                poll_interval: settings.poll_interval(),
+                ..(*self.webhooks).clone()
+            }),
             Arc::clone(&self.webhook_wake),
             Arc::clone(&self.metrics),
         );
@@ -140,8 +149,16 @@ impl AppState {
             Arc::clone(&self.wake),
             shutdown.clone().wait(),
         );
+        let wakeups = wakeup::run(
+            self.db.clone(),
+            wakeup::Wakers {
+                automation: Arc::clone(&self.wake),
+                webhooks: Arc::clone(&self.webhook_wake),
+            },
+            shutdown.clone().wait(),
+        );
         tokio::spawn(async move {
-            tokio::join!(worker.run(shutdown.wait()), sweep, deliveries);
+            tokio::join!(worker.run(shutdown.wait()), sweep, deliveries, wakeups);
         })
     }
 }

@@ -6,6 +6,9 @@ use sea_orm::{
     QuerySelect, Set,
 };
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use super::{AuthError, Caller, Role};
 use crate::time::now;
@@ -98,11 +101,21 @@ pub async fn active_among(
 
 /// Finds the caller behind a secret; unknown and revoked keys are `InvalidKey`.
 pub async fn authenticate(db: &impl ConnectionTrait, secret: &str) -> Result<Caller, AuthError> {
+    find(db, &checked_hash(secret)?).await
+}
+
+/// The hash of a well-formed secret (`InvalidKey` for another).
+fn checked_hash(secret: &str) -> Result<String, AuthError> {
     if !secret.starts_with(SECRET_PREFIX) || secret.len() > 200 {
         return Err(AuthError::InvalidKey);
     }
+    Ok(hash_secret(secret))
+}
+
+/// The caller behind a secret's hash.
+async fn find(db: &impl ConnectionTrait, hash: &str) -> Result<Caller, AuthError> {
     let key = api_key::Entity::find()
-        .filter(api_key::Column::SecretHash.eq(hash_secret(secret)))
+        .filter(api_key::Column::SecretHash.eq(hash))
         .one(db)
         .await?
         .filter(|key| key.revoked_at.is_none())
@@ -114,6 +127,92 @@ pub async fn authenticate(db: &impl ConnectionTrait, secret: &str) -> Result<Cal
         key_name: key.name,
         role,
     })
+}
+
+/// How long a server trusts a key it has read, unless told otherwise
+/// (`--api-key-cache-ms`): a key revoked through another server or the CLI
+/// stops working here within this long.
+pub const CACHE_TTL: Duration = Duration::from_secs(1);
+/// Keys a server remembers at most.
+const CACHE_CAPACITY: usize = 10_000;
+
+/// The callers of recently used secrets, by their hash, for a short while:
+/// a request does not read its key from the database when the same key was
+/// read less than the time to live ago. Only valid keys are remembered. A
+/// revocation through this server forgets them all at once
+/// ([`KeyCache::forget_all`]); one elsewhere is seen within the time to live.
+pub struct KeyCache {
+    ttl: Duration,
+    state: Mutex<CacheState>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    callers: HashMap<String, (Instant, Caller)>,
+    /// Bumped by every `forget_all`: a lookup that began before it does
+    /// not store what it read (the key may be revoked since).
+    generation: u64,
+}
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        KeyCache::new(CACHE_TTL)
+    }
+}
+
+impl KeyCache {
+    /// A cache keeping keys for `ttl` (zero: none).
+    pub fn new(ttl: Duration) -> Self {
+        KeyCache {
+            ttl,
+            state: Mutex::default(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Like [`authenticate`], from the cache when the key was read lately.
+    pub async fn authenticate(
+        &self,
+        db: &impl ConnectionTrait,
+        secret: &str,
+    ) -> Result<Caller, AuthError> {
+        let hash = checked_hash(secret)?;
+        let generation = {
+            let state = self.state();
+            if let Some((read, caller)) = state.callers.get(&hash)
+                && read.elapsed() < self.ttl
+            {
+                return Ok(caller.clone());
+            }
+            state.generation
+        };
+        let caller = find(db, &hash).await?;
+        if !self.ttl.is_zero() {
+            let mut state = self.state();
+            if state.generation == generation {
+                if state.callers.len() >= CACHE_CAPACITY {
+                    let ttl = self.ttl;
+                    state.callers.retain(|_, (read, _)| read.elapsed() < ttl);
+                    if state.callers.len() >= CACHE_CAPACITY {
+                        state.callers.clear();
+                    }
+                }
+                state.callers.insert(hash, (Instant::now(), caller.clone()));
+            }
+        }
+        Ok(caller)
+    }
+
+    /// Forgets every key (keys were revoked): the next request of each
+    /// reads its key again.
+    pub fn forget_all(&self) {
+        let mut state = self.state();
+        state.callers.clear();
+        state.generation += 1;
+    }
 }
 
 fn new_secret() -> Result<String, AuthError> {

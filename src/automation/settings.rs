@@ -30,6 +30,11 @@ impl AutomationSettings {
         std::time::Duration::from_millis(self.segment_sweep_ms.max(10))
     }
 
+    /// How often the worker and the dispatcher look for work unannounced.
+    pub fn poll_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.automation_poll_ms.max(10))
+    }
+
     /// How the worker behaves.
     pub fn worker(&self) -> WorkerSettings {
         WorkerSettings {
@@ -37,6 +42,7 @@ impl AutomationSettings {
             max_attempts: self.automation_max_attempts,
             runs_kept: self.script_runs_kept,
             lease: std::time::Duration::from_millis(self.automation_lease_ms.max(100)),
+            poll_interval: self.poll_interval(),
             // One largest plan per write transaction at most (and the
             // small plans of a batch together).
             batch_bytes: match self.scripts.script_max_output_bytes {

@@ -128,7 +128,9 @@ impl AuthMutation {
     /// Returns how many keys were revoked.
     async fn revoke_api_key(&self, ctx: &Context<'_>, name: String) -> Result<i32> {
         let caller = require(ctx, auth::Role::Admin)?;
-        let count = keys::revoke(&state(ctx)?.db, caller.workspace_id, &name).await?;
+        let app = state(ctx)?;
+        let count = keys::revoke(&app.db, caller.workspace_id, &name).await?;
+        app.keys.forget_all();
         Ok(count as i32)
     }
 }

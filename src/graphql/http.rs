@@ -14,7 +14,6 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use futures_util::StreamExt;
 
-use crate::auth::keys;
 use crate::config::ServerSettings;
 use crate::error::Code;
 
@@ -384,7 +383,12 @@ pub(super) async fn authenticate(state: &HttpState, headers: &HeaderMap) -> Requ
     }) else {
         return RequestAuth::Invalid;
     };
-    match keys::authenticate(&state.app.db, secret.trim()).await {
+    match state
+        .app
+        .keys
+        .authenticate(&state.app.db, secret.trim())
+        .await
+    {
         Ok(caller) => RequestAuth::Key(caller),
         Err(crate::auth::AuthError::Db(e)) => {
             tracing::error!(error = %e, "could not check an API key");

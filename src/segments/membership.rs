@@ -685,6 +685,7 @@ async fn announce(
             .to_owned();
         outbox::enqueue_selected(db, automation_event::Column::SegmentId, events).await?;
     }
+    outbox::announce(db, outbox::Queue::Automation).await?;
     Ok(())
 }
 

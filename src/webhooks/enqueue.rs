@@ -21,6 +21,7 @@ use super::payload::{self, Cause, Subject, TagEvent};
 use super::{EventType, events_of, signature, status, wants};
 use crate::automation::listener::{OutboxListener, ScriptFailure};
 use crate::db::find_many_in_workspace;
+use crate::outbox;
 use crate::subjects::SubjectKind;
 use crate::vocab::Source;
 
@@ -86,6 +87,9 @@ async fn insert(
         webhook_delivery::Entity::insert_many(chunk.to_vec())
             .exec(db)
             .await?;
+    }
+    if count > 0 {
+        outbox::announce(db, outbox::Queue::Webhooks).await?;
     }
     Ok(count)
 }
@@ -349,6 +353,7 @@ pub async fn ping(
         .exec(db)
         .await?
         .last_insert_id;
+    outbox::announce(db, outbox::Queue::Webhooks).await?;
     webhook_delivery::Entity::find_by_id(id)
         .one(db)
         .await?

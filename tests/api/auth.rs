@@ -5,7 +5,9 @@ use std::process::{Command, Stdio};
 
 use serde_json::json;
 
-use crate::helpers::{Backend, TestApp, error_code, fresh_database, spawn_app};
+use crate::helpers::{
+    Backend, TestApp, error_code, fresh_database, spawn_app, spawn_app_with, tagsmith,
+};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -13,6 +15,7 @@ on_both_databases!(
     roles_are_enforced,
     created_keys_work_and_revoked_keys_stop,
     introspection_needs_no_key,
+    a_key_revoked_elsewhere_stops_within_the_cache_time,
 );
 
 async fn missing_and_bad_keys_are_unauthenticated(app: TestApp) {
@@ -265,4 +268,63 @@ async fn spawn_app_gives_an_admin() {
     let app = spawn_app().await;
     let data = app.ok("{ viewer { role } }", json!({})).await;
     assert_eq!(data["viewer"]["role"], "ADMIN");
+}
+
+/// A server remembers the keys it read for a while (`--api-key-cache-ms`):
+/// the same key again runs no statement on `api_keys`; a revocation through
+/// this server forgets it at once, however long the cache would keep it.
+mod the_key_cache_spares_the_database_and_forgets_revoked_keys {
+    use super::*;
+
+    async fn run(backend: Backend) {
+        let Some(app) = spawn_app_with(backend, |s| s.api_key_cache_ms = 600_000).await else {
+            eprintln!("skipped: TAGSMITH_TEST_DATABASE_URL is not set");
+            return;
+        };
+        let key = app.key("ci", "DEVELOPER").await;
+        let query = "{ viewer { keyName } }";
+        let body = app.graphql_as(Some(&key), query, json!({})).await;
+        assert_eq!(body["data"]["viewer"]["keyName"], "ci", "{body}");
+        let (body, statements) = app
+            .statements_during(app.graphql_as(Some(&key), query, json!({})))
+            .await;
+        assert_eq!(body["data"]["viewer"]["keyName"], "ci", "{body}");
+        assert!(
+            !statements.iter().any(|s| s.contains("api_keys")),
+            "the key was read again: {statements:#?}"
+        );
+        app.ok("mutation { revokeApiKey(name: \"ci\") }", json!({}))
+            .await;
+        let body = app.graphql_as(Some(&key), query, json!({})).await;
+        assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        run(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        run(Backend::Postgres).await;
+    }
+}
+
+/// A key revoked elsewhere (here by the CLI, as through another server)
+/// stops working on this server once the cache's time (1 s by default)
+/// has passed since this server read it.
+async fn a_key_revoked_elsewhere_stops_within_the_cache_time(app: TestApp) {
+    let key = app.key("etl", "VIEWER").await;
+    let query = "{ viewer { keyName } }";
+    let body = app.graphql_as(Some(&key), query, json!({})).await;
+    assert_eq!(body["data"]["viewer"]["keyName"], "etl", "{body}");
+    let (ok, stdout, stderr) = tagsmith(
+        &app.database_url,
+        &["key", "revoke", "--name", "etl", "--workspace", "default"],
+    );
+    assert!(ok && stdout.contains("revoked 1"), "{stdout}{stderr}");
+    tokio::time::sleep(tagsmith::auth::keys::CACHE_TTL + std::time::Duration::from_millis(50))
+        .await;
+    let body = app.graphql_as(Some(&key), query, json!({})).await;
+    assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body}");
 }

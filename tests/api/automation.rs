@@ -1445,3 +1445,57 @@ async fn failed_runs_are_counted_since_a_time(app: TestApp) {
         .await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
 }
+
+/// A change committed by another process (here the CLI's import) starts
+/// its automation at once: the server's worker hears of it (LISTEN/NOTIFY
+/// on PostgreSQL, the short poll of the queue's highest id on SQLite). Its
+/// safety-net poll is set to a minute, longer than the test waits, so only
+/// the wake-up can make it pass.
+mod another_process_wakes_the_worker {
+    use super::*;
+
+    async fn run(backend: Backend) {
+        let Some(app) = spawn_app_full(backend, |_| {}, |a| a.automation_poll_ms = 60_000).await
+        else {
+            eprintln!("skipped: TAGSMITH_TEST_DATABASE_URL is not set");
+            return;
+        };
+        upload(
+            &app,
+            "welcome",
+            r#"fn on_tag_added(event) {
+    if event.tag == "Trial" { event.subject.add_tag("Welcomed"); }
+}"#,
+        )
+        .await;
+        let ana = app.user("ana@example.com").await;
+        drained(&app).await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("users.csv");
+        std::fs::write(&file, "email,tags\nana@example.com,Trial\n").unwrap();
+        let (ok, stdout, stderr) = tagsmith(
+            &app.database_url,
+            &["import", "users", &file.display().to_string()],
+        );
+        assert!(ok, "{stdout}\n{stderr}");
+        let started = Instant::now();
+        while user_tags(&app, &json!(ana)).await != ["Trial", "Welcomed"] {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the worker did not hear of the import: {:?}",
+                user_tags(&app, &json!(ana)).await
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        run(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        run(Backend::Postgres).await;
+    }
+}

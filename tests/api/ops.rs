@@ -579,10 +579,17 @@ async fn database_failures_under_rules_stay_internal(app: TestApp) {
         .graphql(ADD, json!({ "id": ana, "tags": ["Trial"] }))
         .await;
     assert_internal(&tagged, "first_name");
-    app.db
+    // On a connection of its own: a pooled SQLite connection that has not
+    // run a statement since the first rename may still hold the schema of
+    // before it, and SQLite checks a DDL's columns against that.
+    let fresh = sea_orm::Database::connect(&app.database_url)
+        .await
+        .expect("connect");
+    fresh
         .execute_unprepared("ALTER TABLE users RENAME COLUMN first_name_gone TO first_name")
         .await
         .expect("rename column back");
+    fresh.close().await.expect("close");
     // The dry run finds the user, then fails reading her tags.
     app.db
         .execute_unprepared("ALTER TABLE tag_assignments RENAME TO tag_assignments_gone")

@@ -1,0 +1,249 @@
+//! The load clients: the requests every scenario sends, the latencies
+//! they record ([`Sample`]).
+
+use std::time::{Duration, Instant};
+
+/// Latencies of one scenario.
+pub(crate) struct Sample {
+    pub(crate) name: String,
+    pub(crate) count: usize,
+    pub(crate) elapsed: Duration,
+    pub(crate) latencies: Vec<Duration>,
+}
+
+impl Sample {
+    /// The latencies the load clients recorded, since `started`.
+    pub(crate) async fn of_clients(
+        name: &str,
+        started: Instant,
+        clients: Vec<tokio::task::JoinHandle<Vec<Duration>>>,
+    ) -> Sample {
+        let mut latencies = Vec::new();
+        for client in clients {
+            latencies.extend(client.await.expect("load client"));
+        }
+        Sample {
+            name: name.into(),
+            count: latencies.len(),
+            elapsed: started.elapsed(),
+            latencies,
+        }
+    }
+
+    /// The latency at quantile `p` (nearest rank), if any was recorded.
+    pub(crate) fn percentile(&mut self, p: f64) -> Option<Duration> {
+        self.latencies.sort();
+        let i = ((self.latencies.len() as f64 * p).ceil() as usize).saturating_sub(1);
+        self.latencies
+            .get(i.min(self.latencies.len().saturating_sub(1)))
+            .copied()
+    }
+
+    pub(crate) fn row(&mut self) -> String {
+        let mut pct = |p: f64| match self.percentile(p) {
+            Some(latency) => format!("{:.2}", latency.as_secs_f64() * 1000.0),
+            None => "-".to_owned(),
+        };
+        let (p50, p99) = (pct(0.5), pct(0.99));
+        format!(
+            "| {} | {} | {:.3} | {:.0} | {} | {} |",
+            self.name,
+            self.count,
+            self.elapsed.as_secs_f64(),
+            self.count as f64 / self.elapsed.as_secs_f64(),
+            p50,
+            p99
+        )
+    }
+}
+
+pub(crate) fn global_id(kind: &str, id: i64) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{kind}:{id}"))
+}
+
+pub(crate) async fn post(
+    client: &reqwest::Client,
+    endpoint: &str,
+    key: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let response = client
+        .post(endpoint)
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let value: serde_json::Value = response.json().await.expect("JSON");
+    assert!(value.get("errors").is_none(), "errors: {value}");
+    value
+}
+
+/// The hidden `--client` mode: the bench run again as a load client of
+/// its own, so that the load does not share the server's process (its
+/// runtime, its allocator, its threads).
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct ClientArgs {
+    /// Be a load client: post the bodies of `--bodies` to `--url` from
+    /// `--concurrency` connections for `--seconds`, print the latencies as JSON.
+    #[arg(long, hide = true)]
+    pub(crate) client: bool,
+    /// The endpoint the client posts to.
+    #[arg(long, hide = true, requires = "client")]
+    pub(crate) url: Option<String>,
+    /// A file with a JSON array of request bodies, drawn at random.
+    #[arg(long, hide = true, requires = "client")]
+    pub(crate) bodies: Option<std::path::PathBuf>,
+}
+
+/// The environment variable that carries the API key to the client (kept
+/// off its command line).
+const KEY_VAR: &str = "TAGSMITH_BENCH_CLIENT_KEY";
+
+/// What a load client prints: how many requests it made over how long,
+/// and each one's latency in microseconds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ClientReport {
+    elapsed_seconds: f64,
+    latencies_us: Vec<u64>,
+}
+
+/// Runs the load client (`--client`) and prints its report on stdout.
+pub(crate) async fn external(args: &ClientArgs, seconds: u64, concurrency: u64) {
+    let fail = |message: String| -> ! {
+        eprintln!("load client: {message}");
+        std::process::exit(2)
+    };
+    let (Some(url), Some(bodies)) = (&args.url, &args.bodies) else {
+        fail("--client needs --url and --bodies".into())
+    };
+    let bodies: Vec<serde_json::Value> = std::fs::read(bodies)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        .unwrap_or_else(|e| fail(format!("cannot read {}: {e}", bodies.display())));
+    if bodies.is_empty() {
+        fail("no request bodies".into());
+    }
+    let key = std::env::var(KEY_VAR).ok();
+    let client = reqwest::Client::new();
+    let bodies = std::sync::Arc::new(bodies);
+    // Warm-up: a few requests outside the timing (connections, plans).
+    for body in bodies.iter().take(5) {
+        send(&client, url, key.as_deref(), body.clone())
+            .await
+            .unwrap_or_else(|e| fail(e));
+    }
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let workers = (0..concurrency)
+        .map(|worker| {
+            let (client, bodies) = (client.clone(), bodies.clone());
+            let (url, key) = (url.clone(), key.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut n: u64 = 0x9E37_79B9 ^ (worker * 7919);
+                while Instant::now() < deadline {
+                    n = n
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let body = bodies[(n >> 33) as usize % bodies.len()].clone();
+                    let t = Instant::now();
+                    send(&client, &url, key.as_deref(), body).await?;
+                    latencies.push(t.elapsed().as_micros() as u64);
+                }
+                Ok::<_, String>(latencies)
+            })
+        })
+        .collect::<Vec<_>>();
+    let mut latencies_us = Vec::new();
+    for worker in workers {
+        match worker.await {
+            Ok(Ok(l)) => latencies_us.extend(l),
+            Ok(Err(e)) => fail(e),
+            Err(e) => fail(e.to_string()),
+        }
+    }
+    let report = ClientReport {
+        elapsed_seconds: started.elapsed().as_secs_f64(),
+        latencies_us,
+    };
+    println!(
+        "{}",
+        serde_json::to_string(&report).expect("a report is JSON")
+    );
+}
+
+/// Posts one request of the load client; an error answered is an error.
+async fn send(
+    client: &reqwest::Client,
+    url: &str,
+    key: Option<&str>,
+    body: serde_json::Value,
+) -> Result<(), String> {
+    let mut request = client.post(url).json(&body);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.map_err(|e| e.to_string())?;
+    let status = response.status();
+    let value: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+    if !status.is_success() || value.get("errors").is_some() {
+        return Err(format!("{status} {value}"));
+    }
+    Ok(())
+}
+
+/// Loads `url` from a load client in a process of its own (this bench run
+/// again with `--client`): `concurrency` connections posting `bodies`,
+/// drawn at random, for `seconds`, after a warm-up. Panics when the
+/// client fails (an error answered, a refused connection).
+pub(crate) async fn from_another_process(
+    name: &str,
+    url: &str,
+    key: Option<&str>,
+    bodies: &[serde_json::Value],
+    concurrency: usize,
+    seconds: u64,
+) -> Sample {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("bodies.json");
+    std::fs::write(&file, serde_json::to_vec(bodies).expect("JSON")).expect("write the bodies");
+    let mut command = std::process::Command::new(std::env::current_exe().expect("this bench"));
+    command.args([
+        "--client",
+        "--url",
+        url,
+        "--bodies",
+        &file.display().to_string(),
+        "--concurrency",
+        &concurrency.to_string(),
+        "--seconds",
+        &seconds.to_string(),
+    ]);
+    match key {
+        Some(key) => command.env(KEY_VAR, key),
+        None => command.env_remove(KEY_VAR),
+    };
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("the client's thread")
+        .expect("start the load client");
+    assert!(
+        output.status.success(),
+        "the load client failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: ClientReport =
+        serde_json::from_slice(&output.stdout).expect("the load client's report");
+    Sample {
+        name: name.into(),
+        count: report.latencies_us.len(),
+        elapsed: Duration::from_secs_f64(report.elapsed_seconds),
+        latencies: report
+            .latencies_us
+            .into_iter()
+            .map(Duration::from_micros)
+            .collect(),
+    }
+}
