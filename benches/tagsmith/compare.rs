@@ -25,7 +25,8 @@ pub struct Setup<'a> {
     pub graphql: System,
     /// The hand-written SQL baseline's base URL.
     pub sql: String,
-    pub postgraphile: Option<System>,
+    /// PostGraphile 4 and 5, those started ([`POSTGRAPHILE4`], [`POSTGRAPHILE5`]).
+    pub postgraphile: Vec<System>,
     pub ids: &'a [i64],
     pub seconds: u64,
     pub concurrency: usize,
@@ -40,8 +41,9 @@ pub struct Comparison {
 
 pub const GRAPHQL: &str = "tagsmith GraphQL";
 pub const SQL: &str = "hand-written SQL";
-pub const POSTGRAPHILE: &str = "PostGraphile";
-pub const SYSTEMS: [&str; 3] = [GRAPHQL, SQL, POSTGRAPHILE];
+pub const POSTGRAPHILE4: &str = "PostGraphile 4";
+pub const POSTGRAPHILE5: &str = "PostGraphile 5";
+pub const SYSTEMS: [&str; 4] = [GRAPHQL, SQL, POSTGRAPHILE4, POSTGRAPHILE5];
 
 /// The request a client sends for its `n`th pseudo-random draw.
 type Body = Arc<dyn Fn(u64) -> Value + Send + Sync>;
@@ -253,8 +255,11 @@ pub async fn run(setup: &Setup<'_>, segment: &Value) -> Vec<Comparison> {
     let mut external = Vec::new();
     const LIST_GQL: &str =
         "{ users(first: 50) { nodes { id email tags { name } account { name } } } }";
-    const LIST_PG: &str = r#"{ allUsers(first: 50, orderBy: ID_ASC, condition: { workspaceId: "1" }) {
+    // Version 5 names the primary key `rowId` (its `id` is the global id).
+    const LIST_PG4: &str = r#"{ allUsers(first: 50, orderBy: ID_ASC, condition: { workspaceId: "1" }) {
         nodes { id email accountByAccountId { name } userTagsByUserId { nodes { tagByTagId { name } } } } } }"#;
+    const LIST_PG5: &str = r#"{ allUsers(first: 50, orderBy: ROW_ID_ASC, condition: { workspaceId: "1" }) {
+        nodes { rowId email accountByAccountId { name } userTagsByUserId { nodes { tagByTagId { name } } } } } }"#;
     for concurrency in [1, 32] {
         let mut systems: Vec<(System, Body, Check)> = vec![
             (setup.graphql.clone(), gql(LIST_GQL), |v| {
@@ -266,8 +271,13 @@ pub async fn run(setup: &Setup<'_>, segment: &Value) -> Vec<Comparison> {
                 |v| nodes(v, &["data", "users", "nodes"]),
             ),
         ];
-        if let Some(pg) = &pg {
-            systems.push((pg.clone(), gql(LIST_PG), |v| {
+        for pg in &pg {
+            let list = if pg.name == POSTGRAPHILE5 {
+                LIST_PG5
+            } else {
+                LIST_PG4
+            };
+            systems.push((pg.clone(), gql(list), |v| {
                 nodes(v, &["data", "allUsers", "nodes"])
             }));
         }
@@ -304,19 +314,23 @@ pub async fn run(setup: &Setup<'_>, segment: &Value) -> Vec<Comparison> {
             |v| v["data"]["user"]["email"].is_string() as i64,
         ),
     ];
-    if let Some(pg) = &pg {
+    for pg in &pg {
+        let v5 = pg.name == POSTGRAPHILE5;
+        let query = match v5 {
+            false => {
+                "query($id: BigInt!) { user: userById(id: $id) { id email accountByAccountId { name } userTagsByUserId { nodes { tagByTagId { name } } } } }"
+            }
+            true => {
+                "query($id: BigInt!) { user: userByRowId(rowId: $id) { rowId email accountByAccountId { name } userTagsByUserId { nodes { tagByTagId { name } } } } }"
+            }
+        };
         systems.push((
             pg.clone(),
             Arc::new({
                 let pick = pick.clone();
-                move |n| {
-                    json!({
-                        "query": "query($id: BigInt!) { userById(id: $id) { id email accountByAccountId { name } userTagsByUserId { nodes { tagByTagId { name } } } } }",
-                        "variables": { "id": pick(n).to_string() },
-                    })
-                }
+                move |n| json!({ "query": query, "variables": { "id": pick(n).to_string() } })
             }),
-            |v| v["data"]["userById"]["email"].is_string() as i64,
+            |v| v["data"]["user"]["email"].is_string() as i64,
         ));
     }
     let external = drawn(&systems);
@@ -365,7 +379,7 @@ pub async fn run(setup: &Setup<'_>, segment: &Value) -> Vec<Comparison> {
             |v| v["data"]["tag"]["userCount"].as_i64().expect("count"),
         ),
     ];
-    if let Some(pg) = &pg {
+    for pg in &pg {
         systems.push((pg.clone(), gql(COUNT_PG), |v| {
             v["data"]["allTags"]["nodes"][0]["userTagsByTagId"]["totalCount"]
                 .as_i64()
@@ -408,8 +422,9 @@ fn rate(sample: &Sample) -> f64 {
 pub fn table(comparisons: &mut [Comparison]) -> String {
     let mut out = String::from(
         "| scenario | clients | tagsmith GraphQL /s (p50 / p99 ms) | hand-written SQL /s (p50 / p99 ms) \
-         | PostGraphile /s (p50 / p99 ms) | GraphQL ÷ SQL | GraphQL ÷ PostGraphile |\n\
-         | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+         | PostGraphile 4 /s (p50 / p99 ms) | PostGraphile 5 /s (p50 / p99 ms) \
+         | GraphQL ÷ SQL | GraphQL ÷ PostGraphile 4 | GraphQL ÷ PostGraphile 5 |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for c in comparisons {
         let mut cells = Vec::new();
@@ -433,14 +448,16 @@ pub fn table(comparisons: &mut [Comparison]) -> String {
             _ => "-".into(),
         };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             c.scenario,
             c.concurrency,
             cells[0],
             cells[1],
             cells[2],
+            cells[3],
             ratio(rates[1]),
             ratio(rates[2]),
+            ratio(rates[3]),
         ));
     }
     out

@@ -105,7 +105,7 @@ struct Args {
     scenarios: Vec<&'static str>,
     /// Timed runs of each count in `segment-count`.
     runs: usize,
-    /// Start PostGraphile beside tagsmith (PostgreSQL only).
+    /// Start PostGraphile 4 and 5 beside tagsmith (PostgreSQL only).
     postgraphile: bool,
     /// Run the scenarios at each of these sizes instead of `users`.
     growth: Vec<usize>,
@@ -184,7 +184,8 @@ struct Cli {
     /// Timed runs of each count in `segment-count` (default 10).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     runs: Option<u64>,
-    /// Start PostGraphile beside tagsmith (needs --postgres).
+    /// Start PostGraphile 4 and 5 beside tagsmith (needs --postgres; see
+    /// `postgraphile.rs` for their install).
     #[arg(long, requires = "postgres")]
     postgraphile: bool,
     /// Run the scenarios at each of these sizes instead of --users.
@@ -290,7 +291,7 @@ impl Report {
                 "\n{label}, {users} users, {} s per system and scenario: tagsmith beside hand-written SQL{}\n",
                 self.seconds,
                 if self.comparisons[0].samples.len() > 2 {
-                    " and PostGraphile"
+                    " and PostGraphile 4 and 5"
                 } else {
                     ""
                 }
@@ -416,10 +417,15 @@ async fn run(args: &Args, users: usize) -> Report {
         );
     }
     if wants("compare") {
-        let pg = match args.postgraphile {
-            true => Some(postgraphile::start(&conn, &url).await),
-            false => None,
-        };
+        let mut pg = Vec::new();
+        if args.postgraphile {
+            for (version, name) in [
+                (postgraphile::Version::V4, compare::POSTGRAPHILE4),
+                (postgraphile::Version::V5, compare::POSTGRAPHILE5),
+            ] {
+                pg.push((name, postgraphile::start(&conn, &url, version).await));
+            }
+        }
         let sql = handwritten::start(&url).await;
         let segment = create_segment(
             &client,
@@ -438,11 +444,14 @@ async fn run(args: &Args, users: usize) -> Report {
                 key: Some(key.secret.clone()),
             },
             sql,
-            postgraphile: pg.as_ref().map(|pg| compare::System {
-                name: compare::POSTGRAPHILE,
-                endpoint: pg.endpoint.clone(),
-                key: None,
-            }),
+            postgraphile: pg
+                .iter()
+                .map(|(name, pg)| compare::System {
+                    name,
+                    endpoint: pg.endpoint.clone(),
+                    key: None,
+                })
+                .collect(),
             ids: &ids,
             seconds: args.seconds,
             concurrency: args.concurrency,
