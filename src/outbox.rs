@@ -23,26 +23,11 @@ use sea_orm::{
 
 use crate::db::begin_write_first;
 use crate::time::now;
+use crate::vocab::{EventKind, EventStatus};
 
 /// How long a claim lasts before another worker may take the event again,
 /// unless the settings say otherwise (`--automation-lease-ms`).
 pub const LEASE: Duration = Duration::from_secs(60);
-
-/// The event kinds of the outbox.
-pub mod kind {
-    pub const TAG_ADDED: &str = "TAG_ADDED";
-    pub const TAG_REMOVED: &str = "TAG_REMOVED";
-    pub const SEGMENT_ENTERED: &str = "SEGMENT_ENTERED";
-    pub const SEGMENT_EXITED: &str = "SEGMENT_EXITED";
-}
-
-/// Status values of an event.
-pub mod status {
-    pub const PENDING: &str = "pending";
-    pub const RUNNING: &str = "running";
-    pub const DONE: &str = "done";
-    pub const FAILED: &str = "failed";
-}
 
 /// The PostgreSQL channel on which writes to the queues (automation
 /// events, webhook deliveries) announce themselves, inside their
@@ -107,7 +92,7 @@ pub async fn enqueue_selected(
 ) -> Result<(), DbErr> {
     let at = now();
     events
-        .expr(Expr::val(status::PENDING))
+        .expr(Expr::val(EventStatus::Pending))
         .expr(Expr::val(0))
         .expr(Expr::val(at))
         .expr(Expr::val(at));
@@ -178,7 +163,7 @@ pub async fn claim_in(
     let lease_end = at + chrono::Duration::from_std(lease).unwrap_or_default();
     let claim = Query::update()
         .table(automation_event::Entity)
-        .value(automation_event::Column::Status, status::RUNNING)
+        .value(automation_event::Column::Status, EventStatus::Running)
         .value(automation_event::Column::LockedUntil, lease_end)
         .value(
             automation_event::Column::Attempts,
@@ -212,7 +197,7 @@ pub async fn release(
     for event in claimed {
         let release = Query::update()
             .table(automation_event::Entity)
-            .value(automation_event::Column::Status, status::PENDING)
+            .value(automation_event::Column::Status, EventStatus::Pending)
             .value(
                 automation_event::Column::LockedUntil,
                 Option::<DateTime<Utc>>::None,
@@ -291,10 +276,10 @@ impl Claimable {
     fn condition(self, at: DateTime<Utc>) -> SimpleExpr {
         match self {
             Claimable::Expired => Expr::col(automation_event::Column::Status)
-                .eq(status::RUNNING)
+                .eq(EventStatus::Running)
                 .and(Expr::col(automation_event::Column::LockedUntil).lt(at)),
             Claimable::Pending => Expr::col(automation_event::Column::Status)
-                .eq(status::PENDING)
+                .eq(EventStatus::Pending)
                 .and(Expr::col(automation_event::Column::RunAt).lte(at)),
         }
     }
@@ -302,9 +287,9 @@ impl Claimable {
     fn holds(self, event: &automation_event::Model, at: DateTime<Utc>) -> bool {
         match self {
             Claimable::Expired => {
-                event.status == status::RUNNING && event.locked_until.is_some_and(|l| l < at)
+                event.status == EventStatus::Running && event.locked_until.is_some_and(|l| l < at)
             }
-            Claimable::Pending => event.status == status::PENDING && event.run_at <= at,
+            Claimable::Pending => event.status == EventStatus::Pending && event.run_at <= at,
         }
     }
 }
@@ -324,7 +309,7 @@ async fn first_of_their_subjects(
         .from_as(automation_event::Entity, p.clone())
         .and_where(
             Expr::col((p.clone(), automation_event::Column::Status))
-                .is_in([status::PENDING, status::RUNNING]),
+                .is_in([EventStatus::Pending, EventStatus::Running]),
         )
         .and_where(
             Expr::col((p.clone(), automation_event::Column::SubjectKind))
@@ -419,11 +404,11 @@ pub async fn still_claimed(
     let mut held = Vec::with_capacity(claimed.len());
     for row in txn.query_all(&select).await? {
         let id: i64 = row.try_get_by_index(0)?;
-        let status: String = row.try_get_by_index(1)?;
+        let status: EventStatus = row.try_get_by_index(1)?;
         let attempts: i32 = row.try_get_by_index(2)?;
         let ours = claimed
             .iter()
-            .any(|e| e.id == id && e.attempts == attempts && status == status::RUNNING);
+            .any(|e| e.id == id && e.attempts == attempts && status == EventStatus::Running);
         if ours {
             held.push(id);
         }
@@ -438,7 +423,7 @@ pub async fn still_claimed(
 fn still_ours(claimed: &automation_event::Model) -> SimpleExpr {
     Expr::col(automation_event::Column::Id)
         .eq(claimed.id)
-        .and(Expr::col(automation_event::Column::Status).eq(status::RUNNING))
+        .and(Expr::col(automation_event::Column::Status).eq(EventStatus::Running))
         .and(Expr::col(automation_event::Column::Attempts).eq(claimed.attempts))
 }
 
@@ -456,19 +441,19 @@ pub async fn backlog(
         .expr(Expr::col(automation_event::Column::CreatedAt).min())
         .from(automation_event::Entity)
         .and_where(Expr::col(automation_event::Column::Status).is_in([
-            status::PENDING,
-            status::RUNNING,
-            status::FAILED,
+            EventStatus::Pending,
+            EventStatus::Running,
+            EventStatus::Failed,
         ]))
         .group_by_col(automation_event::Column::Status)
         .to_owned();
     let mut backlog = crate::metrics::Backlog::default();
     let mut oldest: Option<DateTime<Utc>> = None;
     for row in db.query_all(&query).await? {
-        let state: String = row.try_get_by_index(0)?;
+        let state: EventStatus = row.try_get_by_index(0)?;
         let count: i64 = row.try_get_by_index(1)?;
         let count = u64::try_from(count).unwrap_or(0);
-        if state == status::FAILED {
+        if state == EventStatus::Failed {
             backlog.failed = count;
             continue;
         }
@@ -490,7 +475,7 @@ pub async fn backlog(
 pub async fn complete_many(txn: &DatabaseTransaction, ids: &[i64]) -> Result<(), DbErr> {
     let done = Query::update()
         .table(automation_event::Entity)
-        .value(automation_event::Column::Status, status::DONE)
+        .value(automation_event::Column::Status, EventStatus::Done)
         .value(
             automation_event::Column::LockedUntil,
             Option::<DateTime<Utc>>::None,
@@ -507,14 +492,14 @@ pub async fn complete_many(txn: &DatabaseTransaction, ids: &[i64]) -> Result<(),
 pub async fn complete_pending(
     txn: &DatabaseTransaction,
     workspace_id: i64,
-    kind: &str,
+    kind: EventKind,
 ) -> Result<(), DbErr> {
     let update = Query::update()
         .table(automation_event::Entity)
-        .value(automation_event::Column::Status, status::DONE)
+        .value(automation_event::Column::Status, EventStatus::Done)
         .and_where(Expr::col(automation_event::Column::WorkspaceId).eq(workspace_id))
         .and_where(Expr::col(automation_event::Column::Kind).eq(kind))
-        .and_where(Expr::col(automation_event::Column::Status).eq(status::PENDING))
+        .and_where(Expr::col(automation_event::Column::Status).eq(EventStatus::Pending))
         .to_owned();
     txn.execute(&update).await?;
     Ok(())
@@ -525,7 +510,7 @@ pub async fn complete_pending(
 pub async fn stop(txn: &DatabaseTransaction, id: i64, error: &str) -> Result<(), DbErr> {
     let stopped = Query::update()
         .table(automation_event::Entity)
-        .value(automation_event::Column::Status, status::FAILED)
+        .value(automation_event::Column::Status, EventStatus::Failed)
         .value(automation_event::Column::LastError, error.to_owned())
         .and_where(Expr::col(automation_event::Column::Id).eq(id))
         .to_owned();
@@ -555,10 +540,10 @@ pub async fn fail(
         .and_where(still_ours(event))
         .to_owned();
     if event.attempts >= max_attempts {
-        update.value(automation_event::Column::Status, status::FAILED);
+        update.value(automation_event::Column::Status, EventStatus::Failed);
     } else {
         update
-            .value(automation_event::Column::Status, status::PENDING)
+            .value(automation_event::Column::Status, EventStatus::Pending)
             .value(
                 automation_event::Column::RunAt,
                 now() + backoff(event.attempts),

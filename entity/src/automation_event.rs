@@ -9,7 +9,7 @@ pub struct Model {
     pub id: i64,
     pub workspace_id: i64,
     /// TAG_ADDED, TAG_REMOVED, SEGMENT_ENTERED or SEGMENT_EXITED.
-    pub kind: String,
+    pub kind: crate::vocab::EventKind,
     pub subject_kind: crate::vocab::SubjectKind,
     pub subject_id: i64,
     pub tag_id: Option<i64>,
@@ -20,7 +20,7 @@ pub struct Model {
     pub depth: i32,
     pub cause_id: Option<i64>,
     /// pending, running, done or failed.
-    pub status: String,
+    pub status: crate::vocab::EventStatus,
     pub attempts: i32,
     pub run_at: DateTimeUtc,
     pub locked_until: Option<DateTimeUtc>,

@@ -11,7 +11,7 @@ pub struct Model {
     pub script_version: i32,
     pub event_id: i64,
     /// TAG_ADDED, TAG_REMOVED, SEGMENT_ENTERED or SEGMENT_EXITED.
-    pub event_kind: String,
+    pub event_kind: crate::vocab::EventKind,
     pub subject_kind: crate::vocab::SubjectKind,
     pub subject_id: i64,
     pub ok: bool,

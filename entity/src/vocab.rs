@@ -77,6 +77,62 @@ pub enum Reason {
     Time,
 }
 
+/// What an outbox event announces (`automation_events.kind`,
+/// `script_runs.event_kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum EventKind {
+    #[sea_orm(string_value = "TAG_ADDED")]
+    TagAdded,
+    #[sea_orm(string_value = "TAG_REMOVED")]
+    TagRemoved,
+    #[sea_orm(string_value = "SEGMENT_ENTERED")]
+    SegmentEntered,
+    #[sea_orm(string_value = "SEGMENT_EXITED")]
+    SegmentExited,
+}
+
+impl EventKind {
+    /// Whether it announces a segment entry or exit (its `change_id` is
+    /// then a `segment_changes` row) rather than a tag change.
+    pub fn is_segment_event(self) -> bool {
+        matches!(self, EventKind::SegmentEntered | EventKind::SegmentExited)
+    }
+}
+
+/// Where an outbox event stands (`automation_events.status`; lower case,
+/// as the partial indexes of the migrations name them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum EventStatus {
+    /// Waiting for a worker (due at `run_at`).
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    /// Claimed by a worker, under a lease.
+    #[sea_orm(string_value = "running")]
+    Running,
+    /// Handled.
+    #[sea_orm(string_value = "done")]
+    Done,
+    /// Kept after its last attempt failed (or a cascade stopped).
+    #[sea_orm(string_value = "failed")]
+    Failed,
+}
+
+/// Where a webhook delivery stands (`webhook_deliveries.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum DeliveryStatus {
+    /// Due at `next_attempt_at` (or being attempted).
+    #[sea_orm(string_value = "PENDING")]
+    Pending,
+    #[sea_orm(string_value = "SUCCEEDED")]
+    Succeeded,
+    /// Every attempt failed, or the answer said not to retry.
+    #[sea_orm(string_value = "FAILED")]
+    Failed,
+}
+
 /// The stored word of each enum, as a `&'static str` (for SQL built by
 /// hand and for the wire).
 macro_rules! as_str {
@@ -97,6 +153,9 @@ as_str! {
     Source { Manual => "MANUAL", Bulk => "BULK", Import => "IMPORT", Trigger => "TRIGGER", Script => "SCRIPT" }
     MembershipOp { Entered => "ENTERED", Exited => "EXITED" }
     Reason { Tags => "TAGS", Fields => "FIELDS", Event => "EVENT", Related => "RELATED", Time => "TIME" }
+    EventKind { TagAdded => "TAG_ADDED", TagRemoved => "TAG_REMOVED", SegmentEntered => "SEGMENT_ENTERED", SegmentExited => "SEGMENT_EXITED" }
+    EventStatus { Pending => "pending", Running => "running", Done => "done", Failed => "failed" }
+    DeliveryStatus { Pending => "PENDING", Succeeded => "SUCCEEDED", Failed => "FAILED" }
 }
 
 #[cfg(test)]
@@ -122,6 +181,15 @@ mod tests {
             assert_eq!(v.as_str(), v.to_value());
         }
         for v in Reason::iter() {
+            assert_eq!(v.as_str(), v.to_value());
+        }
+        for v in EventKind::iter() {
+            assert_eq!(v.as_str(), v.to_value());
+        }
+        for v in EventStatus::iter() {
+            assert_eq!(v.as_str(), v.to_value());
+        }
+        for v in DeliveryStatus::iter() {
             assert_eq!(v.as_str(), v.to_value());
         }
     }

@@ -18,7 +18,7 @@ pub struct Model {
     pub subject_kind: Option<crate::vocab::SubjectKind>,
     pub subject_id: Option<i64>,
     /// PENDING, SUCCEEDED or FAILED.
-    pub status: String,
+    pub status: crate::vocab::DeliveryStatus,
     pub attempts: i32,
     pub last_status_code: Option<i32>,
     pub last_error: Option<String>,

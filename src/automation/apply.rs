@@ -291,7 +291,7 @@ pub async fn apply_runs(
             script_id: Set(script.id),
             script_version: Set(script.version),
             event_id: Set(event.id),
-            event_kind: Set(event.kind.clone()),
+            event_kind: Set(event.kind),
             subject_kind: Set(event.subject_kind),
             subject_id: Set(event.subject_id),
             ok: Set(outcome.ok),

@@ -5,8 +5,9 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFi
 
 use super::AutomationError;
 use crate::subjects::page::{Direction, Page, PageRequest, fetch};
+use crate::vocab::EventStatus;
 
-fn query(workspace_id: i64, status: Option<&str>) -> Select<automation_event::Entity> {
+fn query(workspace_id: i64, status: Option<EventStatus>) -> Select<automation_event::Entity> {
     let mut query = automation_event::Entity::find()
         .filter(automation_event::Column::WorkspaceId.eq(workspace_id));
     if let Some(status) = status {
@@ -31,7 +32,7 @@ pub async fn find(
 pub async fn list(
     db: &impl ConnectionTrait,
     workspace_id: i64,
-    status: Option<&str>,
+    status: Option<EventStatus>,
     page: PageRequest,
 ) -> Result<Page<automation_event::Model>, AutomationError> {
     let select = query(workspace_id, status);
@@ -48,7 +49,7 @@ pub async fn list(
 pub async fn count(
     db: &impl ConnectionTrait,
     workspace_id: i64,
-    status: Option<&str>,
+    status: Option<EventStatus>,
 ) -> Result<u64, AutomationError> {
     Ok(query(workspace_id, status).count(db).await?)
 }

@@ -7,6 +7,7 @@ use entity::automation_event;
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 
 use crate::subjects::SubjectKind;
+use crate::vocab::EventKind;
 
 /// A failed script run, as listeners hear of it.
 #[derive(Debug, Clone)]
@@ -17,7 +18,7 @@ pub struct ScriptFailure {
     pub script_version: i32,
     pub error: String,
     /// The outbox kind of the event the script heard (TAG_ADDED, ...).
-    pub event_kind: String,
+    pub event_kind: EventKind,
     pub tag: Option<String>,
     pub segment: Option<String>,
     pub subject_kind: SubjectKind,
@@ -31,8 +32,11 @@ pub trait OutboxListener: Send + Sync {
     /// The event kinds it wants to hear in a workspace: the worker does not
     /// complete pending events of these kinds in bulk when no script hears
     /// them, but hands each to [`OutboxListener::handled`].
-    async fn kinds(&self, db: &DatabaseConnection, workspace_id: i64)
-    -> Result<Vec<String>, DbErr>;
+    async fn kinds(
+        &self,
+        db: &DatabaseConnection,
+        workspace_id: i64,
+    ) -> Result<Vec<EventKind>, DbErr>;
 
     /// Called in the transaction that completes `events` (and records the
     /// `failures` among their script runs); returns how many rows it wrote.

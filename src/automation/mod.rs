@@ -79,23 +79,16 @@ impl ErrorCode for AutomationError {
     }
 }
 
-use crate::outbox::kind;
+use crate::vocab::EventKind;
 
 /// The hook a kind of event runs.
-pub fn hook_of(kind: &str) -> Option<script::HookKind> {
+pub fn hook_of(kind: EventKind) -> script::HookKind {
     match kind {
-        kind::TAG_ADDED => Some(script::HookKind::TagAdded),
-        kind::TAG_REMOVED => Some(script::HookKind::TagRemoved),
-        kind::SEGMENT_ENTERED => Some(script::HookKind::SegmentEntered),
-        kind::SEGMENT_EXITED => Some(script::HookKind::SegmentExited),
-        _ => None,
+        EventKind::TagAdded => script::HookKind::TagAdded,
+        EventKind::TagRemoved => script::HookKind::TagRemoved,
+        EventKind::SegmentEntered => script::HookKind::SegmentEntered,
+        EventKind::SegmentExited => script::HookKind::SegmentExited,
     }
-}
-
-/// Whether an event announces a segment entry or exit (its `change_id` is
-/// then a `segment_changes` row) rather than a tag change.
-pub fn is_segment_event(kind: &str) -> bool {
-    matches!(kind, kind::SEGMENT_ENTERED | kind::SEGMENT_EXITED)
 }
 
 /// What led to the changes an event's automation makes: the tag change or
@@ -103,7 +96,7 @@ pub fn is_segment_event(kind: &str) -> bool {
 pub fn cause_of(event: &entity::automation_event::Model) -> crate::tags::Cause {
     use crate::tags::Cause;
     match event.change_id {
-        Some(id) if is_segment_event(&event.kind) => Cause::SegmentChange(id),
+        Some(id) if event.kind.is_segment_event() => Cause::SegmentChange(id),
         Some(id) => Cause::TagChange(id),
         None => Cause::None,
     }

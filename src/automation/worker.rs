@@ -24,7 +24,7 @@ use super::apply::{Run, apply_runs, prune_runs, record_runs};
 use super::listener::{OutboxListener, ScriptFailure};
 use super::script::{CompiledScript, HookEvent, HookKind, RunOutcome};
 use super::scripts::{self, Scripts};
-use super::{AutomationError, cause_of, hook_of, is_segment_event, snapshot};
+use super::{AutomationError, cause_of, hook_of, snapshot};
 use crate::db::{WriteTxn, begin_write_first};
 use crate::error::{Code, ErrorCode, INTERNAL_MESSAGE};
 use crate::metrics::Metrics;
@@ -36,6 +36,7 @@ use crate::tags::feed::ChangeFeed;
 use crate::tags::write::Target;
 use crate::tags::{Op, Source, history, store};
 use crate::time::Clock;
+use crate::vocab::EventKind;
 
 /// How the worker behaves.
 #[derive(Debug, Clone)]
@@ -87,7 +88,7 @@ struct Chunk<'a> {
 /// What the last chunk of a batch does besides its jobs.
 struct Last {
     /// (workspace, event kind) that no script hears: pending events done.
-    unheard: Vec<(i64, String)>,
+    unheard: Vec<(i64, EventKind)>,
     /// Whether to prune the runs log of the scripts that ran.
     prune: bool,
 }
@@ -97,7 +98,7 @@ struct Last {
 #[derive(Default)]
 struct Gathered {
     jobs: Vec<Job>,
-    unheard: Vec<(i64, String)>,
+    unheard: Vec<(i64, EventKind)>,
 }
 
 /// What a workspace's events may meet.
@@ -107,7 +108,7 @@ struct Listeners {
     /// The segments the events name.
     segments: HashMap<i64, Arc<segment::Model>>,
     /// The event kinds the listener (webhooks) keeps.
-    listened: Vec<String>,
+    listened: Vec<EventKind>,
 }
 
 /// An event that a script's hook or a segment's actions hear.
@@ -127,13 +128,11 @@ impl Listeners {
         &self,
         workspace_id: i64,
         events: Vec<&'a automation_event::Model>,
-        unheard: &mut Vec<(i64, String)>,
+        unheard: &mut Vec<(i64, EventKind)>,
     ) -> Vec<Heard<'a>> {
         let mut heard = Vec::new();
         for event in events {
-            let Some(hook) = hook_of(&event.kind) else {
-                continue;
-            };
+            let hook = hook_of(event.kind);
             let scripts: Vec<_> = self
                 .scripts
                 .iter()
@@ -145,10 +144,10 @@ impl Listeners {
                 .and_then(|id| self.segments.get(&id).cloned());
             let triggers = segment
                 .as_ref()
-                .is_some_and(|s| !trigger_actions(s, &event.kind).is_empty());
+                .is_some_and(|s| !trigger_actions(s, event.kind).is_empty());
             if scripts.is_empty() && !triggers {
-                let kind = (workspace_id, event.kind.clone());
-                if !is_segment_event(&event.kind)
+                let kind = (workspace_id, event.kind);
+                if !event.kind.is_segment_event()
                     && !self.listened.contains(&event.kind)
                     && !unheard.contains(&kind)
                 {
@@ -404,7 +403,7 @@ impl Worker {
         let tag_ids: Vec<i64> = heard.iter().filter_map(|h| h.event.tag_id).collect();
         let change_ids: Vec<i64> = heard
             .iter()
-            .filter(|h| !is_segment_event(&h.event.kind))
+            .filter(|h| !h.event.kind.is_segment_event())
             .filter_map(|h| h.event.change_id)
             .collect();
         let (snapshots, tags, sources) = tokio::try_join!(
@@ -437,7 +436,7 @@ impl Worker {
                 continue;
             };
             let source = match event.change_id {
-                Some(id) if !is_segment_event(&event.kind) => {
+                Some(id) if !event.kind.is_segment_event() => {
                     sources.get(&id).copied().unwrap_or(Source::Manual)
                 }
                 _ => Source::Trigger,
@@ -492,7 +491,7 @@ impl Worker {
         &self,
         events: &[automation_event::Model],
         jobs: Vec<Job>,
-        unheard: Vec<(i64, String)>,
+        unheard: Vec<(i64, EventKind)>,
         batch_number: u64,
     ) -> Result<Vec<automation_event::Model>, AutomationError> {
         let chunks = chunk_by_bytes(jobs, self.settings.batch_bytes);
@@ -587,7 +586,7 @@ impl Worker {
                     script_name: script.name.clone(),
                     script_version: script.version,
                     error: outcome.error.clone().unwrap_or_default(),
-                    event_kind: event.kind.clone(),
+                    event_kind: event.kind,
                     tag: job.hook_event.tag.clone(),
                     segment: job.hook_event.segment.clone(),
                     subject_kind: event.subject_kind,
@@ -608,7 +607,7 @@ impl Worker {
         let too_deep =
             (event.depth + 1 > self.settings.max_depth).then_some(self.settings.max_depth);
         if let Some(segment) = &job.segment {
-            let actions = trigger_actions(segment, &event.kind);
+            let actions = trigger_actions(segment, event.kind);
             if !actions.is_empty() {
                 match too_deep {
                     Some(max) => applied.stopped.push((
@@ -693,7 +692,7 @@ impl Worker {
             }
             // Nobody listens to these kinds in these workspaces: their pending events are done too.
             for (workspace_id, kind) in unheard {
-                outbox::complete_pending(&txn, workspace_id, &kind).await?;
+                outbox::complete_pending(&txn, workspace_id, kind).await?;
             }
             // The next batch, in this write turn: it sees the events this
             // batch's changes wrote, and those finished here no longer hold
@@ -764,8 +763,8 @@ impl Worker {
 }
 
 /// The actions of a segment for an entry or an exit event.
-fn trigger_actions(segment: &segment::Model, kind: &str) -> TagActions<i64> {
-    if kind == crate::outbox::kind::SEGMENT_ENTERED {
+fn trigger_actions(segment: &segment::Model, kind: EventKind) -> TagActions<i64> {
+    if kind == EventKind::SegmentEntered {
         segment_store::actions(&segment.on_entry)
     } else {
         segment_store::actions(&segment.on_exit)

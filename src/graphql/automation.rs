@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::app::DryRunEvent;
 use crate::auth::Role;
 use crate::automation::script::{HookKind, PlannedAction as Planned};
-use crate::automation::{apply, events, hook_of, scripts};
+use crate::automation::{apply, events, scripts};
 use crate::error::{ApiError, Code};
 use crate::subjects::SubjectKind as DomainKind;
 use crate::vocab::Op;
@@ -23,6 +23,7 @@ use super::tags::{SubjectKind, Tag, TagOp};
 
 /// What happened to a subject that scripts can react to.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "crate::vocab::EventKind")]
 pub enum AutomationEventKind {
     /// A tag was added (hook `on_tag_added`).
     TagAdded,
@@ -54,12 +55,6 @@ impl From<AutomationEventKind> for HookKind {
             AutomationEventKind::SegmentExited => HookKind::SegmentExited,
         }
     }
-}
-
-fn event_kind(stored: &str) -> Result<AutomationEventKind> {
-    hook_of(stored)
-        .map(AutomationEventKind::from)
-        .ok_or_else(|| ApiError::new(Code::Internal, "unknown event kind stored"))
 }
 
 /// A Rhai automation script. Its hook functions run when their events happen.
@@ -202,8 +197,8 @@ impl ScriptRun {
     async fn script_version(&self) -> i32 {
         self.0.script_version
     }
-    async fn event(&self) -> Result<AutomationEventKind> {
-        event_kind(&self.0.event_kind)
+    async fn event(&self) -> AutomationEventKind {
+        self.0.event_kind.into()
     }
     async fn subject(&self, ctx: &Context<'_>) -> Result<Subject> {
         load_subject(ctx, self.0.subject_kind, self.0.subject_id)
@@ -257,6 +252,7 @@ pub struct ScriptTestResult {
 
 /// Where an outbox event is.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "crate::vocab::EventStatus")]
 pub enum AutomationEventStatus {
     /// Waiting to be handled (or retried).
     Pending,
@@ -268,17 +264,6 @@ pub enum AutomationEventStatus {
     Failed,
 }
 
-impl AutomationEventStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            AutomationEventStatus::Pending => "pending",
-            AutomationEventStatus::Running => "running",
-            AutomationEventStatus::Done => "done",
-            AutomationEventStatus::Failed => "failed",
-        }
-    }
-}
-
 /// An event of the automation outbox: a tag change or segment entry/exit
 /// waiting for, or handled by, the worker.
 pub struct AutomationEvent(pub automation_event::Model);
@@ -288,8 +273,8 @@ impl AutomationEvent {
     pub async fn id(&self) -> ID {
         ids::encode(NodeKind::AutomationEvent, self.0.id)
     }
-    async fn kind(&self) -> Result<AutomationEventKind> {
-        event_kind(&self.0.kind)
+    async fn kind(&self) -> AutomationEventKind {
+        self.0.kind.into()
     }
     async fn subject(&self, ctx: &Context<'_>) -> Result<Option<Subject>> {
         load_subject(ctx, self.0.subject_kind, self.0.subject_id).await
@@ -301,12 +286,7 @@ impl AutomationEvent {
         Ok(loaders(ctx)?.tags.load_one(tag_id).await?.map(Tag::from))
     }
     async fn status(&self) -> AutomationEventStatus {
-        match self.0.status.as_str() {
-            "running" => AutomationEventStatus::Running,
-            "done" => AutomationEventStatus::Done,
-            "failed" => AutomationEventStatus::Failed,
-            _ => AutomationEventStatus::Pending,
-        }
+        self.0.status.into()
     }
     /// How many automated steps led here (0 for a change made through the API).
     async fn depth(&self) -> i32 {
@@ -421,7 +401,7 @@ impl AutomationQuery {
         let request = page_request(first, after)?;
         let db = state(ctx)?.db.clone();
         let workspace_id = caller.workspace_id;
-        let status = status.map(AutomationEventStatus::as_str);
+        let status = status.map(Into::into);
         let page = events::list(&db, workspace_id, status, request).await?;
         let total = TotalCount::new(move || {
             let db = db.clone();

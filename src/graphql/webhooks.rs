@@ -58,6 +58,7 @@ impl From<EventType> for WebhookEventType {
 
 /// Where a delivery stands.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "crate::vocab::DeliveryStatus")]
 pub enum DeliveryStatus {
     /// Waiting for its first attempt or a retry.
     Pending,
@@ -65,24 +66,6 @@ pub enum DeliveryStatus {
     Succeeded,
     /// No attempt succeeded and none is left (or the webhook answered 410).
     Failed,
-}
-
-impl DeliveryStatus {
-    fn as_stored(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => domain::status::PENDING,
-            DeliveryStatus::Succeeded => domain::status::SUCCEEDED,
-            DeliveryStatus::Failed => domain::status::FAILED,
-        }
-    }
-
-    fn from_stored(stored: &str) -> Self {
-        match stored {
-            domain::status::SUCCEEDED => DeliveryStatus::Succeeded,
-            domain::status::FAILED => DeliveryStatus::Failed,
-            _ => DeliveryStatus::Pending,
-        }
-    }
 }
 
 /// A webhook: where tagsmith POSTs the events it asks for, signed as the
@@ -135,7 +118,7 @@ impl Webhook {
         let caller = require(ctx, Role::Admin)?;
         let request = page_request(first, after)?;
         let db = state(ctx)?.db.clone();
-        let status = status.map(DeliveryStatus::as_stored);
+        let status = status.map(Into::into);
         let scope = deliveries::Scope {
             workspace_id: caller.workspace_id,
             webhook_id: self.0.id,
@@ -232,7 +215,7 @@ impl WebhookDelivery {
         Json(self.delivery.payload.clone())
     }
     async fn status(&self) -> DeliveryStatus {
-        DeliveryStatus::from_stored(&self.delivery.status)
+        self.delivery.status.into()
     }
     /// Attempts made so far.
     async fn attempts(&self) -> i32 {
@@ -248,8 +231,8 @@ impl WebhookDelivery {
     }
     /// When a pending delivery is tried next.
     async fn next_attempt_at(&self) -> Option<DateTime<Utc>> {
-        match DeliveryStatus::from_stored(&self.delivery.status) {
-            DeliveryStatus::Pending => self.delivery.next_attempt_at,
+        match self.delivery.status {
+            crate::vocab::DeliveryStatus::Pending => self.delivery.next_attempt_at,
             _ => None,
         }
     }

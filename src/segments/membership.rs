@@ -25,7 +25,7 @@ use super::filter::{Filter, Reach, SubjectKind, evaluate};
 use super::sql::{Backend, SqlContext, select_ids};
 use crate::db::{lock_row, max_id};
 use crate::outbox;
-use crate::vocab::SubjectKind as DomainKind;
+use crate::vocab::{EventKind, SubjectKind as DomainKind};
 
 /// More subjects than this in one change are re-evaluated with SQL, one
 /// statement per tracked segment, rather than loaded into memory.
@@ -690,10 +690,10 @@ async fn announce(
 }
 
 /// The outbox event announcing an entry or an exit.
-fn event_kind(op: Op) -> &'static str {
+fn event_kind(op: Op) -> EventKind {
     match op {
-        Op::Entered => outbox::kind::SEGMENT_ENTERED,
-        Op::Exited => outbox::kind::SEGMENT_EXITED,
+        Op::Entered => EventKind::SegmentEntered,
+        Op::Exited => EventKind::SegmentExited,
     }
 }
 

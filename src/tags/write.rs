@@ -16,7 +16,7 @@ use super::{Cause, Op, Source};
 use crate::db::{lock_row, max_id};
 use crate::outbox;
 use crate::time::now;
-use crate::vocab::SubjectKind;
+use crate::vocab::{EventKind, SubjectKind};
 
 /// The subjects a write applies to (all of the write's kind).
 #[derive(Debug, Clone)]
@@ -207,8 +207,8 @@ pub async fn apply(
 
     // 3. The outbox: one event per change, for the automation worker.
     let event_kind = match write.op {
-        Op::Added => "TAG_ADDED",
-        Op::Removed => "TAG_REMOVED",
+        Op::Added => EventKind::TagAdded,
+        Op::Removed => EventKind::TagRemoved,
     };
     let events = Query::select()
         .column(tag_change::Column::WorkspaceId)

@@ -6,7 +6,7 @@ pub mod page;
 
 /// The words stored in vocabulary columns are the entity crate's typed
 /// enums (`DeriveActiveEnum`): a model's field is already the word.
-pub use entity::vocab::{Op, Source, SubjectKind};
+pub use entity::vocab::{DeliveryStatus, EventKind, EventStatus, Op, Source, SubjectKind};
 
 /// What led to an automated change (stored on its history row).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

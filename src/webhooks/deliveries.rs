@@ -8,20 +8,21 @@ use sea_orm::{
     QuerySelect,
 };
 
-use super::{WebhookError, enqueue, status, store};
+use super::{WebhookError, enqueue, store};
 use crate::db::find_in_workspace;
 use crate::subjects::page::{Direction, Page, PageRequest, fetch};
+use crate::vocab::DeliveryStatus;
 
 /// Which deliveries a list shows.
 #[derive(Debug, Clone, Copy)]
-pub struct Scope<'a> {
+pub struct Scope {
     pub workspace_id: i64,
     pub webhook_id: i64,
     /// PENDING, SUCCEEDED or FAILED; all when `None`.
-    pub status: Option<&'a str>,
+    pub status: Option<DeliveryStatus>,
 }
 
-fn select(scope: Scope<'_>) -> sea_orm::Select<webhook_delivery::Entity> {
+fn select(scope: Scope) -> sea_orm::Select<webhook_delivery::Entity> {
     let select = webhook_delivery::Entity::find()
         .filter(Column::WorkspaceId.eq(scope.workspace_id))
         .filter(Column::WebhookId.eq(scope.webhook_id));
@@ -34,14 +35,14 @@ fn select(scope: Scope<'_>) -> sea_orm::Select<webhook_delivery::Entity> {
 /// A page of a webhook's deliveries, newest first.
 pub async fn list(
     db: &impl ConnectionTrait,
-    scope: Scope<'_>,
+    scope: Scope,
     page: PageRequest,
 ) -> Result<Page<webhook_delivery::Model>, WebhookError> {
     Ok(fetch(db, select(scope), Column::Id, Direction::NewestFirst, page).await?)
 }
 
 /// How many deliveries [`list`] pages through.
-pub async fn count(db: &impl ConnectionTrait, scope: Scope<'_>) -> Result<u64, WebhookError> {
+pub async fn count(db: &impl ConnectionTrait, scope: Scope) -> Result<u64, WebhookError> {
     Ok(select(scope).count(db).await?)
 }
 
@@ -68,7 +69,7 @@ pub async fn redeliver(
         .ok_or(WebhookError::NotFound("webhook delivery"))?;
     let txn = crate::db::begin_write(db).await?;
     webhook_delivery::Entity::update_many()
-        .col_expr(Column::Status, Expr::value(status::PENDING))
+        .col_expr(Column::Status, Expr::value(DeliveryStatus::Pending))
         .col_expr(Column::NextAttemptAt, Expr::value(Some(now)))
         .filter(Column::WorkspaceId.eq(workspace_id))
         .filter(Column::Id.eq(id))
@@ -92,11 +93,11 @@ pub async fn replay(
     store::get(db, workspace_id, webhook_id).await?;
     let txn = crate::db::begin_write(db).await?;
     let replayed = webhook_delivery::Entity::update_many()
-        .col_expr(Column::Status, Expr::value(status::PENDING))
+        .col_expr(Column::Status, Expr::value(DeliveryStatus::Pending))
         .col_expr(Column::NextAttemptAt, Expr::value(Some(now)))
         .filter(Column::WorkspaceId.eq(workspace_id))
         .filter(Column::WebhookId.eq(webhook_id))
-        .filter(Column::Status.eq(status::FAILED))
+        .filter(Column::Status.eq(DeliveryStatus::Failed))
         .filter(Column::CreatedAt.gte(since))
         .exec(&*txn)
         .await?
@@ -129,7 +130,8 @@ pub async fn test(
 pub async fn backlog(
     db: &impl ConnectionTrait,
 ) -> Result<(u64, Option<DateTime<Utc>>), WebhookError> {
-    let pending = webhook_delivery::Entity::find().filter(Column::Status.eq(status::PENDING));
+    let pending =
+        webhook_delivery::Entity::find().filter(Column::Status.eq(DeliveryStatus::Pending));
     let count = pending.clone().count(db).await?;
     let oldest: Option<Option<DateTime<Utc>>> = pending
         .select_only()

@@ -24,8 +24,9 @@ use tracing::Instrument;
 
 use super::schedule::{self, Answer, Verdict};
 use super::target::{self, AllowList, GuardedResolver};
-use super::{signature, status, store};
+use super::{signature, store};
 use crate::metrics::Metrics;
+use crate::vocab::DeliveryStatus;
 
 /// How deliveries are sent and retried.
 #[derive(Debug, Clone)]
@@ -168,7 +169,7 @@ impl Dispatcher {
             .select_only()
             .column(Column::WebhookId)
             .distinct()
-            .filter(Column::Status.eq(status::PENDING))
+            .filter(Column::Status.eq(DeliveryStatus::Pending))
             .filter(Column::NextAttemptAt.lte(now))
             .limit(1000)
             .into_tuple()
@@ -212,7 +213,7 @@ impl Dispatcher {
         let next: Option<Option<DateTime<Utc>>> = webhook_delivery::Entity::find()
             .select_only()
             .column_as(Column::NextAttemptAt.min(), "next")
-            .filter(Column::Status.eq(status::PENDING))
+            .filter(Column::Status.eq(DeliveryStatus::Pending))
             .filter(Column::NextAttemptAt.gt(now))
             .into_tuple()
             .one(&self.db)
@@ -240,7 +241,7 @@ impl Dispatcher {
             .and_where(
                 Expr::col((earlier.clone(), Column::WebhookId)).equals((Entity, Column::WebhookId)),
             )
-            .and_where(Expr::col((earlier.clone(), Column::Status)).eq(status::PENDING))
+            .and_where(Expr::col((earlier.clone(), Column::Status)).eq(DeliveryStatus::Pending))
             .and_where(
                 Expr::col((earlier.clone(), Column::SubjectKind))
                     .equals((Entity, Column::SubjectKind)),
@@ -252,7 +253,7 @@ impl Dispatcher {
             .to_owned();
         let candidates = Entity::find()
             .filter(Column::WebhookId.eq(hook.id))
-            .filter(Column::Status.eq(status::PENDING))
+            .filter(Column::Status.eq(DeliveryStatus::Pending))
             .filter(Column::NextAttemptAt.lte(now))
             .filter(Expr::exists(earlier_pending).not())
             .order_by_asc(Column::Id)
@@ -273,7 +274,7 @@ impl Dispatcher {
             let taken = Entity::update_many()
                 .col_expr(Column::NextAttemptAt, Expr::value(Some(lease_end)))
                 .filter(Column::Id.eq(delivery.id))
-                .filter(Column::Status.eq(status::PENDING))
+                .filter(Column::Status.eq(DeliveryStatus::Pending))
                 .filter(Column::NextAttemptAt.eq(delivery.next_attempt_at))
                 .exec(&*txn)
                 .await?
@@ -308,7 +309,7 @@ impl Dispatcher {
         let outcome = match verdict {
             Verdict::Succeeded => {
                 update = update
-                    .col_expr(Column::Status, Expr::value(status::SUCCEEDED))
+                    .col_expr(Column::Status, Expr::value(DeliveryStatus::Succeeded))
                     .col_expr(Column::NextAttemptAt, Expr::value(None::<DateTime<Utc>>))
                     .col_expr(Column::DeliveredAt, Expr::value(Some(now)));
                 "succeeded"
@@ -322,7 +323,7 @@ impl Dispatcher {
             }
             Verdict::Failed | Verdict::Disable => {
                 update = update
-                    .col_expr(Column::Status, Expr::value(status::FAILED))
+                    .col_expr(Column::Status, Expr::value(DeliveryStatus::Failed))
                     .col_expr(Column::NextAttemptAt, Expr::value(None::<DateTime<Utc>>));
                 "failed"
             }

@@ -18,12 +18,12 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use serde_json::Value;
 
 use super::payload::{self, Cause, Subject, TagEvent};
-use super::{EventType, events_of, signature, status, wants};
+use super::{EventType, events_of, signature, wants};
 use crate::automation::listener::{OutboxListener, ScriptFailure};
 use crate::db::find_many_in_workspace;
 use crate::outbox;
 use crate::subjects::SubjectKind;
-use crate::vocab::Source;
+use crate::vocab::{DeliveryStatus, EventKind, Source};
 
 /// The event types the enabled webhooks of a workspace ask for (the worker
 /// keeps the outbox events of these types for [`from_outbox`]).
@@ -66,7 +66,7 @@ fn row(
         payload: Set(body),
         subject_kind: Set(subject.map(|(k, _)| k)),
         subject_id: Set(subject.map(|(_, id)| id)),
-        status: Set(status::PENDING.to_owned()),
+        status: Set(DeliveryStatus::Pending),
         attempts: Set(0),
         last_status_code: Set(None),
         last_error: Set(None),
@@ -181,11 +181,10 @@ pub async fn from_outbox(
         .iter()
         .copied()
         .filter(|e| {
-            EventType::from_stored(&e.kind).is_some_and(|kind| {
-                hooks
-                    .iter()
-                    .any(|h| h.workspace_id == e.workspace_id && events_of(h).contains(&kind))
-            })
+            let kind = EventType::from(e.kind);
+            hooks
+                .iter()
+                .any(|h| h.workspace_id == e.workspace_id && events_of(h).contains(&kind))
         })
         .collect();
     if events.is_empty() {
@@ -210,7 +209,7 @@ pub async fn from_outbox(
         let segment_ids: Vec<i64> = events.iter().filter_map(|e| e.segment_id).collect();
         let change_ids: Vec<i64> = events
             .iter()
-            .filter(|e| EventType::from_stored(&e.kind).is_some_and(EventType::is_tag_event))
+            .filter(|e| EventType::from(e.kind).is_tag_event())
             .filter_map(|e| e.change_id)
             .collect();
         let tags: HashMap<i64, String> =
@@ -237,9 +236,7 @@ pub async fn from_outbox(
             .collect();
         let loaded = subjects(db, workspace_id, &wanted).await?;
         for event in events {
-            let Some(kind) = EventType::from_stored(&event.kind) else {
-                continue;
-            };
+            let kind = EventType::from(event.kind);
             let subject_kind = event.subject_kind;
             let subject = subject_or_bare(&loaded, subject_kind, event.subject_id);
             let tag_name = event
@@ -372,11 +369,11 @@ impl OutboxListener for WebhookListener {
         &self,
         db: &DatabaseConnection,
         workspace_id: i64,
-    ) -> Result<Vec<String>, DbErr> {
+    ) -> Result<Vec<EventKind>, DbErr> {
         Ok(listened(db, workspace_id)
             .await?
             .into_iter()
-            .map(|e| e.as_stored().to_owned())
+            .filter_map(EventType::outbox_kind)
             .collect())
     }
 

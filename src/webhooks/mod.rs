@@ -23,7 +23,10 @@ pub mod signature;
 pub mod store;
 pub mod target;
 
+use serde::Deserialize;
+
 use crate::error::{Code, DbCause, ErrorCode};
+use crate::vocab::EventKind;
 
 /// Errors of the webhooks domain.
 #[derive(Debug, thiserror::Error)]
@@ -57,8 +60,12 @@ impl DbCause for WebhookError {
     }
 }
 
-/// The events a webhook can ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// The events a webhook can ask for, as `webhooks.events` stores them
+/// (`TAG_ADDED`, ...: the words of the outbox's kinds, and `SCRIPT_FAILED`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum EventType {
     TagAdded,
     TagRemoved,
@@ -68,27 +75,16 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 5] = [
-        EventType::TagAdded,
-        EventType::TagRemoved,
-        EventType::SegmentEntered,
-        EventType::SegmentExited,
-        EventType::ScriptFailed,
-    ];
-
-    /// As stored in `webhooks.events` (and as the outbox names the first four kinds).
-    pub fn as_stored(self) -> &'static str {
+    /// The outbox events of this type (none for `SCRIPT_FAILED`, which
+    /// the worker reports of its script runs).
+    pub fn outbox_kind(self) -> Option<EventKind> {
         match self {
-            EventType::TagAdded => "TAG_ADDED",
-            EventType::TagRemoved => "TAG_REMOVED",
-            EventType::SegmentEntered => "SEGMENT_ENTERED",
-            EventType::SegmentExited => "SEGMENT_EXITED",
-            EventType::ScriptFailed => "SCRIPT_FAILED",
+            EventType::TagAdded => Some(EventKind::TagAdded),
+            EventType::TagRemoved => Some(EventKind::TagRemoved),
+            EventType::SegmentEntered => Some(EventKind::SegmentEntered),
+            EventType::SegmentExited => Some(EventKind::SegmentExited),
+            EventType::ScriptFailed => None,
         }
-    }
-
-    pub fn from_stored(stored: &str) -> Option<EventType> {
-        EventType::ALL.into_iter().find(|e| e.as_stored() == stored)
     }
 
     /// The `type` of the message on the wire.
@@ -108,15 +104,20 @@ impl EventType {
     }
 }
 
+/// The webhook event of an outbox event.
+impl From<EventKind> for EventType {
+    fn from(kind: EventKind) -> Self {
+        match kind {
+            EventKind::TagAdded => EventType::TagAdded,
+            EventKind::TagRemoved => EventType::TagRemoved,
+            EventKind::SegmentEntered => EventType::SegmentEntered,
+            EventKind::SegmentExited => EventType::SegmentExited,
+        }
+    }
+}
+
 /// The `type` of the message `testWebhook` sends.
 pub const PING: &str = "webhook.ping";
-
-/// Delivery statuses, as stored.
-pub mod status {
-    pub const PENDING: &str = "PENDING";
-    pub const SUCCEEDED: &str = "SUCCEEDED";
-    pub const FAILED: &str = "FAILED";
-}
 
 /// What a client gives to create or update a webhook.
 #[derive(Debug, Clone)]
@@ -135,7 +136,7 @@ pub fn events_of(webhook: &entity::webhook::Model) -> Vec<EventType> {
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|v| v.as_str().and_then(EventType::from_stored))
+        .filter_map(|v| EventType::deserialize(v).ok())
         .collect()
 }
 

@@ -109,9 +109,7 @@ pub fn segment_data(
 
 /// The data of `script.failed`.
 pub fn script_failed_data(failure: &ScriptFailure, subject: &Subject) -> Value {
-    let event = super::EventType::from_stored(&failure.event_kind)
-        .map(|e| e.wire_name())
-        .unwrap_or("unknown");
+    let event = super::EventType::from(failure.event_kind).wire_name();
     json!({
         "script": {
             "id": ids::encode(NodeKind::Script, failure.script_id),

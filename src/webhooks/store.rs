@@ -128,7 +128,7 @@ async fn check_input(
 }
 
 fn events_json(events: &[EventType]) -> serde_json::Value {
-    json!(events.iter().map(|e| e.as_stored()).collect::<Vec<_>>())
+    json!(events)
 }
 
 /// Creates a webhook (enabled unless the input says otherwise) with a new secret.

@@ -11,7 +11,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::helpers::{Backend, TestApp, spawn_app_with};
+use crate::helpers::TestApp;
 
 fn audit_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/audit")
@@ -114,7 +114,7 @@ async fn graphql_over_http_audits_pass() {
     if !audits_installed() {
         return;
     }
-    let app = spawn_app_with(Backend::Sqlite, |_| {}).await.unwrap();
+    let app = TestApp::builder().spawn_sqlite().await;
     let report = run_audits(&app).await;
     check(&report, "default settings", &[]);
 }
@@ -124,14 +124,15 @@ async fn graphql_over_http_audits_pass_with_production_settings() {
     if !audits_installed() {
         return;
     }
-    let app = spawn_app_with(Backend::Sqlite, |s| {
-        s.production.no_introspection = true;
-        s.production.no_suggestions = true;
-        s.production.no_graphiql = true;
-        s.production.metrics_token = Some("scrape-token".into());
-    })
-    .await
-    .unwrap();
+    let app = TestApp::builder()
+        .server(|s| {
+            s.production.no_introspection = true;
+            s.production.no_suggestions = true;
+            s.production.no_graphiql = true;
+            s.production.metrics_token = Some("scrape-token".into());
+        })
+        .spawn_sqlite()
+        .await;
     let report = run_audits(&app).await;
     // These four audits send `query Type($name: String!) { __type(name: $name) { name } }`
     // to test variables; with introspection off that query is refused, as it must be.

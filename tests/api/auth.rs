@@ -5,9 +5,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::json;
 
-use crate::helpers::{
-    Backend, TestApp, error_code, fresh_database, spawn_app, spawn_app_with, tagsmith,
-};
+use crate::helpers::{Backend, TestApp, error_code, fresh_database, tagsmith};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -129,11 +127,10 @@ async fn introspection_needs_no_key(app: TestApp) {
 
 #[tokio::test]
 async fn introspection_can_require_a_key() {
-    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |s| {
-        s.require_key_for_introspection = true
-    })
-    .await
-    .unwrap();
+    let app = TestApp::builder()
+        .server(|s| s.require_key_for_introspection = true)
+        .spawn_sqlite()
+        .await;
     let query = "{ __schema { queryType { name } } }";
     let body = app.graphql_as(None, query, json!({})).await;
     assert_eq!(
@@ -265,49 +262,38 @@ async fn the_cli_creates_workspaces_and_keys() {
 
 #[tokio::test]
 async fn spawn_app_gives_an_admin() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn_sqlite().await;
     let data = app.ok("{ viewer { role } }", json!({})).await;
     assert_eq!(data["viewer"]["role"], "ADMIN");
 }
 
+/// Keys cached for ten minutes, longer than any test runs.
+const KEY_CACHE: crate::helpers::Settings = crate::helpers::Settings {
+    server: |s| s.api_key_cache_ms = 600_000,
+    automation: |_| {},
+};
+on_both_databases!(settings = KEY_CACHE; the_key_cache_spares_the_database_and_forgets_revoked_keys);
+
 /// A server remembers the keys it read for a while (`--api-key-cache-ms`):
 /// the same key again runs no statement on `api_keys`; a revocation through
 /// this server forgets it at once, however long the cache would keep it.
-mod the_key_cache_spares_the_database_and_forgets_revoked_keys {
-    use super::*;
-
-    async fn run(backend: Backend) {
-        let Some(app) = spawn_app_with(backend, |s| s.api_key_cache_ms = 600_000).await else {
-            eprintln!("skipped: TAGSMITH_TEST_DATABASE_URL is not set");
-            return;
-        };
-        let key = app.key("ci", "DEVELOPER").await;
-        let query = "{ viewer { keyName } }";
-        let body = app.graphql_as(Some(&key), query, json!({})).await;
-        assert_eq!(body["data"]["viewer"]["keyName"], "ci", "{body}");
-        let (body, statements) = app
-            .statements_during(app.graphql_as(Some(&key), query, json!({})))
-            .await;
-        assert_eq!(body["data"]["viewer"]["keyName"], "ci", "{body}");
-        assert!(
-            !statements.iter().any(|s| s.contains("api_keys")),
-            "the key was read again: {statements:#?}"
-        );
-        app.ok("mutation { revokeApiKey(name: \"ci\") }", json!({}))
-            .await;
-        let body = app.graphql_as(Some(&key), query, json!({})).await;
-        assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body}");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        run(Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        run(Backend::Postgres).await;
-    }
+async fn the_key_cache_spares_the_database_and_forgets_revoked_keys(app: TestApp) {
+    let key = app.key("ci", "DEVELOPER").await;
+    let query = "{ viewer { keyName } }";
+    let body = app.graphql_as(Some(&key), query, json!({})).await;
+    assert_eq!(body["data"]["viewer"]["keyName"], "ci", "{body}");
+    let (body, statements) = app
+        .statements_during(app.graphql_as(Some(&key), query, json!({})))
+        .await;
+    assert_eq!(body["data"]["viewer"]["keyName"], "ci", "{body}");
+    assert!(
+        !statements.iter().any(|s| s.contains("api_keys")),
+        "the key was read again: {statements:#?}"
+    );
+    app.ok("mutation { revokeApiKey(name: \"ci\") }", json!({}))
+        .await;
+    let body = app.graphql_as(Some(&key), query, json!({})).await;
+    assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body}");
 }
 
 /// A key revoked elsewhere (here by the CLI, as through another server)

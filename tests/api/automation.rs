@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use tagsmith::automation::worker::Outcome;
 
-use crate::helpers::{Backend, TestApp, drained, error_code, eventually, spawn_app_full, tagsmith};
+use crate::helpers::{Backend, TestApp, drained, error_code, eventually, tagsmith};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -951,7 +951,12 @@ async fn ping_pong_scripts_end_in_bounded_time(app: TestApp) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_workers_share_the_outbox_without_double_handling() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
-        let Some(app) = spawn_app_full(backend, |_| {}, |a| a.no_worker = true).await else {
+        let Some(app) = TestApp::builder()
+            .backend(backend)
+            .automation(|a| a.no_worker = true)
+            .spawn()
+            .await
+        else {
             eprintln!("skipped PostgreSQL: TAGSMITH_TEST_DATABASE_URL is not set");
             continue;
         };
@@ -1002,7 +1007,12 @@ async fn two_workers_share_the_outbox_without_double_handling() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopping_worker_gives_back_its_next_batch() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
-        let Some(app) = spawn_app_full(backend, |_| {}, |a| a.no_worker = true).await else {
+        let Some(app) = TestApp::builder()
+            .backend(backend)
+            .automation(|a| a.no_worker = true)
+            .spawn()
+            .await
+        else {
             eprintln!("skipped PostgreSQL: TAGSMITH_TEST_DATABASE_URL is not set");
             continue;
         };
@@ -1304,7 +1314,7 @@ fn on_tag_added(e) {
 
 #[tokio::test]
 async fn check_script_reports_errors_at_their_place_and_saves_nothing() {
-    let app = crate::helpers::spawn_app().await;
+    let app = TestApp::builder().spawn_sqlite().await;
     let check = "query($s: String!) { checkScript(source: $s) { line column message } }";
     let data = app
         .ok(
@@ -1446,56 +1456,45 @@ async fn failed_runs_are_counted_since_a_time(app: TestApp) {
     assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
 }
 
+/// The safety-net poll of the worker set to a minute, longer than
+/// `another_process_wakes_the_worker` waits.
+const POLL_EVERY_MINUTE: crate::helpers::Settings = crate::helpers::Settings {
+    server: |_| {},
+    automation: |a| a.automation_poll_ms = 60_000,
+};
+on_both_databases!(settings = POLL_EVERY_MINUTE; another_process_wakes_the_worker);
+
 /// A change committed by another process (here the CLI's import) starts
 /// its automation at once: the server's worker hears of it (LISTEN/NOTIFY
 /// on PostgreSQL, the short poll of the queue's highest id on SQLite). Its
 /// safety-net poll is set to a minute, longer than the test waits, so only
 /// the wake-up can make it pass.
-mod another_process_wakes_the_worker {
-    use super::*;
-
-    async fn run(backend: Backend) {
-        let Some(app) = spawn_app_full(backend, |_| {}, |a| a.automation_poll_ms = 60_000).await
-        else {
-            eprintln!("skipped: TAGSMITH_TEST_DATABASE_URL is not set");
-            return;
-        };
-        upload(
-            &app,
-            "welcome",
-            r#"fn on_tag_added(event) {
+async fn another_process_wakes_the_worker(app: TestApp) {
+    upload(
+        &app,
+        "welcome",
+        r#"fn on_tag_added(event) {
     if event.tag == "Trial" { event.subject.add_tag("Welcomed"); }
 }"#,
-        )
-        .await;
-        let ana = app.user("ana@example.com").await;
-        drained(&app).await;
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("users.csv");
-        std::fs::write(&file, "email,tags\nana@example.com,Trial\n").unwrap();
-        let (ok, stdout, stderr) = tagsmith(
-            &app.database_url,
-            &["import", "users", &file.display().to_string()],
+    )
+    .await;
+    let ana = app.user("ana@example.com").await;
+    drained(&app).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users.csv");
+    std::fs::write(&file, "email,tags\nana@example.com,Trial\n").unwrap();
+    let (ok, stdout, stderr) = tagsmith(
+        &app.database_url,
+        &["import", "users", &file.display().to_string()],
+    );
+    assert!(ok, "{stdout}\n{stderr}");
+    let started = Instant::now();
+    while user_tags(&app, &json!(ana)).await != ["Trial", "Welcomed"] {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the worker did not hear of the import: {:?}",
+            user_tags(&app, &json!(ana)).await
         );
-        assert!(ok, "{stdout}\n{stderr}");
-        let started = Instant::now();
-        while user_tags(&app, &json!(ana)).await != ["Trial", "Welcomed"] {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "the worker did not hear of the import: {:?}",
-                user_tags(&app, &json!(ana)).await
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        run(Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        run(Backend::Postgres).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_full};
+use crate::helpers::TestApp;
 
 fn browser_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
@@ -124,7 +124,7 @@ async fn graphiql_runs_the_sample_query_and_shows_the_docs_in_chromium() {
     if !browser_installed() {
         return;
     }
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn_sqlite().await;
     seed_a_user(&app).await;
     let (seen, shots) = in_chromium(
         "graphiql.mjs",
@@ -210,7 +210,7 @@ async fn graphql_code_generator_makes_typescript_from_the_served_schema() {
     )]) {
         return;
     }
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn_sqlite().await;
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("tagsmith.ts");
     let output = node(
@@ -280,16 +280,13 @@ async fn the_console_writes_tests_and_uploads_a_script_and_a_segment_in_chromium
     if !browser_installed() {
         return;
     }
-    let app = spawn_app_full(
-        Backend::Sqlite,
-        |_| {},
-        |automation| {
+    let app = TestApp::builder()
+        .automation(|automation| {
             automation.webhooks.webhook_allow_hosts = vec!["127.0.0.1".into()];
             automation.webhooks.webhook_retry_schedule = "50ms,50ms".into();
-        },
-    )
-    .await
-    .expect("SQLite");
+        })
+        .spawn_sqlite()
+        .await;
     let (hook_url, received) = receiver().await;
     seed_a_user(&app).await;
     app.ok(

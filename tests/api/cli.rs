@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, fresh_database, spawn_app, tagsmith, tagsmith_in};
+use crate::helpers::{Backend, TestApp, fresh_database, tagsmith, tagsmith_in};
 
 const PEOPLE: &str = "email,first_name,Department,tags\n\
                       ana@acme.com,Ana,Sales,VIP;Region: EMEA\n\
@@ -134,7 +134,7 @@ fn serve_example(url: &str, args: &[String]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_example_in_the_readme_runs() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn_sqlite().await;
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
     write("people.csv", PEOPLE);
@@ -204,7 +204,7 @@ fn quoted_example<'a>(help: &'a str, start: &str) -> Option<&'a str> {
 
 #[tokio::test]
 async fn the_filter_example_in_export_help_runs() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn_sqlite().await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("people.csv"), PEOPLE).unwrap();
     let (ok, _, stderr) = tagsmith_in(

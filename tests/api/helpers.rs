@@ -1,4 +1,5 @@
-//! `spawn_app()`: a real tagsmith server on port 0 with a fresh database.
+//! `TestApp::builder()...spawn()`: a real tagsmith server on port 0 with a
+//! fresh database.
 
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
@@ -33,15 +34,21 @@ macro_rules! on_both_databases {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let app = $settings.spawn($crate::helpers::Backend::Sqlite)
-                    .await
-                    .expect("SQLite is always available");
+                let app = $crate::helpers::TestApp::builder()
+                    .settings($settings)
+                    .spawn_sqlite()
+                    .await;
                 super::$name(app).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                match $settings.spawn($crate::helpers::Backend::Postgres).await {
+                let app = $crate::helpers::TestApp::builder()
+                    .backend($crate::helpers::Backend::Postgres)
+                    .settings($settings)
+                    .spawn()
+                    .await;
+                match app {
                     Some(app) => super::$name(app).await,
                     None => eprintln!("skipped: TAGSMITH_TEST_DATABASE_URL is not set"),
                 }
@@ -70,10 +77,67 @@ impl Settings {
         server: |_| {},
         automation: |a| a.no_worker = true,
     };
+}
 
-    /// Starts a server with these settings; `None` when PostgreSQL is not configured.
-    pub async fn spawn(&self, backend: Backend) -> Option<TestApp> {
-        spawn_app_full(backend, self.server, self.automation).await
+/// How to start a test's server: `TestApp::builder()`, then the backend
+/// (SQLite unless told), changes to the server and automation settings
+/// (applied in the order given), and `spawn` (`None` when PostgreSQL is not
+/// configured) or `spawn_sqlite`.
+#[must_use]
+pub struct AppBuilder<'a> {
+    backend: Backend,
+    server: Vec<Adjust<'a, ServerSettings>>,
+    automation: Vec<Adjust<'a, AutomationSettings>>,
+}
+
+/// One change to settings of type `S`.
+type Adjust<'a, S> = Box<dyn FnOnce(&mut S) + Send + 'a>;
+
+impl<'a> AppBuilder<'a> {
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// Changes the server settings.
+    pub fn server(mut self, adjust: impl FnOnce(&mut ServerSettings) + Send + 'a) -> Self {
+        self.server.push(Box::new(adjust));
+        self
+    }
+
+    /// Changes the automation settings.
+    pub fn automation(mut self, adjust: impl FnOnce(&mut AutomationSettings) + Send + 'a) -> Self {
+        self.automation.push(Box::new(adjust));
+        self
+    }
+
+    /// Applies a [`Settings`] (as `on_both_databases!` does).
+    pub fn settings(self, settings: Settings) -> Self {
+        self.server(settings.server).automation(settings.automation)
+    }
+
+    /// Starts the server; `None` when the backend is PostgreSQL and
+    /// `TAGSMITH_TEST_DATABASE_URL` is not set.
+    pub async fn spawn(self) -> Option<TestApp> {
+        let AppBuilder {
+            backend,
+            server,
+            automation,
+        } = self;
+        start(
+            backend,
+            |settings| server.into_iter().for_each(|adjust| adjust(settings)),
+            |settings| automation.into_iter().for_each(|adjust| adjust(settings)),
+        )
+        .await
+    }
+
+    /// Starts the server on SQLite, which is always available.
+    pub async fn spawn_sqlite(self) -> TestApp {
+        self.backend(Backend::Sqlite)
+            .spawn()
+            .await
+            .expect("SQLite is always available")
     }
 }
 
@@ -137,26 +201,19 @@ fn init_logs() {
     });
 }
 
-/// Starts the server on SQLite (a temp file).
-pub async fn spawn_app() -> TestApp {
-    spawn_app_on(Backend::Sqlite).await.expect("SQLite")
-}
-
-/// Starts the server on the given backend; `None` when PostgreSQL is not configured.
-pub async fn spawn_app_on(backend: Backend) -> Option<TestApp> {
-    spawn_app_with(backend, |_| {}).await
-}
-
-/// Starts the server with adjusted settings.
-pub async fn spawn_app_with(
-    backend: Backend,
-    adjust: impl FnOnce(&mut ServerSettings),
-) -> Option<TestApp> {
-    spawn_app_full(backend, adjust, |_| {}).await
+impl TestApp {
+    /// A server to start (see [`AppBuilder`]).
+    pub fn builder<'a>() -> AppBuilder<'a> {
+        AppBuilder {
+            backend: Backend::Sqlite,
+            server: Vec::new(),
+            automation: Vec::new(),
+        }
+    }
 }
 
 /// Starts the server with adjusted server and automation settings.
-pub async fn spawn_app_full(
+async fn start(
     backend: Backend,
     adjust: impl FnOnce(&mut ServerSettings),
     adjust_automation: impl FnOnce(&mut AutomationSettings),

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{Backend, TestApp, spawn_app_on};
+use crate::helpers::TestApp;
 use crate::on_both_databases;
 
 on_both_databases!(health_and_graphiql, graphql_over_http);
@@ -92,7 +92,7 @@ async fn graphql_over_http(app: TestApp) {
 
 #[tokio::test]
 async fn health_is_503_when_the_database_is_gone() {
-    let app = spawn_app_on(Backend::Sqlite).await.unwrap();
+    let app = TestApp::builder().spawn_sqlite().await;
     app.db.clone().close().await.unwrap();
     let response = app.get("/healthz").await;
     assert_eq!(response.status(), 503);
@@ -100,7 +100,7 @@ async fn health_is_503_when_the_database_is_gone() {
 
 #[tokio::test]
 async fn query_limits_are_enforced() {
-    let app = spawn_app_on(Backend::Sqlite).await.unwrap();
+    let app = TestApp::builder().spawn_sqlite().await;
     // Too deep: account.users.nodes.account.users... nests past 12 levels.
     let mut deep = String::from("totalCount");
     for _ in 0..7 {
@@ -161,7 +161,7 @@ fn assert_in_order(text: &str, names: &[&str]) {
 /// Map Ordering"), for one operation and in a batch; errors come first.
 #[tokio::test]
 async fn responses_keep_the_selection_order() {
-    let app = spawn_app_on(Backend::Sqlite).await.unwrap();
+    let app = TestApp::builder().spawn_sqlite().await;
     let user = app.user("ordered@example.com").await;
     app.ok(
         "mutation($id: ID!) { addTags(subjectId: $id, tags: [\"Zeta\"]) { __typename } }",

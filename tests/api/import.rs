@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Backend, TestApp, drained, error_code, eventually, fresh_database, names, spawn_app, tagsmith,
+    Backend, TestApp, drained, error_code, eventually, fresh_database, names, tagsmith,
 };
 use crate::on_both_databases;
 
@@ -611,7 +611,7 @@ async fn the_cli_imports_csv_and_xlsx_and_exports() {
 
 #[tokio::test]
 async fn a_segment_export_streams_many_pages() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn_sqlite().await;
     let mut csv = String::from("email,Cohort\n");
     for n in 0..2_345 {
         csv.push_str(&format!(
@@ -643,7 +643,7 @@ async fn a_segment_export_streams_many_pages() {
 
 #[tokio::test]
 async fn an_import_larger_than_the_body_limit_is_refused() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn_sqlite().await;
     let mut csv = String::from("email\n");
     while csv.len() <= 1024 * 1024 {
         csv.push_str(&format!("someone{}@example.com\n", csv.len()));
@@ -690,7 +690,7 @@ async fn upload(
 
 #[tokio::test]
 async fn an_xlsx_upload_over_http_imports_its_users_with_their_tags() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn_sqlite().await;
     let xlsx = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/learning.xlsx"
@@ -809,11 +809,10 @@ async fn an_xlsx_upload_over_http_imports_its_users_with_their_tags() {
 
 #[tokio::test]
 async fn an_upload_over_the_body_limit_is_refused() {
-    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |s| {
-        s.max_body_bytes = 1024
-    })
-    .await
-    .expect("SQLite");
+    let app = TestApp::builder()
+        .server(|s| s.max_body_bytes = 1024)
+        .spawn_sqlite()
+        .await;
     let big = format!("email\n{}", "someone@example.com\n".repeat(200));
     let (status, body) = upload(
         &app,
@@ -835,11 +834,10 @@ async fn an_upload_over_the_body_limit_is_refused() {
 #[tokio::test]
 async fn an_upload_not_sent_in_time_is_answered_408() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |s| {
-        s.body_timeout_ms = 500
-    })
-    .await
-    .expect("SQLite");
+    let app = TestApp::builder()
+        .server(|s| s.body_timeout_ms = 500)
+        .spawn_sqlite()
+        .await;
     let address = app.address.trim_start_matches("http://").to_owned();
     let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
     let head = format!(

@@ -9,10 +9,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{
-    Backend, TestApp, error_code, error_message, fresh_database, spawn_app, spawn_app_with,
-    tagsmith,
-};
+use crate::helpers::{Backend, TestApp, error_code, error_message, fresh_database, tagsmith};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -198,9 +195,10 @@ async fn the_cli_refuses_an_xlsx_zip_bomb_and_fails() {
 
 #[tokio::test]
 async fn half_sent_requests_are_closed_after_the_header_timeout() {
-    let app = spawn_app_with(Backend::Sqlite, |s| s.header_timeout_ms = 500)
-        .await
-        .unwrap();
+    let app = TestApp::builder()
+        .server(|s| s.header_timeout_ms = 500)
+        .spawn_sqlite()
+        .await;
     let address = app.address.trim_start_matches("http://").to_owned();
     let mut streams = Vec::new();
     for _ in 0..200 {
@@ -238,9 +236,10 @@ async fn half_sent_requests_are_closed_after_the_header_timeout() {
 
 #[tokio::test]
 async fn a_body_not_sent_in_time_is_answered_408() {
-    let app = spawn_app_with(Backend::Sqlite, |s| s.body_timeout_ms = 500)
-        .await
-        .unwrap();
+    let app = TestApp::builder()
+        .server(|s| s.body_timeout_ms = 500)
+        .spawn_sqlite()
+        .await;
     let address = app.address.trim_start_matches("http://").to_owned();
     let mut stream = TcpStream::connect(&address).await.unwrap();
     stream
@@ -261,7 +260,7 @@ async fn a_body_not_sent_in_time_is_answered_408() {
 
 #[tokio::test]
 async fn every_4xx_has_a_body_with_a_code() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn_sqlite().await;
     let segment = app
         .ok(
             "mutation($input: SegmentInput!) { createSegment(input: $input) { id } }",

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, error_code, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, error_code};
 
 /// Each tool's introspection document of the whole schema, as it sends it
 /// (provenance in `introspection/README.md`).
@@ -45,7 +45,7 @@ fn type_names(body: &Value) -> Vec<&str> {
 
 #[tokio::test]
 async fn the_introspection_queries_of_tools_answer_with_and_without_a_key() {
-    let app = spawn_app().await;
+    let app = TestApp::builder().spawn_sqlite().await;
     for (tool, query) in FIXTURES {
         for key in [Some(app.admin_key.as_str()), None] {
             let body = app.graphql_as(key, query, json!({})).await;
@@ -70,9 +70,10 @@ async fn the_introspection_queries_of_tools_answer_with_and_without_a_key() {
 
 #[tokio::test]
 async fn the_introspection_queries_of_tools_need_a_key_when_asked() {
-    let app = spawn_app_with(Backend::Sqlite, |s| s.require_key_for_introspection = true)
-        .await
-        .unwrap();
+    let app = TestApp::builder()
+        .server(|s| s.require_key_for_introspection = true)
+        .spawn_sqlite()
+        .await;
     let audit = ("graphql-http audit", AUDIT_TYPE_QUERY);
     for (tool, query) in FIXTURES.into_iter().chain([audit]) {
         let body = app.graphql_as(None, query, json!({})).await;
@@ -84,9 +85,10 @@ async fn the_introspection_queries_of_tools_need_a_key_when_asked() {
 
 #[tokio::test]
 async fn the_introspection_queries_of_tools_are_refused_when_introspection_is_off() {
-    let app = spawn_app_with(Backend::Sqlite, |s| s.production.no_introspection = true)
-        .await
-        .unwrap();
+    let app = TestApp::builder()
+        .server(|s| s.production.no_introspection = true)
+        .spawn_sqlite()
+        .await;
     let audit = ("graphql-http audit", AUDIT_TYPE_QUERY);
     for (tool, query) in FIXTURES.into_iter().chain([audit]) {
         for key in [Some(app.admin_key.as_str()), None] {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, error_code, error_message, spawn_app_on, spawn_app_with};
+use crate::helpers::{Backend, TestApp, error_code, error_message};
 
 mod filters;
 
@@ -241,7 +241,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_requests_are_refused_fast_and_spare_other_clients() {
-    let app = spawn_app_on(Backend::Sqlite).await.unwrap();
+    let app = TestApp::builder().spawn_sqlite().await;
     for i in 0..20 {
         app.user(&format!("u{i}@example.com")).await;
     }
@@ -359,7 +359,12 @@ async fn hostile_requests_are_refused_fast_and_spare_other_clients() {
 /// deadline whatever the machine's speed.
 async fn an_operation_past_its_deadline_is_stopped_and_changes_nothing(backend: Backend) {
     use sea_orm::ConnectionTrait;
-    let Some(app) = spawn_app_with(backend, |s| s.limits.request_timeout_ms = 300).await else {
+    let Some(app) = TestApp::builder()
+        .backend(backend)
+        .server(|s| s.limits.request_timeout_ms = 300)
+        .spawn()
+        .await
+    else {
         return eprintln!("skipped: TAGSMITH_TEST_DATABASE_URL is not set");
     };
     let lock = tagsmith::db::begin_write(&app.db).await.unwrap();
@@ -407,7 +412,7 @@ async fn an_operation_past_its_deadline_is_stopped_and_changes_nothing_postgres(
 /// write lock when its client hangs up never runs, even once the lock is free.
 #[tokio::test]
 async fn an_operation_whose_client_went_away_is_stopped() {
-    let app = spawn_app_on(Backend::Sqlite).await.unwrap();
+    let app = TestApp::builder().spawn_sqlite().await;
     let lock = tagsmith::db::begin_write(&app.db).await.unwrap();
     let impatient = reqwest::Client::builder()
         .timeout(Duration::from_millis(300))

@@ -5,9 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{
-    Backend, TestApp, drained, error_code, error_message, spawn_app_full, spawn_app_with,
-};
+use crate::helpers::{Backend, TestApp, drained, error_code, error_message};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -204,7 +202,12 @@ async fn metrics_count_script_runs(app: TestApp) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standalone_worker_serves_its_own_metrics() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
-        let Some(app) = spawn_app_full(backend, |_| {}, |a| a.no_worker = true).await else {
+        let Some(app) = TestApp::builder()
+            .backend(backend)
+            .automation(|a| a.no_worker = true)
+            .spawn()
+            .await
+        else {
             eprintln!("skipped on {backend:?}: TAGSMITH_TEST_DATABASE_URL is not set");
             continue;
         };
@@ -269,7 +272,12 @@ async fn a_standalone_worker_serves_its_own_metrics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_show_the_outbox_backlog() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
-        let Some(app) = spawn_app_full(backend, |_| {}, |a| a.no_worker = true).await else {
+        let Some(app) = TestApp::builder()
+            .backend(backend)
+            .automation(|a| a.no_worker = true)
+            .spawn()
+            .await
+        else {
             eprintln!("skipped on {backend:?}: TAGSMITH_TEST_DATABASE_URL is not set");
             continue;
         };
@@ -329,11 +337,12 @@ async fn metrics_show_the_outbox_backlog() {
 
 #[tokio::test]
 async fn metrics_can_need_a_token_or_be_off() {
-    let app = spawn_app_with(Backend::Sqlite, |s| {
-        s.production.metrics_token = Some("scrape-secret".into());
-    })
-    .await
-    .unwrap();
+    let app = TestApp::builder()
+        .server(|s| {
+            s.production.metrics_token = Some("scrape-secret".into());
+        })
+        .spawn_sqlite()
+        .await;
     let url = format!("{}/metrics", app.address);
     let response = app.client.get(&url).send().await.unwrap();
     assert_eq!(response.status(), 401);
@@ -350,9 +359,10 @@ async fn metrics_can_need_a_token_or_be_off() {
     let text = scrape(&app, Some("scrape-secret")).await;
     assert!(text.contains("tagsmith_outbox_pending_events 0"), "{text}");
 
-    let app = spawn_app_with(Backend::Sqlite, |s| s.production.no_metrics = true)
-        .await
-        .unwrap();
+    let app = TestApp::builder()
+        .server(|s| s.production.no_metrics = true)
+        .spawn_sqlite()
+        .await;
     let response = app.get("/metrics").await;
     assert_eq!(response.status(), 404);
 }
@@ -367,9 +377,10 @@ const INTROSPECTION: [&str; 4] = [
 
 #[tokio::test]
 async fn introspection_off_is_refused_with_a_code() {
-    let app = spawn_app_with(Backend::Sqlite, |s| s.production.no_introspection = true)
-        .await
-        .unwrap();
+    let app = TestApp::builder()
+        .server(|s| s.production.no_introspection = true)
+        .spawn_sqlite()
+        .await;
     for query in INTROSPECTION {
         for key in [Some(app.admin_key.as_str()), None] {
             let body = app.graphql_as(key, query, json!({})).await;
@@ -409,9 +420,10 @@ async fn introspection_off_is_refused_with_a_code() {
 
 #[tokio::test]
 async fn introspection_without_a_key_is_refused_when_a_key_is_required() {
-    let app = spawn_app_with(Backend::Sqlite, |s| s.require_key_for_introspection = true)
-        .await
-        .unwrap();
+    let app = TestApp::builder()
+        .server(|s| s.require_key_for_introspection = true)
+        .spawn_sqlite()
+        .await;
     for query in INTROSPECTION {
         let body = app.graphql_as(None, query, json!({})).await;
         assert_eq!(error_code(&body), "UNAUTHENTICATED", "{query}: {body}");
@@ -422,9 +434,10 @@ async fn introspection_without_a_key_is_refused_when_a_key_is_required() {
 
 #[tokio::test]
 async fn graphiql_off_is_not_found() {
-    let app = spawn_app_with(Backend::Sqlite, |s| s.production.no_graphiql = true)
-        .await
-        .unwrap();
+    let app = TestApp::builder()
+        .server(|s| s.production.no_graphiql = true)
+        .spawn_sqlite()
+        .await;
     for path in ["/", "/assets/graphiql.min.js", "/assets/graphiql.min.css"] {
         let response = app
             .client
@@ -446,7 +459,7 @@ async fn suggestions_can_be_left_out() {
         ("{ users { nodes { emaill } } }", "email"),
         ("{ users(firstt: 1) { totalCount } }", "first"),
     ];
-    let app = spawn_app_with(Backend::Sqlite, |_| {}).await.unwrap();
+    let app = TestApp::builder().spawn_sqlite().await;
     for (query, suggested) in queries {
         let body = app.graphql(query, json!({})).await;
         assert!(
@@ -455,9 +468,10 @@ async fn suggestions_can_be_left_out() {
         );
     }
 
-    let app = spawn_app_with(Backend::Sqlite, |s| s.production.no_suggestions = true)
-        .await
-        .unwrap();
+    let app = TestApp::builder()
+        .server(|s| s.production.no_suggestions = true)
+        .spawn_sqlite()
+        .await;
     for (query, _) in queries {
         let body = app.graphql(query, json!({})).await;
         assert_eq!(error_code(&body), "BAD_USER_INPUT", "{query}: {body}");

@@ -9,11 +9,11 @@ use tagsmith::subjects::{SubjectKind, accounts, users};
 use tagsmith::tags::{catalogue, store};
 use tagsmith::vocab::page::PageRequest;
 
-use crate::helpers::{Backend, spawn_app_on};
+use crate::helpers::TestApp;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sqlite_reader_decodes_what_seaorm_decodes() {
-    let app = spawn_app_on(Backend::Sqlite).await.expect("SQLite");
+    let app = TestApp::builder().spawn_sqlite().await;
     assert!(
         tagsmith::sqlite_read::reader(&app.db).is_some(),
         "a SQLite file has a reader"

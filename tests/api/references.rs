@@ -560,12 +560,13 @@ async fn webhook_patterns_are_references_too() {
         crate::helpers::Backend::Sqlite,
         crate::helpers::Backend::Postgres,
     ] {
-        let Some(app) = crate::helpers::spawn_app_full(
-            backend,
-            |_| {},
-            |automation| automation.webhooks.webhook_allow_hosts = vec!["127.0.0.1".into()],
-        )
-        .await
+        let Some(app) = TestApp::builder()
+            .backend(backend)
+            .automation(|automation| {
+                automation.webhooks.webhook_allow_hosts = vec!["127.0.0.1".into()]
+            })
+            .spawn()
+            .await
         else {
             eprintln!("skipped on PostgreSQL: TAGSMITH_TEST_DATABASE_URL is not set");
             continue;

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::helpers::{Backend, TestApp, spawn_app_with};
+use crate::helpers::TestApp;
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -344,12 +344,13 @@ async fn gauge(app: &TestApp, name: &str) -> f64 {
 /// subscriptions: the streams alive go back to zero.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions_are_capped_and_freed() {
-    let app = spawn_app_with(Backend::Sqlite, |s| {
-        s.max_subscriptions_per_connection = 3;
-        s.max_subscriptions_per_key = 4;
-    })
-    .await
-    .unwrap();
+    let app = TestApp::builder()
+        .server(|s| {
+            s.max_subscriptions_per_connection = 3;
+            s.max_subscriptions_per_key = 4;
+        })
+        .spawn_sqlite()
+        .await;
     let key = app.key("many", "VIEWER").await;
     let mut first = connect(&app, &key).await;
     for id in ["1", "2", "3"] {
@@ -427,7 +428,7 @@ async fn subscriptions_are_capped_and_freed() {
 /// Over graphql-transport-ws too, a result keeps the selection's order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_results_keep_the_selection_order() {
-    let app = crate::helpers::spawn_app().await;
+    let app = TestApp::builder().spawn_sqlite().await;
     app.user("ordered@example.com").await;
     let mut socket = connect(&app, &app.admin_key).await;
     send(
@@ -459,7 +460,7 @@ async fn websocket_results_keep_the_selection_order() {
 
 #[tokio::test]
 async fn subscription_events_keep_the_selection_order() {
-    let app = crate::helpers::spawn_app().await;
+    let app = TestApp::builder().spawn_sqlite().await;
     let ana = app.user("ordered@example.com").await;
     let mut socket = connect(&app, &app.admin_key).await;
     // Reverse alphabetical at each level, with a field that loads (subject).

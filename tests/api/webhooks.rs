@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Settings, TestApp, drained, error_code, eventually, spawn_app_full};
+use crate::helpers::{Settings, TestApp, drained, error_code, eventually};
 use crate::on_both_databases;
 
 /// A server that may reach 127.0.0.1 (the test's receiver) and retries
@@ -804,21 +804,19 @@ async fn roles_and_workspaces(app: TestApp) {
     assert_eq!(error_code(&again), "NOT_FOUND");
 }
 
+/// The server runs no worker; webhooks may reach the test's receivers.
+const RECEIVER_NO_WORKER: Settings = Settings {
+    server: |_| {},
+    automation: |automation| {
+        automation.no_worker = true;
+        automation.webhooks.webhook_allow_hosts = vec!["127.0.0.1".into()];
+    },
+};
+on_both_databases!(settings = RECEIVER_NO_WORKER; a_standalone_worker_delivers);
+
 /// A standalone `tagsmith worker` (the server runs none) delivers too:
 /// its own changes' deliveries, and a ping queued through the server's API.
-async fn a_standalone_worker_delivers(backend: Backend) {
-    let Some(app) = spawn_app_full(
-        backend,
-        |_| {},
-        |automation| {
-            automation.no_worker = true;
-            automation.webhooks.webhook_allow_hosts = vec!["127.0.0.1".into()];
-        },
-    )
-    .await
-    else {
-        return eprintln!("skipped: TAGSMITH_TEST_DATABASE_URL is not set");
-    };
+async fn a_standalone_worker_delivers(app: TestApp) {
     let receiver = Receiver::start(vec![], Reply::Status(200)).await;
     let (id, secret) = create(
         &app,
@@ -847,14 +845,4 @@ async fn a_standalone_worker_delivers(backend: Backend) {
     worker.kill().unwrap();
     worker.wait().unwrap();
     assert_eq!(received[1].json()["type"], "webhook.ping");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_standalone_worker_delivers_sqlite() {
-    a_standalone_worker_delivers(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_standalone_worker_delivers_postgres() {
-    a_standalone_worker_delivers(Backend::Postgres).await;
 }
