@@ -56,8 +56,11 @@ pub struct ReadConn<'a> {
     observer: Option<Observer>,
 }
 
-/// One reader per database file, shared by every connection pool on it.
-static READERS: LazyLock<Mutex<HashMap<PathBuf, Arc<Reader>>>> = LazyLock::new(Default::default);
+/// One reader per database file, shared by every connection pool on it;
+/// `None` for a name that is no file (an in-memory database), remembered so
+/// that its reads do not ask the file system each time.
+static READERS: LazyLock<Mutex<HashMap<PathBuf, Option<Arc<Reader>>>>> =
+    LazyLock::new(Default::default);
 
 /// The reader for `db` when it is a plain connection (not a transaction)
 /// to a SQLite file; `None` otherwise (PostgreSQL, in-memory SQLite, a
@@ -74,20 +77,20 @@ pub fn reader<C: ConnectionTrait + 'static>(db: &C) -> Option<Arc<Reader>> {
 fn for_path(path: &Path) -> Option<Arc<Reader>> {
     let mut readers = READERS.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(reader) = readers.get(path) {
-        return Some(Arc::clone(reader));
+        return reader.clone();
     }
     // An in-memory database has a name that is no file: only its own
-    // pool can reach it.
-    if !path.is_file() {
-        return None;
-    }
-    let reader = Arc::new(Reader {
-        path: path.to_owned(),
-        idle: Mutex::new(Vec::new()),
-        observer: Mutex::new(None),
+    // pool can reach it. (The pool has created its file by the time it is
+    // connected, so a file database is a file here.)
+    let reader = path.is_file().then(|| {
+        Arc::new(Reader {
+            path: path.to_owned(),
+            idle: Mutex::new(Vec::new()),
+            observer: Mutex::new(None),
+        })
     });
-    readers.insert(path.to_owned(), Arc::clone(&reader));
-    Some(reader)
+    readers.insert(path.to_owned(), reader.clone());
+    reader
 }
 
 /// Calls `observer` with the SQL of every statement the reader runs on
