@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::{
     Args,
-    client::{Sample, global_id, post},
+    client::{Sample, background_tagging, cause_to_answer, global_id, post},
 };
 
 pub(crate) const DESIGN_EXAMPLE: &str = include_str!("../../scripts/design_example.rhai");
@@ -172,27 +172,16 @@ pub(crate) async fn automation_latency(
     .await;
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     // Background load: other clients tagging random users.
-    let load = (0..Ord::max(args.concurrency / 2, 1))
-        .map(|worker| {
-            let client = client.clone();
-            let endpoint = endpoint.to_owned();
-            let key = key.to_owned();
-            let ids = ids.to_vec();
-            tokio::spawn(async move {
-                let query = "mutation($id: ID!, $tags: [String!]!) { addTags(subjectId: $id, tags: $tags) { __typename } }";
-                let mut n: u64 = 17 + worker as u64;
-                let mut sent = 0u64;
-                while Instant::now() < deadline {
-                    n = n.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    let id = ids[(n >> 33) as usize % ids.len()];
-                    post(&client, &endpoint, &key, json!({ "query": query, "variables": {
-                        "id": global_id("User", id), "tags": [format!("Load {}", n % 20)] } })).await;
-                    sent += 1;
-                }
-                sent
-            })
-        })
-        .collect::<Vec<_>>();
+    let load = background_tagging(
+        client,
+        endpoint,
+        key,
+        ids,
+        Ord::max(args.concurrency / 2, 1),
+        deadline,
+        17,
+        "Load",
+    );
     // Probes: one every 10 ms.
     let query = "mutation($id: ID!, $tags: [String!]!) { addTags(subjectId: $id, tags: $tags) { __typename } }";
     let mut probes = 0usize;
@@ -209,28 +198,14 @@ pub(crate) async fn automation_latency(
         probes += 1;
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let mut background = 0;
-    for task in load {
-        background += task.await.expect("load");
-    }
+    let background = load.sent().await;
     wait_drained(conn).await;
-    let backend = conn.get_database_backend();
-    let rows = conn
-        .query_all_raw(Statement::from_string(
-            backend,
-            "SELECT cause.at, answer.at FROM tag_changes answer JOIN tag_changes cause ON cause.id = answer.cause_id \
-             WHERE answer.source = 'SCRIPT' AND answer.actor = 'latency'",
-        ))
-        .await
-        .expect("latencies");
-    let latencies: Vec<Duration> = rows
-        .iter()
-        .map(|row| {
-            let cause: chrono::DateTime<chrono::Utc> = row.try_get_by_index(0).expect("at");
-            let answer: chrono::DateTime<chrono::Utc> = row.try_get_by_index(1).expect("at");
-            (answer - cause).to_std().unwrap_or_default()
-        })
-        .collect();
+    let latencies = cause_to_answer(
+        conn,
+        "SELECT cause.at, answer.at FROM tag_changes answer JOIN tag_changes cause ON cause.id = answer.cause_id \
+         WHERE answer.source = 'SCRIPT' AND answer.actor = 'latency'",
+    )
+    .await;
     assert_eq!(latencies.len(), probes, "every probe answered");
     set_enabled(client, endpoint, key, false).await;
     Sample {

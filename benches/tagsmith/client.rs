@@ -80,6 +80,83 @@ pub(crate) async fn post(
     value
 }
 
+/// Background load beside a latency scenario: `workers` clients, each
+/// adding `"{prefix} {n % 20}"` to a pseudo-random user of `ids` (seeded
+/// with `seed + worker`) until `deadline`. [`BackgroundLoad::sent`] waits
+/// for them and says how many requests they sent.
+pub(crate) struct BackgroundLoad(Vec<tokio::task::JoinHandle<u64>>);
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn background_tagging(
+    client: &reqwest::Client,
+    endpoint: &str,
+    key: &str,
+    ids: &[i64],
+    workers: usize,
+    deadline: Instant,
+    seed: u64,
+    prefix: &'static str,
+) -> BackgroundLoad {
+    let query = "mutation($id: ID!, $tags: [String!]!) { addTags(subjectId: $id, tags: $tags) { __typename } }";
+    BackgroundLoad(
+        (0..workers)
+            .map(|worker| {
+                let (client, endpoint, key, ids) = (
+                    client.clone(),
+                    endpoint.to_owned(),
+                    key.to_owned(),
+                    ids.to_vec(),
+                );
+                tokio::spawn(async move {
+                    let mut n: u64 = seed + worker as u64;
+                    let mut sent = 0u64;
+                    while Instant::now() < deadline {
+                        n = n
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        let id = ids[(n >> 33) as usize % ids.len()];
+                        let body = serde_json::json!({ "query": query, "variables": {
+                            "id": global_id("User", id), "tags": [format!("{prefix} {}", n % 20)] } });
+                        post(&client, &endpoint, &key, body).await;
+                        sent += 1;
+                    }
+                    sent
+                })
+            })
+            .collect(),
+    )
+}
+
+impl BackgroundLoad {
+    pub(crate) async fn sent(self) -> u64 {
+        let mut sent = 0;
+        for task in self.0 {
+            sent += task.await.expect("load");
+        }
+        sent
+    }
+}
+
+/// The time from each cause to its answer, both `tag_changes.at`, of the
+/// rows `sql` selects (`cause.at`, `answer.at`): server-side timestamps.
+pub(crate) async fn cause_to_answer(
+    conn: &sea_orm::DatabaseConnection,
+    sql: &str,
+) -> Vec<Duration> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let rows = conn
+        .query_all_raw(Statement::from_string(conn.get_database_backend(), sql))
+        .await
+        .expect("latencies");
+    rows.iter()
+        .map(|row| {
+            let cause: chrono::DateTime<chrono::Utc> = row.try_get_by_index(0).expect("at");
+            let answer: chrono::DateTime<chrono::Utc> = row.try_get_by_index(1).expect("at");
+            (answer - cause).to_std().unwrap_or_default()
+        })
+        .collect()
+}
+
 /// The hidden `--client` mode: the bench run again as a load client of
 /// its own, so that the load does not share the server's process (its
 /// runtime, its allocator, its threads).

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::Args;
 use crate::automation::wait_drained;
-use crate::client::{Sample, global_id, post};
+use crate::client::{Sample, background_tagging, global_id, post};
 
 /// A receiver on 127.0.0.1: answers `status`, and records when each probe
 /// (`Probe: N`) arrived.
@@ -99,36 +99,16 @@ async fn phase(
 ) -> (Vec<Duration>, u64) {
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let query = "mutation($id: ID!, $tags: [String!]!) { addTags(subjectId: $id, tags: $tags) { __typename } }";
-    let load = (0..Ord::max(args.concurrency / 2, 1))
-        .map(|worker| {
-            let (client, endpoint, key, ids) = (
-                client.clone(),
-                endpoint.to_owned(),
-                key.to_owned(),
-                ids.to_vec(),
-            );
-            tokio::spawn(async move {
-                let mut n: u64 = 31 + worker as u64;
-                let mut sent = 0u64;
-                while Instant::now() < deadline {
-                    n = n
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    let id = ids[(n >> 33) as usize % ids.len()];
-                    post(
-                        &client,
-                        &endpoint,
-                        &key,
-                        json!({ "query": query, "variables": {
-                        "id": global_id("User", id), "tags": [format!("Hook load {}", n % 20)] } }),
-                    )
-                    .await;
-                    sent += 1;
-                }
-                sent
-            })
-        })
-        .collect::<Vec<_>>();
+    let load = background_tagging(
+        client,
+        endpoint,
+        key,
+        ids,
+        Ord::max(args.concurrency / 2, 1),
+        deadline,
+        31,
+        "Hook load",
+    );
     let mut sent_at: HashMap<u64, Instant> = HashMap::new();
     let mut probe = first_probe;
     while Instant::now() < deadline {
@@ -145,10 +125,7 @@ async fn phase(
         probe += 1;
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let mut background = 0;
-    for task in load {
-        background += task.await.expect("load");
-    }
+    let background = load.sent().await;
     // Every probe arrives (the live receiver answers 200).
     let waited = Instant::now();
     while sent_at
