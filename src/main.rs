@@ -11,6 +11,11 @@ use tagsmith::config::{
 use tagsmith::{db, graphql, server};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of glibc's malloc: a quarter of a listed page's CPU went
+/// to glibc's allocator and its arena locks (BENCHMARKS.md, allocation).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// tagsmith: tags, segments and automation for accounts and users, over GraphQL.
 #[derive(Parser)]
 #[command(version, about, long_about = None)]

@@ -70,6 +70,11 @@ use std::time::Instant;
 
 use sea_orm::{ConnectionTrait, Database};
 use tagsmith::config::{DatabaseSettings, ServerSettings};
+
+/// The allocator the `tagsmith` binary uses (src/main.rs), so the server
+/// measured in this process allocates as the served one does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tagsmith::{db, server};
 
 mod automation;
