@@ -17,6 +17,13 @@
 //! (they must see its own writes): [`reader`] answers only for a plain
 //! [`DatabaseConnection`] to a SQLite file. In WAL mode a reader sees
 //! every committed write at once, as a pooled sqlx connection does.
+//!
+//! Elsewhere (PostgreSQL, a transaction, an in-memory database) the same
+//! models are read through SeaORM, but decoded by column index
+//! ([`FromRow::from_result`]) rather than by SeaORM's derived decoder, which
+//! builds each column's name as a new string and looks it up by hashing:
+//! decoding took 10 % of a listed page's time on PostgreSQL (BENCHMARKS.md,
+//! "PostgreSQL read path").
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -30,8 +37,8 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags, Row};
 use sea_orm::sea_query::Value;
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryTrait, RuntimeErr,
-    Select, Statement,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryResult, QueryTrait,
+    RuntimeErr, Select, Statement,
 };
 
 /// Idle connections kept per database file.
@@ -149,9 +156,12 @@ impl Reader {
 }
 
 /// A model read from a row of its table's `SELECT *` (SeaORM selects the
-/// columns in the order the model declares its fields).
+/// columns in the order the model declares its fields), from `at` on.
 pub trait FromRow: Sized + Send + 'static {
+    /// From the SQLite reader's row.
     fn from_row(row: &Row<'_>) -> rusqlite::Result<Self>;
+    /// From a row SeaORM read, its columns from `at` on, by index.
+    fn from_result(row: &QueryResult, at: usize) -> Result<Self, DbErr>;
 }
 
 /// The rows of `statement` (built for SQLite), decoded with `decode`.
@@ -193,7 +203,14 @@ where
                 .run(move |conn| query(conn, &statement, E::Model::from_row))
                 .await
         }
-        None => select.all(db).await,
+        None => {
+            let rows = db
+                .query_all_raw(select.build(db.get_database_backend()))
+                .await?;
+            rows.iter()
+                .map(|row| E::Model::from_result(row, 0))
+                .collect()
+        }
     }
 }
 
@@ -300,6 +317,21 @@ impl FromRow for user::Model {
             updated_at: required_time(row, 10)?,
         })
     }
+    fn from_result(row: &QueryResult, at: usize) -> Result<Self, DbErr> {
+        Ok(user::Model {
+            id: row.try_get_by_index(at)?,
+            workspace_id: row.try_get_by_index(at + 1)?,
+            external_id: row.try_get_by_index(at + 2)?,
+            email: row.try_get_by_index(at + 3)?,
+            first_name: row.try_get_by_index(at + 4)?,
+            last_name: row.try_get_by_index(at + 5)?,
+            account_id: row.try_get_by_index(at + 6)?,
+            attributes: row.try_get_by_index(at + 7)?,
+            last_seen_at: row.try_get_by_index(at + 8)?,
+            created_at: row.try_get_by_index(at + 9)?,
+            updated_at: row.try_get_by_index(at + 10)?,
+        })
+    }
 }
 
 impl FromRow for account::Model {
@@ -313,6 +345,18 @@ impl FromRow for account::Model {
             last_activity_at: time_at(row, 5)?,
             created_at: required_time(row, 6)?,
             updated_at: required_time(row, 7)?,
+        })
+    }
+    fn from_result(row: &QueryResult, at: usize) -> Result<Self, DbErr> {
+        Ok(account::Model {
+            id: row.try_get_by_index(at)?,
+            workspace_id: row.try_get_by_index(at + 1)?,
+            external_id: row.try_get_by_index(at + 2)?,
+            name: row.try_get_by_index(at + 3)?,
+            attributes: row.try_get_by_index(at + 4)?,
+            last_activity_at: row.try_get_by_index(at + 5)?,
+            created_at: row.try_get_by_index(at + 6)?,
+            updated_at: row.try_get_by_index(at + 7)?,
         })
     }
 }
@@ -329,6 +373,19 @@ impl FromRow for tag::Model {
             description: row.get(6)?,
             created_at: required_time(row, 7)?,
             deleted_at: time_at(row, 8)?,
+        })
+    }
+    fn from_result(row: &QueryResult, at: usize) -> Result<Self, DbErr> {
+        Ok(tag::Model {
+            id: row.try_get_by_index(at)?,
+            workspace_id: row.try_get_by_index(at + 1)?,
+            name: row.try_get_by_index(at + 2)?,
+            key: row.try_get_by_index(at + 3)?,
+            value: row.try_get_by_index(at + 4)?,
+            parent_id: row.try_get_by_index(at + 5)?,
+            description: row.try_get_by_index(at + 6)?,
+            created_at: row.try_get_by_index(at + 7)?,
+            deleted_at: row.try_get_by_index(at + 8)?,
         })
     }
 }

@@ -310,10 +310,31 @@ pub async fn prime_subjects(
     ids: &[i64],
     account_ids: &[i64],
 ) -> Result<(), ApiError> {
+    prime(ctx, shape, kind, ids, account_ids, Loaded::default()).await
+}
+
+/// What is in the request's cache already when priming.
+#[derive(Debug, Clone, Copy, Default)]
+struct Loaded {
+    /// The subjects' own tags.
+    own_tags: bool,
+    /// The users' accounts.
+    accounts: bool,
+}
+
+/// [`prime_subjects`], but for what is `loaded` already.
+async fn prime(
+    ctx: &async_graphql::Context<'_>,
+    shape: Shape,
+    kind: SubjectKind,
+    ids: &[i64],
+    account_ids: &[i64],
+    loaded: Loaded,
+) -> Result<(), ApiError> {
     let look = ctx.look_ahead();
     let loaders = super::context::loaders(ctx)?;
     let mut tag_keys: Vec<(SubjectKind, i64)> = Vec::new();
-    if selects(&look, shape, &["tags"]) {
+    if !loaded.own_tags && selects(&look, shape, &["tags"]) {
         tag_keys.extend(ids.iter().map(|id| (kind, *id)));
     }
     let accounts = kind == SubjectKind::User && selects(&look, shape, &["account"]);
@@ -323,7 +344,7 @@ pub async fn prime_subjects(
     // The accounts and the tags at once, each in one statement.
     let (_, tags) = futures_util::future::try_join(
         async {
-            match accounts {
+            match accounts && !loaded.accounts {
                 true => load_now(&loaders.accounts, account_ids.to_vec()).await,
                 false => Ok(HashMap::new()),
             }
@@ -374,6 +395,102 @@ pub async fn prime_users(
     account_ids.sort_unstable();
     account_ids.dedup();
     prime_subjects(ctx, shape, SubjectKind::User, &ids, &account_ids).await
+}
+
+/// Whether to read a user with its account in one statement (a join):
+/// when the selection asks for the account and the database is not a
+/// SQLite file, whose reader makes the accounts' batch a cheap hop (on
+/// PostgreSQL each statement is a round trip).
+fn join_accounts(ctx: &async_graphql::Context<'_>, shape: Shape, db: &DatabaseConnection) -> bool {
+    selects(&ctx.look_ahead(), shape, &["account"]) && crate::sqlite_read::reader(db).is_none()
+}
+
+/// [`prime_users`] for users read with their accounts
+/// ([`users::find_with_account`]): the accounts go to the request's cache
+/// as they are; the users are returned.
+async fn prime_joined(
+    ctx: &async_graphql::Context<'_>,
+    shape: Shape,
+    rows: Vec<users::WithAccount>,
+    own_tags: bool,
+) -> Result<Vec<user::Model>, ApiError> {
+    let mut accounts = HashMap::new();
+    let users: Vec<user::Model> = rows
+        .into_iter()
+        .map(|(user, account)| {
+            if let Some(account) = account {
+                accounts.insert(account.id, account);
+            }
+            user
+        })
+        .collect();
+    let mut account_ids: Vec<i64> = accounts.keys().copied().collect();
+    account_ids.sort_unstable();
+    super::context::loaders(ctx)?
+        .accounts
+        .feed_many(accounts)
+        .await;
+    let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
+    let loaded = Loaded {
+        own_tags,
+        accounts: true,
+    };
+    prime(ctx, shape, SubjectKind::User, &ids, &account_ids, loaded).await?;
+    Ok(users)
+}
+
+/// One user by id with what the selection asks of it. Its tags load while
+/// the user is read (the id is known; the tags of an id of another
+/// workspace are never found, as they are filtered by workspace); on
+/// PostgreSQL its account comes with it in one statement: one round trip
+/// of two statements where it took three one after the other.
+pub async fn user_by_id(
+    ctx: &async_graphql::Context<'_>,
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    id: i64,
+) -> Result<Option<user::Model>, ApiError> {
+    let loaders = super::context::loaders(ctx)?;
+    let tags = selects(&ctx.look_ahead(), Shape::Single, &["tags"]);
+    let joined = join_accounts(ctx, Shape::Single, db);
+    let find = async {
+        Ok::<_, ApiError>(match joined {
+            true => users::find_with_account(db, workspace_id, id).await?,
+            false => users::find(db, workspace_id, id).await?.map(|u| (u, None)),
+        })
+    };
+    let (found, _) = futures_util::future::try_join(find, async {
+        match tags {
+            true => load_now(&loaders.subject_tags, vec![(SubjectKind::User, id)]).await,
+            false => Ok(HashMap::new()),
+        }
+    })
+    .await?;
+    let Some((user, account)) = found else {
+        return Ok(None);
+    };
+    if joined {
+        return Ok(
+            prime_joined(ctx, Shape::Single, vec![(user, account)], tags)
+                .await?
+                .pop(),
+        );
+    }
+    let account_ids: Vec<i64> = user.account_id.into_iter().collect();
+    let loaded = Loaded {
+        own_tags: tags,
+        accounts: false,
+    };
+    prime(
+        ctx,
+        Shape::Single,
+        SubjectKind::User,
+        &[user.id],
+        &account_ids,
+        loaded,
+    )
+    .await?;
+    Ok(Some(user))
 }
 
 /// [`prime_subjects`] for a page of accounts.

@@ -1,12 +1,12 @@
 //! Users: upsert, lookup, listing and deletion, always within one workspace.
 
 use chrono::{DateTime, Utc};
-use entity::user;
+use entity::{account, user};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, SelectStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
-    Select, Set,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, IntoActiveModel, Iterable, JoinType,
+    PaginatorTrait, QueryFilter, QuerySelect, QueryTrait, Select, Set,
 };
 use serde_json::Value;
 
@@ -18,6 +18,7 @@ use crate::db::{
     read_many_in_workspace,
 };
 use crate::segments::membership::{self, Changed, Reason};
+use crate::sqlite_read::FromRow;
 use crate::time::{Clock, now};
 
 /// What `upsertUser` asks for, before validation.
@@ -298,6 +299,53 @@ pub async fn list(
 ) -> Result<Page<user::Model>, SubjectError> {
     let query = search_query(workspace_id, scope);
     Ok(fetch_read(db, query, user::Column::Id, Direction::OldestFirst, page).await?)
+}
+
+/// A user with its account, when it has one.
+pub type WithAccount = (user::Model, Option<account::Model>);
+
+/// [`find`] with the user's account, in one statement.
+pub async fn find_with_account(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    id: i64,
+) -> Result<Option<WithAccount>, SubjectError> {
+    let select = scoped(workspace_id).filter(user::Column::Id.eq(id));
+    Ok(with_accounts(db, workspace_id, select).await?.pop())
+}
+
+/// The users `select` finds, each with its account (of the same workspace)
+/// joined, decoded by column index: the user's columns, then the account's.
+async fn with_accounts(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    select: Select<user::Entity>,
+) -> Result<Vec<WithAccount>, DbErr> {
+    let account_of_user = user::Entity::belongs_to(account::Entity)
+        .from(user::Column::AccountId)
+        .to(account::Column::Id)
+        .on_condition(move |_, account| {
+            Condition::all()
+                .add(Expr::col((account, account::Column::WorkspaceId)).eq(workspace_id))
+        })
+        .into();
+    let select = select
+        .join(JoinType::LeftJoin, account_of_user)
+        .columns(account::Column::iter());
+    let rows = db
+        .query_all_raw(select.build(db.get_database_backend()))
+        .await?;
+    let at = user::Column::iter().count();
+    rows.iter()
+        .map(|row| {
+            let user = user::Model::from_result(row, 0)?;
+            let account = match row.try_get_by_index::<Option<i64>>(at)? {
+                Some(_) => Some(account::Model::from_result(row, at)?),
+                None => None,
+            };
+            Ok((user, account))
+        })
+        .collect()
 }
 
 /// How many users `list` would go through in all.

@@ -6,7 +6,8 @@ use entity::{tag, tag_assignment};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Set,
+    IntoActiveModel, Iterable, JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Select, Set,
 };
 
 use super::{TagError, store};
@@ -172,6 +173,9 @@ pub async fn subject_tags(
                 })
                 .await?
         }
+        None if db.get_database_backend() == DbBackend::Postgres => {
+            tags_with_subjects(db, workspace_id, kind, subject_ids).await?
+        }
         None => {
             let assignments: Vec<(i64, i64)> = assigned.into_tuple().all(db).await?;
             let tags = store::find_many(db, workspace_id, &distinct_tags(&assignments)).await?;
@@ -189,6 +193,47 @@ pub async fn subject_tags(
         list.sort_by(|a, b| a.name.cmp(&b.name));
     }
     Ok(result)
+}
+
+/// [`subject_tags`]' (subject, tag) pairs and tags on PostgreSQL in one
+/// statement (a join), where the file reader of SQLite makes two in one hop.
+/// A tag's row comes once per subject that carries it and is decoded the
+/// first time only. (An aggregate of each tag's subjects as an array, bound
+/// as one array, cost PostgreSQL more: it planned the statement anew on each
+/// execution; BENCHMARKS.md, "PostgreSQL read path".)
+async fn tags_with_subjects(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    kind: SubjectKind,
+    subject_ids: &[i64],
+) -> Result<(Vec<(i64, i64)>, Vec<tag::Model>), TagError> {
+    let assigned = tag_assignment::Entity::belongs_to(tag::Entity)
+        .from(tag_assignment::Column::TagId)
+        .to(tag::Column::Id)
+        .into();
+    let select = tag::Entity::find()
+        .select_only()
+        .column(tag_assignment::Column::SubjectId)
+        .columns(tag::Column::iter())
+        .join_rev(JoinType::InnerJoin, assigned)
+        .filter(tag::Column::WorkspaceId.eq(workspace_id))
+        .filter(tag_assignment::Column::WorkspaceId.eq(workspace_id))
+        .filter(tag_assignment::Column::SubjectKind.eq(kind.as_str()))
+        .filter(tag_assignment::Column::SubjectId.is_in(subject_ids.iter().copied()));
+    let rows = db
+        .query_all_raw(select.build(db.get_database_backend()))
+        .await?;
+    let mut assignments = Vec::with_capacity(rows.len());
+    let mut tags: HashMap<i64, tag::Model> = HashMap::new();
+    for row in &rows {
+        let subject: i64 = row.try_get_by_index(0)?;
+        let tag_id: i64 = row.try_get_by_index(1)?;
+        assignments.push((subject, tag_id));
+        if let std::collections::hash_map::Entry::Vacant(entry) = tags.entry(tag_id) {
+            entry.insert(<tag::Model as sqlite_read::FromRow>::from_result(row, 1)?);
+        }
+    }
+    Ok((assignments, tags.into_values().collect()))
 }
 
 /// The tag ids of (subject, tag) pairs, once each.

@@ -1,9 +1,13 @@
-//! The SQLite read path (`sqlite_read`) reads what SeaORM reads: the same
-//! rows, decoded to equal models, for every function that takes it. Inside
-//! a transaction the same functions read through SeaORM, so comparing the
-//! two on one database compares the two decoders.
+//! The read paths read what SeaORM reads: the same rows, decoded to equal
+//! models, for every function that takes them. On a SQLite file the hot
+//! reads go to `sqlite_read`'s reader, and inside a transaction through
+//! SeaORM, so comparing the two compares the two ways. On both databases
+//! the models decoded by column index (`FromRow::from_result`), a user
+//! read with its account by a join, and a subject's tags read by a join on
+//! PostgreSQL are compared with what SeaORM's own decoder reads.
 
-use sea_orm::TransactionTrait;
+use entity::{account, tag, tag_assignment, user};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
 use serde_json::json;
 use tagsmith::subjects::{SubjectKind, accounts, users};
 use tagsmith::tags::{catalogue, store};
@@ -11,12 +15,14 @@ use tagsmith::vocab::page::PageRequest;
 
 use crate::helpers::TestApp;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_sqlite_reader_decodes_what_seaorm_decodes() {
-    let app = TestApp::builder().spawn_sqlite().await;
-    assert!(
+crate::on_both_databases!(every_read_decodes_what_seaorm_decodes);
+
+async fn every_read_decodes_what_seaorm_decodes(app: TestApp) {
+    let sqlite = app.db.get_database_backend() == sea_orm::DbBackend::Sqlite;
+    assert_eq!(
         tagsmith::sqlite_read::reader(&app.db).is_some(),
-        "a SQLite file has a reader"
+        sqlite,
+        "a SQLite file has a reader, PostgreSQL none"
     );
     // Every kind of value: NULLs and not, JSON attributes, timestamps with
     // and without fractions, an account or none, tags with key and value,
@@ -66,6 +72,7 @@ async fn the_sqlite_reader_decodes_what_seaorm_decodes() {
         .unwrap();
     assert_eq!(fast.rows.len(), 2);
     assert_eq!(fast.rows, slow.rows);
+    let slow_users = slow.rows.clone();
     assert_eq!(fast.has_next, slow.has_next);
     assert_eq!(
         fast.rows[0].last_seen_at.map(|t| t.to_rfc3339()),
@@ -88,6 +95,7 @@ async fn the_sqlite_reader_decodes_what_seaorm_decodes() {
     let slow = accounts::list(&txn, ws, None, None, page).await.unwrap();
     assert_eq!(fast.rows.len(), 1);
     assert_eq!(fast.rows, slow.rows);
+    let slow_accounts = slow.rows.clone();
     let account = fast.rows[0].id;
     assert_eq!(
         accounts::find(&app.db, ws, account).await.unwrap(),
@@ -108,6 +116,62 @@ async fn the_sqlite_reader_decodes_what_seaorm_decodes() {
     assert_eq!(
         store::find_many(&app.db, ws, &tag_ids).await.unwrap(),
         store::find_many(&txn, ws, &tag_ids).await.unwrap()
+    );
+
+    // SeaORM's own decoder, by column name, reads the same models.
+    let seaorm_users = user::Entity::find()
+        .filter(user::Column::WorkspaceId.eq(ws))
+        .order_by_asc(user::Column::Id)
+        .all(&txn)
+        .await
+        .unwrap();
+    assert_eq!(seaorm_users, slow_users);
+    let seaorm_accounts = account::Entity::find()
+        .filter(account::Column::WorkspaceId.eq(ws))
+        .all(&txn)
+        .await
+        .unwrap();
+    assert_eq!(seaorm_accounts, slow_accounts);
+    // A user with its account, joined; one without; another workspace's.
+    assert_eq!(
+        users::find_with_account(&app.db, ws, ids[0]).await.unwrap(),
+        Some((seaorm_users[0].clone(), Some(seaorm_accounts[0].clone())))
+    );
+    assert_eq!(
+        users::find_with_account(&app.db, ws, ids[1]).await.unwrap(),
+        Some((seaorm_users[1].clone(), None))
+    );
+    assert_eq!(
+        users::find_with_account(&app.db, ws + 1, ids[0])
+            .await
+            .unwrap(),
+        None
+    );
+    // The tags of each user as SeaORM reads the assignments and the tags.
+    let assigned = tag_assignment::Entity::find()
+        .filter(tag_assignment::Column::SubjectId.is_in(ids.clone()))
+        .all(&txn)
+        .await
+        .unwrap();
+    let mut expected: std::collections::HashMap<i64, Vec<tag::Model>> = Default::default();
+    for a in assigned {
+        let tag = tag::Entity::find_by_id(a.tag_id)
+            .one(&txn)
+            .await
+            .unwrap()
+            .unwrap();
+        expected.entry(a.subject_id).or_default().push(tag);
+    }
+    for tags in expected.values_mut() {
+        tags.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    assert_eq!(fast, expected);
+    assert!(
+        catalogue::subject_tags(&app.db, ws + 1, SubjectKind::User, &ids)
+            .await
+            .unwrap()
+            .is_empty(),
+        "another workspace's subject tags find nothing"
     );
     txn.rollback().await.unwrap();
 }
