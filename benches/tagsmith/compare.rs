@@ -27,6 +27,8 @@ pub struct Setup<'a> {
     pub sql: String,
     /// PostGraphile 4 and 5, those started ([`POSTGRAPHILE4`], [`POSTGRAPHILE5`]).
     pub postgraphile: Vec<System>,
+    /// The `node:sqlite` reader's base URL, when started.
+    pub node_sqlite: Option<String>,
     pub ids: &'a [i64],
     pub seconds: u64,
     pub concurrency: usize,
@@ -43,7 +45,8 @@ pub const GRAPHQL: &str = "tagsmith GraphQL";
 pub const SQL: &str = "hand-written SQL";
 pub const POSTGRAPHILE4: &str = "PostGraphile 4";
 pub const POSTGRAPHILE5: &str = "PostGraphile 5";
-pub const SYSTEMS: [&str; 4] = [GRAPHQL, SQL, POSTGRAPHILE4, POSTGRAPHILE5];
+pub const NODE_SQLITE: &str = "node:sqlite reader";
+pub const SYSTEMS: [&str; 5] = [GRAPHQL, SQL, POSTGRAPHILE4, POSTGRAPHILE5, NODE_SQLITE];
 
 /// The request a client sends for its `n`th pseudo-random draw.
 type Body = Arc<dyn Fn(u64) -> Value + Send + Sync>;
@@ -126,6 +129,16 @@ fn sql_system(setup: &Setup, path: &str) -> System {
         endpoint: format!("{}/{path}", setup.sql),
         key: None,
     }
+}
+
+/// The `node:sqlite` reader at `path`, when started (it answers the list
+/// and the user by id as the hand-written SQL baseline does).
+fn node_system(setup: &Setup, path: &str) -> Option<System> {
+    setup.node_sqlite.as_ref().map(|base| System {
+        name: NODE_SQLITE,
+        endpoint: format!("{base}/{path}"),
+        key: None,
+    })
 }
 
 /// Runs one scenario on each system given, checks that they agree.
@@ -281,6 +294,11 @@ pub async fn run(setup: &Setup<'_>, segment: &Value) -> Vec<Comparison> {
                 nodes(v, &["data", "allUsers", "nodes"])
             }));
         }
+        if let Some(node) = node_system(setup, "list") {
+            systems.push((node, Arc::new(|_| json!({ "first": 50 })), |v| {
+                nodes(v, &["data", "users", "nodes"])
+            }));
+        }
         if concurrency == 1 {
             external = drawn(&systems);
         }
@@ -329,6 +347,16 @@ pub async fn run(setup: &Setup<'_>, segment: &Value) -> Vec<Comparison> {
             Arc::new({
                 let pick = pick.clone();
                 move |n| json!({ "query": query, "variables": { "id": pick(n).to_string() } })
+            }),
+            |v| v["data"]["user"]["email"].is_string() as i64,
+        ));
+    }
+    if let Some(node) = node_system(setup, "user") {
+        systems.push((
+            node,
+            Arc::new({
+                let pick = pick.clone();
+                move |n| json!({ "id": pick(n) })
             }),
             |v| v["data"]["user"]["email"].is_string() as i64,
         ));
@@ -418,19 +446,33 @@ fn rate(sample: &Sample) -> f64 {
 }
 
 /// The comparison as a Markdown table: per system requests/s and p50 / p99
-/// ms; the ratios of tagsmith's throughput to the others'.
+/// ms (the systems of the run only); the ratios of tagsmith's throughput to
+/// the others'.
 pub fn table(comparisons: &mut [Comparison]) -> String {
-    let mut out = String::from(
-        "| scenario | clients | tagsmith GraphQL /s (p50 / p99 ms) | hand-written SQL /s (p50 / p99 ms) \
-         | PostGraphile 4 /s (p50 / p99 ms) | PostGraphile 5 /s (p50 / p99 ms) \
-         | GraphQL ÷ SQL | GraphQL ÷ PostGraphile 4 | GraphQL ÷ PostGraphile 5 |\n\
-         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
-    );
+    let present: Vec<&str> = SYSTEMS
+        .into_iter()
+        .filter(|system| {
+            comparisons
+                .iter()
+                .any(|c| c.samples.iter().any(|(s, _)| s == system))
+        })
+        .collect();
+    let others = present.iter().skip(1);
+    let mut out = String::from("| scenario | clients |");
+    for system in &present {
+        out.push_str(&format!(" {system} /s (p50 / p99 ms) |"));
+    }
+    for system in others.clone() {
+        out.push_str(&format!(" GraphQL ÷ {system} |"));
+    }
+    out.push_str("\n| --- | ---: |");
+    out.push_str(&" ---: |".repeat(2 * present.len() - 1));
+    out.push('\n');
     for c in comparisons {
         let mut cells = Vec::new();
         let mut rates = Vec::new();
-        for system in SYSTEMS {
-            match c.samples.iter_mut().find(|(s, _)| *s == system) {
+        for system in &present {
+            match c.samples.iter_mut().find(|(s, _)| s == system) {
                 Some((_, sample)) => {
                     let ms = |d: Option<Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
                     let (p50, p99) = (ms(sample.percentile(0.5)), ms(sample.percentile(0.99)));
@@ -443,21 +485,17 @@ pub fn table(comparisons: &mut [Comparison]) -> String {
                 }
             }
         }
-        let ratio = |other: Option<f64>| match (rates[0], other) {
-            (Some(ours), Some(theirs)) => format!("{:.2}×", ours / theirs),
-            _ => "-".into(),
-        };
+        for other in &rates[1..] {
+            cells.push(match (rates[0], other) {
+                (Some(ours), Some(theirs)) => format!("{:.2}×", ours / theirs),
+                _ => "-".into(),
+            });
+        }
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} |\n",
             c.scenario,
             c.concurrency,
-            cells[0],
-            cells[1],
-            cells[2],
-            cells[3],
-            ratio(rates[1]),
-            ratio(rates[2]),
-            ratio(rates[3]),
+            cells.join(" | ")
         ));
     }
     out

