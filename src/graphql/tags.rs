@@ -358,8 +358,19 @@ impl TagQuery {
     /// One tag by its exact name.
     async fn tag(&self, ctx: &Context<'_>, name: String) -> Result<Option<Tag>> {
         let caller = require(ctx, Role::Viewer)?;
-        let tag = store::find_live(&state(ctx)?.db, caller.workspace_id, &name).await?;
-        Ok(tag.map(Tag::from))
+        let db = &state(ctx)?.db;
+        let look = ctx.look_ahead();
+        if !look.field("userCount").exists() && !look.field("accountCount").exists() {
+            let tag = store::find_live(db, caller.workspace_id, &name).await?;
+            return Ok(tag.map(Tag::from));
+        }
+        // The counts asked: read with the tag, in the same statement.
+        let found = catalogue::find_live_with_counts(db, caller.workspace_id, &name).await?;
+        let Some((tag, counts)) = found else {
+            return Ok(None);
+        };
+        loaders(ctx)?.tag_counts.feed_one(tag.id, counts).await;
+        Ok(Some(Tag::from(tag)))
     }
 
     /// Tag changes of the workspace, newest first; narrowed to one tag and/or one subject.

@@ -81,27 +81,12 @@ pub async fn counts(
     workspace_id: i64,
     tag_ids: &[i64],
 ) -> Result<HashMap<i64, (u64, u64)>, TagError> {
-    // Per tag of the workspace, one count per kind, each an index-only
-    // count over the (tag_id, subject_kind, subject_id) index: no grouping
-    // of the assignments (a hash aggregate of all of them took twice as
-    // long on PostgreSQL; BENCHMARKS.md, "Counting a tag's subjects").
-    let count_of = |kind: SubjectKind| {
-        let count = sea_orm::sea_query::Query::select()
-            .expr(Expr::col((tag_assignment::Entity, tag_assignment::Column::TagId)).count())
-            .from(tag_assignment::Entity)
-            .and_where(
-                Expr::col((tag_assignment::Entity, tag_assignment::Column::TagId))
-                    .equals((tag::Entity, tag::Column::Id)),
-            )
-            .and_where(tag_assignment::Column::SubjectKind.eq(kind.as_str()))
-            .to_owned();
-        Expr::SubQuery(None, Box::new(count.into()))
-    };
+    // Per tag of the workspace, one count per kind ([`subject_count`]).
     let rows: Vec<(i64, i64, i64)> = tag::Entity::find()
         .select_only()
         .column(tag::Column::Id)
-        .expr_as(count_of(SubjectKind::Account), "accounts")
-        .expr_as(count_of(SubjectKind::User), "users")
+        .expr_as(subject_count(SubjectKind::Account), "accounts")
+        .expr_as(subject_count(SubjectKind::User), "users")
         .filter(tag::Column::WorkspaceId.eq(workspace_id))
         .filter(tag::Column::Id.is_in(tag_ids.iter().copied()))
         .into_tuple()
@@ -112,6 +97,46 @@ pub async fn counts(
         counts.insert(tag_id, (accounts as u64, users as u64));
     }
     Ok(counts)
+}
+
+/// How many subjects of `kind` carry the tag of the row (`tags.id`): an
+/// index-only count over the (tag_id, subject_kind, subject_id) index, no
+/// grouping of the assignments (a hash aggregate of all of them took twice
+/// as long on PostgreSQL; BENCHMARKS.md, "Counting a tag's subjects").
+fn subject_count(kind: SubjectKind) -> Expr {
+    let count = sea_orm::sea_query::Query::select()
+        .expr(Expr::col((tag_assignment::Entity, tag_assignment::Column::TagId)).count())
+        .from(tag_assignment::Entity)
+        .and_where(
+            Expr::col((tag_assignment::Entity, tag_assignment::Column::TagId))
+                .equals((tag::Entity, tag::Column::Id)),
+        )
+        .and_where(tag_assignment::Column::SubjectKind.eq(kind.as_str()))
+        .to_owned();
+    Expr::SubQuery(None, Box::new(count.into()))
+}
+
+/// The live tag with this exact name and how many (accounts, users) carry
+/// it, in one statement (for `tag(name:) { userCount }`).
+pub async fn find_live_with_counts(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    name: &str,
+) -> Result<Option<(tag::Model, (u64, u64))>, TagError> {
+    let select = store::live_named(workspace_id, name)
+        .expr_as(subject_count(SubjectKind::Account), "accounts")
+        .expr_as(subject_count(SubjectKind::User), "users");
+    let row = db
+        .query_one_raw(select.build(db.get_database_backend()))
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let at = tag::Column::iter().count();
+    let tag = <tag::Model as sqlite_read::FromRow>::from_result(&row, 0)?;
+    let accounts: i64 = row.try_get_by_index(at)?;
+    let users: i64 = row.try_get_by_index(at + 1)?;
+    Ok(Some((tag, (accounts as u64, users as u64))))
 }
 
 /// The live children of each tag, in name order.

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use entity::{tag, workspace};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Select, Set};
 
 use super::TagError;
 use super::name::{TagName, TagRules};
@@ -40,12 +40,15 @@ pub async fn find_live(
     workspace_id: i64,
     name: &str,
 ) -> Result<Option<tag::Model>, TagError> {
-    Ok(tag::Entity::find()
+    Ok(live_named(workspace_id, name).one(db).await?)
+}
+
+/// The select of [`find_live`].
+pub(crate) fn live_named(workspace_id: i64, name: &str) -> Select<tag::Entity> {
+    tag::Entity::find()
         .filter(tag::Column::WorkspaceId.eq(workspace_id))
         .filter(tag::Column::Name.eq(name.trim()))
         .filter(tag::Column::DeletedAt.is_null())
-        .one(db)
-        .await?)
 }
 
 /// The live tag with this exact name, or NOT_FOUND.

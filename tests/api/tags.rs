@@ -25,7 +25,7 @@ on_both_databases!(
 /// The statement budget is measured without the automation worker, whose
 /// own queries would interleave with the request's.
 const NO_WORKER: Settings = Settings::NO_WORKER;
-on_both_databases!(settings = NO_WORKER; listing_50_users_costs_the_same_statements_as_5);
+on_both_databases!(settings = NO_WORKER; listing_50_users_costs_the_same_statements_as_5, a_tag_with_its_counts_and_a_user_by_id_cost_few_statements);
 
 const ADD: &str = "mutation($id: ID!, $tags: [String!]!) {
     addTags(subjectId: $id, tags: $tags) { ... on User { tags { name } } ... on Account { tags { name } } } }";
@@ -869,4 +869,55 @@ async fn listing_50_users_costs_the_same_statements_as_5(app: TestApp) {
         counts[0], counts[1],
         "the statement count does not grow with the page: {log:#?}"
     );
+}
+
+/// `tag(name:) { userCount accountCount }` reads the tag and its counts in
+/// one statement; one user by id with its tags and account takes two on
+/// PostgreSQL (the user joined with its account, its tags) and four on a
+/// SQLite file (the user, its assignments and their tags in one hop, the
+/// account).
+async fn a_tag_with_its_counts_and_a_user_by_id_cost_few_statements(app: TestApp) {
+    let account = app.account("acme", "Acme").await;
+    let user = app
+        .ok(
+            r#"mutation { upsertUser(input: { email: "ana@example.com", accountExternalId: "acme" }) { id } }"#,
+            json!({}),
+        )
+        .await["upsertUser"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    add(&app, &user, &["VIP", "Beta"]).await;
+    add(&app, &account, &["VIP"]).await;
+    let (data, statements) = app
+        .statements_during(app.ok(
+            r#"{ tag(name: "VIP") { name userCount accountCount } }"#,
+            json!({}),
+        ))
+        .await;
+    assert_eq!(
+        data["tag"],
+        json!({ "name": "VIP", "userCount": 1, "accountCount": 1 })
+    );
+    assert_eq!(statements.len(), 1, "{statements:#?}");
+    let (data, _) = app
+        .statements_during(app.ok(r#"{ tag(name: "Nope") { userCount } }"#, json!({})))
+        .await;
+    assert_eq!(data["tag"], json!(null));
+
+    let (data, statements) = app
+        .statements_during(app.ok(
+            "query($id: ID!) { user(id: $id) { email tags { name } account { name } } }",
+            json!({ "id": user }),
+        ))
+        .await;
+    assert_eq!(
+        data["user"],
+        json!({ "email": "ana@example.com", "tags": [{ "name": "Beta" }, { "name": "VIP" }], "account": { "name": "Acme" } })
+    );
+    let most = match app.db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => 2,
+        _ => 4,
+    };
+    assert!(statements.len() <= most, "{statements:#?}");
 }
