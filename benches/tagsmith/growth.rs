@@ -95,8 +95,13 @@ pub fn svg(reports: &mut [Report]) -> String {
          <text x=\"10\" y=\"20\" font-size=\"14\">tagsmith benchmark growth on {label}: \
          p50 latency (ms, log) against users (log)</text>\n"
     );
-    for (i, system) in SYSTEMS.iter().enumerate() {
-        let x = 10.0 + 170.0 * i as f64;
+    // The legend names the systems of the run only, in SYSTEMS' order.
+    let present = SYSTEMS
+        .iter()
+        .enumerate()
+        .filter(|(_, system)| all.iter().any(|s| s.system == **system));
+    for (slot, (i, system)) in present.enumerate() {
+        let x = 10.0 + 170.0 * slot as f64;
         let _ = writeln!(
             out,
             "<rect x=\"{x}\" y=\"32\" width=\"14\" height=\"4\" fill=\"{}\"/>\
