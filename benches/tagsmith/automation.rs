@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::{
     Args,
-    client::{Sample, background_tagging, cause_to_answer, global_id, post},
+    client::{Sample, cause_to_answer, global_id, post, probes_under_load},
 };
 
 pub(crate) const DESIGN_EXAMPLE: &str = include_str!("../../scripts/design_example.rhai");
@@ -170,35 +170,19 @@ pub(crate) async fn automation_latency(
         r#"fn on_tag_added(e) { if e.tag.starts_with("Probe ") { e.subject.add_tag(`Answer ${e.tag}`); } }"#,
     )
     .await;
-    let deadline = Instant::now() + Duration::from_secs(args.seconds);
-    // Background load: other clients tagging random users.
-    let load = background_tagging(
+    // Probes, "Probe N", while other clients tag random users.
+    let (probes, background) = probes_under_load(
         client,
         endpoint,
         key,
         ids,
-        Ord::max(args.concurrency / 2, 1),
-        deadline,
-        17,
-        "Load",
-    );
-    // Probes: one every 10 ms.
-    let query = "mutation($id: ID!, $tags: [String!]!) { addTags(subjectId: $id, tags: $tags) { __typename } }";
-    let mut probes = 0usize;
-    while Instant::now() < deadline {
-        let id = ids[probes % ids.len()];
-        post(
-            client,
-            endpoint,
-            key,
-            json!({ "query": query, "variables": {
-            "id": global_id("User", id), "tags": [format!("Probe {probes}")] } }),
-        )
-        .await;
-        probes += 1;
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let background = load.sent().await;
+        args,
+        (17, "Load"),
+        0,
+        |n| format!("Probe {n}"),
+        |_| {},
+    )
+    .await;
     wait_drained(conn).await;
     let latencies = cause_to_answer(
         conn,
@@ -206,7 +190,7 @@ pub(crate) async fn automation_latency(
          WHERE answer.source = 'SCRIPT' AND answer.actor = 'latency'",
     )
     .await;
-    assert_eq!(latencies.len(), probes, "every probe answered");
+    assert_eq!(latencies.len() as u64, probes, "every probe answered");
     set_enabled(client, endpoint, key, false).await;
     Sample {
         name: format!(

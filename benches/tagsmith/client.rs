@@ -86,8 +86,12 @@ pub(crate) async fn post(
 /// for them and says how many requests they sent.
 pub(crate) struct BackgroundLoad(Vec<tokio::task::JoinHandle<u64>>);
 
+/// The `addTags` mutation of the write scenarios, their loads and probes.
+pub(crate) const ADD_TAGS: &str =
+    "mutation($id: ID!, $tags: [String!]!) { addTags(subjectId: $id, tags: $tags) { __typename } }";
+
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn background_tagging(
+fn background_tagging(
     client: &reqwest::Client,
     endpoint: &str,
     key: &str,
@@ -97,7 +101,6 @@ pub(crate) fn background_tagging(
     seed: u64,
     prefix: &'static str,
 ) -> BackgroundLoad {
-    let query = "mutation($id: ID!, $tags: [String!]!) { addTags(subjectId: $id, tags: $tags) { __typename } }";
     BackgroundLoad(
         (0..workers)
             .map(|worker| {
@@ -115,7 +118,7 @@ pub(crate) fn background_tagging(
                             .wrapping_mul(6364136223846793005)
                             .wrapping_add(1442695040888963407);
                         let id = ids[(n >> 33) as usize % ids.len()];
-                        let body = serde_json::json!({ "query": query, "variables": {
+                        let body = serde_json::json!({ "query": ADD_TAGS, "variables": {
                             "id": global_id("User", id), "tags": [format!("{prefix} {}", n % 20)] } });
                         post(&client, &endpoint, &key, body).await;
                         sent += 1;
@@ -128,13 +131,47 @@ pub(crate) fn background_tagging(
 }
 
 impl BackgroundLoad {
-    pub(crate) async fn sent(self) -> u64 {
+    async fn sent(self) -> u64 {
         let mut sent = 0;
         for task in self.0 {
             sent += task.await.expect("load");
         }
         sent
     }
+}
+
+/// The traffic of a latency scenario, for `args.seconds`: half the clients
+/// (at least one) tag random users in the background ([`background_tagging`]
+/// with `seed` and `prefix`), while a probe every 10 ms adds `tag(n)` to
+/// user `ids[n % ids.len()]`, for n = `first`, `first + 1`, ...;
+/// `sending(n)` is called just before probe n goes. Returns how many
+/// probes were sent and how many background requests.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn probes_under_load(
+    client: &reqwest::Client,
+    endpoint: &str,
+    key: &str,
+    ids: &[i64],
+    args: &crate::Args,
+    (seed, prefix): (u64, &'static str),
+    first: u64,
+    tag: impl Fn(u64) -> String,
+    mut sending: impl FnMut(u64),
+) -> (u64, u64) {
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let workers = Ord::max(args.concurrency / 2, 1);
+    let load = background_tagging(client, endpoint, key, ids, workers, deadline, seed, prefix);
+    let mut probe = first;
+    while Instant::now() < deadline {
+        let id = ids[probe as usize % ids.len()];
+        sending(probe);
+        let body = serde_json::json!({ "query": ADD_TAGS, "variables": {
+            "id": global_id("User", id), "tags": [tag(probe)] } });
+        post(client, endpoint, key, body).await;
+        probe += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (probe - first, load.sent().await)
 }
 
 /// The time from each cause to its answer, both `tag_changes.at`, of the

@@ -374,7 +374,7 @@ pub async fn run(setup: &Setup<'_>, segment: &Value) -> Vec<Comparison> {
                 let pick = pick.clone();
                 move |n| {
                     json!({
-                        "query": "mutation($id: ID!, $tags: [String!]!) { addTags(subjectId: $id, tags: $tags) { __typename } }",
+                        "query": crate::client::ADD_TAGS,
                         "variables": { "id": global_id("User", pick(n)), "tags": [format!("Cmp GQL {}", n % 50)] },
                     })
                 }

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::{
     Args,
     automation::wait_drained,
-    client::{Sample, background_tagging, cause_to_answer, global_id, post},
+    client::{Sample, cause_to_answer, post, probes_under_load},
     writes::add_tags_named,
 };
 
@@ -454,30 +454,20 @@ pub(crate) async fn segment_latency(
         &["Went".to_owned()],
     )
     .await;
-    let deadline = Instant::now() + Duration::from_secs(args.seconds);
-    let query = "mutation($id: ID!, $tags: [String!]!) { addTags(subjectId: $id, tags: $tags) { __typename } }";
-    // Background load: other clients tagging random users.
-    let load = background_tagging(
+    // Probes, "Go" on a new user every 10 ms, while other clients tag
+    // random users.
+    let (probes, background) = probes_under_load(
         client,
         endpoint,
         key,
         ids,
-        Ord::max(args.concurrency / 2, 1),
-        deadline,
-        31,
-        "Load",
-    );
-    // Probes: "Go" on a new user every 10 ms.
-    let mut probes = 0usize;
-    while Instant::now() < deadline {
-        let id = ids[probes % ids.len()];
-        let body = json!({ "query": query, "variables": {
-            "id": global_id("User", id), "tags": ["Go"] } });
-        post(client, endpoint, key, body).await;
-        probes += 1;
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let background = load.sent().await;
+        args,
+        (31, "Load"),
+        0,
+        |_| "Go".to_owned(),
+        |_| {},
+    )
+    .await;
     wait_drained(conn).await;
     let latencies = cause_to_answer(
         conn,
@@ -490,7 +480,7 @@ pub(crate) async fn segment_latency(
     .await;
     assert_eq!(
         latencies.len(),
-        probes.min(ids.len()),
+        (probes as usize).min(ids.len()),
         "every probe answered"
     );
     delete_segment(client, endpoint, key, &segment).await;

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::Args;
 use crate::automation::wait_drained;
-use crate::client::{Sample, background_tagging, global_id, post};
+use crate::client::{Sample, post, probes_under_load};
 
 /// A receiver on 127.0.0.1: answers `status`, and records when each probe
 /// (`Probe: N`) arrived.
@@ -97,35 +97,21 @@ async fn phase(
     live: &Receiver,
     first_probe: u64,
 ) -> (Vec<Duration>, u64) {
-    let deadline = Instant::now() + Duration::from_secs(args.seconds);
-    let query = "mutation($id: ID!, $tags: [String!]!) { addTags(subjectId: $id, tags: $tags) { __typename } }";
-    let load = background_tagging(
+    let mut sent_at: HashMap<u64, Instant> = HashMap::new();
+    let (_, background) = probes_under_load(
         client,
         endpoint,
         key,
         ids,
-        Ord::max(args.concurrency / 2, 1),
-        deadline,
-        31,
-        "Hook load",
-    );
-    let mut sent_at: HashMap<u64, Instant> = HashMap::new();
-    let mut probe = first_probe;
-    while Instant::now() < deadline {
-        let id = ids[probe as usize % ids.len()];
-        sent_at.insert(probe, Instant::now());
-        post(
-            client,
-            endpoint,
-            key,
-            json!({ "query": query, "variables": {
-            "id": global_id("User", id), "tags": [format!("Probe: {probe}")] } }),
-        )
-        .await;
-        probe += 1;
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let background = load.sent().await;
+        args,
+        (31, "Hook load"),
+        first_probe,
+        |n| format!("Probe: {n}"),
+        |n| {
+            sent_at.insert(n, Instant::now());
+        },
+    )
+    .await;
     // Every probe arrives (the live receiver answers 200).
     let waited = Instant::now();
     while sent_at

@@ -13,7 +13,7 @@ use tagsmith::tags::{Op, Source};
 
 use crate::{
     Args,
-    client::{Sample, global_id, post},
+    client::{ADD_TAGS, Sample, global_id, post},
 };
 
 /// `addTags` of one of 50 tags on a random user, from C clients for S seconds.
@@ -40,7 +40,6 @@ pub(crate) async fn add_tags_named(
     seed: u64,
 ) -> Sample {
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
-    let query = "mutation($id: ID!, $tags: [String!]!) { addTags(subjectId: $id, tags: $tags) { __typename } }";
     let started = Instant::now();
     let workers = (0..args.concurrency)
         .map(|worker| {
@@ -58,7 +57,7 @@ pub(crate) async fn add_tags_named(
                         .wrapping_mul(6364136223846793005)
                         .wrapping_add(1442695040888963407);
                     let id = ids[(n >> 33) as usize % ids.len()];
-                    let body = json!({ "query": query, "variables": {
+                    let body = json!({ "query": ADD_TAGS, "variables": {
                     "id": global_id("User", id), "tags": [format!("{prefix} {}", n % 50)] } });
                     let t = Instant::now();
                     post(&client, &endpoint, &key, body).await;
