@@ -405,38 +405,35 @@ fn join_accounts(ctx: &async_graphql::Context<'_>, shape: Shape, db: &DatabaseCo
     selects(&ctx.look_ahead(), shape, &["account"]) && crate::sqlite_read::reader(db).is_none()
 }
 
-/// [`prime_users`] for users read with their accounts
-/// ([`users::find_with_account`]): the accounts go to the request's cache
-/// as they are; the users are returned.
+/// [`prime_users`] for one user read with its account
+/// ([`users::find_with_account`]): the account goes to the request's cache
+/// as it is.
 async fn prime_joined(
     ctx: &async_graphql::Context<'_>,
-    shape: Shape,
-    rows: Vec<users::WithAccount>,
+    user: &user::Model,
+    account: Option<account::Model>,
     own_tags: bool,
-) -> Result<Vec<user::Model>, ApiError> {
-    let mut accounts = HashMap::new();
-    let users: Vec<user::Model> = rows
-        .into_iter()
-        .map(|(user, account)| {
-            if let Some(account) = account {
-                accounts.insert(account.id, account);
-            }
-            user
-        })
-        .collect();
-    let mut account_ids: Vec<i64> = accounts.keys().copied().collect();
-    account_ids.sort_unstable();
-    super::context::loaders(ctx)?
-        .accounts
-        .feed_many(accounts)
-        .await;
-    let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
+) -> Result<(), ApiError> {
+    let account_ids: Vec<i64> = account.iter().map(|a| a.id).collect();
+    if let Some(account) = account {
+        super::context::loaders(ctx)?
+            .accounts
+            .feed_one(account.id, account)
+            .await;
+    }
     let loaded = Loaded {
         own_tags,
         accounts: true,
     };
-    prime(ctx, shape, SubjectKind::User, &ids, &account_ids, loaded).await?;
-    Ok(users)
+    prime(
+        ctx,
+        Shape::Single,
+        SubjectKind::User,
+        &[user.id],
+        &account_ids,
+        loaded,
+    )
+    .await
 }
 
 /// One user by id with what the selection asks of it. Its tags load while
@@ -470,11 +467,8 @@ pub async fn user_by_id(
         return Ok(None);
     };
     if joined {
-        return Ok(
-            prime_joined(ctx, Shape::Single, vec![(user, account)], tags)
-                .await?
-                .pop(),
-        );
+        prime_joined(ctx, &user, account, tags).await?;
+        return Ok(Some(user));
     }
     let account_ids: Vec<i64> = user.account_id.into_iter().collect();
     let loaded = Loaded {
