@@ -94,7 +94,7 @@ struct ImportArgs {
     #[arg(long, value_parser = tagsmith::import::cli::parse_delimiter)]
     delimiter: Option<u8>,
     /// Rows per write transaction.
-    #[arg(long, default_value_t = 5_000)]
+    #[arg(long, default_value_t = tagsmith::import::run::BATCH_SIZE)]
     batch_size: usize,
     #[arg(long, default_value = workspaces::DEFAULT_WORKSPACE)]
     workspace: String,

@@ -31,10 +31,10 @@ use tagsmith::db;
 
 use crate::handwritten;
 
-/// The import target of issue 9, rows per second.
-const TARGET: f64 = 50_000.0;
+/// The import target of issue 20, rows per second (issue 9 asked 50,000).
+const TARGET: f64 = 30_000.0;
 /// The CLI's default rows per write transaction (`--batch-size`).
-pub const BATCH: usize = 5_000;
+pub const BATCH: usize = tagsmith::import::run::BATCH_SIZE;
 /// Rows per `importUsers` request.
 const HTTP_ROWS: usize = 10_000;
 /// Bytes per `importUsers` request's CSV, at most.

@@ -6,7 +6,7 @@
 //! key wins), `plan` (insert, update or conflict for a batch, given what
 //! exists). IO at the edge: `read` (CSV through the `csv` crate, `.xlsx`
 //! through `calamine`, record by record), `write` (batched, set-based
-//! upserts, then tags through `tagging::assign::apply_to_targets` with source
+//! upserts, then tags through `tagging::assign::add_pairs` with source
 //! IMPORT), `run` (the two passes: check, then write), `export` (pages of
 //! members, CSV or NDJSON) and `cli` (progress and summary for the command
 //! line).

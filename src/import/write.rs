@@ -6,9 +6,9 @@
 //! RETURNING`), update the others (multi-row `INSERT ... ON CONFLICT (id)
 //! DO UPDATE`, which only ever updates: the ids were just read in this
 //! transaction), re-evaluate tracked segments for the field changes, then
-//! add the tags through `tagging::assign::apply_to_targets`, one call per
-//! distinct tag with the ids of the rows that have it (source IMPORT), so
-//! history, outbox events and segment triggers follow.
+//! add the tags through `tagging::assign::add_pairs`, the (tag, subject)
+//! pairs of up to 2,000 subjects per call (source IMPORT), so history,
+//! outbox events and segment triggers follow.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -25,10 +25,9 @@ use crate::db::{begin_write, lost_race};
 use crate::segments::membership::{self, Changed, MAX_IN_MEMORY, Reason};
 use crate::subjects::SubjectKind;
 use crate::subjects::batch::{self, UserFields};
-use crate::tagging::assign::{Actor, apply_to_targets};
+use crate::tagging::assign::{Actor, add_pairs};
 use crate::tags::name::TagName;
-use crate::tags::write::Target;
-use crate::tags::{Cause, Op, Source};
+use crate::tags::{Cause, Source};
 use crate::time::{Clock, now};
 
 /// Values per `IN (...)` list.
@@ -243,46 +242,48 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Adds each distinct tag to the subjects that have it, through the
-    /// one tag write path; returns the assignments created.
+    /// Adds each row's tags to its subject, through the one tag write path
+    /// (all the batch's (tag, subject) pairs in one write per 2,000
+    /// subjects); returns the assignments created.
     async fn tag<'r>(
         &self,
         txn: &sea_orm::DatabaseTransaction,
         kind: SubjectKind,
         rows: impl Iterator<Item = (i64, &'r Vec<TagName>)>,
     ) -> Result<u64, ImportError> {
-        let mut by_tag: BTreeMap<&TagName, Vec<i64>> = BTreeMap::new();
+        let mut by_subject: BTreeMap<i64, BTreeSet<&TagName>> = BTreeMap::new();
         for (id, tags) in rows {
-            for tag in tags {
-                by_tag.entry(tag).or_default().push(id);
-            }
+            by_subject.entry(id).or_default().extend(tags);
         }
-        // Every tag of the batch is made and locked first, in the order
-        // every tag writer locks tags in (see `lock_tags`).
-        let names: Vec<TagName> = by_tag.keys().map(|t| (*t).clone()).collect();
+        // Every tag of the batch is made first; the write locks them in the
+        // order every tag writer locks tags in (see `lock_tags`).
+        let names: BTreeSet<&TagName> = by_subject.values().flatten().copied().collect();
+        let names: Vec<TagName> = names.into_iter().cloned().collect();
         let tags = crate::tags::store::ensure(txn, self.workspace_id, &names).await?;
-        let tag_ids: Vec<i64> = tags.iter().map(|t| t.id).collect();
-        crate::tags::write::lock_tags(txn, &tag_ids).await?;
+        let tag_id: HashMap<&str, i64> = tags.iter().map(|t| (t.name.as_str(), t.id)).collect();
         let mut applied = 0;
-        for (tag, mut ids) in by_tag {
-            ids.sort_unstable();
-            ids.dedup();
-            // At most MAX_IN_MEMORY subjects per call, so segment triggers
-            // re-evaluate those subjects in memory.
-            for chunk in ids.chunks(MAX_IN_MEMORY) {
-                let targets = [(kind, Target::Ids(chunk.to_vec()))];
-                let outcome = apply_to_targets(
-                    txn,
-                    self.workspace_id,
-                    &targets,
-                    std::slice::from_ref(tag),
-                    Op::Added,
-                    self.actor(),
-                    self.clock,
-                )
-                .await?;
-                applied += outcome.changed;
+        let subjects: Vec<(i64, BTreeSet<&TagName>)> = by_subject.into_iter().collect();
+        // At most MAX_IN_MEMORY subjects per write, so segment triggers
+        // re-evaluate those subjects in memory.
+        for chunk in subjects.chunks(MAX_IN_MEMORY) {
+            let mut pairs = Vec::new();
+            for (id, names) in chunk {
+                for name in names {
+                    let tag = tag_id.get(name.as_str()).copied().ok_or_else(|| {
+                        DbErr::Custom(format!("tag {} was not made", name.as_str()))
+                    })?;
+                    pairs.push((tag, *id));
+                }
             }
+            applied += add_pairs(
+                txn,
+                self.workspace_id,
+                kind,
+                &pairs,
+                self.actor(),
+                self.clock,
+            )
+            .await?;
         }
         Ok(applied)
     }

@@ -68,12 +68,7 @@ pub async fn apply_tags(
     actor: Actor<'_>,
     clock: &Clock,
 ) -> Result<BulkOutcome, TagError> {
-    let floor = if membership::has_tracked(txn, workspace_id).await? {
-        membership::serialize(txn, workspace_id).await?;
-        Some(membership::tag_change_floor(txn).await?)
-    } else {
-        None
-    };
+    let floor = segments_floor(txn, workspace_id).await?;
     // Every tag of this change is locked first, in one order for all writers.
     let tag_ids: Vec<i64> = tags.iter().map(|t| t.id).collect();
     write::lock_tags(txn, &tag_ids).await?;
@@ -94,10 +89,76 @@ pub async fn apply_tags(
             outcome.changed += write::apply(txn, &tag_write, target).await?;
         }
     }
-    if let (Some(floor), true) = (floor, outcome.changed > 0) {
-        membership::after_tag_writes(txn, workspace_id, floor, actor.depth, clock.now()).await?;
-    }
+    segments_after(
+        txn,
+        workspace_id,
+        floor,
+        outcome.changed,
+        actor.depth,
+        clock,
+    )
+    .await?;
     Ok(outcome)
+}
+
+/// Adds many tags at once, each to its own subjects of one kind: `pairs`
+/// of (tag, subject id), through [`write::add_pairs`] (three statements
+/// for all of them), then re-evaluates the tracked segments of the subjects
+/// that changed, as [`apply_tags`] does. At most [`membership::MAX_IN_MEMORY`]
+/// distinct subjects per call keep that re-evaluation in memory. Returns
+/// how many assignments were created.
+pub async fn add_pairs(
+    txn: &DatabaseTransaction,
+    workspace_id: i64,
+    kind: SubjectKind,
+    pairs: &[(i64, i64)],
+    actor: Actor<'_>,
+    clock: &Clock,
+) -> Result<u64, TagError> {
+    let floor = segments_floor(txn, workspace_id).await?;
+    let tag_ids: Vec<i64> = pairs.iter().map(|&(tag, _)| tag).collect();
+    write::lock_tags(txn, &tag_ids).await?;
+    let pairs_write = write::PairsWrite {
+        workspace_id,
+        kind,
+        source: actor.source,
+        actor: actor.name,
+        cause: actor.cause,
+        depth: actor.depth,
+    };
+    let changed = write::add_pairs(txn, &pairs_write, pairs).await?;
+    segments_after(txn, workspace_id, floor, changed, actor.depth, clock).await?;
+    Ok(changed)
+}
+
+/// Before a tag write: when the workspace tracks segments, takes its turn
+/// and returns the history floor the re-evaluation after the write starts
+/// from.
+async fn segments_floor(
+    txn: &DatabaseTransaction,
+    workspace_id: i64,
+) -> Result<Option<i64>, TagError> {
+    if !membership::has_tracked(txn, workspace_id).await? {
+        return Ok(None);
+    }
+    membership::serialize(txn, workspace_id).await?;
+    Ok(Some(membership::tag_change_floor(txn).await?))
+}
+
+/// After a tag write that changed `changed` assignments: re-evaluates the
+/// tracked segments of the subjects whose tags changed above `floor`.
+async fn segments_after(
+    txn: &DatabaseTransaction,
+    workspace_id: i64,
+    floor: Option<i64>,
+    changed: u64,
+    depth: i32,
+    clock: &Clock,
+) -> Result<(), TagError> {
+    if let (Some(floor), true) = (floor, changed > 0) {
+        membership::after_tag_writes(txn, workspace_id, floor, depth, clock.now()).await?;
+    }
+    Ok(())
 }
 
 /// How many subjects of the workspace a target selects.

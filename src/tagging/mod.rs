@@ -5,7 +5,8 @@
 //!
 //! Above both `tags` (the write path, names, the catalogue) and `segments`
 //! (membership), so that neither of them imports the other's reactions.
-//! Invariant: every real tag change still goes through `tags::write::apply`.
+//! Invariant: every real tag change still goes through `tags::write`
+//! (`apply`, or `add_pairs` for imports).
 
 pub mod assign;
 pub mod baseline;

@@ -36,17 +36,30 @@ const BUFFER: usize = 4096;
 
 /// Announces a write's rows (PostgreSQL only), inside its transaction.
 pub async fn announce(txn: &impl ConnectionTrait, tag_id: i64, floor: i64) -> Result<(), DbErr> {
+    announce_many(txn, &[tag_id], floor).await
+}
+
+/// Announces the rows of a write of several tags (PostgreSQL only): one
+/// notification per tag, a few hundred per statement.
+pub async fn announce_many(
+    txn: &impl ConnectionTrait,
+    tag_ids: &[i64],
+    floor: i64,
+) -> Result<(), DbErr> {
     if txn.get_database_backend() != DbBackend::Postgres {
         return Ok(());
     }
-    let notify = Query::select()
-        .expr(
-            Func::cust("pg_notify")
-                .arg(Expr::val(CHANNEL))
-                .arg(Expr::val(format!("{tag_id}:{floor}"))),
-        )
-        .to_owned();
-    txn.query_one(&notify).await?;
+    for chunk in tag_ids.chunks(500) {
+        let mut notify = Query::select();
+        for tag_id in chunk {
+            notify.expr(
+                Func::cust("pg_notify")
+                    .arg(Expr::val(CHANNEL))
+                    .arg(Expr::val(format!("{tag_id}:{floor}"))),
+            );
+        }
+        txn.query_one(&notify).await?;
+    }
     Ok(())
 }
 

@@ -2,8 +2,8 @@
 //! and the change feed. Assignment, renames, merges and deletions, which
 //! segments follow, are one layer up, in `tagging`.
 //!
-//! Invariant: every real tag change goes through [`write::apply`], which
-//! writes the assignment, a `tag_changes` history row and an
+//! Invariant: every real tag change goes through [`write::apply`] or
+//! [`write::add_pairs`], which write the assignment, a `tag_changes` history row and an
 //! `automation_events` outbox row in the caller's transaction. Nothing else
 //! writes `tag_assignments`. Pure logic (`name`, `pattern`) does no IO.
 //! Boundary: called by `graphql/`, import, the automation worker and

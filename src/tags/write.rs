@@ -5,11 +5,16 @@
 //! history rows of the subjects that really change, one applies them to
 //! `tag_assignments`, one writes their outbox events. Subjects that already
 //! have the tag (or do not have it, when removing) are left alone: no
-//! history, no event. Whatever the source (MANUAL, BULK, IMPORT, TRIGGER,
-//! SCRIPT), every tag change goes through here.
+//! history, no event. [`add_pairs`] adds many tags at once, each to its
+//! own subjects (an import batch), with the same three statements, once for
+//! all of them. Whatever the source (MANUAL, BULK, IMPORT, TRIGGER, SCRIPT),
+//! every tag change goes through here.
 
 use entity::{account, automation_event, tag, tag_assignment, tag_change, user};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query, SelectStatement, SimpleExpr};
+use sea_orm::sea_query::{
+    Condition, Expr, ExprTrait, Func, JoinType, OnConflict, Query, SelectStatement, SimpleExpr,
+    TableRef,
+};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, EntityName};
 
 use super::{Cause, Op, Source};
@@ -129,24 +134,7 @@ pub async fn apply(
         })
         .order_by(("s", "id"), sea_orm::sea_query::Order::Asc)
         .to_owned();
-    let insert_changes = Query::insert()
-        .into_table(tag_change::Entity)
-        .columns([
-            tag_change::Column::WorkspaceId,
-            tag_change::Column::Op,
-            tag_change::Column::TagId,
-            tag_change::Column::SubjectKind,
-            tag_change::Column::SubjectId,
-            tag_change::Column::Source,
-            tag_change::Column::Actor,
-            tag_change::Column::CauseId,
-            tag_change::Column::CauseSegmentChangeId,
-            tag_change::Column::At,
-        ])
-        .select_from(changes)
-        .map_err(|e| DbErr::Custom(e.to_string()))?
-        .to_owned();
-    let changed = txn.execute(&insert_changes).await?.rows_affected();
+    let changed = insert_history(txn, changes).await?;
     if changed == 0 {
         return Ok(0);
     }
@@ -158,37 +146,7 @@ pub async fn apply(
 
     // 2. The assignments themselves.
     match write.op {
-        Op::Added => {
-            let rows = Query::select()
-                .columns([
-                    tag_change::Column::WorkspaceId,
-                    tag_change::Column::TagId,
-                    tag_change::Column::SubjectKind,
-                    tag_change::Column::SubjectId,
-                    tag_change::Column::Source,
-                    tag_change::Column::Actor,
-                    tag_change::Column::At,
-                ])
-                .from(tag_change::Entity)
-                .and_where(this_write())
-                .to_owned();
-            let insert = Query::insert()
-                .into_table(tag_assignment::Entity)
-                .columns([
-                    tag_assignment::Column::WorkspaceId,
-                    tag_assignment::Column::TagId,
-                    tag_assignment::Column::SubjectKind,
-                    tag_assignment::Column::SubjectId,
-                    tag_assignment::Column::Source,
-                    tag_assignment::Column::Actor,
-                    tag_assignment::Column::At,
-                ])
-                .select_from(rows)
-                .map_err(|e| DbErr::Custom(e.to_string()))?
-                .on_conflict(OnConflict::new().do_nothing().to_owned())
-                .to_owned();
-            txn.execute(&insert).await?;
-        }
+        Op::Added => insert_assignments(txn, this_write()).await?,
         Op::Removed => {
             let removed = Query::select()
                 .column(tag_change::Column::SubjectId)
@@ -206,7 +164,80 @@ pub async fn apply(
     }
 
     // 3. The outbox: one event per change, for the automation worker.
-    let event_kind = match write.op {
+    enqueue_events(txn, write.op, write.depth, this_write()).await?;
+    super::feed::announce(txn, write.tag_id, floor).await?;
+    Ok(changed)
+}
+
+/// Inserts the history rows `changes` selects (the columns of [`apply`]'s
+/// step 1); returns how many.
+async fn insert_history(txn: &DatabaseTransaction, changes: SelectStatement) -> Result<u64, DbErr> {
+    let insert = Query::insert()
+        .into_table(tag_change::Entity)
+        .columns([
+            tag_change::Column::WorkspaceId,
+            tag_change::Column::Op,
+            tag_change::Column::TagId,
+            tag_change::Column::SubjectKind,
+            tag_change::Column::SubjectId,
+            tag_change::Column::Source,
+            tag_change::Column::Actor,
+            tag_change::Column::CauseId,
+            tag_change::Column::CauseSegmentChangeId,
+            tag_change::Column::At,
+        ])
+        .select_from(changes)
+        .map_err(|e| DbErr::Custom(e.to_string()))?
+        .to_owned();
+    Ok(txn.execute(&insert).await?.rows_affected())
+}
+
+/// Creates the assignments of the additions `this_write` selects in history.
+async fn insert_assignments(
+    txn: &DatabaseTransaction,
+    this_write: SimpleExpr,
+) -> Result<(), DbErr> {
+    let rows = Query::select()
+        .columns([
+            tag_change::Column::WorkspaceId,
+            tag_change::Column::TagId,
+            tag_change::Column::SubjectKind,
+            tag_change::Column::SubjectId,
+            tag_change::Column::Source,
+            tag_change::Column::Actor,
+            tag_change::Column::At,
+        ])
+        .from(tag_change::Entity)
+        .and_where(this_write)
+        .to_owned();
+    let insert = Query::insert()
+        .into_table(tag_assignment::Entity)
+        .columns([
+            tag_assignment::Column::WorkspaceId,
+            tag_assignment::Column::TagId,
+            tag_assignment::Column::SubjectKind,
+            tag_assignment::Column::SubjectId,
+            tag_assignment::Column::Source,
+            tag_assignment::Column::Actor,
+            tag_assignment::Column::At,
+        ])
+        .select_from(rows)
+        .map_err(|e| DbErr::Custom(e.to_string()))?
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
+        .to_owned();
+    txn.execute(&insert).await?;
+    Ok(())
+}
+
+/// Writes one outbox event per change `this_write` selects in history, in
+/// history order, for the automation worker.
+async fn enqueue_events(
+    txn: &DatabaseTransaction,
+    op: Op,
+    depth: i32,
+    this_write: SimpleExpr,
+) -> Result<(), DbErr> {
+    let event_kind = match op {
         Op::Added => EventKind::TagAdded,
         Op::Removed => EventKind::TagRemoved,
     };
@@ -217,13 +248,111 @@ pub async fn apply(
         .column(tag_change::Column::SubjectId)
         .column(tag_change::Column::TagId)
         .column(tag_change::Column::Id)
-        .expr(Expr::val(write.depth))
+        .expr(Expr::val(depth))
         .column(tag_change::Column::CauseId)
         .from(tag_change::Entity)
-        .and_where(this_write())
+        .and_where(this_write)
         .order_by(tag_change::Column::Id, sea_orm::sea_query::Order::Asc)
         .to_owned();
-    outbox::enqueue_selected(txn, automation_event::Column::TagId, events).await?;
-    super::feed::announce(txn, write.tag_id, floor).await?;
+    outbox::enqueue_selected(txn, automation_event::Column::TagId, events).await
+}
+
+/// Who adds the tags of [`add_pairs`], and why (a [`TagWrite`] without its
+/// one tag and op).
+#[derive(Debug, Clone)]
+pub struct PairsWrite<'a> {
+    pub workspace_id: i64,
+    pub kind: SubjectKind,
+    pub source: Source,
+    pub actor: Option<&'a str>,
+    pub cause: Cause,
+    pub depth: i32,
+}
+
+/// Adds many tags at once, each to its own subjects: `pairs` of (tag id,
+/// subject id), distinct, all of `write.kind`. The same three statements as
+/// [`apply`] (history of the pairs that really change, assignments, outbox
+/// events), each once for all the pairs, which travel as one JSON array
+/// parameter (`json_each` on SQLite, `jsonb_array_elements` on PostgreSQL)
+/// instead of a statement per tag with its ids. History and events follow
+/// subject order, each subject's tags in id order. The caller has locked
+/// the tags ([`lock_tags`]). Returns how many pairs really changed.
+pub async fn add_pairs(
+    txn: &DatabaseTransaction,
+    write: &PairsWrite<'_>,
+    pairs: &[(i64, i64)],
+) -> Result<u64, DbErr> {
+    if pairs.is_empty() {
+        return Ok(0);
+    }
+    let floor = max_id(txn, tag_change::Entity, tag_change::Column::Id).await?;
+    let kind = write.kind.as_str();
+    let postgres = txn.get_database_backend() == sea_orm::DbBackend::Postgres;
+    let json = serde_json::Value::Array(
+        pairs
+            .iter()
+            .map(|&(tag, subject)| serde_json::json!([tag, subject]))
+            .collect(),
+    );
+    let (elements, tag_id, subject_id) = if postgres {
+        (
+            "jsonb_array_elements",
+            "CAST(\"p\".\"value\" ->> 0 AS bigint)",
+            "CAST(\"p\".\"value\" ->> 1 AS bigint)",
+        )
+    } else {
+        (
+            "json_each",
+            "\"p\".\"value\" ->> 0",
+            "\"p\".\"value\" ->> 1",
+        )
+    };
+    let has_tag = Query::select()
+        .expr(Expr::val(1))
+        .from_as(tag_assignment::Entity, "a")
+        .and_where(Expr::col(("a", tag_assignment::Column::TagId)).eq(Expr::cust(tag_id)))
+        .and_where(Expr::col(("a", tag_assignment::Column::SubjectKind)).eq(kind))
+        .and_where(Expr::col(("a", tag_assignment::Column::SubjectId)).equals(("s", "id")))
+        .to_owned();
+    let changes = Query::select()
+        .expr(Expr::val(write.workspace_id))
+        .expr(Expr::val(Op::Added.as_str()))
+        .expr(Expr::cust(tag_id))
+        .expr(Expr::val(kind))
+        .expr(Expr::col(("s", "id")))
+        .expr(Expr::val(write.source.as_str()))
+        .expr(Expr::val(write.actor.map(str::to_owned)))
+        .expr(Expr::val(write.cause.tag_change()))
+        .expr(Expr::val(write.cause.segment_change()))
+        .expr(Expr::val(now()))
+        .from_function(Func::cust(elements).arg(Expr::val(json)), "p")
+        // A CROSS JOIN keeps the pairs SQLite's outer loop (an inner join
+        // let it scan the workspace's subjects and, for each, the whole
+        // array); SeaQuery writes it without `ON`, so the join's condition
+        // is in WHERE.
+        .join(
+            JoinType::CrossJoin,
+            TableRef::from(subject_table(write.kind)).alias("s"),
+            Condition::all(),
+        )
+        .and_where(Expr::col(("s", "id")).eq(Expr::cust(subject_id)))
+        .and_where(Expr::col(("s", "workspace_id")).eq(write.workspace_id))
+        .and_where(Expr::exists(has_tag).not())
+        .order_by(("s", "id"), sea_orm::sea_query::Order::Asc)
+        .order_by_expr(Expr::cust(tag_id), sea_orm::sea_query::Order::Asc)
+        .to_owned();
+    let changed = insert_history(txn, changes).await?;
+    if changed == 0 {
+        return Ok(0);
+    }
+    let mut tag_ids: Vec<i64> = pairs.iter().map(|&(tag, _)| tag).collect();
+    tag_ids.sort_unstable();
+    tag_ids.dedup();
+    let this_write = Expr::col(tag_change::Column::TagId)
+        .is_in(tag_ids.iter().copied())
+        .and(Expr::col(tag_change::Column::Id).gt(floor));
+    insert_assignments(txn, this_write.clone()).await?;
+    enqueue_events(txn, Op::Added, write.depth, this_write).await?;
+    super::feed::announce_many(txn, &tag_ids, floor).await?;
     Ok(changed)
 }

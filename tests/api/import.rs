@@ -223,6 +223,41 @@ async fn reimport_updates_fields_and_appends_tags(app: TestApp) {
     assert_eq!(ana["lastName"], "Lima");
     assert_eq!(ana["externalId"], "crm-1");
     assert_eq!(names(&ana["tags"]), ["Hot Lead", "VIP"]);
+    // The tag she had is not added again: one history row and one outbox
+    // event per real change.
+    let data = app
+        .ok(
+            "query($id: ID!) { node(id: $id) { ... on User { history(first: 10) { nodes { op tag { name } source } } } }
+               automationEvents(first: 10) { nodes { kind tag { name } subject { ... on User { email } } } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(
+        data["node"]["history"]["nodes"],
+        json!([
+            { "op": "ADDED", "tag": { "name": "Hot Lead" }, "source": "IMPORT" },
+            { "op": "ADDED", "tag": { "name": "VIP" }, "source": "IMPORT" },
+        ])
+    );
+    let mut events: Vec<(String, String)> = data["automationEvents"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_owned(),
+                e["tag"]["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    events.sort();
+    assert_eq!(
+        events,
+        [
+            ("TAG_ADDED".to_owned(), "Hot Lead".to_owned()),
+            ("TAG_ADDED".to_owned(), "VIP".to_owned())
+        ]
+    );
     // By external id, the email changes.
     let result = import_users(&app, "external_id,email\ncrm-1,ana@new.io\n").await;
     assert_eq!(result["updated"], 1, "{result}");
