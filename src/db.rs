@@ -335,3 +335,47 @@ pub async fn lock_row<E: sea_orm::EntityTrait>(
     db.query_one(&lock).await?;
     Ok(())
 }
+
+/// Many rows as one statement parameter: a JSON array of arrays, read as a
+/// table of its elements (`json_each` on SQLite, `jsonb_array_elements` on
+/// PostgreSQL). A statement then binds one value however many rows it
+/// carries, and keeps one text (and one cached plan) for every size.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonRows {
+    postgres: bool,
+}
+
+impl JsonRows {
+    pub fn new(db: &impl ConnectionTrait) -> Self {
+        JsonRows {
+            postgres: db.get_database_backend() == DbBackend::Postgres,
+        }
+    }
+
+    /// The table function over `rows`, for `from_function(.., alias)`.
+    pub fn table(&self, rows: Vec<serde_json::Value>) -> sea_orm::sea_query::FunctionCall {
+        let function = if self.postgres {
+            "jsonb_array_elements"
+        } else {
+            "json_each"
+        };
+        sea_orm::sea_query::Func::cust(function).arg(sea_orm::sea_query::Expr::val(
+            serde_json::Value::Array(rows),
+        ))
+    }
+
+    /// Item `i` of the row `alias` names, as text (SQL NULL for a JSON null).
+    pub fn text(&self, alias: &str, i: usize) -> sea_orm::sea_query::Expr {
+        sea_orm::sea_query::Expr::cust(format!("\"{alias}\".\"value\" ->> {i}"))
+    }
+
+    /// Item `i` of the row `alias` names, as a 64-bit integer.
+    pub fn bigint(&self, alias: &str, i: usize) -> sea_orm::sea_query::Expr {
+        if self.postgres {
+            sea_orm::sea_query::Expr::cust(format!("CAST(\"{alias}\".\"value\" ->> {i} AS bigint)"))
+        } else {
+            // SQLite's `->>` gives a JSON number as an INTEGER already.
+            self.text(alias, i)
+        }
+    }
+}
