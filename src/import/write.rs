@@ -255,11 +255,15 @@ impl Writer<'_> {
         for (id, tags) in rows {
             by_subject.entry(id).or_default().extend(tags);
         }
-        // Every tag of the batch is made first; the write locks them in the
-        // order every tag writer locks tags in (see `lock_tags`).
+        // Every tag of the batch is made and locked first, in the order
+        // every tag writer locks tags in (see `lock_tags`): locked chunk by
+        // chunk, two imports could each hold a tag the other's next chunk
+        // waits for.
         let names: BTreeSet<&TagName> = by_subject.values().flatten().copied().collect();
         let names: Vec<TagName> = names.into_iter().cloned().collect();
         let tags = crate::tags::store::ensure(txn, self.workspace_id, &names).await?;
+        let tag_ids: Vec<i64> = tags.iter().map(|t| t.id).collect();
+        crate::tags::write::lock_tags(txn, &tag_ids).await?;
         let tag_id: HashMap<&str, i64> = tags.iter().map(|t| (t.name.as_str(), t.id)).collect();
         let mut applied = 0;
         let subjects: Vec<(i64, BTreeSet<&TagName>)> = by_subject.into_iter().collect();

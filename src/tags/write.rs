@@ -282,7 +282,7 @@ pub struct PairsWrite<'a> {
 }
 
 /// Adds many tags at once, each to its own subjects: `pairs` of (tag id,
-/// subject id), distinct, all of `write.kind`. The same three statements as
+/// subject id), all of `write.kind` (a pair named twice counts once). The same three statements as
 /// [`apply`] (history of the pairs that really change, assignments, outbox
 /// events), each once for all the pairs, which travel as one JSON array
 /// parameter (`json_each` on SQLite, `jsonb_array_elements` on PostgreSQL)
@@ -294,6 +294,10 @@ pub async fn add_pairs(
     write: &PairsWrite<'_>,
     pairs: &[(i64, i64)],
 ) -> Result<u64, DbErr> {
+    // A pair named twice would pass the NOT EXISTS guard twice.
+    let mut pairs = pairs.to_vec();
+    pairs.sort_unstable();
+    pairs.dedup();
     if pairs.is_empty() {
         return Ok(0);
     }
