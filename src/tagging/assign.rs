@@ -118,7 +118,7 @@ pub async fn add_pairs(
     let floor = segments_floor(txn, workspace_id).await?;
     let tag_ids: Vec<i64> = pairs.iter().map(|&(tag, _)| tag).collect();
     write::lock_tags(txn, &tag_ids).await?;
-    let pairs_write = write::PairsWrite {
+    let origin = write::Origin {
         workspace_id,
         kind,
         source: actor.source,
@@ -126,7 +126,7 @@ pub async fn add_pairs(
         cause: actor.cause,
         depth: actor.depth,
     };
-    let changed = write::add_pairs(txn, &pairs_write, pairs).await?;
+    let changed = write::add_pairs(txn, &origin, pairs).await?;
     segments_after(txn, workspace_id, floor, changed, actor.depth, clock).await?;
     Ok(changed)
 }

@@ -47,6 +47,20 @@ pub struct TagWrite<'a> {
     pub depth: i32,
 }
 
+impl<'a> TagWrite<'a> {
+    /// Who makes this write, and why.
+    pub fn origin(&self) -> Origin<'a> {
+        Origin {
+            workspace_id: self.workspace_id,
+            kind: self.kind,
+            source: self.source,
+            actor: self.actor,
+            cause: self.cause,
+            depth: self.depth,
+        }
+    }
+}
+
 /// The table of a subject kind, as a SeaQuery table reference.
 pub fn subject_table(kind: SubjectKind) -> &'static str {
     match kind {
@@ -102,37 +116,14 @@ pub async fn apply(
     lock_row(txn, tag::Entity, tag::Column::Id, write.tag_id).await?;
     // History rows of this write are those above the floor (`written`).
     let floor = max_id(txn, tag_change::Entity, tag_change::Column::Id).await?;
-    let at = now();
     let kind = write.kind.as_str();
 
     // 1. History: one row per subject that really changes.
-    let has_tag = Query::select()
-        .expr(Expr::val(1))
-        .from_as(tag_assignment::Entity, "a")
-        .and_where(Expr::col(("a", tag_assignment::Column::TagId)).eq(write.tag_id))
-        .and_where(Expr::col(("a", tag_assignment::Column::SubjectKind)).eq(kind))
-        .and_where(Expr::col(("a", tag_assignment::Column::SubjectId)).equals(("s", "id")))
-        .to_owned();
-    let changes = Query::select()
-        .expr(Expr::val(write.workspace_id))
-        .expr(Expr::val(write.op.as_str()))
-        .expr(Expr::val(write.tag_id))
-        .expr(Expr::val(kind))
-        .expr(Expr::col(("s", "id")))
-        .expr(Expr::val(write.source.as_str()))
-        .expr(Expr::val(write.actor.map(str::to_owned)))
-        .expr(Expr::val(write.cause.tag_change()))
-        .expr(Expr::val(write.cause.segment_change()))
-        .expr(Expr::val(at))
+    let mut changes = history_rows(&write.origin(), write.op, Expr::val(write.tag_id));
+    changes
         .from_as(subject_table(write.kind), "s")
-        .and_where(Expr::col(("s", "workspace_id")).eq(write.workspace_id))
         .and_where(target_condition(target))
-        .and_where(match write.op {
-            Op::Added => Expr::exists(has_tag).not(),
-            Op::Removed => Expr::exists(has_tag),
-        })
-        .order_by(("s", "id"), sea_orm::sea_query::Order::Asc)
-        .to_owned();
+        .order_by(("s", "id"), sea_orm::sea_query::Order::Asc);
     let changed = insert_history(txn, changes).await?;
     if changed == 0 {
         return Ok(0);
@@ -181,8 +172,40 @@ fn written(txn: &DatabaseTransaction, tag_ids: &[i64], floor: i64) -> SimpleExpr
     }
 }
 
-/// Inserts the history rows `changes` selects (the columns of [`apply`]'s
-/// step 1); returns how many.
+/// Step 1 of a write, the history rows, without its subjects: the caller
+/// adds the subject table aliased `s` (and what selects its rows) and the
+/// order. A row for each subject of the workspace that really changes: it
+/// lacks the `tag` it gains, or has the one it loses.
+fn history_rows(origin: &Origin<'_>, op: Op, tag: Expr) -> SelectStatement {
+    let kind = origin.kind.as_str();
+    let has_tag = Query::select()
+        .expr(Expr::val(1))
+        .from_as(tag_assignment::Entity, "a")
+        .and_where(Expr::col(("a", tag_assignment::Column::TagId)).eq(tag.clone()))
+        .and_where(Expr::col(("a", tag_assignment::Column::SubjectKind)).eq(kind))
+        .and_where(Expr::col(("a", tag_assignment::Column::SubjectId)).equals(("s", "id")))
+        .to_owned();
+    Query::select()
+        .expr(Expr::val(origin.workspace_id))
+        .expr(Expr::val(op.as_str()))
+        .expr(tag)
+        .expr(Expr::val(kind))
+        .expr(Expr::col(("s", "id")))
+        .expr(Expr::val(origin.source.as_str()))
+        .expr(Expr::val(origin.actor.map(str::to_owned)))
+        .expr(Expr::val(origin.cause.tag_change()))
+        .expr(Expr::val(origin.cause.segment_change()))
+        .expr(Expr::val(now()))
+        .and_where(Expr::col(("s", "workspace_id")).eq(origin.workspace_id))
+        .and_where(match op {
+            Op::Added => Expr::exists(has_tag).not(),
+            Op::Removed => Expr::exists(has_tag),
+        })
+        .to_owned()
+}
+
+/// Inserts the history rows `changes` selects ([`history_rows`]); returns how
+/// many.
 async fn insert_history(txn: &DatabaseTransaction, changes: SelectStatement) -> Result<u64, DbErr> {
     let insert = Query::insert()
         .into_table(tag_change::Entity)
@@ -269,10 +292,10 @@ async fn enqueue_events(
     outbox::enqueue_selected(txn, automation_event::Column::TagId, events).await
 }
 
-/// Who adds the tags of [`add_pairs`], and why (a [`TagWrite`] without its
-/// one tag and op).
+/// Who writes tags on subjects of one kind, and why: a [`TagWrite`]
+/// without its one tag and op, as [`add_pairs`] takes it.
 #[derive(Debug, Clone)]
-pub struct PairsWrite<'a> {
+pub struct Origin<'a> {
     pub workspace_id: i64,
     pub kind: SubjectKind,
     pub source: Source,
@@ -291,7 +314,7 @@ pub struct PairsWrite<'a> {
 /// the tags ([`lock_tags`]). Returns how many pairs really changed.
 pub async fn add_pairs(
     txn: &DatabaseTransaction,
-    write: &PairsWrite<'_>,
+    write: &Origin<'_>,
     pairs: &[(i64, i64)],
 ) -> Result<u64, DbErr> {
     // A pair named twice would pass the NOT EXISTS guard twice.
@@ -302,7 +325,6 @@ pub async fn add_pairs(
         return Ok(0);
     }
     let floor = max_id(txn, tag_change::Entity, tag_change::Column::Id).await?;
-    let kind = write.kind.as_str();
     let rows = JsonRows::new(txn);
     let (tag_id, subject_id) = (rows.bigint("p", 0), rows.bigint("p", 1));
     let pairs_table = rows.table(
@@ -311,24 +333,8 @@ pub async fn add_pairs(
             .map(|&(tag, subject)| serde_json::json!([tag, subject]))
             .collect(),
     );
-    let has_tag = Query::select()
-        .expr(Expr::val(1))
-        .from_as(tag_assignment::Entity, "a")
-        .and_where(Expr::col(("a", tag_assignment::Column::TagId)).eq(tag_id.clone()))
-        .and_where(Expr::col(("a", tag_assignment::Column::SubjectKind)).eq(kind))
-        .and_where(Expr::col(("a", tag_assignment::Column::SubjectId)).equals(("s", "id")))
-        .to_owned();
-    let changes = Query::select()
-        .expr(Expr::val(write.workspace_id))
-        .expr(Expr::val(Op::Added.as_str()))
-        .expr(tag_id.clone())
-        .expr(Expr::val(kind))
-        .expr(Expr::col(("s", "id")))
-        .expr(Expr::val(write.source.as_str()))
-        .expr(Expr::val(write.actor.map(str::to_owned)))
-        .expr(Expr::val(write.cause.tag_change()))
-        .expr(Expr::val(write.cause.segment_change()))
-        .expr(Expr::val(now()))
+    let mut changes = history_rows(write, Op::Added, tag_id.clone());
+    changes
         .from_function(pairs_table, "p")
         // A CROSS JOIN keeps the pairs SQLite's outer loop (an inner join
         // let it scan the workspace's subjects and, for each, the whole
@@ -340,11 +346,8 @@ pub async fn add_pairs(
             Condition::all(),
         )
         .and_where(Expr::col(("s", "id")).eq(subject_id))
-        .and_where(Expr::col(("s", "workspace_id")).eq(write.workspace_id))
-        .and_where(Expr::exists(has_tag).not())
         .order_by(("s", "id"), sea_orm::sea_query::Order::Asc)
-        .order_by_expr(tag_id, sea_orm::sea_query::Order::Asc)
-        .to_owned();
+        .order_by_expr(tag_id, sea_orm::sea_query::Order::Asc);
     let changed = insert_history(txn, changes).await?;
     if changed == 0 {
         return Ok(0);
