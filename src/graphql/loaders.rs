@@ -405,37 +405,6 @@ fn join_accounts(ctx: &async_graphql::Context<'_>, shape: Shape, db: &DatabaseCo
     selects(&ctx.look_ahead(), shape, &["account"]) && crate::sqlite_read::reader(db).is_none()
 }
 
-/// [`prime_users`] for one user read with its account
-/// ([`users::find_with_account`]): the account goes to the request's cache
-/// as it is.
-async fn prime_joined(
-    ctx: &async_graphql::Context<'_>,
-    user: &user::Model,
-    account: Option<account::Model>,
-    own_tags: bool,
-) -> Result<(), ApiError> {
-    let account_ids: Vec<i64> = account.iter().map(|a| a.id).collect();
-    if let Some(account) = account {
-        super::context::loaders(ctx)?
-            .accounts
-            .feed_one(account.id, account)
-            .await;
-    }
-    let loaded = Loaded {
-        own_tags,
-        accounts: true,
-    };
-    prime(
-        ctx,
-        Shape::Single,
-        SubjectKind::User,
-        &[user.id],
-        &account_ids,
-        loaded,
-    )
-    .await
-}
-
 /// One user by id with what the selection asks of it. Its tags load while
 /// the user is read (the id is known; the tags of an id of another
 /// workspace are never found, as they are filtered by workspace); on
@@ -466,14 +435,19 @@ pub async fn user_by_id(
     let Some((user, account)) = found else {
         return Ok(None);
     };
-    if joined {
-        prime_joined(ctx, &user, account, tags).await?;
-        return Ok(Some(user));
-    }
-    let account_ids: Vec<i64> = user.account_id.into_iter().collect();
+    // A joined account goes to the request's cache as it is.
+    let account_ids: Vec<i64> = match account {
+        Some(account) => {
+            let id = account.id;
+            loaders.accounts.feed_one(id, account).await;
+            vec![id]
+        }
+        None if joined => Vec::new(),
+        None => user.account_id.into_iter().collect(),
+    };
     let loaded = Loaded {
         own_tags: tags,
-        accounts: false,
+        accounts: joined,
     };
     prime(
         ctx,
