@@ -6,9 +6,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::postgraphile::node22;
+use crate::postgraphile::{free_port, node22, wait_until_answers};
 
 /// The running reader; killed when dropped.
 pub struct NodeReader {
@@ -27,10 +27,7 @@ impl Drop for NodeReader {
 /// Starts the reader on `file` and waits until it answers.
 pub async fn start(file: &Path) -> NodeReader {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/sqlite-reader/serve.mjs");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = free_port();
     let child = Command::new(node22())
         .arg("--no-warnings")
         .arg(&script)
@@ -44,21 +41,14 @@ pub async fn start(file: &Path) -> NodeReader {
         child,
         base: format!("http://127.0.0.1:{port}"),
     };
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    loop {
-        let answer = client
-            .post(format!("{}/list", reader.base))
-            .json(&serde_json::json!({ "first": 1 }))
-            .send()
-            .await;
-        if matches!(&answer, Ok(r) if r.status().is_success()) {
-            return reader;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the node:sqlite reader did not answer within 30 s: {answer:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let list = serde_json::json!({ "first": 1 });
+    let url = format!("{}/list", reader.base);
+    wait_until_answers(
+        "the node:sqlite reader",
+        &url,
+        &list,
+        Duration::from_secs(30),
+    )
+    .await;
+    reader
 }

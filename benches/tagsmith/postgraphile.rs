@@ -42,11 +42,31 @@ pub enum Version {
     V5,
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on now, for a server the bench starts.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port()
+}
+
+/// Posts `body` to `url` every 100 ms until it answers 2xx; panics after
+/// `limit`, naming the server `name`.
+pub async fn wait_until_answers(name: &str, url: &str, body: &serde_json::Value, limit: Duration) {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        let answer = client.post(url).json(body).send().await;
+        if matches!(&answer, Ok(r) if r.status().is_success()) {
+            return;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{name} did not answer within {} s: {answer:?}",
+            limit.as_secs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The Node 22 that runs PostGraphile 5 and the `node:sqlite` reader:
@@ -122,23 +142,10 @@ pub async fn start(conn: &DatabaseConnection, url: &str, version: Version) -> Po
         child,
         endpoint: format!("http://127.0.0.1:{port}/graphql"),
     };
-    let client = reqwest::Client::new();
     let started = Instant::now();
-    loop {
-        let answer = client
-            .post(&running.endpoint)
-            .json(&serde_json::json!({ "query": "{ __typename }" }))
-            .send()
-            .await;
-        if matches!(&answer, Ok(r) if r.status().is_success()) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "PostGraphile {version:?} did not answer within 90 s: {answer:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let name = format!("PostGraphile {version:?}");
+    let query = serde_json::json!({ "query": "{ __typename }" });
+    wait_until_answers(&name, &running.endpoint, &query, Duration::from_secs(90)).await;
     eprintln!(
         "PostGraphile {version:?} ready at {} in {:.1}s",
         running.endpoint,
