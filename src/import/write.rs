@@ -10,7 +10,7 @@
 //! pairs of up to 2,000 subjects per call (source IMPORT), so history,
 //! outbox events and segment triggers follow.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use entity::{account, user};
 use sea_orm::{
@@ -27,6 +27,7 @@ use crate::subjects::SubjectKind;
 use crate::subjects::batch::{self, UserFields};
 use crate::tagging::assign::{Actor, add_pairs};
 use crate::tags::name::TagName;
+use crate::tags::write::Pairs;
 use crate::tags::{Cause, Source};
 use crate::time::{Clock, now};
 
@@ -91,6 +92,8 @@ impl Writer<'_> {
         let txn = begin_write(self.db).await?;
         let mut ids: Vec<Option<i64>> = vec![None; rows.len()];
         let mut new_accounts: Vec<i64> = Vec::new();
+        // The users this batch creates: their tags need no check.
+        let mut created: HashSet<i64> = HashSet::new();
         let mut start = 0;
         while start < rows.len() {
             let pending = &rows[start..];
@@ -127,9 +130,10 @@ impl Writer<'_> {
             }
             batch::update_users(&*txn, ws, &updates, at).await?;
             let new: Vec<UserFields> = inserts.iter().map(|(_, fields)| *fields).collect();
-            let created = batch::insert_users(&*txn, ws, &new, at).await?;
-            for ((i, _), id) in inserts.iter().zip(created) {
+            let inserted = batch::insert_users(&*txn, ws, &new, at).await?;
+            for ((i, _), id) in inserts.iter().zip(inserted) {
                 ids[*i] = id;
+                created.extend(id);
             }
             start += actions.len();
         }
@@ -148,7 +152,7 @@ impl Writer<'_> {
             .iter()
             .zip(&ids)
             .filter_map(|(row, id)| Some(((*id)?, &row.tags)));
-        outcome.tags_applied = self.tag(&txn, SubjectKind::User, tagged).await?;
+        outcome.tags_applied = self.tag(&txn, SubjectKind::User, tagged, &created).await?;
         txn.commit().await?;
         Ok(outcome)
     }
@@ -162,6 +166,7 @@ impl Writer<'_> {
         }
         let txn = begin_write(self.db).await?;
         let mut ids: Vec<Option<i64>> = vec![None; rows.len()];
+        let mut created: HashSet<i64> = HashSet::new();
         let mut start = 0;
         while start < rows.len() {
             let pending = &rows[start..];
@@ -200,9 +205,10 @@ impl Writer<'_> {
                     (row.external_id.as_deref(), name.unwrap_or_default())
                 })
                 .collect();
-            let created = batch::insert_accounts(&*txn, ws, &new, at).await?;
-            for ((i, _), id) in inserts.iter().zip(created) {
+            let inserted = batch::insert_accounts(&*txn, ws, &new, at).await?;
+            for ((i, _), id) in inserts.iter().zip(inserted) {
                 ids[*i] = Some(id);
+                created.insert(id);
             }
             start += actions.len();
         }
@@ -216,7 +222,9 @@ impl Writer<'_> {
             .iter()
             .zip(&ids)
             .filter_map(|(row, id)| Some(((*id)?, &row.tags)));
-        outcome.tags_applied = self.tag(&txn, SubjectKind::Account, tagged).await?;
+        outcome.tags_applied = self
+            .tag(&txn, SubjectKind::Account, tagged, &created)
+            .await?;
         txn.commit().await?;
         Ok(outcome)
     }
@@ -244,12 +252,14 @@ impl Writer<'_> {
 
     /// Adds each row's tags to its subject, through the one tag write path
     /// (all the batch's (tag, subject) pairs in one write per 2,000
-    /// subjects); returns the assignments created.
+    /// subjects); `created` are the subjects this transaction made, which
+    /// have no tags yet. Returns the assignments created.
     async fn tag<'r>(
         &self,
         txn: &sea_orm::DatabaseTransaction,
         kind: SubjectKind,
         rows: impl Iterator<Item = (i64, &'r Vec<TagName>)>,
+        created: &HashSet<i64>,
     ) -> Result<u64, ImportError> {
         let mut by_subject: BTreeMap<i64, BTreeSet<&TagName>> = BTreeMap::new();
         for (id, tags) in rows {
@@ -270,13 +280,18 @@ impl Writer<'_> {
         // At most MAX_IN_MEMORY subjects per write, so segment triggers
         // re-evaluate those subjects in memory.
         for chunk in subjects.chunks(MAX_IN_MEMORY) {
-            let mut pairs = Vec::new();
+            let mut pairs = Pairs::default();
             for (id, names) in chunk {
+                let of_subject = if created.contains(id) {
+                    &mut pairs.created
+                } else {
+                    &mut pairs.existing
+                };
                 for name in names {
                     let tag = tag_id.get(name.as_str()).copied().ok_or_else(|| {
                         DbErr::Custom(format!("tag {} was not made", name.as_str()))
                     })?;
-                    pairs.push((tag, *id));
+                    of_subject.push((tag, *id));
                 }
             }
             applied += add_pairs(

@@ -103,7 +103,7 @@ pub async fn apply_tags(
 
 /// Adds many tags at once, each to its own subjects of one kind: `pairs`
 /// of (tag, subject id), through [`write::add_pairs`] (three statements
-/// for all of them), then re-evaluates the tracked segments of the subjects
+/// for all of them, four when some subjects are new and some not), then re-evaluates the tracked segments of the subjects
 /// that changed, as [`apply_tags`] does. At most [`membership::MAX_IN_MEMORY`]
 /// distinct subjects per call keep that re-evaluation in memory. Returns
 /// how many assignments were created.
@@ -111,13 +111,12 @@ pub async fn add_pairs(
     txn: &DatabaseTransaction,
     workspace_id: i64,
     kind: SubjectKind,
-    pairs: &[(i64, i64)],
+    pairs: &write::Pairs,
     actor: Actor<'_>,
     clock: &Clock,
 ) -> Result<u64, TagError> {
     let floor = segments_floor(txn, workspace_id).await?;
-    let tag_ids: Vec<i64> = pairs.iter().map(|&(tag, _)| tag).collect();
-    write::lock_tags(txn, &tag_ids).await?;
+    write::lock_tags(txn, &pairs.tag_ids()).await?;
     let origin = write::Origin {
         workspace_id,
         kind,

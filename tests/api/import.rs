@@ -14,6 +14,7 @@ on_both_databases!(
     refused_files_write_nothing,
     bom_quotes_and_newlines,
     reimport_updates_fields_and_appends_tags,
+    a_batch_of_new_and_known_users_records_each_change_once,
     users_link_to_accounts_and_accounts_import,
     export_reimports_to_the_same_tags,
     automation_and_segment_triggers_run_on_imported_tags,
@@ -277,6 +278,57 @@ async fn reimport_updates_fields_and_appends_tags(app: TestApp) {
         json!({ "created": 1, "updated": 1, "tagsApplied": 0, "errors": [] })
     );
     assert_eq!(app.user_count().await, 3);
+}
+
+/// One batch holding a user who exists (whose new tags are checked against
+/// those she has) and users it creates (whose tags are not): each real
+/// change gets one history row and one event, on either path.
+async fn a_batch_of_new_and_known_users_records_each_change_once(app: TestApp) {
+    import_users(&app, "email,tags\nana@x.io,VIP\n").await;
+    let result = import_users(
+        &app,
+        "email,tags\nbo@x.io,VIP;Gold\nana@x.io,VIP;Gold\ncy@x.io,Gold\n",
+    )
+    .await;
+    assert_eq!(
+        result,
+        json!({ "created": 2, "updated": 1, "tagsApplied": 4, "errors": [] })
+    );
+    for (email, tags) in [
+        ("ana@x.io", ["Gold", "VIP"].as_slice()),
+        ("bo@x.io", &["Gold", "VIP"]),
+        ("cy@x.io", &["Gold"]),
+    ] {
+        assert_eq!(user_tags(&app, email).await, tags, "{email}");
+        let history = app
+            .ok(
+                "query($email: String!) { user(email: $email) { history(first: 10) { nodes { tag { name } } } } }",
+                json!({ "email": email }),
+            )
+            .await;
+        let mut changed: Vec<String> = history["user"]["history"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["tag"]["name"].as_str().unwrap().to_owned())
+            .collect();
+        changed.sort();
+        assert_eq!(changed, tags, "{email}");
+    }
+    let events = app
+        .ok(
+            "{ automationEvents(first: 50) { nodes { kind } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        events["automationEvents"]["nodes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5,
+        "{events}"
+    );
 }
 
 async fn users_link_to_accounts_and_accounts_import(app: TestApp) {
