@@ -742,6 +742,38 @@ async fn an_import_larger_than_the_body_limit_is_refused() {
     assert_eq!(app.user_count().await, 0);
 }
 
+/// SQLite's writers leave checkpoints to a task beside them: what an
+/// import commits reaches the database file soon after, although the WAL
+/// stays far below the 10,000 pages at which a writer would copy it back
+/// itself.
+#[tokio::test]
+async fn sqlite_commits_are_checkpointed_beside_the_writers() {
+    let app = TestApp::builder().spawn_sqlite().await;
+    let file = std::path::PathBuf::from(app.database_url.trim_start_matches("sqlite://"));
+    let size = || std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    let before = size();
+    let mut csv = String::from("email,first_name,last_name,tags\n");
+    for i in 0..3_000 {
+        csv.push_str(&format!(
+            "person{i}@example.com,Person,Number {i},VIP;Plan: Pro\n"
+        ));
+    }
+    let result = import_users(&app, &csv).await;
+    assert_eq!(result["created"], 3_000, "{result}");
+    let wal = std::fs::metadata(file.with_extension("db-wal")).map(|m| m.len());
+    let wal = wal.expect("the WAL exists");
+    assert!(wal < 10_000 * 4_096, "{wal} bytes of WAL");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while size() < before + 1_000_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file is {} bytes, {before} before the import, the WAL {wal}",
+            size()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// A multipart form with one `file` part, as a browser sends it.
 fn form(file_name: &str, bytes: &[u8]) -> (String, Vec<u8>) {
     let boundary = "tagsmith-test-boundary-7MA4YWxkTrZu0gW";
