@@ -12,7 +12,7 @@
 
 use entity::{account, automation_event, tag, tag_assignment, tag_change, user};
 use sea_orm::sea_query::{
-    Condition, Expr, ExprTrait, JoinType, OnConflict, Query, SelectStatement, SimpleExpr, TableRef,
+    Condition, Expr, ExprTrait, JoinType, Query, SelectStatement, SimpleExpr, TableRef,
 };
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, EntityName};
 
@@ -232,6 +232,13 @@ async fn insert_history(txn: &DatabaseTransaction, changes: SelectStatement) -> 
 }
 
 /// Creates the assignments of the additions `this_write` selects in history.
+/// None of them exists: their history rows were written only for subjects
+/// without the tag, and every writer of a tag holds its lock (`lock_tags`,
+/// `lock_row`; SQLite's writers take turns). So a plain insert, without
+/// `ON CONFLICT DO NOTHING`, whose check of the unique index made the
+/// statement 15-30 % slower on PostgreSQL (100,000 rows: 580-650 against
+/// 670-930 ms); were that ever broken, the write fails on the unique index
+/// instead of passing silently.
 async fn insert_assignments(
     txn: &DatabaseTransaction,
     this_write: SimpleExpr,
@@ -262,7 +269,6 @@ async fn insert_assignments(
         ])
         .select_from(rows)
         .map_err(|e| DbErr::Custom(e.to_string()))?
-        .on_conflict(OnConflict::new().do_nothing().to_owned())
         .to_owned();
     txn.execute(&insert).await?;
     Ok(())
