@@ -52,8 +52,14 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
 /// expected (it derefs to one and is a `ConnectionTrait`); `commit` ends it.
 pub struct WriteTxn {
     txn: DatabaseTransaction,
-    /// On SQLite: the turn, and who checkpoints the file after the commit.
-    sqlite: Option<(OwnedMutexGuard<()>, Arc<Checkpoints>, DatabaseConnection)>,
+    sqlite: Option<SqliteTurn>,
+}
+
+/// A SQLite writer's turn, and who checkpoints the file after its commit.
+struct SqliteTurn {
+    turn: OwnedMutexGuard<()>,
+    checkpoints: Arc<Checkpoints>,
+    db: DatabaseConnection,
 }
 
 impl Deref for WriteTxn {
@@ -67,7 +73,12 @@ impl Deref for WriteTxn {
 impl WriteTxn {
     pub async fn commit(self) -> Result<(), DbErr> {
         self.txn.commit().await?;
-        if let Some((turn, checkpoints, db)) = self.sqlite {
+        if let Some(SqliteTurn {
+            turn,
+            checkpoints,
+            db,
+        }) = self.sqlite
+        {
             drop(turn);
             checkpoints.after_commit(db);
         }
@@ -184,10 +195,7 @@ static SQLITE_TURNS: LazyLock<Mutex<HashMap<String, Turns>>> =
 /// Ordinary writers pass the gate one at a time, so at most one of them
 /// waits for the turn itself; a `Queue::First` writer skips the gate and
 /// waits behind that one only.
-async fn sqlite_turn(
-    db: &DatabaseConnection,
-    queue: Queue,
-) -> Option<(OwnedMutexGuard<()>, Arc<Checkpoints>, DatabaseConnection)> {
+async fn sqlite_turn(db: &DatabaseConnection, queue: Queue) -> Option<SqliteTurn> {
     if db.get_database_backend() != DbBackend::Sqlite {
         return None;
     }
@@ -212,7 +220,11 @@ async fn sqlite_turn(
         let _through_the_gate = gate.lock().await;
         turn.lock_owned().await
     };
-    Some((turn, checkpoints, db.clone()))
+    Some(SqliteTurn {
+        turn,
+        checkpoints,
+        db: db.clone(),
+    })
 }
 
 /// Starts a transaction that will write. On SQLite it waits for this

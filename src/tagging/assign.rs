@@ -103,10 +103,11 @@ pub async fn apply_tags(
 
 /// Adds many tags at once, each to its own subjects of one kind: `pairs`
 /// of (tag, subject id), through [`write::add_pairs`] (three statements
-/// for all of them, four when some subjects are new and some not), then re-evaluates the tracked segments of the subjects
-/// that changed, as [`apply_tags`] does. At most [`membership::MAX_IN_MEMORY`]
-/// distinct subjects per call keep that re-evaluation in memory. Returns
-/// how many assignments were created.
+/// for all of them, four when some subjects are new and some not), then
+/// re-evaluates the tracked segments of the subjects that changed, as
+/// [`apply_tags`] does. At most [`membership::MAX_IN_MEMORY`] distinct
+/// subjects per call keep that re-evaluation in memory. Returns how many
+/// assignments were created.
 pub async fn add_pairs(
     txn: &DatabaseTransaction,
     workspace_id: i64,
