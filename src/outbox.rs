@@ -14,7 +14,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use entity::automation_event;
 use sea_orm::sea_query::{
-    Alias, Expr, ExprTrait, LockBehavior, LockType, Order, Query, SelectStatement, SimpleExpr,
+    Alias, Expr, ExprTrait, InsertStatement, LockBehavior, LockType, Order, Query, SelectStatement,
+    SimpleExpr,
 };
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
@@ -88,15 +89,25 @@ pub async fn announce(db: &impl ConnectionTrait, queue: Queue) -> Result<(), DbE
 pub async fn enqueue_selected(
     db: &impl ConnectionTrait,
     about: automation_event::Column,
-    mut events: SelectStatement,
+    events: SelectStatement,
 ) -> Result<(), DbErr> {
+    db.execute(&enqueue_statement(about, events)?).await?;
+    Ok(())
+}
+
+/// The insert of [`enqueue_selected`], for a caller that runs it as part
+/// of a larger statement.
+pub fn enqueue_statement(
+    about: automation_event::Column,
+    mut events: SelectStatement,
+) -> Result<InsertStatement, DbErr> {
     let at = now();
     events
         .expr(Expr::val(EventStatus::Pending))
         .expr(Expr::val(0))
         .expr(Expr::val(at))
         .expr(Expr::val(at));
-    let insert = Query::insert()
+    Ok(Query::insert()
         .into_table(automation_event::Entity)
         .columns([
             automation_event::Column::WorkspaceId,
@@ -114,9 +125,7 @@ pub async fn enqueue_selected(
         ])
         .select_from(events)
         .map_err(|e| DbErr::Custom(e.to_string()))?
-        .to_owned();
-    db.execute(&insert).await?;
-    Ok(())
+        .to_owned())
 }
 
 /// Claims the next due event, if any (see [`claim_batch`]).

@@ -86,7 +86,7 @@ pub async fn apply_tags(
                 cause: actor.cause,
                 depth: actor.depth,
             };
-            outcome.changed += write::apply(txn, &tag_write, target).await?;
+            outcome.changed += write::apply_locked(txn, &tag_write, target).await?;
         }
     }
     segments_after(

@@ -2,7 +2,8 @@
 //! and the change feed. Assignment, renames, merges and deletions, which
 //! segments follow, are one layer up, in `tagging`.
 //!
-//! Invariant: every real tag change goes through [`write::apply`] or
+//! Invariant: every real tag change goes through [`write::apply`] (or
+//! [`write::apply_locked`], its tag already locked) or
 //! [`write::add_pairs`], which write the assignment, a `tag_changes` history row and an
 //! `automation_events` outbox row in the caller's transaction. Nothing else
 //! writes `tag_assignments`. Pure logic (`name`, `pattern`) does no IO.
