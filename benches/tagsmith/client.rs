@@ -159,19 +159,52 @@ pub(crate) async fn probes_under_load(
     mut sending: impl FnMut(u64),
 ) -> (u64, u64) {
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
-    let workers = Ord::max(args.concurrency / 2, 1);
-    let load = background_tagging(client, endpoint, key, ids, workers, deadline, seed, prefix);
-    let mut probe = first;
-    while Instant::now() < deadline {
-        let id = ids[probe as usize % ids.len()];
-        sending(probe);
-        let body = serde_json::json!({ "query": ADD_TAGS, "variables": {
-            "id": global_id("User", id), "tags": [tag(probe)] } });
-        post(client, endpoint, key, body).await;
-        probe += 1;
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    let probes = async {
+        let mut probe = first;
+        while Instant::now() < deadline {
+            let id = ids[probe as usize % ids.len()];
+            sending(probe);
+            let body = serde_json::json!({ "query": ADD_TAGS, "variables": {
+                "id": global_id("User", id), "tags": [tag(probe)] } });
+            post(client, endpoint, key, body).await;
+            probe += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        probe - first
+    };
+    if args.load_rate == 0 {
+        let workers = Ord::max(args.concurrency / 2, 1);
+        let load = background_tagging(client, endpoint, key, ids, workers, deadline, seed, prefix);
+        let probes = probes.await;
+        return (probes, load.sent().await);
     }
-    (probe - first, load.sent().await)
+    // The load from a process of its own, `args.concurrency` clients
+    // paced to `args.load_rate` changes per second in all.
+    let mut n = seed;
+    let bodies: Vec<serde_json::Value> = (0..4096)
+        .map(|_| {
+            n = n
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let id = ids[(n >> 33) as usize % ids.len()];
+            serde_json::json!({ "query": ADD_TAGS, "variables": {
+                "id": global_id("User", id), "tags": [format!("{prefix} {}", n % 20)] } })
+        })
+        .collect();
+    let load = from_another_process(
+        "load",
+        endpoint,
+        Some(key),
+        &bodies,
+        Load {
+            concurrency: args.concurrency,
+            seconds: args.seconds,
+            rate: args.load_rate,
+            warm_up: false,
+        },
+    );
+    let (probes, load) = tokio::join!(probes, load);
+    (probes, load.count as u64)
 }
 
 /// The time from each cause to its answer, both `tag_changes.at`, of the
@@ -209,6 +242,25 @@ pub(crate) struct ClientArgs {
     /// A file with a JSON array of request bodies, drawn at random.
     #[arg(long, hide = true, requires = "client")]
     pub(crate) bodies: Option<std::path::PathBuf>,
+    /// Requests per second of all the client's connections together, each
+    /// on a schedule of its own (0: each sends its next request as soon as
+    /// the last one is answered).
+    #[arg(long, hide = true, requires = "client", default_value_t = 0)]
+    pub(crate) rate: u64,
+    /// Send no warm-up requests before the timed ones.
+    #[arg(long, hide = true, requires = "client")]
+    pub(crate) no_warm_up: bool,
+}
+
+/// How a load client of another process loads its server.
+pub(crate) struct Load {
+    /// Connections at once.
+    pub(crate) concurrency: usize,
+    pub(crate) seconds: u64,
+    /// Requests per second in all (0: as fast as answered).
+    pub(crate) rate: u64,
+    /// A few requests before the timed ones (connections, plans).
+    pub(crate) warm_up: bool,
 }
 
 /// The environment variable that carries the API key to the client (kept
@@ -243,13 +295,19 @@ pub(crate) async fn external(args: &ClientArgs, seconds: u64, concurrency: u64) 
     let client = reqwest::Client::new();
     let bodies = std::sync::Arc::new(bodies);
     // Warm-up: a few requests outside the timing (connections, plans).
-    for body in bodies.iter().take(5) {
-        send(&client, url, key.as_deref(), body.clone())
-            .await
-            .unwrap_or_else(|e| fail(e));
+    if !args.no_warm_up {
+        for body in bodies.iter().take(5) {
+            send(&client, url, key.as_deref(), body.clone())
+                .await
+                .unwrap_or_else(|e| fail(e));
+        }
     }
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
+    // Paced: each connection sends on a schedule of its own, offset from
+    // the others'; one that falls behind sends at once, without bursts.
+    let interval =
+        (args.rate > 0).then(|| Duration::from_secs_f64(concurrency as f64 / args.rate as f64));
     let workers = (0..concurrency)
         .map(|worker| {
             let (client, bodies) = (client.clone(), bodies.clone());
@@ -257,7 +315,13 @@ pub(crate) async fn external(args: &ClientArgs, seconds: u64, concurrency: u64) 
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut n: u64 = 0x9E37_79B9 ^ (worker * 7919);
+                let mut next =
+                    interval.map(|i| started + i.mul_f64(worker as f64 / concurrency as f64));
                 while Instant::now() < deadline {
+                    if let (Some(at), Some(interval)) = (next.as_mut(), interval) {
+                        tokio::time::sleep_until((*at).into()).await;
+                        *at = Ord::max(*at + interval, Instant::now());
+                    }
                     n = n
                         .wrapping_mul(6364136223846793005)
                         .wrapping_add(1442695040888963407);
@@ -317,8 +381,7 @@ pub(crate) async fn from_another_process(
     url: &str,
     key: Option<&str>,
     bodies: &[serde_json::Value],
-    concurrency: usize,
-    seconds: u64,
+    load: Load,
 ) -> Sample {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("bodies.json");
@@ -331,10 +394,15 @@ pub(crate) async fn from_another_process(
         "--bodies",
         &file.display().to_string(),
         "--concurrency",
-        &concurrency.to_string(),
+        &load.concurrency.to_string(),
         "--seconds",
-        &seconds.to_string(),
+        &load.seconds.to_string(),
+        "--rate",
+        &load.rate.to_string(),
     ]);
+    if !load.warm_up {
+        command.arg("--no-warm-up");
+    }
     match key {
         Some(key) => command.env(KEY_VAR, key),
         None => command.env_remove(KEY_VAR),

@@ -232,8 +232,12 @@ async fn from_another_process(
             &system.endpoint,
             system.key.as_deref(),
             &bodies,
-            setup.concurrency,
-            setup.seconds,
+            crate::client::Load {
+                concurrency: setup.concurrency,
+                seconds: setup.seconds,
+                rate: 0,
+                warm_up: true,
+            },
         )
         .await;
         samples.push((system.name, sample));

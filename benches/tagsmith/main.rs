@@ -28,7 +28,9 @@
 //! - `hook-run`, `automation-latency`, `automation-events`: automation: the
 //!   cost of one hook run with a cached AST; from an `addTags` commit to the
 //!   script's follow-up change, p50/p99, under a steady load of other tag
-//!   changes; events handled per second;
+//!   changes (`--load-rate`, default 600 `addTags`/s from the clients of
+//!   another process, paced; 0: half the clients in this process, as fast
+//!   as they are answered); events handled per second;
 //! - `webhook-latency`: from sending an `addTags` to the webhook request
 //!   arriving at a receiver on 127.0.0.1, p50/p99, under the same load;
 //!   then again with a dead endpoint (always 500) beside it (`webhooks.rs`);
@@ -124,6 +126,10 @@ struct Args {
     import_rows: usize,
     /// The server's `--api-key-cache-ms`.
     api_key_cache_ms: u64,
+    /// Tag changes per second of the latency scenarios' background load,
+    /// from a process of its own (0: half the clients in this process, as
+    /// fast as answered).
+    load_rate: u64,
 }
 
 /// Every scenario, in the order they run.
@@ -214,6 +220,11 @@ struct Cli {
     /// as before the cache).
     #[arg(long, default_value_t = 1_000)]
     api_key_cache_ms: u64,
+    /// The latency scenarios' background load: this many `addTags` per
+    /// second from --concurrency clients in a process of their own (0:
+    /// half the clients, in this process, each as fast as it is answered).
+    #[arg(long, default_value_t = 600, value_name = "PER_SECOND")]
+    load_rate: u64,
     /// Check that the harness works, fast: 2,000 users, 1 s per timed
     /// scenario, 4 clients, 2 runs, 5,000 import rows (for CI, never a
     /// verdict on speed).
@@ -253,6 +264,7 @@ fn args(cli: Cli) -> Args {
         svg: cli.svg,
         import_rows: size(cli.import_rows, 5_000, 1_000_000),
         api_key_cache_ms: cli.api_key_cache_ms,
+        load_rate: cli.load_rate,
     }
 }
 
