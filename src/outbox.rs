@@ -14,12 +14,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use entity::automation_event;
 use sea_orm::sea_query::{
-    Alias, Expr, ExprTrait, InsertStatement, LockBehavior, LockType, Order, Query, SelectStatement,
-    SimpleExpr,
+    Alias, Condition, Expr, ExprTrait, InsertStatement, LockBehavior, LockType, Order, Query,
+    SelectStatement, SimpleExpr,
 };
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, FromQueryResult,
 };
 
 use crate::db::begin_write_first;
@@ -142,9 +141,19 @@ pub async fn claim_batch(
     lease: Duration,
 ) -> Result<Vec<automation_event::Model>, DbErr> {
     let txn = begin_write_first(db).await?;
-    let claimed = claim_in(&txn, max, lease).await?;
+    let claimed = claim_in(&txn, max, lease, Expired::LookedFor).await?;
     txn.commit().await?;
     Ok(claimed)
+}
+
+/// Whether a claim looks for events whose worker died (their lease ran
+/// out) before the pending ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expired {
+    LookedFor,
+    /// Not this time: a busy worker looks now and then (one statement
+    /// less per batch), and on every claim of its own ([`claim_batch`]).
+    Skipped,
 }
 
 /// [`claim_batch`] in the caller's write transaction: the worker claims its
@@ -154,6 +163,7 @@ pub async fn claim_in(
     txn: &DatabaseTransaction,
     max: u64,
     lease: Duration,
+    expired: Expired,
 ) -> Result<Vec<automation_event::Model>, DbErr> {
     if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
         // Plan the claim for the outbox as it is now. A generic plan cached
@@ -165,12 +175,17 @@ pub async fn claim_in(
             .await?;
     }
     let at = now();
-    let ids = due(txn, at, max).await?;
+    let classes: &[Claimable] = match expired {
+        Expired::LookedFor => &[Claimable::Expired, Claimable::Pending],
+        Expired::Skipped => &[Claimable::Pending],
+    };
+    let ids = due(txn, at, max, classes).await?;
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let lease_end = at + chrono::Duration::from_std(lease).unwrap_or_default();
-    let claim = Query::update()
+    let mut claim = Query::update();
+    claim
         .table(automation_event::Entity)
         .value(automation_event::Column::Status, EventStatus::Running)
         .value(automation_event::Column::LockedUntil, lease_end)
@@ -178,9 +193,28 @@ pub async fn claim_in(
             automation_event::Column::Attempts,
             Expr::col(automation_event::Column::Attempts).add(1),
         )
-        .and_where(Expr::col(automation_event::Column::Id).is_in(ids))
-        .returning_all()
-        .to_owned();
+        .returning_all();
+    if txn.get_database_backend() == DbBackend::Postgres {
+        // Locks the candidates, skipping those another worker is claiming,
+        // and keeps those whose latest version is still claimable (a worker
+        // may have claimed or finished one since this transaction's earlier
+        // reads: the lock reads the row again). On SQLite this transaction
+        // is the one writer: nothing changed since.
+        let still_claimable = classes
+            .iter()
+            .fold(Condition::any(), |any, class| any.add(class.condition(at)));
+        let locked = Query::select()
+            .column(automation_event::Column::Id)
+            .from(automation_event::Entity)
+            .and_where(Expr::col(automation_event::Column::Id).is_in(ids))
+            .cond_where(still_claimable)
+            .order_by(automation_event::Column::Id, Order::Asc)
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .to_owned();
+        claim.and_where(Expr::col(automation_event::Column::Id).in_subquery(locked));
+    } else {
+        claim.and_where(Expr::col(automation_event::Column::Id).is_in(ids));
+    }
     let mut claimed = txn
         .query_all(&claim)
         .await?
@@ -226,16 +260,22 @@ pub async fn release(
 /// plan can make the claim slow however the outbox grows: a page of
 /// candidates in id order (on PostgreSQL, pending ones from a partial index
 /// that holds only them); those of the page that are their subject's
-/// earliest unfinished event, by id with one index probe each; on
-/// PostgreSQL, a lock of those, skipping rows another worker is claiming,
-/// and a check of each locked row's latest version. The next page follows
-/// when candidates wait behind earlier events of their subjects. (The
+/// earliest unfinished event, by id with one index probe each (on
+/// PostgreSQL the claim's update then locks them, skipping rows another
+/// worker is claiming, and checks each locked row's latest version). The
+/// next page follows when candidates wait behind earlier events of their
+/// subjects. (The
 /// anti-join, planned on statistics that lagged behind the outbox, walked
 /// every finished event on each claim.)
-async fn due(txn: &DatabaseTransaction, at: DateTime<Utc>, max: u64) -> Result<Vec<i64>, DbErr> {
+async fn due(
+    txn: &DatabaseTransaction,
+    at: DateTime<Utc>,
+    max: u64,
+    classes: &[Claimable],
+) -> Result<Vec<i64>, DbErr> {
     let mut ids = Vec::new();
     // A dead worker's events first: each is the oldest of its subject.
-    for class in [Claimable::Expired, Claimable::Pending] {
+    for &class in classes {
         let mut after = 0_i64;
         loop {
             let room = max.saturating_sub(ids.len() as u64);
@@ -262,8 +302,7 @@ async fn due(txn: &DatabaseTransaction, at: DateTime<Utc>, max: u64) -> Result<V
             };
             after = last;
             let full = page.len() as u64 == page_size;
-            let first = first_of_their_subjects(txn, page, room).await?;
-            ids.extend(lock_still_claimable(txn, class, at, first).await?);
+            ids.extend(first_of_their_subjects(txn, page, room).await?);
             if !full {
                 break;
             }
@@ -290,15 +329,6 @@ impl Claimable {
             Claimable::Pending => Expr::col(automation_event::Column::Status)
                 .eq(EventStatus::Pending)
                 .and(Expr::col(automation_event::Column::RunAt).lte(at)),
-        }
-    }
-
-    fn holds(self, event: &automation_event::Model, at: DateTime<Utc>) -> bool {
-        match self {
-            Claimable::Expired => {
-                event.status == EventStatus::Running && event.locked_until.is_some_and(|l| l < at)
-            }
-            Claimable::Pending => event.status == EventStatus::Pending && event.run_at <= at,
         }
     }
 }
@@ -345,33 +375,6 @@ async fn first_of_their_subjects(
         .iter()
         .map(|row| row.try_get_by_index(0))
         .collect()
-}
-
-/// On PostgreSQL, locks the events `ids`, skipping those another worker is
-/// claiming, and keeps those whose latest version is still claimable (a
-/// worker may have claimed or finished one since this transaction's
-/// earlier reads). On SQLite this transaction is the one writer: nothing
-/// changed since, all of them.
-async fn lock_still_claimable(
-    txn: &DatabaseTransaction,
-    class: Claimable,
-    at: DateTime<Utc>,
-    ids: Vec<i64>,
-) -> Result<Vec<i64>, DbErr> {
-    if ids.is_empty() || txn.get_database_backend() != DbBackend::Postgres {
-        return Ok(ids);
-    }
-    let locked = automation_event::Entity::find()
-        .filter(automation_event::Column::Id.is_in(ids))
-        .order_by_asc(automation_event::Column::Id)
-        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-        .all(txn)
-        .await?;
-    Ok(locked
-        .iter()
-        .filter(|event| class.holds(event, at))
-        .map(|event| event.id)
-        .collect())
 }
 
 /// On PostgreSQL, refreshes the planner's statistics of the outbox. The

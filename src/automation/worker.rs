@@ -91,6 +91,8 @@ struct Last {
     unheard: Vec<(i64, EventKind)>,
     /// Whether to prune the runs log of the scripts that ran.
     prune: bool,
+    /// Whether the next claim looks for events whose worker died.
+    expired: outbox::Expired,
 }
 
 /// What gathering a batch found: the jobs to run, and the (workspace,
@@ -312,10 +314,16 @@ impl Worker {
         events: &[automation_event::Model],
     ) -> Result<Vec<automation_event::Model>, AutomationError> {
         let batch_number = self.batches.fetch_add(1, Ordering::Relaxed);
-        if batch_number.is_multiple_of(256)
-            && let Err(e) = outbox::refresh_statistics(&self.db).await
-        {
-            tracing::warn!(error = %e, "automation: refreshing the outbox's statistics failed");
+        if batch_number.is_multiple_of(256) {
+            // Beside the batches, not before this one: an `ANALYZE` of
+            // the outbox takes 15 ms or more, which every event of the
+            // batch (and of the next) would wait for.
+            let db = self.db.clone();
+            tokio::spawn(async move {
+                if let Err(e) = outbox::refresh_statistics(&db).await {
+                    tracing::warn!(error = %e, "automation: refreshing the outbox's statistics failed");
+                }
+            });
         }
         let Gathered { jobs, unheard } = self.gather(events).await?;
         let jobs = self.run_hooks(jobs).await?;
@@ -519,6 +527,13 @@ impl Worker {
                 last: last.then(|| Last {
                     unheard: unheard.take().unwrap_or_default(),
                     prune: batch_number.is_multiple_of(32),
+                    // Now and then (a busy worker handles tens of batches a
+                    // second; a claim of its own, when idle, always looks).
+                    expired: if batch_number % 32 == 16 {
+                        outbox::Expired::LookedFor
+                    } else {
+                        outbox::Expired::Skipped
+                    },
                 }),
             };
             next = self.apply_chunk(chunk, &mut scripts_run).await?;
@@ -683,7 +698,12 @@ impl Worker {
             outbox::stop(&txn, event_id, &error).await?;
         }
         let mut next = Vec::new();
-        if let Some(Last { unheard, prune }) = last {
+        if let Some(Last {
+            unheard,
+            prune,
+            expired,
+        }) = last
+        {
             // Prune the runs log now and then, not on every batch.
             if prune {
                 for &script_id in scripts_run {
@@ -697,7 +717,8 @@ impl Worker {
             // The next batch, in this write turn: it sees the events this
             // batch's changes wrote, and those finished here no longer hold
             // back their subjects' next ones.
-            next = outbox::claim_in(&txn, self.settings.batch, self.settings.lease).await?;
+            next =
+                outbox::claim_in(&txn, self.settings.batch, self.settings.lease, expired).await?;
         }
         txn.commit().await?;
         self.feed.committed();
