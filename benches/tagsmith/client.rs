@@ -140,12 +140,17 @@ impl BackgroundLoad {
     }
 }
 
-/// The traffic of a latency scenario, for `args.seconds`: half the clients
-/// (at least one) tag random users in the background ([`background_tagging`]
-/// with `seed` and `prefix`), while a probe every 10 ms adds `tag(n)` to
-/// user `ids[n % ids.len()]`, for n = `first`, `first + 1`, ...;
+/// The traffic of a latency scenario, for `args.seconds`: other clients tag
+/// random users in the background, while a probe every 10 ms adds `tag(n)`
+/// to user `ids[n % ids.len()]`, for n = `first`, `first + 1`, ...;
 /// `sending(n)` is called just before probe n goes. Returns how many
-/// probes were sent and how many background requests.
+/// probes were sent and how many background requests meanwhile.
+///
+/// The background: with `args.load_rate`, `args.concurrency` clients of a
+/// process of their own paced to that many requests per second in all,
+/// for [`LEAD_SECONDS`] before the probes start and then beside them; with
+/// 0, half the clients (at least one) in this process, each as fast as it
+/// is answered ([`background_tagging`] with `seed` and `prefix`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn probes_under_load(
     client: &reqwest::Client,
@@ -158,8 +163,10 @@ pub(crate) async fn probes_under_load(
     tag: impl Fn(u64) -> String,
     mut sending: impl FnMut(u64),
 ) -> (u64, u64) {
-    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let lead = Duration::from_secs(if args.load_rate == 0 { 0 } else { LEAD_SECONDS });
+    let deadline = Instant::now() + lead + Duration::from_secs(args.seconds);
     let probes = async {
+        tokio::time::sleep(lead).await;
         let mut probe = first;
         while Instant::now() < deadline {
             let id = ids[probe as usize % ids.len()];
@@ -201,6 +208,7 @@ pub(crate) async fn probes_under_load(
             seconds: args.seconds,
             rate: args.load_rate,
             warm_up: false,
+            lead_seconds: LEAD_SECONDS,
         },
     );
     let (probes, load) = tokio::join!(probes, load);
@@ -250,6 +258,9 @@ pub(crate) struct ClientArgs {
     /// Send no warm-up requests before the timed ones.
     #[arg(long, hide = true, requires = "client")]
     pub(crate) no_warm_up: bool,
+    /// Load for this many seconds before the timed ones, unrecorded.
+    #[arg(long, hide = true, requires = "client", default_value_t = 0)]
+    pub(crate) lead_seconds: u64,
 }
 
 /// How a load client of another process loads its server.
@@ -261,7 +272,15 @@ pub(crate) struct Load {
     pub(crate) rate: u64,
     /// A few requests before the timed ones (connections, plans).
     pub(crate) warm_up: bool,
+    /// Seconds of the same load before the timed ones, unrecorded.
+    pub(crate) lead_seconds: u64,
 }
+
+/// Seconds a latency scenario's background load runs before its probes
+/// start: the server's pool has its connections and their prepared
+/// statements, the load's tags exist (the steady state is measured, not
+/// the first second of a cold server).
+pub(crate) const LEAD_SECONDS: u64 = 2;
 
 /// The environment variable that carries the API key to the client (kept
 /// off its command line).
@@ -302,8 +321,9 @@ pub(crate) async fn external(args: &ClientArgs, seconds: u64, concurrency: u64) 
                 .unwrap_or_else(|e| fail(e));
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
+    let timed_from = started + Duration::from_secs(args.lead_seconds);
+    let deadline = timed_from + Duration::from_secs(seconds);
     // Paced: each connection sends on a schedule of its own, offset from
     // the others'; one that falls behind sends at once, without bursts.
     let interval =
@@ -328,7 +348,9 @@ pub(crate) async fn external(args: &ClientArgs, seconds: u64, concurrency: u64) 
                     let body = bodies[(n >> 33) as usize % bodies.len()].clone();
                     let t = Instant::now();
                     send(&client, &url, key.as_deref(), body).await?;
-                    latencies.push(t.elapsed().as_micros() as u64);
+                    if t >= timed_from {
+                        latencies.push(t.elapsed().as_micros() as u64);
+                    }
                 }
                 Ok::<_, String>(latencies)
             })
@@ -343,7 +365,7 @@ pub(crate) async fn external(args: &ClientArgs, seconds: u64, concurrency: u64) 
         }
     }
     let report = ClientReport {
-        elapsed_seconds: started.elapsed().as_secs_f64(),
+        elapsed_seconds: timed_from.elapsed().as_secs_f64(),
         latencies_us,
     };
     println!(
@@ -399,6 +421,8 @@ pub(crate) async fn from_another_process(
         &load.seconds.to_string(),
         "--rate",
         &load.rate.to_string(),
+        "--lead-seconds",
+        &load.lead_seconds.to_string(),
     ]);
     if !load.warm_up {
         command.arg("--no-warm-up");

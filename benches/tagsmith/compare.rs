@@ -237,6 +237,7 @@ async fn from_another_process(
                 seconds: setup.seconds,
                 rate: 0,
                 warm_up: true,
+                lead_seconds: 0,
             },
         )
         .await;
