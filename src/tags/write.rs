@@ -125,7 +125,15 @@ pub async fn apply_locked(
     if matches!(target, Target::Ids(ids) if ids.is_empty()) {
         return Ok(0);
     }
-    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+    // A list of ids (one subject, a page of a bulk call) in one round
+    // trip; a query's subjects (a segment, a filter, a tag's holders: up
+    // to every subject of the workspace) in three statements, which read
+    // the new history rows back by index instead of materializing what
+    // the insert returns (a bulk add to 100,000 users: 1.77–1.84 s
+    // against 1.83–1.99 s in one statement).
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres
+        && matches!(target, Target::Ids(_))
+    {
         return apply_in_one_statement(txn, write, target).await;
     }
     // History rows of this write are those above the floor (`written`).
@@ -169,15 +177,16 @@ pub async fn apply_locked(
     Ok(changed)
 }
 
-/// [`apply_locked`] on PostgreSQL: the same steps in one statement, whose
-/// data-modifying `WITH` queries read the history rows the first one
-/// returns (`h`): the history, the assignments (or their deletion), the
-/// outbox events and the announcement ([`super::feed::announce`]: the
-/// floor is the first new row's id less one; no other writer of the tag
-/// made rows in between, since it is locked). One round trip where there
-/// were five (the floor, three writes and the notification): under
-/// 600 `addTags`/s, the database's and the server's work per change is
-/// what the automation's latency queues behind.
+/// [`apply_locked`] on PostgreSQL for a list of ids: the same steps in one
+/// statement, whose data-modifying `WITH` queries read the history rows
+/// the first one returns (`h`): the history, the assignments (or their
+/// deletion), the outbox events and the announcement
+/// ([`super::feed::announce`]: the floor is the first new row's id less
+/// one; no other writer of the tag made rows in between, since it is
+/// locked). One round trip where there were five (the floor, three writes
+/// and the notification): under 600 `addTags`/s, the database's and the
+/// server's work per change is what the automation's latency queues
+/// behind.
 async fn apply_in_one_statement(
     txn: &DatabaseTransaction,
     write: &TagWrite<'_>,
