@@ -138,15 +138,9 @@ pub async fn apply_locked(
     }
     // History rows of this write are those above the floor (`written`).
     let floor = max_id(txn, tag_change::Entity, tag_change::Column::Id).await?;
-    let kind = write.kind.as_str();
 
     // 1. History: one row per subject that really changes.
-    let mut changes = history_rows(&write.origin(), write.op, Expr::val(write.tag_id), true);
-    changes
-        .from_as(subject_table(write.kind), "s")
-        .and_where(target_condition(target))
-        .order_by(("s", "id"), sea_orm::sea_query::Order::Asc);
-    let changed = insert_history(txn, changes).await?;
+    let changed = insert_history(txn, target_history(write, target)).await?;
     if changed == 0 {
         return Ok(0);
     }
@@ -157,17 +151,10 @@ pub async fn apply_locked(
         Op::Added => insert_assignments(txn, this_write()).await?,
         Op::Removed => {
             let removed = Query::select()
-                .column(tag_change::Column::SubjectId)
                 .from(tag_change::Entity)
                 .and_where(this_write())
                 .to_owned();
-            let delete = Query::delete()
-                .from_table(tag_assignment::Entity)
-                .and_where(Expr::col(tag_assignment::Column::TagId).eq(write.tag_id))
-                .and_where(Expr::col(tag_assignment::Column::SubjectKind).eq(kind))
-                .and_where(Expr::col(tag_assignment::Column::SubjectId).in_subquery(removed))
-                .to_owned();
-            txn.execute(&delete).await?;
+            txn.execute(&assignments_delete(write, removed)).await?;
         }
     }
 
@@ -194,36 +181,12 @@ async fn apply_in_one_statement(
 ) -> Result<u64, DbErr> {
     use sea_orm::sea_query::{Alias, CommonTableExpression, WithClause};
     let h = Alias::new("h");
-    let mut changes = history_rows(&write.origin(), write.op, Expr::val(write.tag_id), true);
-    changes
-        .from_as(subject_table(write.kind), "s")
-        .and_where(target_condition(target))
-        .order_by(("s", "id"), sea_orm::sea_query::Order::Asc);
-    let mut history = history_insert(changes)?;
-    history.returning(Query::returning().columns([
-        tag_change::Column::Id,
-        tag_change::Column::WorkspaceId,
-        tag_change::Column::TagId,
-        tag_change::Column::SubjectKind,
-        tag_change::Column::SubjectId,
-        tag_change::Column::Source,
-        tag_change::Column::Actor,
-        tag_change::Column::CauseId,
-        tag_change::Column::At,
-    ]));
+    let mut history = history_insert(target_history(write, target))?;
+    history.returning_all();
     let from_h = || Query::select().from(h.clone()).to_owned();
     let apply: sea_orm::sea_query::SubQueryStatement = match write.op {
         Op::Added => assignments_insert(from_h())?.into(),
-        Op::Removed => Query::delete()
-            .from_table(tag_assignment::Entity)
-            .and_where(Expr::col(tag_assignment::Column::TagId).eq(write.tag_id))
-            .and_where(Expr::col(tag_assignment::Column::SubjectKind).eq(write.kind.as_str()))
-            .and_where(
-                Expr::col(tag_assignment::Column::SubjectId)
-                    .in_subquery(from_h().column(tag_change::Column::SubjectId).to_owned()),
-            )
-            .to_owned()
-            .into(),
+        Op::Removed => assignments_delete(write, from_h()).into(),
     };
     let events = outbox::enqueue_statement(
         automation_event::Column::TagId,
@@ -254,6 +217,33 @@ async fn apply_in_one_statement(
         .await?
         .ok_or_else(|| DbErr::Custom("the tag write returned no row".into()))?;
     Ok(row.try_get_by_index::<i64>(0)? as u64)
+}
+
+/// The history rows of a write ([`history_rows`]) for the subjects of its
+/// target, in id order.
+fn target_history(write: &TagWrite<'_>, target: &Target) -> SelectStatement {
+    let mut changes = history_rows(&write.origin(), write.op, Expr::val(write.tag_id), true);
+    changes
+        .from_as(subject_table(write.kind), "s")
+        .and_where(target_condition(target))
+        .order_by(("s", "id"), sea_orm::sea_query::Order::Asc);
+    changes
+}
+
+/// The deletion of a removal's assignments: those of the write's tag on
+/// the subjects of the history rows `changes` selects (its column is
+/// chosen here).
+fn assignments_delete(
+    write: &TagWrite<'_>,
+    mut changes: SelectStatement,
+) -> sea_orm::sea_query::DeleteStatement {
+    changes.column(tag_change::Column::SubjectId);
+    Query::delete()
+        .from_table(tag_assignment::Entity)
+        .and_where(Expr::col(tag_assignment::Column::TagId).eq(write.tag_id))
+        .and_where(Expr::col(tag_assignment::Column::SubjectKind).eq(write.kind.as_str()))
+        .and_where(Expr::col(tag_assignment::Column::SubjectId).in_subquery(changes))
+        .to_owned()
 }
 
 /// The history rows a write of these tags made after taking `floor`, the
