@@ -114,12 +114,7 @@ fn background_tagging(
                     let mut n: u64 = seed + worker as u64;
                     let mut sent = 0u64;
                     while Instant::now() < deadline {
-                        n = n
-                            .wrapping_mul(6364136223846793005)
-                            .wrapping_add(1442695040888963407);
-                        let id = ids[(n >> 33) as usize % ids.len()];
-                        let body = serde_json::json!({ "query": ADD_TAGS, "variables": {
-                            "id": global_id("User", id), "tags": [format!("{prefix} {}", n % 20)] } });
+                        let body = load_body(&mut n, &ids, prefix);
                         post(&client, &endpoint, &key, body).await;
                         sent += 1;
                     }
@@ -128,6 +123,17 @@ fn background_tagging(
             })
             .collect(),
     )
+}
+
+/// The next request of the background load from the generator state `n`:
+/// `"{prefix} {n % 20}"` added to a pseudo-random user of `ids`.
+fn load_body(n: &mut u64, ids: &[i64], prefix: &str) -> serde_json::Value {
+    *n = n
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let id = ids[(*n >> 33) as usize % ids.len()];
+    serde_json::json!({ "query": ADD_TAGS, "variables": {
+        "id": global_id("User", id), "tags": [format!("{prefix} {}", *n % 20)] } })
 }
 
 impl BackgroundLoad {
@@ -188,16 +194,8 @@ pub(crate) async fn probes_under_load(
     // The load from a process of its own, `args.concurrency` clients
     // paced to `args.load_rate` changes per second in all.
     let mut n = seed;
-    let bodies: Vec<serde_json::Value> = (0..4096)
-        .map(|_| {
-            n = n
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let id = ids[(n >> 33) as usize % ids.len()];
-            serde_json::json!({ "query": ADD_TAGS, "variables": {
-                "id": global_id("User", id), "tags": [format!("{prefix} {}", n % 20)] } })
-        })
-        .collect();
+    let bodies: Vec<serde_json::Value> =
+        (0..4096).map(|_| load_body(&mut n, ids, prefix)).collect();
     let load = from_another_process(
         "load",
         endpoint,
