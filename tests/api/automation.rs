@@ -1466,7 +1466,8 @@ on_both_databases!(settings = POLL_EVERY_MINUTE; another_process_wakes_the_worke
 
 /// A change committed by another process (here the CLI's import) starts
 /// its automation at once: the server's worker hears of it (LISTEN/NOTIFY
-/// on PostgreSQL, the short poll of the queue's highest id on SQLite). Its
+/// on PostgreSQL; on SQLite the queue's highest id read when the database's
+/// files were written, which Linux's inotify tells). Its
 /// safety-net poll is set to a minute, longer than the test waits, so only
 /// the wake-up can make it pass.
 async fn another_process_wakes_the_worker(app: TestApp) {
