@@ -12,7 +12,6 @@ use crate::app::references::{self, Usage};
 use crate::automation::scripts::{self, Scripts};
 use crate::error::ApiError;
 use crate::segments::membership::Segments;
-use crate::subjects::page::{Page, PageRequest};
 use crate::subjects::{SubjectKind, accounts, users};
 use crate::tags::{catalogue, store};
 use crate::time::Clock;
@@ -433,78 +432,33 @@ pub async fn user_by_id(
         }
     })
     .await?;
-    let Some(found) = found else {
+    let Some((user, account)) = found else {
         return Ok(None);
     };
-    let mut users = prime_users_read(ctx, Shape::Single, vec![found], joined, tags).await?;
-    Ok(users.pop())
-}
-
-/// One page of users with what the selection asks of them; on PostgreSQL,
-/// when it asks for their accounts, the page and its accounts are one
-/// statement (`users::list_with_accounts`).
-pub async fn users_page(
-    ctx: &async_graphql::Context<'_>,
-    db: &DatabaseConnection,
-    workspace_id: i64,
-    scope: users::UserScope<'_>,
-    request: PageRequest,
-) -> Result<Page<user::Model>, ApiError> {
-    let joined = join_accounts(ctx, Shape::Page, db);
-    let page = match joined {
-        true => users::list_with_accounts(db, workspace_id, scope, request).await?,
-        false => {
-            let page = users::list(db, workspace_id, scope, request).await?;
-            Page {
-                rows: page.rows.into_iter().map(|u| (u, None)).collect(),
-                has_next: page.has_next,
-            }
+    // A joined account goes to the request's cache as it is.
+    let account_ids: Vec<i64> = match account {
+        Some(account) => {
+            let id = account.id;
+            loaders.accounts.feed_one(id, account).await;
+            vec![id]
         }
+        None if joined => Vec::new(),
+        None => user.account_id.into_iter().collect(),
     };
-    let rows = prime_users_read(ctx, Shape::Page, page.rows, joined, false).await?;
-    Ok(Page {
-        rows,
-        has_next: page.has_next,
-    })
-}
-
-/// Primes what the selection asks of users just read, with their accounts
-/// when they were `joined` (which go to the request's cache as they are)
-/// and their tags when `own_tags` are loaded already.
-async fn prime_users_read(
-    ctx: &async_graphql::Context<'_>,
-    shape: Shape,
-    found: Vec<users::WithAccount>,
-    joined: bool,
-    own_tags: bool,
-) -> Result<Vec<user::Model>, ApiError> {
-    let loaders = super::context::loaders(ctx)?;
-    let mut account_ids = Vec::new();
-    let mut accounts = Vec::new();
-    let mut rows = Vec::with_capacity(found.len());
-    for (user, account) in found {
-        match account {
-            Some(account) => {
-                account_ids.push(account.id);
-                accounts.push((account.id, account));
-            }
-            None if joined => {}
-            None => account_ids.extend(user.account_id),
-        }
-        rows.push(user);
-    }
-    if !accounts.is_empty() {
-        loaders.accounts.feed_many(accounts).await;
-    }
-    account_ids.sort_unstable();
-    account_ids.dedup();
-    let ids: Vec<i64> = rows.iter().map(|u| u.id).collect();
     let loaded = Loaded {
-        own_tags,
+        own_tags: tags,
         accounts: joined,
     };
-    prime(ctx, shape, SubjectKind::User, &ids, &account_ids, loaded).await?;
-    Ok(rows)
+    prime(
+        ctx,
+        Shape::Single,
+        SubjectKind::User,
+        &[user.id],
+        &account_ids,
+        loaded,
+    )
+    .await?;
+    Ok(Some(user))
 }
 
 /// [`prime_subjects`] for a page of accounts.

@@ -21,7 +21,7 @@ use super::automation::{AutomationEvent, Script, ScriptRun};
 use super::connection::{CountedConnection, TotalCount, connection, page_complexity, page_request};
 use super::context::{loaders, require, state, wake_worker};
 use super::ids::{self, NodeKind};
-use super::loaders::{Shape, prime_accounts, prime_users, user_by_id, users_page};
+use super::loaders::{Shape, prime_accounts, prime_users, user_by_id};
 use super::segments::{Segment, SegmentChange};
 use super::tags::{Tag, TagChange, history_connection, subject_tags};
 use crate::automation::{events, scripts};
@@ -214,7 +214,12 @@ async fn user_connection(
         matching: matching.as_ref(),
         ..scope
     };
-    let page = users_page(ctx, &db, workspace_id, scope, request).await?;
+    // Not the accounts joined as for one user: with the page's LIMIT bound
+    // as a parameter, PostgreSQL planned the join anew on each execution
+    // (0.3 to 0.9 ms), which cost more than the accounts' own statement
+    // (BENCHMARKS.md, "PostgreSQL read path").
+    let page = users::list(&db, workspace_id, scope, request).await?;
+    prime_users(ctx, Shape::Page, &page.rows).await?;
     let account_id = scope.account_id;
     let total = TotalCount::new(move || {
         let db = db.clone();

@@ -11,7 +11,7 @@ use sea_orm::{
 use serde_json::Value;
 
 use super::email::Email;
-use super::page::{Direction, Page, PageRequest, contains_pattern, fetch_read, ordered};
+use super::page::{Direction, Page, PageRequest, contains_pattern, fetch_read};
 use super::{Patch, SubjectError, accounts, attributes, clean_text};
 use crate::db::{
     begin_write, is_unique_violation, lock_row, lost_race, read_in_workspace,
@@ -304,28 +304,6 @@ pub async fn list(
 /// A user with its account, when it has one.
 pub type WithAccount = (user::Model, Option<account::Model>);
 
-/// [`list`] with each user's account, in one statement (where the page and
-/// its accounts took two). The page's `LIMIT` is written in the statement's
-/// text, not bound: bound, PostgreSQL planned the join anew at each
-/// execution (0.3 to 0.9 ms, more than the second statement cost); written,
-/// each page size is a statement of its own (at most [`super::page::MAX_PAGE`])
-/// whose generic plan is kept.
-pub async fn list_with_accounts(
-    db: &impl ConnectionTrait,
-    workspace_id: i64,
-    scope: UserScope<'_>,
-    page: PageRequest,
-) -> Result<Page<WithAccount>, SubjectError> {
-    let select = ordered(
-        search_query(workspace_id, scope),
-        user::Column::Id,
-        Direction::OldestFirst,
-        page,
-    );
-    let rows = with_accounts(db, workspace_id, select, Some(page.overfetch())).await?;
-    Ok(Page::from_overfetch(rows, page.first))
-}
-
 /// [`find`] with the user's account, in one statement.
 pub async fn find_with_account(
     db: &impl ConnectionTrait,
@@ -333,17 +311,15 @@ pub async fn find_with_account(
     id: i64,
 ) -> Result<Option<WithAccount>, SubjectError> {
     let select = scoped(workspace_id).filter(user::Column::Id.eq(id));
-    Ok(with_accounts(db, workspace_id, select, None).await?.pop())
+    Ok(with_accounts(db, workspace_id, select).await?.pop())
 }
 
-/// The users `select` finds (at most `limit`, a number written in the
-/// statement), each with its account (of the same workspace) joined,
-/// decoded by column index: the user's columns, then the account's.
+/// The users `select` finds, each with its account (of the same workspace)
+/// joined, decoded by column index: the user's columns, then the account's.
 async fn with_accounts(
     db: &impl ConnectionTrait,
     workspace_id: i64,
     select: Select<user::Entity>,
-    limit: Option<u64>,
 ) -> Result<Vec<WithAccount>, DbErr> {
     let account_of_user = user::Entity::belongs_to(account::Entity)
         .from(user::Column::AccountId)
@@ -356,11 +332,9 @@ async fn with_accounts(
     let select = select
         .join(JoinType::LeftJoin, account_of_user)
         .columns(account::Column::iter());
-    let mut statement = select.build(db.get_database_backend());
-    if let Some(limit) = limit {
-        statement.sql.push_str(&format!(" LIMIT {limit}"));
-    }
-    let rows = db.query_all_raw(statement).await?;
+    let rows = db
+        .query_all_raw(select.build(db.get_database_backend()))
+        .await?;
     let at = user::Column::iter().count();
     rows.iter()
         .map(|row| {

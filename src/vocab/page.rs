@@ -16,14 +16,6 @@ pub struct PageRequest {
     pub after: Option<i64>,
 }
 
-impl PageRequest {
-    /// The rows to fetch: one more than the page, to tell whether another
-    /// page follows.
-    pub fn overfetch(&self) -> u64 {
-        self.first + 1
-    }
-}
-
 /// Rows of one page, and whether more follow.
 #[derive(Debug, Clone)]
 pub struct Page<T> {
@@ -86,26 +78,16 @@ fn paged<E: EntityTrait>(
     direction: Direction,
     page: PageRequest,
 ) -> Select<E> {
-    ordered(select, id, direction, page).limit(page.overfetch())
-}
-
-/// `select` past the cursor, in order: a page without its `LIMIT` (which
-/// is [`PageRequest::overfetch`]).
-pub fn ordered<E: EntityTrait>(
-    select: Select<E>,
-    id: impl ColumnTrait,
-    direction: Direction,
-    page: PageRequest,
-) -> Select<E> {
     let select = match (direction, page.after) {
         (Direction::OldestFirst, Some(after)) => select.filter(id.gt(after)),
         (Direction::NewestFirst, Some(after)) => select.filter(id.lt(after)),
         (_, None) => select,
     };
-    match direction {
+    let select = match direction {
         Direction::OldestFirst => select.order_by_asc(id),
         Direction::NewestFirst => select.order_by_desc(id),
-    }
+    };
+    select.limit(page.first + 1)
 }
 
 /// The longest `search` string (users, accounts, tags) accepted, in

@@ -9,7 +9,6 @@
 use entity::{account, tag, tag_assignment, user};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
 use serde_json::json;
-use tagsmith::subjects::users::UserScope;
 use tagsmith::subjects::{SubjectKind, accounts, users};
 use tagsmith::tags::{catalogue, store};
 use tagsmith::vocab::page::PageRequest;
@@ -148,48 +147,6 @@ async fn every_read_decodes_what_seaorm_decodes(app: TestApp) {
             .unwrap(),
         None
     );
-    // A page of users with their accounts, the page's LIMIT in the text:
-    // the same users and accounts, its cursor and its search kept, and no
-    // user of another workspace.
-    let both = PageRequest {
-        first: 2,
-        after: None,
-    };
-    let joined = users::list_with_accounts(&app.db, ws, UserScope::default(), both)
-        .await
-        .unwrap();
-    assert_eq!(
-        joined.rows,
-        vec![
-            (seaorm_users[0].clone(), Some(seaorm_accounts[0].clone())),
-            (seaorm_users[1].clone(), None)
-        ]
-    );
-    let after = PageRequest {
-        first: 1,
-        after: Some(ids[0]),
-    };
-    let next = users::list_with_accounts(&app.db, ws, UserScope::default(), after)
-        .await
-        .unwrap();
-    assert_eq!(next.rows, vec![(seaorm_users[1].clone(), None)]);
-    let first = PageRequest {
-        first: 1,
-        after: None,
-    };
-    let searched = UserScope {
-        search: Some(&seaorm_users[1].email),
-        ..UserScope::default()
-    };
-    let found = users::list_with_accounts(&app.db, ws, searched, first)
-        .await
-        .unwrap();
-    assert_eq!(found.rows, vec![(seaorm_users[1].clone(), None)]);
-    assert!(!found.has_next);
-    let elsewhere = users::list_with_accounts(&app.db, ws + 1, UserScope::default(), both)
-        .await
-        .unwrap();
-    assert!(elsewhere.rows.is_empty());
     // The tags of each user as SeaORM reads the assignments and the tags.
     let assigned = tag_assignment::Entity::find()
         .filter(tag_assignment::Column::SubjectId.is_in(ids.clone()))

@@ -857,17 +857,6 @@ async fn listing_50_users_costs_the_same_statements_as_5(app: TestApp) {
                 .iter()
                 .all(|u| u["tags"].as_array().unwrap().len() == 2)
         );
-        // On PostgreSQL the page comes with its accounts, its LIMIT written
-        // in the text (a bound one made PostgreSQL plan the join each time).
-        if app.db.get_database_backend() == sea_orm::DbBackend::Postgres {
-            let limit = format!("LIMIT {}", n + 1);
-            assert!(
-                statements
-                    .iter()
-                    .any(|s| s.contains(r#"JOIN "accounts""#) && s.ends_with(&limit)),
-                "{statements:#?}"
-            );
-        }
         counts.push(statements.len());
         log.push(statements.clone());
         assert!(
