@@ -212,7 +212,9 @@ fn inotify_watch(files: &[PathBuf; 2], changed: &Weak<Notify>) -> std::io::Resul
         };
         if written {
             std::thread::sleep(BURST);
-            // The rest of the burst is seen by the read that follows.
+            // Drop the burst's other events: the queues, read next, show
+            // what it committed, and the next blocking read waits for
+            // writes after it.
             loop {
                 match inotify.read_events(&mut buffer) {
                     Ok(_) => {}
