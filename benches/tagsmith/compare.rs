@@ -27,8 +27,9 @@ pub struct Setup<'a> {
     pub sql: String,
     /// PostGraphile 4 and 5, those started ([`POSTGRAPHILE4`], [`POSTGRAPHILE5`]).
     pub postgraphile: Vec<System>,
-    /// The `node:sqlite` reader's base URL, when started.
-    pub node_sqlite: Option<String>,
+    /// The Node reader's name and base URL, when started
+    /// (`crate::nodereader`).
+    pub node_reader: Option<(&'static str, String)>,
     pub ids: &'a [i64],
     pub seconds: u64,
     pub concurrency: usize,
@@ -46,7 +47,15 @@ pub const SQL: &str = "hand-written SQL";
 pub const POSTGRAPHILE4: &str = "PostGraphile 4";
 pub const POSTGRAPHILE5: &str = "PostGraphile 5";
 pub const NODE_SQLITE: &str = "node:sqlite reader";
-pub const SYSTEMS: [&str; 5] = [GRAPHQL, SQL, POSTGRAPHILE4, POSTGRAPHILE5, NODE_SQLITE];
+pub const NODE_PG: &str = "node + pg reader";
+pub const SYSTEMS: [&str; 6] = [
+    GRAPHQL,
+    SQL,
+    POSTGRAPHILE4,
+    POSTGRAPHILE5,
+    NODE_SQLITE,
+    NODE_PG,
+];
 
 /// The request a client sends for its `n`th pseudo-random draw.
 type Body = Arc<dyn Fn(u64) -> Value + Send + Sync>;
@@ -131,11 +140,11 @@ fn sql_system(setup: &Setup, path: &str) -> System {
     }
 }
 
-/// The `node:sqlite` reader at `path`, when started (it answers the list
-/// and the user by id as the hand-written SQL baseline does).
+/// The Node reader at `path`, when started (it answers the list and the
+/// user by id as the hand-written SQL baseline does).
 fn node_system(setup: &Setup, path: &str) -> Option<System> {
-    setup.node_sqlite.as_ref().map(|base| System {
-        name: NODE_SQLITE,
+    setup.node_reader.as_ref().map(|(name, base)| System {
+        name,
         endpoint: format!("{base}/{path}"),
         key: None,
     })

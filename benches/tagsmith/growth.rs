@@ -73,7 +73,9 @@ pub fn table(reports: &mut [Report]) -> String {
     out
 }
 
-const COLORS: [&str; SYSTEMS.len()] = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e"];
+const COLORS: [&str; SYSTEMS.len()] = [
+    "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+];
 
 /// The chart: a panel per scenario, p50 ms against users (log-log).
 pub fn svg(reports: &mut [Report]) -> String {

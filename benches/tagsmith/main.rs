@@ -15,8 +15,10 @@
 //!   hand-written SQL baseline (sqlx, served as JSON by a minimal axum app,
 //!   see `handwritten.rs`) and, with `--postgraphile` on PostgreSQL,
 //!   PostGraphile (see `postgraphile.rs`), with `--node-sqlite` on SQLite
-//!   a `node:sqlite` reader of the list and the user by id (see
-//!   `nodesqlite.rs`), one after the other with the same load client: list 50 users with tags and account at 1 and 32 clients,
+//!   or `--node-pg` on PostgreSQL a hand-written Node reader of the list
+//!   and the user by id (see `nodereader.rs`), one after the other with
+//!   the same load client: list 50 users with tags and account at 1 and 32
+//!   clients,
 //!   a user by id, `addTags` of a new tag on one user, the count of one tag,
 //!   `memberCount` of the 3-clause filter below; a table with the ratios;
 //! - `add-tags`: `addTags` on one user through HTTP: mutations/s, p50, p99;
@@ -86,7 +88,7 @@ mod compare;
 mod growth;
 mod handwritten;
 mod import;
-mod nodesqlite;
+mod nodereader;
 mod postgraphile;
 mod seed;
 mod segments;
@@ -118,6 +120,8 @@ struct Args {
     postgraphile: bool,
     /// Start the `node:sqlite` reader beside tagsmith (SQLite only).
     node_sqlite: bool,
+    /// Start the node + pg reader beside tagsmith (PostgreSQL only).
+    node_pg: bool,
     /// Run the scenarios at each of these sizes instead of `users`.
     growth: Vec<usize>,
     /// Where `--growth` draws its chart.
@@ -204,9 +208,13 @@ struct Cli {
     #[arg(long, requires = "postgres")]
     postgraphile: bool,
     /// Start the `node:sqlite` reader beside tagsmith on SQLite (Node 22,
-    /// as PostGraphile 5; see `nodesqlite.rs`).
+    /// as PostGraphile 5; see `nodereader.rs`).
     #[arg(long, conflicts_with = "postgres")]
     node_sqlite: bool,
+    /// Start the node + pg reader beside tagsmith on PostgreSQL (Node 22
+    /// and the `pg` driver PostGraphile 4 installs; see `nodereader.rs`).
+    #[arg(long, requires = "postgres")]
+    node_pg: bool,
     /// Run the scenarios at each of these sizes instead of --users.
     #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
     growth: Vec<usize>,
@@ -260,6 +268,7 @@ fn args(cli: Cli) -> Args {
         runs: size(cli.runs, 2, 10),
         postgraphile: cli.postgraphile,
         node_sqlite: cli.node_sqlite,
+        node_pg: cli.node_pg,
         growth: cli.growth,
         svg: cli.svg,
         import_rows: size(cli.import_rows, 5_000, 1_000_000),
@@ -453,9 +462,13 @@ async fn run(args: &Args, users: usize) -> Report {
             }
         }
         let sql = handwritten::start(&url).await;
-        let node_sqlite = match args.node_sqlite {
-            true => Some(nodesqlite::start(&tmp.path().join("bench.db")).await),
-            false => None,
+        let node_reader = match (args.node_sqlite, args.node_pg) {
+            (true, _) => {
+                let file = tmp.path().join("bench.db");
+                Some(nodereader::start(&file.to_string_lossy()).await)
+            }
+            (_, true) => Some(nodereader::start(&url).await),
+            _ => None,
         };
         let segment = create_segment(
             &client,
@@ -482,7 +495,7 @@ async fn run(args: &Args, users: usize) -> Report {
                     key: None,
                 })
                 .collect(),
-            node_sqlite: node_sqlite.as_ref().map(|r| r.base.clone()),
+            node_reader: node_reader.as_ref().map(|r| (r.name, r.base.clone())),
             ids: &ids,
             seconds: args.seconds,
             concurrency: args.concurrency,
@@ -492,7 +505,7 @@ async fn run(args: &Args, users: usize) -> Report {
         eprintln!("\n{}", compare::table(&mut comparisons));
         delete_segment(&client, &endpoint, &key.secret, &segment).await;
         drop(pg);
-        drop(node_sqlite);
+        drop(node_reader);
         wait_drained(&conn).await;
     }
     if wants("add-tags") {
