@@ -5,6 +5,7 @@
 //! data is put back in the order the query asked for, key by key, before it
 //! is serialized.
 
+use std::cell::OnceCell;
 use std::collections::HashSet;
 
 use async_graphql::indexmap::IndexMap;
@@ -19,7 +20,8 @@ pub fn restore(document: &ExecutableDocument, operation_name: Option<&str>, data
         .iter()
         .find(|(name, _)| operation_name.is_none() || name.map(|n| n.as_str()) == operation_name);
     if let Some((_, operation)) = operation {
-        reorder(document, &[&operation.node.selection_set.node], data, 0);
+        let keys = keys_of(document, &[&operation.node.selection_set.node]);
+        apply(document, &keys, data, 0);
     }
 }
 
@@ -27,22 +29,29 @@ pub fn restore(document: &ExecutableDocument, operation_name: Option<&str>, data
 /// bound their depth).
 const MAX_DEPTH: usize = 64;
 
-/// Each response key of an object, in order, with the selections below it.
-type Keys<'a> = IndexMap<Name, Vec<&'a SelectionSet>>;
+/// Each response key of an object, in order, with what is selected below it.
+type Keys<'a> = IndexMap<Name, Below<'a>>;
 
-fn reorder(document: &ExecutableDocument, sets: &[&SelectionSet], value: &mut Value, depth: usize) {
-    if matches!(value, Value::List(_) | Value::Object(_)) {
-        // Once for the selection, whatever the length of a list.
-        let mut keys = Keys::new();
-        let mut spread = HashSet::new();
-        for set in sets {
-            collect(document, set, &mut keys, &mut spread);
-        }
-        apply(document, &keys, value, depth);
-    }
+/// The selections below one response key and, once an answer has a list or
+/// an object there, their keys: collected once for every object and list
+/// item that has the key, not once per object.
+#[derive(Default)]
+struct Below<'a> {
+    sets: Vec<&'a SelectionSet>,
+    keys: OnceCell<Keys<'a>>,
 }
 
-fn apply(document: &ExecutableDocument, keys: &Keys<'_>, value: &mut Value, depth: usize) {
+/// The response keys of `sets`, merged, in order.
+fn keys_of<'a>(document: &'a ExecutableDocument, sets: &[&'a SelectionSet]) -> Keys<'a> {
+    let mut keys = Keys::new();
+    let mut spread = HashSet::new();
+    for set in sets {
+        collect(document, set, &mut keys, &mut spread);
+    }
+    keys
+}
+
+fn apply<'a>(document: &'a ExecutableDocument, keys: &Keys<'a>, value: &mut Value, depth: usize) {
     if depth > MAX_DEPTH {
         return;
     }
@@ -53,21 +62,59 @@ fn apply(document: &ExecutableDocument, keys: &Keys<'_>, value: &mut Value, dept
             }
         }
         Value::Object(object) => {
-            let mut ordered = IndexMap::with_capacity(object.len());
-            for (key, children) in keys {
-                if let Some((key, mut child)) = object.shift_remove_entry(key) {
-                    if !children.is_empty() {
-                        reorder(document, children, &mut child, depth + 1);
+            // Most objects come in order already: they keep their map.
+            if !in_order(keys, object) {
+                let mut ordered = IndexMap::with_capacity(object.len());
+                for key in keys.keys() {
+                    if let Some((key, child)) = object.shift_remove_entry(key) {
+                        ordered.insert(key, child);
                     }
-                    ordered.insert(key, child);
+                }
+                // Anything the walk did not name keeps its place at the end.
+                ordered.extend(std::mem::take(object));
+                *object = ordered;
+            }
+            // In order now: each key's place in `keys` is found walking on
+            // from the last one's.
+            let mut from = 0;
+            for (key, child) in object.iter_mut() {
+                let Some(at) = position(keys, from, key) else {
+                    continue; // not named: the rest are not either
+                };
+                from = at + 1;
+                let below = &keys[at];
+                if matches!(child, Value::List(_) | Value::Object(_)) && !below.sets.is_empty() {
+                    let keys = below.keys.get_or_init(|| keys_of(document, &below.sets));
+                    apply(document, keys, child, depth + 1);
                 }
             }
-            // Anything the walk did not name keeps its place at the end.
-            ordered.extend(std::mem::take(object));
-            *object = ordered;
         }
         _ => {}
     }
+}
+
+/// The place of `key` in `keys` at `from` or after, compared by name (no
+/// hashing: the keys are few and an answer's come in their order).
+fn position(keys: &Keys<'_>, from: usize, key: &Name) -> Option<usize> {
+    (from..keys.len()).find(|&at| keys.get_index(at).is_some_and(|(name, _)| name == key))
+}
+
+/// Whether the keys of `object` that `keys` names come in `keys`' order,
+/// before any it does not name: what putting it in order would give.
+fn in_order(keys: &Keys<'_>, object: &IndexMap<Name, Value>) -> bool {
+    let mut from = 0;
+    let mut unnamed = false;
+    for key in object.keys() {
+        match position(keys, from, key) {
+            Some(_) if unnamed => return false,
+            Some(at) => from = at + 1,
+            // Not after the last one: unnamed, or named earlier (out of
+            // order); the map tells which.
+            None if keys.contains_key(key) => return false,
+            None => unnamed = true,
+        }
+    }
+    true
 }
 
 /// The response keys of `set` in order of first appearance (through
@@ -81,11 +128,11 @@ fn collect<'a>(
     for item in &set.items {
         match &item.node {
             Selection::Field(field) => {
-                let children = keys
+                let below = keys
                     .entry(field.node.response_key().node.clone())
                     .or_default();
                 if !field.node.selection_set.node.items.is_empty() {
-                    children.push(&field.node.selection_set.node);
+                    below.sets.push(&field.node.selection_set.node);
                 }
             }
             Selection::InlineFragment(inline) => {
@@ -137,6 +184,112 @@ mod tests {
             text,
             r#"{"viewer":{"role":"ADMIN"},"users":{"totalCount":1,"nodes":[{"tags":[],"id":"1","email":"a"}]},"t":"Query"}"#
         );
+    }
+
+    /// An object built with its keys in the order given (serde_json's
+    /// maps sort theirs).
+    fn object(entries: Vec<(&str, async_graphql::Value)>) -> async_graphql::Value {
+        async_graphql::Value::Object(
+            entries
+                .into_iter()
+                .map(|(k, v)| (async_graphql::Name::new(k), v))
+                .collect(),
+        )
+    }
+
+    fn keys_of(value: &async_graphql::Value) -> Vec<String> {
+        match value {
+            async_graphql::Value::Object(map) => map.keys().map(|k| k.to_string()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_answer_in_order_keeps_it_and_a_key_not_selected_goes_last() {
+        let document = parse_query("{ b a c { y x } }").unwrap();
+        let n = |i: i32| async_graphql::Value::from(i);
+        let inner = || object(vec![("y", n(1)), ("x", n(2))]);
+        // In order at both levels: unchanged.
+        let mut value = object(vec![("b", n(1)), ("a", n(2)), ("c", inner())]);
+        restore(&document, None, &mut value);
+        assert_eq!(keys_of(&value), ["b", "a", "c"]);
+        // A key the query does not name before named ones: moved last; the
+        // objects below still put in order.
+        let mut value = object(vec![
+            ("b", n(1)),
+            ("zz", n(0)),
+            ("a", n(2)),
+            ("c", object(vec![("x", n(2)), ("y", n(1))])),
+        ]);
+        restore(&document, None, &mut value);
+        assert_eq!(keys_of(&value), ["b", "a", "c", "zz"]);
+        let async_graphql::Value::Object(map) = &value else {
+            unreachable!()
+        };
+        assert_eq!(keys_of(&map["c"]), ["y", "x"]);
+        // Out of order in one item of a list only: that item is put in order.
+        let document = parse_query("{ l { b a } }").unwrap();
+        let mut value = object(vec![(
+            "l",
+            async_graphql::Value::List(vec![
+                object(vec![("b", n(1)), ("a", n(2))]),
+                object(vec![("a", n(2)), ("b", n(1))]),
+            ]),
+        )]);
+        restore(&document, None, &mut value);
+        let async_graphql::Value::Object(map) = &value else {
+            unreachable!()
+        };
+        let async_graphql::Value::List(items) = &map["l"] else {
+            unreachable!()
+        };
+        assert!(items.iter().all(|item| keys_of(item) == ["b", "a"]));
+    }
+
+    mod any_order {
+        use async_graphql::parser::parse_query;
+        use proptest::prelude::*;
+
+        use super::super::restore;
+        use super::{keys_of, object};
+
+        proptest! {
+            /// Whatever order an answer's keys come in (some not selected), it
+            /// ends with the selected keys in the selection's order, then the
+            /// others in the order they came, at each level.
+            #[test]
+            fn any_order_of_keys_ends_in_the_selections(
+                outer in proptest::sample::subsequence(vec!["a", "b", "c", "d", "x"], 0..=5)
+                    .prop_shuffle(),
+                inner in proptest::sample::subsequence(vec!["p", "q", "r", "y"], 0..=4)
+                    .prop_shuffle(),
+            ) {
+                let document = parse_query("{ d b c { r p q } a }").unwrap();
+                let n = || async_graphql::Value::from(1);
+                let below = || object(inner.iter().map(|k| (*k, n())).collect());
+                let mut value = object(
+                    outer
+                        .iter()
+                        .map(|k| (*k, if *k == "c" { below() } else { n() }))
+                        .collect(),
+                );
+                restore(&document, None, &mut value);
+                let expect = |selected: &[&str], all: &[&str]| -> Vec<String> {
+                    let mut keys: Vec<String> = selected
+                        .iter()
+                        .filter(|k| all.contains(k))
+                        .map(|k| k.to_string())
+                        .collect();
+                    keys.extend(all.iter().filter(|k| !selected.contains(k)).map(|k| k.to_string()));
+                    keys
+                };
+                prop_assert_eq!(keys_of(&value), expect(&["d", "b", "c", "a"], &outer));
+                if outer.contains(&"c") {
+                    let async_graphql::Value::Object(map) = &value else { unreachable!() };
+                    prop_assert_eq!(keys_of(&map["c"]), expect(&["r", "p", "q"], &inner));
+                }
+            }
+        }
     }
 
     #[test]
