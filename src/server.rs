@@ -69,6 +69,7 @@ pub async fn start(
         app,
         settings: Arc::new(settings),
         sockets,
+        documents: Arc::default(),
     };
     let header_timeout = state.settings.header_timeout();
     let handle = tokio::spawn(serve(listener, router(state), header_timeout, shutdown));

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_graphql::http::parse_query_string;
-use async_graphql::parser::types::OperationType;
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use async_graphql::{BatchRequest, BatchResponse, Request};
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -35,6 +35,8 @@ pub struct HttpState {
     pub settings: Arc<ServerSettings>,
     /// The open WebSocket connections, by key.
     pub sockets: Arc<super::websocket::Sockets>,
+    /// Parsed documents of queries that passed the checks, by text.
+    pub documents: Arc<super::documents::Documents>,
 }
 
 /// The router of the whole server.
@@ -298,13 +300,32 @@ fn is_mutation(request: &Request) -> bool {
 async fn execute(state: &HttpState, headers: &HeaderMap, batch: BatchRequest) -> BatchResponse {
     let (batch, introspection_refused) = prepare(state, headers, batch).await;
     let run = |mut request: Request| async move {
-        let refusal = limits::refuse(&mut request, &state.settings.limits)
-            .or_else(|| ops::refuse_introspection(&mut request, introspection_refused));
+        // A query seen before skips its parse and the checks of its text.
+        let kept = state.documents.get(&request.query);
+        let refusal = match &kept {
+            Some(document) => {
+                request.set_parsed_query(ExecutableDocument::clone(document));
+                limits::refuse_variables(&request)
+            }
+            None => limits::refuse(&mut request, &state.settings.limits),
+        };
+        // Kept to put the answer back in the selection's order.
+        let document = match (kept, &refusal) {
+            (Some(document), _) => Some(document),
+            (None, None) => {
+                let document = request.parsed_query().ok().cloned().map(Arc::new);
+                if let Some(document) = &document {
+                    state.documents.keep(&request.query, Arc::clone(document));
+                }
+                document
+            }
+            (None, Some(_)) => None,
+        };
+        let refusal =
+            refusal.or_else(|| ops::refuse_introspection(&mut request, introspection_refused));
         match refusal {
             Some(error) => async_graphql::Response::from_errors(vec![error]),
             None => {
-                // Kept to put the answer back in the selection's order.
-                let document = request.parsed_query().ok().cloned();
                 let operation = request.operation_name.clone();
                 let mut response =
                     limits::within_deadline(&state.settings.limits, state.schema.execute(request))

@@ -32,20 +32,36 @@ use super::cost::{self, Budget};
 /// throughput). WebSocket operations, executed by async-graphql-axum, are
 /// checked by the [`RequestLimits`] extension of the subscriptions' schema.
 pub fn refuse(request: &mut Request, limits: &QueryLimits) -> Option<ServerError> {
-    let max = limits.max_tokens;
+    refuse_variables(request).or_else(|| refuse_query(request, limits))
+}
+
+/// [`refuse`]'s checks of the variables alone: those of a request whose
+/// query passed them before ([`super::documents`]).
+pub fn refuse_variables(request: &Request) -> Option<ServerError> {
     let in_variables = request
         .variables
         .iter()
         .any(|(k, v)| k.contains('\0') || has_nul(v));
+    in_variables.then(nul_error)
+}
+
+/// The refusal of a string holding NUL, in the query or its variables.
+fn nul_error() -> ServerError {
+    server_error(
+        Code::BadUserInput,
+        "strings may not contain the NUL character (U+0000)",
+    )
+}
+
+/// [`refuse`]'s checks of the query's text and parsed document.
+fn refuse_query(request: &mut Request, limits: &QueryLimits) -> Option<ServerError> {
+    let max = limits.max_tokens;
     // A raw NUL, or one spelled as an escape in a string literal.
     let in_query = request.query.contains('\0')
         || request.query.contains("\\u0000")
         || request.query.contains("\\u{0}");
-    if in_query || in_variables {
-        return Some(server_error(
-            Code::BadUserInput,
-            "strings may not contain the NUL character (U+0000)",
-        ));
+    if in_query {
+        return Some(nul_error());
     }
     if exceeds_tokens(&request.query, max) {
         return Some(server_error(

@@ -12,6 +12,7 @@ mod connection;
 mod console;
 mod context;
 pub mod cost;
+pub mod documents;
 mod errors;
 pub(crate) use errors::Result;
 pub mod http;

@@ -439,3 +439,57 @@ async fn an_operation_whose_client_went_away_is_stopped() {
         "the abandoned mutation ran after its client left"
     );
 }
+
+/// A query sent again skips its parse (the server keeps the documents of
+/// queries that passed the checks), not the checks that depend on the
+/// request: its variables, and introspection for a caller without a key;
+/// a query refused for its cost is refused each time it comes.
+#[tokio::test]
+async fn a_query_sent_again_is_checked_as_the_first_time() {
+    let app = TestApp::builder()
+        .server(|s| s.require_key_for_introspection = true)
+        .spawn_sqlite()
+        .await;
+    app.user("ann@example.com").await;
+    const SEARCH: &str = "query($s: String) { users(search: $s) { nodes { email } } }";
+    for _ in 0..2 {
+        let data = app.ok(SEARCH, json!({ "s": "ann" })).await;
+        assert_eq!(data["users"]["nodes"][0]["email"], "ann@example.com");
+        let refused = app.graphql(SEARCH, json!({ "s": "a\u{0}b" })).await;
+        assert_eq!(error_code(&refused), "BAD_USER_INPUT", "{refused}");
+        assert!(error_message(&refused).contains("NUL"), "{refused}");
+    }
+    for _ in 0..3 {
+        let over = app
+            .graphql("{ users(first: 500) { nodes { id } } }", json!({}))
+            .await;
+        assert_eq!(error_code(&over), "LIMIT_EXCEEDED", "{over}");
+    }
+    const SCHEMA: &str = "{ __schema { queryType { name } } }";
+    let data = app.ok(SCHEMA, json!({})).await;
+    assert_eq!(data["__schema"]["queryType"]["name"], "Query");
+    let anonymous = app.graphql_as(None, SCHEMA, json!({})).await;
+    assert_eq!(error_code(&anonymous), "UNAUTHENTICATED", "{anonymous}");
+    // Another operation of the same document, by name: the answer is the
+    // named one's, in its selection's order.
+    const TWO: &str =
+        "query A { viewer { role } } query B { users { totalCount } viewer { role } }";
+    for name in ["A", "B", "A"] {
+        let body = app
+            .client
+            .post(format!("{}/graphql", app.address))
+            .bearer_auth(&app.admin_key)
+            .json(&json!({ "query": TWO, "operationName": name }))
+            .send()
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("body");
+        let expected = match name {
+            "A" => r#"{"data":{"viewer":{"role":"ADMIN"}}}"#,
+            _ => r#"{"data":{"users":{"totalCount":1},"viewer":{"role":"ADMIN"}}}"#,
+        };
+        assert_eq!(body, expected);
+    }
+}
