@@ -30,6 +30,13 @@ impl Sample {
         }
     }
 
+    /// Adds `other`, a later sample of the same system and load.
+    pub(crate) fn add(&mut self, other: Sample) {
+        self.count += other.count;
+        self.elapsed += other.elapsed;
+        self.latencies.extend(other.latencies);
+    }
+
     /// The latency at quantile `p` (nearest rank), if any was recorded.
     pub(crate) fn percentile(&mut self, p: f64) -> Option<Duration> {
         self.latencies.sort();

@@ -33,6 +33,9 @@ pub struct Setup<'a> {
     pub ids: &'a [i64],
     pub seconds: u64,
     pub concurrency: usize,
+    /// The turns in which the load from a process of its own gives each
+    /// system its `seconds`, round robin.
+    pub turns: u64,
 }
 
 /// One scenario's samples, one per system, in the order of [`SYSTEMS`].
@@ -234,23 +237,31 @@ async fn from_another_process(
         "compare: {name}, {} clients in a process of their own",
         setup.concurrency
     );
-    let mut samples = Vec::new();
-    for (system, bodies) in systems {
-        let sample = crate::client::from_another_process(
-            system.name,
-            &system.endpoint,
-            system.key.as_deref(),
-            &bodies,
-            crate::client::Load {
-                concurrency: setup.concurrency,
-                seconds: setup.seconds,
-                rate: 0,
-                warm_up: true,
-                lead_seconds: 0,
-            },
-        )
-        .await;
-        samples.push((system.name, sample));
+    // Each system in turns, round robin: a machine whose speed drifts
+    // during the run (a shared virtual machine's does) slows them alike.
+    let turns = setup.turns.clamp(1, setup.seconds.max(1));
+    let mut samples: Vec<(&'static str, Sample)> = Vec::new();
+    for _ in 0..turns {
+        for (system, bodies) in &systems {
+            let sample = crate::client::from_another_process(
+                system.name,
+                &system.endpoint,
+                system.key.as_deref(),
+                bodies,
+                crate::client::Load {
+                    concurrency: setup.concurrency,
+                    seconds: setup.seconds / turns,
+                    rate: 0,
+                    warm_up: true,
+                    lead_seconds: 0,
+                },
+            )
+            .await;
+            match samples.iter_mut().find(|(name, _)| *name == system.name) {
+                Some((_, sum)) => sum.add(sample),
+                None => samples.push((system.name, sample)),
+            }
+        }
     }
     Comparison {
         scenario: name,

@@ -122,6 +122,8 @@ struct Args {
     node_sqlite: bool,
     /// Start the node + pg reader beside tagsmith (PostgreSQL only).
     node_pg: bool,
+    /// Turns of `compare`'s load from a process of its own.
+    turns: u64,
     /// Run the scenarios at each of these sizes instead of `users`.
     growth: Vec<usize>,
     /// Where `--growth` draws its chart.
@@ -215,6 +217,12 @@ struct Cli {
     /// and the `pg` driver PostGraphile 4 installs; see `nodereader.rs`).
     #[arg(long, requires = "postgres")]
     node_pg: bool,
+    /// `compare`'s list and user by id with the load from a process of its
+    /// own give each system its --seconds in this many turns, round robin,
+    /// so that a machine whose speed drifts slows every system alike (1:
+    /// one after the other, as before 2026-12-07 21:00).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    turns: u64,
     /// Run the scenarios at each of these sizes instead of --users.
     #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
     growth: Vec<usize>,
@@ -269,6 +277,7 @@ fn args(cli: Cli) -> Args {
         postgraphile: cli.postgraphile,
         node_sqlite: cli.node_sqlite,
         node_pg: cli.node_pg,
+        turns: cli.turns,
         growth: cli.growth,
         svg: cli.svg,
         import_rows: size(cli.import_rows, 5_000, 1_000_000),
@@ -499,6 +508,7 @@ async fn run(args: &Args, users: usize) -> Report {
             ids: &ids,
             seconds: args.seconds,
             concurrency: args.concurrency,
+            turns: args.turns,
         };
         comparisons = compare::run(&setup, &segment).await;
         // Shown at once too: the other scenarios may take long.
