@@ -197,7 +197,7 @@ mod tests {
         )
     }
 
-    fn keys_of(value: &async_graphql::Value) -> Vec<String> {
+    fn key_names(value: &async_graphql::Value) -> Vec<String> {
         match value {
             async_graphql::Value::Object(map) => map.keys().map(|k| k.to_string()).collect(),
             _ => Vec::new(),
@@ -212,7 +212,7 @@ mod tests {
         // In order at both levels: unchanged.
         let mut value = object(vec![("b", n(1)), ("a", n(2)), ("c", inner())]);
         restore(&document, None, &mut value);
-        assert_eq!(keys_of(&value), ["b", "a", "c"]);
+        assert_eq!(key_names(&value), ["b", "a", "c"]);
         // A key the query does not name before named ones: moved last; the
         // objects below still put in order.
         let mut value = object(vec![
@@ -222,11 +222,11 @@ mod tests {
             ("c", object(vec![("x", n(2)), ("y", n(1))])),
         ]);
         restore(&document, None, &mut value);
-        assert_eq!(keys_of(&value), ["b", "a", "c", "zz"]);
+        assert_eq!(key_names(&value), ["b", "a", "c", "zz"]);
         let async_graphql::Value::Object(map) = &value else {
             unreachable!()
         };
-        assert_eq!(keys_of(&map["c"]), ["y", "x"]);
+        assert_eq!(key_names(&map["c"]), ["y", "x"]);
         // Out of order in one item of a list only: that item is put in order.
         let document = parse_query("{ l { b a } }").unwrap();
         let mut value = object(vec![(
@@ -243,7 +243,7 @@ mod tests {
         let async_graphql::Value::List(items) = &map["l"] else {
             unreachable!()
         };
-        assert!(items.iter().all(|item| keys_of(item) == ["b", "a"]));
+        assert!(items.iter().all(|item| key_names(item) == ["b", "a"]));
     }
 
     mod any_order {
@@ -251,7 +251,7 @@ mod tests {
         use proptest::prelude::*;
 
         use super::super::restore;
-        use super::{keys_of, object};
+        use super::{key_names, object};
 
         proptest! {
             /// Whatever order an answer's keys come in (some not selected), it
@@ -283,10 +283,10 @@ mod tests {
                     keys.extend(all.iter().filter(|k| !selected.contains(k)).map(|k| k.to_string()));
                     keys
                 };
-                prop_assert_eq!(keys_of(&value), expect(&["d", "b", "c", "a"], &outer));
+                prop_assert_eq!(key_names(&value), expect(&["d", "b", "c", "a"], &outer));
                 if outer.contains(&"c") {
                     let async_graphql::Value::Object(map) = &value else { unreachable!() };
-                    prop_assert_eq!(keys_of(&map["c"]), expect(&["r", "p", "q"], &inner));
+                    prop_assert_eq!(key_names(&map["c"]), expect(&["r", "p", "q"], &inner));
                 }
             }
         }

@@ -475,17 +475,9 @@ async fn a_query_sent_again_is_checked_as_the_first_time() {
     const TWO: &str =
         "query A { viewer { role } } query B { users { totalCount } viewer { role } }";
     for name in ["A", "B", "A"] {
-        let body = app
-            .client
-            .post(format!("{}/graphql", app.address))
-            .bearer_auth(&app.admin_key)
-            .json(&json!({ "query": TWO, "operationName": name }))
-            .send()
-            .await
-            .expect("request")
-            .text()
-            .await
-            .expect("body");
+        let request = json!({ "query": TWO, "operationName": name }).to_string();
+        let (status, body) = app.post_raw("application/json", request).await;
+        assert_eq!(status, 200, "{body}");
         let expected = match name {
             "A" => r#"{"data":{"viewer":{"role":"ADMIN"}}}"#,
             _ => r#"{"data":{"users":{"totalCount":1},"viewer":{"role":"ADMIN"}}}"#,
