@@ -10,7 +10,9 @@
 //!   benches/postgraphile`); the "hand-written node + pg" column,
 //!   which the list's ≥ 0.7× target was written against.
 //!
-//! Started on a free port; killed when dropped.
+//! Both import `benches/node-readers/common.mjs`: the tags statement, the
+//! users' JSON and the HTTP server. Started on a free port; killed when
+//! dropped.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
